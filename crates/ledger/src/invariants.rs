@@ -1,0 +1,329 @@
+//! Invariants of a whole state and of the step between two states. Tests and the simulator
+//! run these after every block; they are cheap enough for small states only.
+
+use gridlease_types::DecAmount;
+use gridlease_types::amount::DEC_ONE;
+
+use crate::keyspace;
+use crate::query;
+use crate::state::*;
+use crate::view::{MemState, StateView, ViewError, decode_at};
+
+/// A broken invariant, in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvariantError {
+    #[error("{0}")]
+    Broken(String),
+    #[error(transparent)]
+    View(#[from] ViewError),
+}
+
+fn broken<T>(msg: String) -> Result<T, InvariantError> {
+    Err(InvariantError::Broken(msg))
+}
+
+/// Checks supply conservation, escrow accounting, lease/order/bid consistency and queues.
+pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantError> {
+    let Some(params) = query::params(view)? else {
+        return broken("no params".into());
+    };
+    for denom in &params.denoms {
+        let supply = query::supply(view, denom)?.saturating_mul(DEC_ONE);
+        let held = query::total_holdings_atto(view, denom)?;
+        if supply != held {
+            return broken(format!(
+                "supply of {denom} is {supply} atto but {held} atto are held"
+            ));
+        }
+    }
+    let escrows = query::escrows(view)?;
+    let payments = query::payments(view)?;
+    for acc in &escrows {
+        let expect = acc
+            .deposited
+            .0
+            .checked_sub(acc.transferred.0)
+            .and_then(|v| v.checked_sub(acc.refunded.0));
+        if expect != Some(acc.balance.0) {
+            return broken(format!(
+                "escrow {} balance {} != deposits - settled - refunds",
+                acc.id, acc.balance
+            ));
+        }
+        let mine: Vec<&Payment> = payments
+            .iter()
+            .filter(|p| p.lease.order.deployment() == acc.id)
+            .collect();
+        let paid: u128 = mine
+            .iter()
+            .map(|p| p.withdrawn.0 + p.unwithdrawn.0 + p.pending(acc).0)
+            .sum();
+        if paid != acc.transferred.0 {
+            return broken(format!(
+                "escrow {} settled {} but payments account for {paid}",
+                acc.id, acc.transferred.0
+            ));
+        }
+        let rate: u128 = mine
+            .iter()
+            .filter(|p| p.state == PaymentState::Open)
+            .map(|p| p.rate.0)
+            .sum();
+        if rate != acc.rate.0 {
+            return broken(format!(
+                "escrow {} rate {} != sum of open payment rates {rate}",
+                acc.id, acc.rate
+            ));
+        }
+        if let EscrowState::Closed { .. } = acc.state {
+            if !acc.balance.is_zero() || rate != 0 {
+                return broken(format!(
+                    "closed escrow {} still holds funds or payments",
+                    acc.id
+                ));
+            }
+        }
+        let queued = acc.depletes_at.map(|at| {
+            view.get(&keyspace::due(
+                keyspace::DUE_DEPLETION,
+                at,
+                &keyspace::escrow(&acc.id)[1..],
+            ))
+        });
+        if let Some(q) = queued {
+            if q?.is_none() {
+                return broken(format!("escrow {} depletion is not queued", acc.id));
+            }
+        }
+        if acc.state == EscrowState::Open
+            && acc.rate != DecAmount::ZERO
+            && acc.depletes_at.is_none()
+        {
+            return broken(format!(
+                "open escrow {} with payments has no depletion height",
+                acc.id
+            ));
+        }
+    }
+    for lease in query::leases(view)? {
+        let payment = payments.iter().find(|p| p.lease == lease.id);
+        match lease.state {
+            LeaseState::Active => {
+                let order = query::order(view, &lease.id.order)?;
+                if !matches!(order.map(|o| o.state), Some(OrderState::Matched { provider }) if provider == lease.id.provider)
+                {
+                    return broken(format!("active lease {} has no matched order", lease.id));
+                }
+                let bid = view
+                    .get(&keyspace::bid(&lease.id))?
+                    .map(|b| decode_at::<Bid>(&keyspace::bid(&lease.id), &b))
+                    .transpose()?;
+                if !matches!(bid.map(|b| b.state), Some(BidState::Won)) {
+                    return broken(format!("active lease {} has no won bid", lease.id));
+                }
+                if !matches!(payment, Some(p) if p.state == PaymentState::Open && p.rate == lease.price.amount)
+                {
+                    return broken(format!(
+                        "active lease {} has no open payment at its price",
+                        lease.id
+                    ));
+                }
+            }
+            LeaseState::Closed { .. } => {
+                if matches!(payment, Some(p) if p.state == PaymentState::Open) {
+                    return broken(format!(
+                        "closed lease {} still has an open payment",
+                        lease.id
+                    ));
+                }
+            }
+        }
+    }
+    for bid in query::bids(view)? {
+        let order = query::order(view, &bid.id.order)?;
+        let Some(order) = order else {
+            return broken(format!("bid {} has no order", bid.id));
+        };
+        match bid.state {
+            BidState::Open if !matches!(order.state, OrderState::Open { .. }) => {
+                return broken(format!("open bid {} on an order that is not open", bid.id));
+            }
+            BidState::Won => {
+                let lease = view.get(&keyspace::lease(&bid.id))?;
+                let lease = lease
+                    .map(|l| decode_at::<Lease>(&keyspace::lease(&bid.id), &l))
+                    .transpose()?;
+                if !matches!(lease.map(|l| l.state), Some(LeaseState::Active)) {
+                    return broken(format!("won bid {} has no active lease", bid.id));
+                }
+            }
+            _ => {}
+        }
+    }
+    for order in query::orders(view)? {
+        if let OrderState::Open {
+            closes_at: Some(at),
+            ..
+        } = order.state
+        {
+            let key = keyspace::due(keyspace::DUE_AUCTION, at, &keyspace::order(&order.id)[1..]);
+            if view.get(&key)?.is_none() {
+                return broken(format!(
+                    "open order {} closing at {at} is not queued",
+                    order.id
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn legal_deployment(a: &DeploymentState, b: &DeploymentState) -> bool {
+    use DeploymentState::*;
+    matches!((a, b), (Active, Active) | (Active, Closed { .. })) || a == b
+}
+
+fn legal_group(a: &GroupState, b: &GroupState) -> bool {
+    use GroupState::*;
+    match (a, b) {
+        (Open, Open | Leased { .. } | Closed { .. }) => true,
+        (Leased { .. }, Open | Closed { .. }) => true,
+        (Leased { provider: p }, Leased { provider: q }) => p == q,
+        _ => a == b,
+    }
+}
+
+fn legal_order(a: &OrderState, b: &OrderState) -> bool {
+    use OrderState::*;
+    match (a, b) {
+        (Open { .. }, Open { .. } | Matched { .. } | Closed { .. }) => true,
+        (Matched { .. }, Closed { .. }) => true,
+        _ => a == b,
+    }
+}
+
+fn legal_bid(a: &BidState, b: &BidState) -> bool {
+    use BidState::*;
+    matches!(
+        (a, b),
+        (Open, Open | Won | Closed { .. }) | (Won, Won | Closed { .. })
+    ) || a == b
+}
+
+fn legal_lease(a: &LeaseState, b: &LeaseState) -> bool {
+    matches!((a, b), (LeaseState::Active, _)) || a == b
+}
+
+fn legal_escrow(a: &EscrowState, b: &EscrowState) -> bool {
+    use EscrowState::*;
+    match (a, b) {
+        (Open | Overdrawn { .. }, Open | Overdrawn { .. } | Closed { .. }) => true,
+        _ => a == b,
+    }
+}
+
+fn legal_payment(a: &PaymentState, b: &PaymentState) -> bool {
+    matches!((a, b), (PaymentState::Open, _)) || a == b
+}
+
+fn legal_cert(a: &CertState, b: &CertState) -> bool {
+    matches!((a, b), (CertState::Valid, _)) || a == b
+}
+
+/// Checks that every object that changed between two states moved along a legal transition and
+/// that none of them disappeared.
+pub fn check_transitions(before: &MemState, after: &MemState) -> Result<(), InvariantError> {
+    fn pair<T: borsh::BorshDeserialize>(
+        before: &MemState,
+        after: &MemState,
+        tag: u8,
+        legal: impl Fn(&T, &T) -> bool,
+        name: &str,
+    ) -> Result<(), InvariantError> {
+        let range = |s: &MemState| s.range(&[tag], &[tag + 1]);
+        let old: std::collections::BTreeMap<_, _> = range(before)?.into_iter().collect();
+        for (k, v) in range(after)? {
+            let new: T = decode_at(&k, &v)?;
+            match old.get(&k) {
+                Some(o) => {
+                    let o: T = decode_at(&k, o)?;
+                    if !legal(&o, &new) {
+                        return broken(format!("illegal {name} transition at key {k:02x?}"));
+                    }
+                }
+                // Objects may be created and move on within one block (a bid accepted at once).
+                None => {}
+            }
+        }
+        for k in old.keys() {
+            if after.entries.get(k).is_none() {
+                return broken(format!("{name} at key {k:02x?} disappeared"));
+            }
+        }
+        Ok(())
+    }
+    pair::<Deployment>(
+        before,
+        after,
+        keyspace::DEPLOYMENT,
+        |a, b| legal_deployment(&a.state, &b.state) && a.id == b.id,
+        "deployment",
+    )?;
+    pair::<Group>(
+        before,
+        after,
+        keyspace::GROUP,
+        |a, b| legal_group(&a.state, &b.state) && b.oseq >= a.oseq,
+        "group",
+    )?;
+    pair::<Order>(
+        before,
+        after,
+        keyspace::ORDER,
+        |a, b| legal_order(&a.state, &b.state),
+        "order",
+    )?;
+    pair::<Bid>(
+        before,
+        after,
+        keyspace::BID,
+        |a, b| legal_bid(&a.state, &b.state) && a.price == b.price,
+        "bid",
+    )?;
+    pair::<Lease>(
+        before,
+        after,
+        keyspace::LEASE,
+        |a, b| legal_lease(&a.state, &b.state) && a.price == b.price,
+        "lease",
+    )?;
+    pair::<EscrowAccount>(
+        before,
+        after,
+        keyspace::ESCROW,
+        |a, b| legal_escrow(&a.state, &b.state) && b.paid_blocks >= a.paid_blocks,
+        "escrow",
+    )?;
+    pair::<Payment>(
+        before,
+        after,
+        keyspace::PAYMENT,
+        |a, b| legal_payment(&a.state, &b.state) && b.withdrawn >= a.withdrawn,
+        "payment",
+    )?;
+    pair::<Certificate>(
+        before,
+        after,
+        keyspace::CERT,
+        |a, b| legal_cert(&a.state, &b.state),
+        "certificate",
+    )?;
+    pair::<Account>(
+        before,
+        after,
+        keyspace::ACCOUNT,
+        |a, b| b.sequence >= a.sequence,
+        "account",
+    )?;
+    Ok(())
+}

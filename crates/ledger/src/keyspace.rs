@@ -1,0 +1,190 @@
+//! Layout of state keys: one tag byte per object kind, then the object's id with integers in
+//! big-endian so that byte order equals numeric order and prefixes group related objects.
+
+use gridlease_types::{Address, BidId, Denom, DeploymentId, GroupId, Height, OrderId};
+
+pub const PARAMS: u8 = 0x01;
+pub const ACCOUNT: u8 = 0x02;
+pub const BALANCE: u8 = 0x03;
+pub const POOL: u8 = 0x04;
+pub const SUPPLY: u8 = 0x05;
+pub const PROVIDER: u8 = 0x10;
+pub const AUDIT: u8 = 0x11;
+pub const CERT: u8 = 0x12;
+pub const DEPLOYMENT: u8 = 0x20;
+pub const GROUP: u8 = 0x21;
+pub const ORDER: u8 = 0x22;
+pub const BID: u8 = 0x30;
+pub const LEASE: u8 = 0x31;
+pub const ESCROW: u8 = 0x40;
+pub const PAYMENT: u8 = 0x41;
+/// Orders whose bid window ends at a height.
+pub const DUE_AUCTION: u8 = 0x50;
+/// Escrow accounts that run out of funds at a height.
+pub const DUE_DEPLETION: u8 = 0x51;
+/// Overdrawn escrow accounts whose grace period ends at a height.
+pub const DUE_GRACE: u8 = 0x52;
+
+/// Every tag, for whole-state walks.
+pub const ALL_TAGS: [u8; 18] = [
+    PARAMS,
+    ACCOUNT,
+    BALANCE,
+    POOL,
+    SUPPLY,
+    PROVIDER,
+    AUDIT,
+    CERT,
+    DEPLOYMENT,
+    GROUP,
+    ORDER,
+    BID,
+    LEASE,
+    ESCROW,
+    PAYMENT,
+    DUE_AUCTION,
+    DUE_DEPLETION,
+    DUE_GRACE,
+];
+
+fn with_tag(tag: u8, cap: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(cap + 1);
+    k.push(tag);
+    k
+}
+
+pub fn params() -> Vec<u8> {
+    vec![PARAMS]
+}
+
+pub fn account(a: &Address) -> Vec<u8> {
+    let mut k = with_tag(ACCOUNT, 20);
+    k.extend_from_slice(&a.0);
+    k
+}
+
+pub fn balance(a: &Address, denom: &Denom) -> Vec<u8> {
+    let mut k = with_tag(BALANCE, 20 + denom.as_str().len());
+    k.extend_from_slice(&a.0);
+    k.extend_from_slice(denom.as_str().as_bytes());
+    k
+}
+
+pub fn pool(denom: &Denom) -> Vec<u8> {
+    let mut k = with_tag(POOL, denom.as_str().len());
+    k.extend_from_slice(denom.as_str().as_bytes());
+    k
+}
+
+pub fn supply(denom: &Denom) -> Vec<u8> {
+    let mut k = with_tag(SUPPLY, denom.as_str().len());
+    k.extend_from_slice(denom.as_str().as_bytes());
+    k
+}
+
+pub fn provider(owner: &Address) -> Vec<u8> {
+    let mut k = with_tag(PROVIDER, 20);
+    k.extend_from_slice(&owner.0);
+    k
+}
+
+pub fn audit(provider: &Address, auditor: &Address) -> Vec<u8> {
+    let mut k = with_tag(AUDIT, 40);
+    k.extend_from_slice(&provider.0);
+    k.extend_from_slice(&auditor.0);
+    k
+}
+
+pub fn cert(owner: &Address, serial: &[u8; 32]) -> Vec<u8> {
+    let mut k = with_tag(CERT, 52);
+    k.extend_from_slice(&owner.0);
+    k.extend_from_slice(serial);
+    k
+}
+
+fn push_deployment(k: &mut Vec<u8>, d: &DeploymentId) {
+    k.extend_from_slice(&d.owner.0);
+    k.extend_from_slice(&d.dseq.to_be_bytes());
+}
+
+fn push_order(k: &mut Vec<u8>, o: &OrderId) {
+    push_deployment(k, &o.deployment());
+    k.extend_from_slice(&o.gseq.to_be_bytes());
+    k.extend_from_slice(&o.oseq.to_be_bytes());
+}
+
+pub fn deployment(d: &DeploymentId) -> Vec<u8> {
+    let mut k = with_tag(DEPLOYMENT, 28);
+    push_deployment(&mut k, d);
+    k
+}
+
+pub fn group(g: &GroupId) -> Vec<u8> {
+    let mut k = with_tag(GROUP, 32);
+    push_deployment(&mut k, &g.deployment());
+    k.extend_from_slice(&g.gseq.to_be_bytes());
+    k
+}
+
+pub fn order(o: &OrderId) -> Vec<u8> {
+    let mut k = with_tag(ORDER, 36);
+    push_order(&mut k, o);
+    k
+}
+
+/// Prefix of every bid on one order.
+pub fn bids_of_order(o: &OrderId) -> Vec<u8> {
+    let mut k = with_tag(BID, 56);
+    push_order(&mut k, o);
+    k
+}
+
+pub fn bid(b: &BidId) -> Vec<u8> {
+    let mut k = bids_of_order(&b.order);
+    k.extend_from_slice(&b.provider.0);
+    k
+}
+
+pub fn lease(l: &BidId) -> Vec<u8> {
+    let mut k = with_tag(LEASE, 56);
+    push_order(&mut k, &l.order);
+    k.extend_from_slice(&l.provider.0);
+    k
+}
+
+pub fn escrow(d: &DeploymentId) -> Vec<u8> {
+    let mut k = with_tag(ESCROW, 28);
+    push_deployment(&mut k, d);
+    k
+}
+
+/// Prefix of every payment of one escrow account.
+pub fn payments_of(d: &DeploymentId) -> Vec<u8> {
+    let mut k = with_tag(PAYMENT, 56);
+    push_deployment(&mut k, d);
+    k
+}
+
+pub fn payment(l: &BidId) -> Vec<u8> {
+    let mut k = payments_of(&l.order.deployment());
+    k.extend_from_slice(&l.order.gseq.to_be_bytes());
+    k.extend_from_slice(&l.order.oseq.to_be_bytes());
+    k.extend_from_slice(&l.provider.0);
+    k
+}
+
+/// A queue entry: `tag | height | id bytes`.
+pub fn due(tag: u8, at: Height, id: &[u8]) -> Vec<u8> {
+    let mut k = with_tag(tag, 8 + id.len());
+    k.extend_from_slice(&at.to_be_bytes());
+    k.extend_from_slice(id);
+    k
+}
+
+/// Range of queue entries due at or before `at`: `[tag, tag|at+1)`.
+pub fn due_until(tag: u8, at: Height) -> (Vec<u8>, Vec<u8>) {
+    let start = vec![tag];
+    let mut end = vec![tag];
+    end.extend_from_slice(&at.saturating_add(1).to_be_bytes());
+    (start, end)
+}

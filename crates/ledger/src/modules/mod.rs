@@ -1,0 +1,11 @@
+//! The ledger's modules, each an `impl Ctx` block over its own keys.
+
+mod audit;
+mod bank;
+mod cert;
+mod deployment;
+mod escrow;
+mod market;
+mod provider;
+
+pub(crate) use audit::validate_attributes;

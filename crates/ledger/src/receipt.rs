@@ -1,0 +1,203 @@
+//! Receipts and events: what a block tells the world about each transaction.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridlease_types::{
+    Address, BidId, Coin, DecAmount, DecCoin, DeploymentId, Height, OrderId, TxHash,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::state::{CloseReason, NoBidReason};
+
+/// Outcome of a transaction. `Ok` is 0; every failure has its own stable number.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[borsh(use_discriminant = true)]
+#[repr(u16)]
+pub enum ReceiptCode {
+    Ok = 0,
+    WrongChainId = 1,
+    BadSignature = 2,
+    WrongSigner = 3,
+    MalformedTx = 4,
+    BadSequence = 5,
+    InsufficientFee = 6,
+    InsufficientFunds = 7,
+    InvalidAmount = 8,
+    UnknownDenom = 9,
+    DenomMismatch = 10,
+    Unauthorized = 11,
+    NotFound = 12,
+    AlreadyExists = 13,
+    InvalidState = 14,
+    PriceAboveMax = 15,
+    ProviderNotRegistered = 16,
+    AttributesNotMatched = 17,
+    AttributesNotAudited = 18,
+    OfferMismatch = 19,
+    DepositTooLow = 20,
+    InvalidRequest = 21,
+    Overflow = 22,
+    TooManyBids = 23,
+}
+
+impl ReceiptCode {
+    /// Every code, for tables and docs.
+    pub const ALL: [ReceiptCode; 24] = [
+        ReceiptCode::Ok,
+        ReceiptCode::WrongChainId,
+        ReceiptCode::BadSignature,
+        ReceiptCode::WrongSigner,
+        ReceiptCode::MalformedTx,
+        ReceiptCode::BadSequence,
+        ReceiptCode::InsufficientFee,
+        ReceiptCode::InsufficientFunds,
+        ReceiptCode::InvalidAmount,
+        ReceiptCode::UnknownDenom,
+        ReceiptCode::DenomMismatch,
+        ReceiptCode::Unauthorized,
+        ReceiptCode::NotFound,
+        ReceiptCode::AlreadyExists,
+        ReceiptCode::InvalidState,
+        ReceiptCode::PriceAboveMax,
+        ReceiptCode::ProviderNotRegistered,
+        ReceiptCode::AttributesNotMatched,
+        ReceiptCode::AttributesNotAudited,
+        ReceiptCode::OfferMismatch,
+        ReceiptCode::DepositTooLow,
+        ReceiptCode::InvalidRequest,
+        ReceiptCode::Overflow,
+        ReceiptCode::TooManyBids,
+    ];
+
+    /// Whether the fee was charged and the sequence advanced (the message step ran).
+    pub fn charged_fee(self) -> bool {
+        !matches!(
+            self,
+            ReceiptCode::WrongChainId
+                | ReceiptCode::BadSignature
+                | ReceiptCode::WrongSigner
+                | ReceiptCode::MalformedTx
+                | ReceiptCode::BadSequence
+                | ReceiptCode::InsufficientFee
+        )
+    }
+}
+
+/// Something that happened, for subscribers and indexers.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Transfer {
+        from: Address,
+        to: Address,
+        amount: Coin,
+    },
+    FeePaid {
+        payer: Address,
+        amount: Coin,
+    },
+    ProviderCreated {
+        owner: Address,
+    },
+    ProviderUpdated {
+        owner: Address,
+    },
+    AttributesSigned {
+        provider: Address,
+        auditor: Address,
+    },
+    AttributesDeleted {
+        provider: Address,
+        auditor: Address,
+    },
+    CertificateCreated {
+        owner: Address,
+        serial: [u8; 32],
+    },
+    CertificateRevoked {
+        owner: Address,
+        serial: [u8; 32],
+    },
+    DeploymentCreated {
+        id: DeploymentId,
+        deposit: Coin,
+    },
+    DeploymentUpdated {
+        id: DeploymentId,
+    },
+    DeploymentDeposit {
+        id: DeploymentId,
+        amount: Coin,
+    },
+    DeploymentClosed {
+        id: DeploymentId,
+        reason: CloseReason,
+    },
+    OrderOpened {
+        id: OrderId,
+        max_price: DecCoin,
+        closes_at: Height,
+    },
+    OrderStalled {
+        id: OrderId,
+        reason: NoBidReason,
+    },
+    OrderClosed {
+        id: OrderId,
+        reason: CloseReason,
+    },
+    BidCreated {
+        id: BidId,
+        price: DecCoin,
+    },
+    BidClosed {
+        id: BidId,
+        reason: CloseReason,
+    },
+    LeaseCreated {
+        id: BidId,
+        price: DecCoin,
+    },
+    LeaseClosed {
+        id: BidId,
+        reason: CloseReason,
+    },
+    EscrowOverdrawn {
+        id: DeploymentId,
+        grace_until: Height,
+    },
+    EscrowResumed {
+        id: DeploymentId,
+    },
+    PaymentWithdrawn {
+        lease: BidId,
+        to_provider: Coin,
+        to_pool: DecAmount,
+    },
+    EscrowRefunded {
+        id: DeploymentId,
+        amount: Coin,
+    },
+}
+
+/// The result of one transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Receipt {
+    pub tx_hash: TxHash,
+    pub code: ReceiptCode,
+    /// Empty on success; otherwise what went wrong, in words.
+    pub log: String,
+    pub events: Vec<Event>,
+}

@@ -1,0 +1,308 @@
+//! The ledger's objects and their lifecycle states. States are enums: a closed lease always
+//! carries its reason and height, an open one cannot.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use gridlease_types::msg::ProviderInfo;
+use gridlease_types::{
+    Address, Attribute, BidId, Coin, DecAmount, DecCoin, Denom, DeploymentId, GroupId, GroupSpec,
+    Height, OrderId, PublicKey, ResourceOffer,
+};
+use serde::{Deserialize, Serialize};
+
+/// Why something closed. Every close records one.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// The tenant closed the lease, group or deployment.
+    TenantClosed,
+    /// The provider closed the lease; the group goes back to auction.
+    ProviderClosed,
+    /// The deployment closed, taking its groups, orders, bids and leases with it.
+    DeploymentClosed,
+    /// The escrow account stayed overdrawn past the grace period.
+    InsufficientFunds,
+    /// Another bid won the auction.
+    AuctionLost,
+    /// The provider withdrew the bid before the auction closed.
+    BidWithdrawn,
+    /// The order's lease ended.
+    LeaseEnded,
+}
+
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Account {
+    pub public_key: Option<PublicKey>,
+    pub sequence: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Provider {
+    pub owner: Address,
+    pub host_uri: String,
+    pub attributes: Vec<Attribute>,
+    pub info: ProviderInfo,
+    pub created_at: Height,
+}
+
+/// Attributes of a provider that one auditor signed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub provider: Address,
+    pub auditor: Address,
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CertState {
+    Valid,
+    Revoked { at: Height },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Certificate {
+    pub owner: Address,
+    /// SHA-256 of the certificate PEM.
+    pub serial: [u8; 32],
+    pub cert_pem: Vec<u8>,
+    pub pubkey_pem: Vec<u8>,
+    pub state: CertState,
+    pub created_at: Height,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeploymentState {
+    Active,
+    Closed { reason: CloseReason, at: Height },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub state: DeploymentState,
+    /// SHA-256 of the manifest the provider must receive.
+    pub manifest_hash: [u8; 32],
+    pub groups: u32,
+    pub created_at: Height,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum GroupState {
+    /// Its current order is open for bids.
+    Open,
+    /// A lease with this provider runs.
+    Leased {
+        provider: Address,
+    },
+    Closed {
+        reason: CloseReason,
+        at: Height,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Group {
+    pub id: GroupId,
+    pub spec: GroupSpec,
+    pub state: GroupState,
+    /// The latest order (auction round) of the group.
+    pub oseq: u32,
+    pub created_at: Height,
+}
+
+/// Why an order whose bid window ended is still open.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NoBidReason {
+    /// No provider bid during the window: the next valid bid starts a new window.
+    NoBids,
+    /// Every bid was withdrawn before the window ended: the next valid bid starts a new window.
+    AllBidsWithdrawn,
+    /// The deployment's escrow is overdrawn: the auction retries after a deposit.
+    EscrowOverdrawn,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OrderState {
+    /// Taking bids. `closes_at` is when the auction decides (none: waiting for a first bid);
+    /// `stalled` says why an ended window picked no winner.
+    Open {
+        closes_at: Option<Height>,
+        stalled: Option<NoBidReason>,
+    },
+    /// The auction picked a bid; its lease is active.
+    Matched {
+        provider: Address,
+    },
+    Closed {
+        reason: CloseReason,
+        at: Height,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub max_price: DecCoin,
+    pub state: OrderState,
+    pub created_at: Height,
+}
+
+/// When a bid was placed: earlier wins ties.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+pub struct BidTime {
+    pub height: Height,
+    pub tx_index: u32,
+    pub msg_index: u32,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum BidState {
+    Open,
+    /// Won the auction; the lease runs.
+    Won,
+    Closed {
+        reason: CloseReason,
+        at: Height,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Bid {
+    pub id: BidId,
+    pub price: DecCoin,
+    pub offer: Vec<ResourceOffer>,
+    /// Held from the provider while the bid is open or won; refunded when it closes.
+    pub deposit: Coin,
+    pub state: BidState,
+    pub placed: BidTime,
+}
+
+impl Bid {
+    pub fn holds_deposit(&self) -> bool {
+        matches!(self.state, BidState::Open | BidState::Won)
+    }
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LeaseState {
+    Active,
+    Closed { reason: CloseReason, at: Height },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Lease {
+    pub id: BidId,
+    /// Price per block.
+    pub price: DecCoin,
+    pub state: LeaseState,
+    pub created_at: Height,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EscrowState {
+    Open,
+    /// Funds ran out at `since`; leases keep running unpaid until `grace_until`, when the
+    /// deployment closes unless the tenant deposits.
+    Overdrawn {
+        since: Height,
+        grace_until: Height,
+    },
+    Closed {
+        at: Height,
+    },
+}
+
+/// The escrow of one deployment. Settlement is lazy: `paid_blocks` counts the blocks paid at
+/// the full `rate`, and each payment's share is `payment.rate × (paid_blocks − checkpoint)`,
+/// so settling costs the same whatever the number of leases.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct EscrowAccount {
+    pub id: DeploymentId,
+    pub denom: Denom,
+    pub state: EscrowState,
+    pub balance: DecAmount,
+    pub deposited: DecAmount,
+    /// Moved to payments by settlement.
+    pub transferred: DecAmount,
+    /// Returned to the owner at close.
+    pub refunded: DecAmount,
+    /// Sum of the rates of the open payments, per block.
+    pub rate: DecAmount,
+    pub settled_at: Height,
+    pub paid_blocks: u64,
+    /// Height at which the balance can no longer pay `rate` (queued in `DUE_DEPLETION`).
+    pub depletes_at: Option<Height>,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PaymentState {
+    Open,
+    Closed { at: Height },
+}
+
+/// One lease's stream of payment out of its deployment's escrow.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Payment {
+    pub lease: BidId,
+    pub rate: DecAmount,
+    /// The escrow's `paid_blocks` when this payment last took its share.
+    pub checkpoint: u64,
+    /// Earned and not yet paid out.
+    pub unwithdrawn: DecAmount,
+    /// Paid out so far, before the take rate.
+    pub withdrawn: DecAmount,
+    pub state: PaymentState,
+}
+
+impl Payment {
+    /// Earned since the last checkpoint, given the account's `paid_blocks`.
+    pub fn pending(&self, account: &EscrowAccount) -> DecAmount {
+        if self.state != PaymentState::Open {
+            return DecAmount::ZERO;
+        }
+        let blocks = account.paid_blocks.saturating_sub(self.checkpoint);
+        DecAmount(self.rate.0.saturating_mul(u128::from(blocks)))
+    }
+}

@@ -1,0 +1,244 @@
+//! ed25519 keys: derivation from BIP39 mnemonics (SLIP-0010, path `m/44'/118'/0'/0'/i'`),
+//! signing and strict verification.
+
+use std::fmt;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use hmac::{Hmac, Mac};
+use sha2::Sha512;
+
+use crate::Address;
+
+/// Hardened BIP44 path components used for account keys: purpose 44, coin type 118
+/// (the Cosmos coin type, which gridlease shares), account 0, change 0.
+pub const DERIVATION_PREFIX: [u32; 4] = [44, 118, 0, 0];
+
+const HARDENED: u32 = 0x8000_0000;
+
+/// Why a key, mnemonic or signature was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("invalid mnemonic: {0}")]
+    Mnemonic(String),
+    #[error("invalid public key: not a point on the ed25519 curve")]
+    PublicKey,
+    #[error("signature does not verify for this public key and message")]
+    BadSignature,
+}
+
+/// An ed25519 public key (32 bytes).
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize, Default,
+)]
+pub struct PublicKey(pub [u8; 32]);
+
+/// An ed25519 signature (64 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey(")?;
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))?;
+        write!(f, ")")
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({:02x}{:02x}..)", self.0[0], self.0[1])
+    }
+}
+
+impl PublicKey {
+    pub fn address(&self) -> Address {
+        Address::from_public_key(&self.0)
+    }
+
+    /// Strict verification (rejects small-order keys and non-canonical signatures).
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
+        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::PublicKey)?;
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        key.verify_strict(message, &sig)
+            .map_err(|_| KeyError::BadSignature)
+    }
+}
+
+/// A signing key with its public half.
+pub struct Keypair {
+    signing: SigningKey,
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keypair({})", self.address())
+    }
+}
+
+impl Clone for Keypair {
+    fn clone(&self) -> Self {
+        Keypair {
+            signing: SigningKey::from_bytes(&self.signing.to_bytes()),
+        }
+    }
+}
+
+impl Keypair {
+    /// A key from 32 secret bytes.
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        Keypair {
+            signing: SigningKey::from_bytes(&secret),
+        }
+    }
+
+    /// The account key `index` of a BIP39 mnemonic (with an optional BIP39 passphrase).
+    pub fn from_mnemonic(phrase: &str, passphrase: &str, index: u32) -> Result<Self, KeyError> {
+        let mnemonic = bip39::Mnemonic::parse_normalized(phrase)
+            .map_err(|e| KeyError::Mnemonic(e.to_string()))?;
+        let seed = mnemonic.to_seed_normalized(passphrase);
+        let mut path = DERIVATION_PREFIX.to_vec();
+        path.push(index);
+        Ok(Self::from_secret(slip10_ed25519(&seed, &path)))
+    }
+
+    /// A new 24-word mnemonic from caller-supplied entropy (32 bytes). The caller owns the
+    /// randomness; this crate has none.
+    pub fn mnemonic_from_entropy(entropy: &[u8; 32]) -> Result<String, KeyError> {
+        bip39::Mnemonic::from_entropy(entropy)
+            .map(|m| m.to_string())
+            .map_err(|e| KeyError::Mnemonic(e.to_string()))
+    }
+
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.signing.verifying_key().to_bytes())
+    }
+
+    pub fn address(&self) -> Address {
+        self.public_key().address()
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.signing.sign(message).to_bytes())
+    }
+}
+
+/// SLIP-0010 derivation for ed25519 (every step hardened).
+fn slip10_ed25519(seed: &[u8], path: &[u32]) -> [u8; 32] {
+    let (mut key, mut chain) = hmac_split(b"ed25519 seed", &[seed]);
+    for index in path {
+        let idx = (index | HARDENED).to_be_bytes();
+        (key, chain) = hmac_split(&chain, &[&[0u8], &key, &idx]);
+    }
+    key
+}
+
+fn hmac_split(key: &[u8], parts: &[&[u8]]) -> ([u8; 32], [u8; 32]) {
+    // HMAC accepts keys of any length, so construction cannot fail.
+    let mut mac = match <Hmac<Sha512> as Mac>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("hmac takes keys of any length"),
+    };
+    for p in parts {
+        mac.update(p);
+    }
+    let out = mac.finalize().into_bytes();
+    let mut left = [0u8; 32];
+    let mut right = [0u8; 32];
+    left.copy_from_slice(&out[..32]);
+    right.copy_from_slice(&out[32..]);
+    (left, right)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SLIP-0010 test vector 1 for ed25519 (seed 000102...0f), chain m/0'/1'/2'/2'/1000000000'.
+    #[test]
+    fn slip10_test_vector() {
+        let seed = hex::decode("000102030405060708090a0b0c0d0e0f").unwrap();
+        let k = slip10_ed25519(&seed, &[]);
+        assert_eq!(
+            hex::encode(k),
+            "2b4be7f19ee27bbf30c667b642d5f4aa69fd169872f8fc3059c08ebae2eb19e7"
+        );
+        let k = slip10_ed25519(&seed, &[0, 1, 2, 2, 1_000_000_000]);
+        assert_eq!(
+            hex::encode(k),
+            "8f94d394a8e8fd6b1bc2f3f49f5c47e385281d5c17e65324b0f62483e37e8793"
+        );
+        let pk = Keypair::from_secret(k).public_key();
+        assert_eq!(
+            hex::encode(pk.0),
+            "3c24da049451555d51a7014a37337aa4e12d41e485abccfa46b47dfb2af54b7a"
+        );
+    }
+
+    #[test]
+    fn mnemonic_derivation_is_stable_and_signatures_verify() {
+        let phrase = Keypair::mnemonic_from_entropy(&[9u8; 32]).unwrap();
+        assert_eq!(phrase.split_whitespace().count(), 24);
+        let a = Keypair::from_mnemonic(&phrase, "", 0).unwrap();
+        let b = Keypair::from_mnemonic(&phrase, "", 0).unwrap();
+        let c = Keypair::from_mnemonic(&phrase, "", 1).unwrap();
+        assert_eq!(a.address(), b.address());
+        assert_ne!(a.address(), c.address());
+        let sig = a.sign(b"hello");
+        assert!(a.public_key().verify(b"hello", &sig).is_ok());
+        assert_eq!(
+            a.public_key().verify(b"hellp", &sig),
+            Err(KeyError::BadSignature)
+        );
+        assert_eq!(
+            c.public_key().verify(b"hello", &sig),
+            Err(KeyError::BadSignature)
+        );
+        assert!(matches!(
+            Keypair::from_mnemonic("not a real mnemonic", "", 0),
+            Err(KeyError::Mnemonic(_))
+        ));
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex<const N: usize>(s: &str) -> Result<[u8; N], String> {
+    let bad = || format!("expected {} hex digits", N * 2);
+    if s.len() != N * 2 || !s.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; N];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let text = std::str::from_utf8(chunk).map_err(|_| bad())?;
+        out[i] = u8::from_str_radix(text, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+macro_rules! hex_serde {
+    ($ty:ident, $n:expr) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&to_hex(&self.0))
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                from_hex::<$n>(&s)
+                    .map($ty)
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+hex_serde!(PublicKey, 32);
+hex_serde!(Signature, 64);

@@ -1,0 +1,32 @@
+//! Shared chain types of gridlease: addresses, keys, amounts, resources, transactions and the
+//! one canonical binary encoding they are hashed and signed in.
+//!
+//! This crate is pure: no I/O, no clock, no randomness, no async. It builds for
+//! `wasm32-unknown-unknown`, which CI checks.
+#![forbid(unsafe_code)]
+
+pub mod address;
+pub mod amount;
+pub mod attributes;
+pub mod encoding;
+pub mod ids;
+pub mod keys;
+pub mod msg;
+pub mod resources;
+pub mod tx;
+
+pub use address::{Address, AddressError};
+pub use amount::{AmountError, Coin, DecAmount, DecCoin, Denom};
+pub use attributes::{Attribute, PlacementRequirements, SignedBy};
+pub use encoding::{DecodeError, decode, encode};
+pub use ids::{BidId, DeploymentId, GroupId, LeaseId, OrderId};
+pub use keys::{KeyError, Keypair, PublicKey, Signature};
+pub use msg::Msg;
+pub use resources::{
+    Endpoint, EndpointKind, GpuOffer, GpuRequirement, GpuSpec, GroupSpec, ResourceOffer,
+    ResourceUnit, Resources, StorageVolume,
+};
+pub use tx::{CheckedTx, Tx, TxBody, TxCheckError, TxHash, VerifiedTx};
+
+/// Block height. Genesis state is height 0; the first block is height 1.
+pub type Height = u64;

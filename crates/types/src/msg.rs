@@ -1,0 +1,135 @@
+//! Messages: the operations a transaction carries, one enum variant per operation.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::Address;
+use crate::amount::{Coin, DecCoin};
+use crate::attributes::Attribute;
+use crate::ids::{BidId, DeploymentId, OrderId};
+use crate::resources::{GroupSpec, ResourceOffer};
+
+/// Contact details a provider publishes.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct ProviderInfo {
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub website: String,
+}
+
+/// One operation. The signer of the transaction is the actor of every message in it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Msg {
+    // bank
+    Send {
+        to: Address,
+        amount: Coin,
+    },
+    // provider
+    CreateProvider {
+        host_uri: String,
+        attributes: Vec<Attribute>,
+        info: ProviderInfo,
+    },
+    UpdateProvider {
+        host_uri: String,
+        attributes: Vec<Attribute>,
+        info: ProviderInfo,
+    },
+    // audit
+    SignProviderAttributes {
+        provider: Address,
+        attributes: Vec<Attribute>,
+    },
+    DeleteProviderAttributes {
+        provider: Address,
+        keys: Vec<String>,
+    },
+    // cert
+    CreateCertificate {
+        cert_pem: Vec<u8>,
+        pubkey_pem: Vec<u8>,
+    },
+    RevokeCertificate {
+        serial: [u8; 32],
+    },
+    // deployment
+    CreateDeployment {
+        dseq: u64,
+        groups: Vec<GroupSpec>,
+        manifest_hash: [u8; 32],
+        deposit: Coin,
+    },
+    DepositDeployment {
+        dseq: u64,
+        amount: Coin,
+    },
+    UpdateDeployment {
+        dseq: u64,
+        manifest_hash: [u8; 32],
+    },
+    CloseDeployment {
+        dseq: u64,
+    },
+    // market
+    CreateBid {
+        order: OrderId,
+        price: DecCoin,
+        offer: Vec<ResourceOffer>,
+        deposit: Coin,
+    },
+    CloseBid {
+        order: OrderId,
+    },
+    AcceptBid {
+        bid: BidId,
+    },
+    CloseLease {
+        lease: BidId,
+    },
+    WithdrawLease {
+        lease: BidId,
+    },
+}
+
+impl Msg {
+    /// Short name used in events, logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Msg::Send { .. } => "bank.send",
+            Msg::CreateProvider { .. } => "provider.create",
+            Msg::UpdateProvider { .. } => "provider.update",
+            Msg::SignProviderAttributes { .. } => "audit.sign",
+            Msg::DeleteProviderAttributes { .. } => "audit.delete",
+            Msg::CreateCertificate { .. } => "cert.create",
+            Msg::RevokeCertificate { .. } => "cert.revoke",
+            Msg::CreateDeployment { .. } => "deployment.create",
+            Msg::DepositDeployment { .. } => "deployment.deposit",
+            Msg::UpdateDeployment { .. } => "deployment.update",
+            Msg::CloseDeployment { .. } => "deployment.close",
+            Msg::CreateBid { .. } => "market.create_bid",
+            Msg::CloseBid { .. } => "market.close_bid",
+            Msg::AcceptBid { .. } => "market.accept_bid",
+            Msg::CloseLease { .. } => "market.close_lease",
+            Msg::WithdrawLease { .. } => "market.withdraw_lease",
+        }
+    }
+
+    /// The deployment a message addresses when the signer owns it.
+    pub fn deployment_of(&self, signer: Address) -> Option<DeploymentId> {
+        match self {
+            Msg::CreateDeployment { dseq, .. }
+            | Msg::DepositDeployment { dseq, .. }
+            | Msg::UpdateDeployment { dseq, .. }
+            | Msg::CloseDeployment { dseq } => Some(DeploymentId {
+                owner: signer,
+                dseq: *dseq,
+            }),
+            _ => None,
+        }
+    }
+}

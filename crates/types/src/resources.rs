@@ -1,0 +1,294 @@
+//! Resource units of a group (CPU, memory, storage volumes, GPUs, endpoints), the group
+//! specification a tenant orders, and the exact resources a provider offers in a bid.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::amount::{DecAmount, DecCoin, Denom};
+use crate::attributes::PlacementRequirements;
+
+/// Largest number of resource units, volumes, GPU options or endpoints in one group.
+pub const MAX_LIST_LEN: usize = 64;
+/// Largest replica count of one resource unit.
+pub const MAX_COUNT: u32 = 10_000;
+
+/// A storage volume: size in bytes, optional class (`beta2`, `ram`, ...) and persistence.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct StorageVolume {
+    pub name: String,
+    pub bytes: u64,
+    #[serde(default)]
+    pub class: Option<String>,
+    #[serde(default)]
+    pub persistent: bool,
+}
+
+/// One acceptable GPU. `model: None` is the wildcard (any model of the vendor).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GpuSpec {
+    pub vendor: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Memory size as written in SDL, e.g. `80Gi`.
+    #[serde(default)]
+    pub ram: Option<String>,
+    /// `pcie` or `sxm`.
+    #[serde(default)]
+    pub interface: Option<String>,
+}
+
+/// GPUs a resource unit needs: how many, and which models are acceptable (any of them).
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct GpuRequirement {
+    pub units: u32,
+    #[serde(default)]
+    pub options: Vec<GpuSpec>,
+}
+
+/// How an endpoint is exposed.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    SharedHttp,
+    RandomPort,
+    LeasedIp,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Endpoint {
+    pub kind: EndpointKind,
+    #[serde(default)]
+    pub sequence_number: u32,
+}
+
+/// The resources of one replica.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Resources {
+    pub id: u32,
+    /// CPU in thousandths of a core.
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    #[serde(default)]
+    pub storage: Vec<StorageVolume>,
+    #[serde(default)]
+    pub gpu: GpuRequirement,
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A resource unit of a group: `count` replicas of `resources`, each at most `price` per block.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ResourceUnit {
+    pub resources: Resources,
+    pub count: u32,
+    pub price: DecCoin,
+}
+
+/// What a tenant orders for one group.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GroupSpec {
+    pub name: String,
+    #[serde(default)]
+    pub requirements: PlacementRequirements,
+    pub resources: Vec<ResourceUnit>,
+}
+
+/// Why a group has no total price.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PriceError {
+    #[error("a group needs at least one resource unit")]
+    NoResources,
+    #[error("a group prices in both {0} and {1}: use one denomination")]
+    MixedDenoms(Denom, Denom),
+    #[error("the group's total price (price times count) overflows")]
+    Overflow,
+}
+
+/// The exact GPU a provider offers.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GpuOffer {
+    pub units: u32,
+    pub vendor: String,
+    pub model: String,
+    pub ram: String,
+    pub interface: String,
+}
+
+/// What a provider offers for one resource unit of the order, in the same position.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ResourceOffer {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    #[serde(default)]
+    pub storage: Vec<StorageVolume>,
+    #[serde(default)]
+    pub gpu: Option<GpuOffer>,
+    pub count: u32,
+}
+
+impl GpuSpec {
+    /// Whether an offered GPU is one of the models this spec accepts.
+    pub fn accepts(&self, offer: &GpuOffer) -> bool {
+        let eq = |want: &Option<String>, got: &str| {
+            want.as_deref()
+                .is_none_or(|w| w == "*" || w.eq_ignore_ascii_case(got))
+        };
+        self.vendor.eq_ignore_ascii_case(&offer.vendor)
+            && eq(&self.model, &offer.model)
+            && eq(&self.ram, &offer.ram)
+            && eq(&self.interface, &offer.interface)
+    }
+}
+
+impl ResourceUnit {
+    /// Why `offer` does not provide this unit, or `None` when it does.
+    pub fn offer_mismatch(&self, offer: &ResourceOffer) -> Option<String> {
+        let r = &self.resources;
+        if offer.count != self.count {
+            return Some(format!(
+                "offers {} replicas, the order asks {}",
+                offer.count, self.count
+            ));
+        }
+        if offer.cpu_millis < r.cpu_millis {
+            return Some(format!(
+                "offers {}m cpu, the order asks {}m",
+                offer.cpu_millis, r.cpu_millis
+            ));
+        }
+        if offer.memory_bytes < r.memory_bytes {
+            return Some(format!(
+                "offers {} bytes of memory, the order asks {}",
+                offer.memory_bytes, r.memory_bytes
+            ));
+        }
+        if offer.storage.len() != r.storage.len() {
+            return Some(format!(
+                "offers {} storage volumes, the order asks {}",
+                offer.storage.len(),
+                r.storage.len()
+            ));
+        }
+        for (want, got) in r.storage.iter().zip(&offer.storage) {
+            if want.name != got.name || want.class != got.class || want.persistent != got.persistent
+            {
+                return Some(format!(
+                    "storage volume `{}` differs in name, class or persistence",
+                    want.name
+                ));
+            }
+            if got.bytes < want.bytes {
+                return Some(format!(
+                    "storage volume `{}` is smaller than asked",
+                    want.name
+                ));
+            }
+        }
+        match (&offer.gpu, r.gpu.units) {
+            (None, 0) => None,
+            (None, n) => Some(format!("offers no GPU, the order asks {n}")),
+            (Some(g), n) if g.units != n => {
+                Some(format!("offers {} GPUs, the order asks {n}", g.units))
+            }
+            (Some(_), 0) => None,
+            (Some(g), _) => {
+                if g.model.is_empty() {
+                    Some("a GPU offer must name the exact model".to_string())
+                } else if r.gpu.options.is_empty() || r.gpu.options.iter().any(|o| o.accepts(g)) {
+                    None
+                } else {
+                    Some(format!(
+                        "GPU {}/{} is not among the accepted models",
+                        g.vendor, g.model
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl GroupSpec {
+    /// The highest total price per block the tenant accepts: the sum of price × count.
+    pub fn max_price(&self) -> Result<DecCoin, PriceError> {
+        let first = self.resources.first().ok_or(PriceError::NoResources)?;
+        let denom: &Denom = &first.price.denom;
+        let mut total = DecAmount::ZERO;
+        for unit in &self.resources {
+            if &unit.price.denom != denom {
+                return Err(PriceError::MixedDenoms(
+                    denom.clone(),
+                    unit.price.denom.clone(),
+                ));
+            }
+            total = unit
+                .price
+                .amount
+                .checked_mul_int(u128::from(unit.count))
+                .and_then(|p| total.checked_add(p))
+                .map_err(|_| PriceError::Overflow)?;
+        }
+        Ok(DecCoin {
+            denom: denom.clone(),
+            amount: total,
+        })
+    }
+
+    /// Structural checks a group must pass to be ordered.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.len() > 128 {
+            return Err("group name must be 1 to 128 characters".into());
+        }
+        if self.resources.is_empty() || self.resources.len() > MAX_LIST_LEN {
+            return Err(format!(
+                "group `{}` needs 1 to {MAX_LIST_LEN} resource units",
+                self.name
+            ));
+        }
+        if self.requirements.attributes.len() > MAX_LIST_LEN
+            || self.requirements.signed_by.all_of.len() > MAX_LIST_LEN
+            || self.requirements.signed_by.any_of.len() > MAX_LIST_LEN
+        {
+            return Err(format!("group `{}` has too many requirements", self.name));
+        }
+        for u in &self.resources {
+            let r = &u.resources;
+            if u.count == 0 || u.count > MAX_COUNT {
+                return Err(format!(
+                    "resource unit {} count must be 1 to {MAX_COUNT}",
+                    r.id
+                ));
+            }
+            if r.cpu_millis == 0 || r.memory_bytes == 0 {
+                return Err(format!(
+                    "resource unit {} needs cpu and memory above zero",
+                    r.id
+                ));
+            }
+            if r.storage.len() > MAX_LIST_LEN
+                || r.gpu.options.len() > MAX_LIST_LEN
+                || r.endpoints.len() > MAX_LIST_LEN
+            {
+                return Err(format!("resource unit {} has too many entries", r.id));
+            }
+            if r.gpu.units == 0 && !r.gpu.options.is_empty() {
+                return Err(format!(
+                    "resource unit {} lists GPU models but asks 0 GPUs",
+                    r.id
+                ));
+            }
+            if u.price.amount.is_zero() {
+                return Err(format!(
+                    "resource unit {} must have a price above zero",
+                    r.id
+                ));
+            }
+        }
+        self.max_price().map(|_| ()).map_err(|e| e.to_string())
+    }
+}
