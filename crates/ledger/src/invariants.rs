@@ -75,13 +75,12 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
                 acc.id, acc.rate
             ));
         }
-        if let EscrowState::Closed { .. } = acc.state {
-            if !acc.balance.is_zero() || rate != 0 {
-                return broken(format!(
-                    "closed escrow {} still holds funds or payments",
-                    acc.id
-                ));
-            }
+        if matches!(acc.state, EscrowState::Closed { .. }) && (!acc.balance.is_zero() || rate != 0)
+        {
+            return broken(format!(
+                "closed escrow {} still holds funds or payments",
+                acc.id
+            ));
         }
         let queued = acc.depletes_at.map(|at| {
             view.get(&keyspace::due(
@@ -90,10 +89,8 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
                 &keyspace::escrow(&acc.id)[1..],
             ))
         });
-        if let Some(q) = queued {
-            if q?.is_none() {
-                return broken(format!("escrow {} depletion is not queued", acc.id));
-            }
+        if queued.transpose()?.is_some_and(|q| q.is_none()) {
+            return broken(format!("escrow {} depletion is not queued", acc.id));
         }
         if acc.state == EscrowState::Open
             && acc.rate != DecAmount::ZERO
@@ -244,19 +241,17 @@ pub fn check_transitions(before: &MemState, after: &MemState) -> Result<(), Inva
         let old: std::collections::BTreeMap<_, _> = range(before)?.into_iter().collect();
         for (k, v) in range(after)? {
             let new: T = decode_at(&k, &v)?;
-            match old.get(&k) {
-                Some(o) => {
-                    let o: T = decode_at(&k, o)?;
-                    if !legal(&o, &new) {
-                        return broken(format!("illegal {name} transition at key {k:02x?}"));
-                    }
+            // New objects may move on within their first block (a bid accepted at once), so
+            // only objects that existed before are checked.
+            if let Some(o) = old.get(&k) {
+                let o: T = decode_at(&k, o)?;
+                if !legal(&o, &new) {
+                    return broken(format!("illegal {name} transition at key {k:02x?}"));
                 }
-                // Objects may be created and move on within one block (a bid accepted at once).
-                None => {}
             }
         }
         for k in old.keys() {
-            if after.entries.get(k).is_none() {
+            if !after.entries.contains_key(k) {
                 return broken(format!("{name} at key {k:02x?} disappeared"));
             }
         }

@@ -9,6 +9,9 @@ use borsh::{BorshDeserialize, BorshSerialize};
 /// Key/value changes of a block: `None` deletes the key.
 pub type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// Key/value pairs in key order, as range reads return them.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A failure of the store under a view. It aborts the block; it is never a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ViewError {
@@ -22,7 +25,7 @@ pub enum ViewError {
 pub trait StateView {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError>;
     /// Entries with `start <= key < end`, in key order.
-    fn range(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ViewError>;
+    fn range(&self, start: &[u8], end: &[u8]) -> Result<Entries, ViewError>;
 }
 
 /// A whole state in memory.
@@ -46,7 +49,7 @@ impl StateView for MemState {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
         Ok(self.entries.get(key).cloned())
     }
-    fn range(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ViewError> {
+    fn range(&self, start: &[u8], end: &[u8]) -> Result<Entries, ViewError> {
         if start >= end {
             return Ok(Vec::new());
         }
@@ -120,7 +123,7 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
     }
 
     /// Entries with `start <= key < end` as the overlay sees them.
-    pub fn range(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ViewError> {
+    pub fn range(&self, start: &[u8], end: &[u8]) -> Result<Entries, ViewError> {
         if start >= end {
             return Ok(Vec::new());
         }
@@ -143,7 +146,7 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
     }
 
     /// All entries under `prefix`.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ViewError> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, ViewError> {
         match prefix_end(prefix) {
             Some(end) => self.range(prefix, &end),
             None => self.range(prefix, &[0xff; 64]),

@@ -59,6 +59,13 @@ impl fmt::Debug for TxHash {
     }
 }
 
+impl TxHash {
+    /// SHA-256 of raw transaction bytes (equal to [`Tx::hash`] for canonical bytes).
+    pub fn of_bytes(bytes: &[u8]) -> TxHash {
+        TxHash(Sha256::digest(bytes).into())
+    }
+}
+
 impl std::str::FromStr for TxHash {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -1,0 +1,63 @@
+//! Executing a block of raw transactions against the store and committing it.
+
+use gridlease_ledger::{BlockContext, BlockOutput, ExecError};
+use gridlease_types::{Address, CheckedTx, Height, Tx, TxHash};
+use rayon::prelude::*;
+
+use crate::store::{BlockRecord, Store, StoreError};
+
+/// Why a block could not be executed and committed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("block execution failed: {0}")]
+    Exec(#[from] ExecError),
+}
+
+/// Decodes and verifies raw transactions in parallel (signature checks dominate the cost).
+pub fn check_txs(raw: &[Vec<u8>]) -> Vec<CheckedTx> {
+    raw.par_iter()
+        .map(|bytes| match Tx::from_bytes(bytes) {
+            Ok(tx) => tx.check(),
+            Err(error) => CheckedTx::Invalid {
+                hash: TxHash::of_bytes(bytes),
+                signer: Address::default(),
+                error,
+            },
+        })
+        .collect()
+}
+
+impl Store {
+    /// Executes a block on the committed state and commits it. Returns the stored record
+    /// (with its state root) and the ledger's output.
+    pub fn execute_block(
+        &mut self,
+        chain_id: &str,
+        height: Height,
+        time_ms: u64,
+        raw_txs: Vec<Vec<u8>>,
+    ) -> Result<(BlockRecord, BlockOutput), BlockError> {
+        let checked = check_txs(&raw_txs);
+        let ctx = BlockContext {
+            chain_id: chain_id.to_string(),
+            height,
+            time_ms,
+        };
+        let out = {
+            let view = self.view()?;
+            gridlease_ledger::execute(&view, &ctx, &checked)?
+        };
+        let mut record = BlockRecord {
+            height,
+            time_ms,
+            txs: raw_txs,
+            receipts: out.receipts.clone(),
+            begin_events: out.begin_events.clone(),
+            state_root: [0; 32],
+        };
+        self.commit_block(&mut record, &out.changes)?;
+        Ok((record, out))
+    }
+}

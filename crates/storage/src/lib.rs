@@ -1,0 +1,11 @@
+//! Commits ledger blocks to an embedded redb database, one fsynced write transaction per
+//! block, and keeps the Merkle state root (see [`merkle`]). After a crash the store reopens at
+//! its last committed block with the same root.
+#![forbid(unsafe_code)]
+
+mod block;
+pub mod merkle;
+mod store;
+
+pub use block::{BlockError, check_txs};
+pub use store::{BlockRecord, Store, StoreError, StoreView};
