@@ -57,10 +57,7 @@ impl From<ViewError> for Fail {
 pub(crate) type Res<T> = Result<T, Fail>;
 
 pub(crate) fn fail<T>(code: ReceiptCode, log: impl Into<String>) -> Res<T> {
-    Err(Fail::Tx {
-        code,
-        log: log.into(),
-    })
+    Err(Fail::Tx { code, log: log.into() })
 }
 
 /// Execution state shared by the modules.
@@ -79,9 +76,8 @@ pub fn execute<V: StateView + ?Sized>(
     block: &BlockContext,
     txs: &[CheckedTx],
 ) -> Result<BlockOutput, ExecError> {
-    let params: Params = Overlay::new(view)
-        .load(&keyspace::params())?
-        .ok_or(ExecError::NoParams)?;
+    let params: Params =
+        Overlay::new(view).load(&keyspace::params())?.ok_or(ExecError::NoParams)?;
     let mut ctx = Ctx {
         st: Overlay::new(view),
         params,
@@ -102,11 +98,7 @@ pub fn execute<V: StateView + ?Sized>(
         ctx.tx_index = u32::try_from(i).unwrap_or(u32::MAX);
         receipts.push(ctx.run_tx(tx, &block.chain_id)?);
     }
-    Ok(BlockOutput {
-        changes: ctx.st.into_changes(),
-        begin_events,
-        receipts,
-    })
+    Ok(BlockOutput { changes: ctx.st.into_changes(), begin_events, receipts })
 }
 
 fn check_error_code(e: &TxCheckError) -> ReceiptCode {
@@ -130,20 +122,11 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
 
     fn run_tx(&mut self, tx: &CheckedTx, chain_id: &str) -> Result<Receipt, ExecError> {
         let hash = tx.hash();
-        let receipt = |code, log: String, events| Receipt {
-            tx_hash: hash,
-            code,
-            log,
-            events,
-        };
+        let receipt = |code, log: String, events| Receipt { tx_hash: hash, code, log, events };
         let vtx = match tx {
             CheckedTx::Valid(v) => v,
             CheckedTx::Invalid { error, .. } => {
-                return Ok(receipt(
-                    check_error_code(error),
-                    error.to_string(),
-                    Vec::new(),
-                ));
+                return Ok(receipt(check_error_code(error), error.to_string(), Vec::new()));
             }
         };
         // Ante: nothing is written unless all of it passes.
@@ -187,10 +170,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if body.chain_id != chain_id {
             return fail(
                 ReceiptCode::WrongChainId,
-                format!(
-                    "transaction is for chain `{}`, this chain is `{chain_id}`",
-                    body.chain_id
-                ),
+                format!("transaction is for chain `{}`, this chain is `{chain_id}`", body.chain_id),
             );
         }
         let key = keyspace::account(&body.signer);
@@ -207,10 +187,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if body.fee.denom != self.params.native_denom {
             return fail(
                 ReceiptCode::InsufficientFee,
-                format!(
-                    "fees are paid in {}, not {}",
-                    self.params.native_denom, body.fee.denom
-                ),
+                format!("fees are paid in {}, not {}", self.params.native_denom, body.fee.denom),
             );
         }
         if body.fee.amount < self.params.min_fee {
@@ -224,10 +201,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         }
         if body.fee.amount > 0 {
             self.pay_to_pool(&body.signer, &body.fee)?;
-            self.events.push(Event::FeePaid {
-                payer: body.signer,
-                amount: body.fee.clone(),
-            });
+            self.events.push(Event::FeePaid { payer: body.signer, amount: body.fee.clone() });
         }
         account.sequence += 1;
         account.public_key = Some(tx.public_key());
@@ -239,48 +213,35 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         let signer = tx.body().signer;
         match msg {
             Msg::Send { to, amount } => self.msg_send(signer, *to, amount),
-            Msg::CreateProvider {
-                host_uri,
-                attributes,
-                info,
-            } => self.msg_create_provider(signer, host_uri, attributes, info),
-            Msg::UpdateProvider {
-                host_uri,
-                attributes,
-                info,
-            } => self.msg_update_provider(signer, host_uri, attributes, info),
-            Msg::SignProviderAttributes {
-                provider,
-                attributes,
-            } => self.msg_sign_attributes(signer, *provider, attributes),
+            Msg::CreateProvider { host_uri, attributes, info } => {
+                self.msg_create_provider(signer, host_uri, attributes, info)
+            }
+            Msg::UpdateProvider { host_uri, attributes, info } => {
+                self.msg_update_provider(signer, host_uri, attributes, info)
+            }
+            Msg::SignProviderAttributes { provider, attributes } => {
+                self.msg_sign_attributes(signer, *provider, attributes)
+            }
             Msg::DeleteProviderAttributes { provider, keys } => {
                 self.msg_delete_attributes(signer, *provider, keys)
             }
-            Msg::CreateCertificate {
-                cert_pem,
-                pubkey_pem,
-            } => self.msg_create_certificate(signer, cert_pem, pubkey_pem),
+            Msg::CreateCertificate { cert_pem, pubkey_pem } => {
+                self.msg_create_certificate(signer, cert_pem, pubkey_pem)
+            }
             Msg::RevokeCertificate { serial } => self.msg_revoke_certificate(signer, serial),
-            Msg::CreateDeployment {
-                dseq,
-                groups,
-                manifest_hash,
-                deposit,
-            } => self.msg_create_deployment(signer, *dseq, groups, *manifest_hash, deposit),
+            Msg::CreateDeployment { dseq, groups, manifest_hash, deposit } => {
+                self.msg_create_deployment(signer, *dseq, groups, *manifest_hash, deposit)
+            }
             Msg::DepositDeployment { dseq, amount } => {
                 self.msg_deposit_deployment(signer, *dseq, amount)
             }
-            Msg::UpdateDeployment {
-                dseq,
-                manifest_hash,
-            } => self.msg_update_deployment(signer, *dseq, *manifest_hash),
+            Msg::UpdateDeployment { dseq, manifest_hash } => {
+                self.msg_update_deployment(signer, *dseq, *manifest_hash)
+            }
             Msg::CloseDeployment { dseq } => self.msg_close_deployment(signer, *dseq),
-            Msg::CreateBid {
-                order,
-                price,
-                offer,
-                deposit,
-            } => self.msg_create_bid(signer, order, price, offer, deposit),
+            Msg::CreateBid { order, price, offer, deposit } => {
+                self.msg_create_bid(signer, order, price, offer, deposit)
+            }
             Msg::CloseBid { order } => self.msg_close_bid(signer, order),
             Msg::AcceptBid { bid } => self.msg_accept_bid(signer, bid),
             Msg::CloseLease { lease } => self.msg_close_lease(signer, lease),
@@ -291,10 +252,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
     /// Checks that a coin is positive and of a known denomination.
     pub(crate) fn check_coin(&self, coin: &Coin, what: &str) -> Res<()> {
         if coin.amount == 0 {
-            return fail(
-                ReceiptCode::InvalidAmount,
-                format!("{what} must be above zero"),
-            );
+            return fail(ReceiptCode::InvalidAmount, format!("{what} must be above zero"));
         }
         if !self.params.knows(&coin.denom) {
             return fail(

@@ -42,16 +42,10 @@ impl Params {
         self.denoms.contains(denom)
     }
     pub fn min_deposit(&self, denom: &Denom) -> Option<u128> {
-        self.min_deposits
-            .iter()
-            .find(|c| &c.denom == denom)
-            .map(|c| c.amount)
+        self.min_deposits.iter().find(|c| &c.denom == denom).map(|c| c.amount)
     }
     pub fn take_rate_ppm(&self, denom: &Denom) -> u32 {
-        self.take_rates_ppm
-            .iter()
-            .find(|(d, _)| d == denom)
-            .map_or(0, |(_, r)| *r)
+        self.take_rates_ppm.iter().find(|(d, _)| d == denom).map_or(0, |(_, r)| *r)
     }
 
     /// Devnet defaults: `ugrid` native, `uusdc` stable, 1-block... see field docs.
@@ -74,10 +68,7 @@ impl Params {
 
     pub fn validate(&self) -> Result<(), String> {
         if !self.denoms.contains(&self.native_denom) {
-            return Err(format!(
-                "native denom {} is not in denoms",
-                self.native_denom
-            ));
+            return Err(format!("native denom {} is not in denoms", self.native_denom));
         }
         let mut sorted = self.denoms.clone();
         sorted.sort();
@@ -152,19 +143,14 @@ impl Genesis {
 
     pub fn validate(&self) -> Result<(), GenesisError> {
         if self.chain_id.is_empty() || self.chain_id.len() > 64 {
-            return Err(GenesisError::Params(
-                "chain_id must be 1 to 64 characters".into(),
-            ));
+            return Err(GenesisError::Params("chain_id must be 1 to 64 characters".into()));
         }
         self.params.validate().map_err(GenesisError::Params)?;
         let mut seen = std::collections::BTreeSet::new();
         let mut totals = std::collections::BTreeMap::<Denom, u128>::new();
         for b in &self.balances {
             if !seen.insert(b.address) {
-                return Err(GenesisError::Balances(format!(
-                    "{} is listed twice",
-                    b.address
-                )));
+                return Err(GenesisError::Balances(format!("{} is listed twice", b.address)));
             }
             for c in &b.coins {
                 if !self.params.knows(&c.denom) {
@@ -188,11 +174,7 @@ impl Genesis {
         let put = |out: &mut Changes, k: Vec<u8>, v: Vec<u8>| {
             out.insert(k, Some(v));
         };
-        put(
-            &mut out,
-            keyspace::params(),
-            gridlease_types::encode(&self.params),
-        );
+        put(&mut out, keyspace::params(), gridlease_types::encode(&self.params));
         let mut totals = std::collections::BTreeMap::<Denom, u128>::new();
         for b in &self.balances {
             put(
@@ -214,11 +196,7 @@ impl Genesis {
         }
         for d in &self.params.denoms {
             let total = totals.get(d).copied().unwrap_or(0);
-            put(
-                &mut out,
-                keyspace::supply(d),
-                gridlease_types::encode(&total),
-            );
+            put(&mut out, keyspace::supply(d), gridlease_types::encode(&total));
         }
         out
     }

@@ -31,9 +31,7 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
         let supply = query::supply(view, denom)?.saturating_mul(DEC_ONE);
         let held = query::total_holdings_atto(view, denom)?;
         if supply != held {
-            return broken(format!(
-                "supply of {denom} is {supply} atto but {held} atto are held"
-            ));
+            return broken(format!("supply of {denom} is {supply} atto but {held} atto are held"));
         }
     }
     let escrows = query::escrows(view)?;
@@ -50,25 +48,18 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
                 acc.id, acc.balance
             ));
         }
-        let mine: Vec<&Payment> = payments
-            .iter()
-            .filter(|p| p.lease.order.deployment() == acc.id)
-            .collect();
-        let paid: u128 = mine
-            .iter()
-            .map(|p| p.withdrawn.0 + p.unwithdrawn.0 + p.pending(acc).0)
-            .sum();
+        let mine: Vec<&Payment> =
+            payments.iter().filter(|p| p.lease.order.deployment() == acc.id).collect();
+        let paid: u128 =
+            mine.iter().map(|p| p.withdrawn.0 + p.unwithdrawn.0 + p.pending(acc).0).sum();
         if paid != acc.transferred.0 {
             return broken(format!(
                 "escrow {} settled {} but payments account for {paid}",
                 acc.id, acc.transferred.0
             ));
         }
-        let rate: u128 = mine
-            .iter()
-            .filter(|p| p.state == PaymentState::Open)
-            .map(|p| p.rate.0)
-            .sum();
+        let rate: u128 =
+            mine.iter().filter(|p| p.state == PaymentState::Open).map(|p| p.rate.0).sum();
         if rate != acc.rate.0 {
             return broken(format!(
                 "escrow {} rate {} != sum of open payment rates {rate}",
@@ -77,17 +68,10 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
         }
         if matches!(acc.state, EscrowState::Closed { .. }) && (!acc.balance.is_zero() || rate != 0)
         {
-            return broken(format!(
-                "closed escrow {} still holds funds or payments",
-                acc.id
-            ));
+            return broken(format!("closed escrow {} still holds funds or payments", acc.id));
         }
         let queued = acc.depletes_at.map(|at| {
-            view.get(&keyspace::due(
-                keyspace::DUE_DEPLETION,
-                at,
-                &keyspace::escrow(&acc.id)[1..],
-            ))
+            view.get(&keyspace::due(keyspace::DUE_DEPLETION, at, &keyspace::escrow(&acc.id)[1..]))
         });
         if queued.transpose()?.is_some_and(|q| q.is_none()) {
             return broken(format!("escrow {} depletion is not queued", acc.id));
@@ -96,10 +80,7 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
             && acc.rate != DecAmount::ZERO
             && acc.depletes_at.is_none()
         {
-            return broken(format!(
-                "open escrow {} with payments has no depletion height",
-                acc.id
-            ));
+            return broken(format!("open escrow {} with payments has no depletion height", acc.id));
         }
     }
     for lease in query::leases(view)? {
@@ -128,10 +109,7 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
             }
             LeaseState::Closed { .. } => {
                 if matches!(payment, Some(p) if p.state == PaymentState::Open) {
-                    return broken(format!(
-                        "closed lease {} still has an open payment",
-                        lease.id
-                    ));
+                    return broken(format!("closed lease {} still has an open payment", lease.id));
                 }
             }
         }
@@ -147,9 +125,8 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
             }
             BidState::Won => {
                 let lease = view.get(&keyspace::lease(&bid.id))?;
-                let lease = lease
-                    .map(|l| decode_at::<Lease>(&keyspace::lease(&bid.id), &l))
-                    .transpose()?;
+                let lease =
+                    lease.map(|l| decode_at::<Lease>(&keyspace::lease(&bid.id), &l)).transpose()?;
                 if !matches!(lease.map(|l| l.state), Some(LeaseState::Active)) {
                     return broken(format!("won bid {} has no active lease", bid.id));
                 }
@@ -158,17 +135,14 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
         }
     }
     for order in query::orders(view)? {
-        if let OrderState::Open {
-            closes_at: Some(at),
-            ..
-        } = order.state
-        {
+        let placed = query::bids_of_order(view, &order.id)?.len();
+        if placed != order.bids as usize {
+            return broken(format!("order {} counts {} bids, {placed} exist", order.id, order.bids));
+        }
+        if let OrderState::Open { closes_at: Some(at), .. } = order.state {
             let key = keyspace::due(keyspace::DUE_AUCTION, at, &keyspace::order(&order.id)[1..]);
             if view.get(&key)?.is_none() {
-                return broken(format!(
-                    "open order {} closing at {at} is not queued",
-                    order.id
-                ));
+                return broken(format!("open order {} closing at {at} is not queued", order.id));
             }
         }
     }
@@ -201,10 +175,7 @@ fn legal_order(a: &OrderState, b: &OrderState) -> bool {
 
 fn legal_bid(a: &BidState, b: &BidState) -> bool {
     use BidState::*;
-    matches!(
-        (a, b),
-        (Open, Open | Won | Closed { .. }) | (Won, Won | Closed { .. })
-    ) || a == b
+    matches!((a, b), (Open, Open | Won | Closed { .. }) | (Won, Won | Closed { .. })) || a == b
 }
 
 fn legal_lease(a: &LeaseState, b: &LeaseState) -> bool {
@@ -271,13 +242,7 @@ pub fn check_transitions(before: &MemState, after: &MemState) -> Result<(), Inva
         |a, b| legal_group(&a.state, &b.state) && b.oseq >= a.oseq,
         "group",
     )?;
-    pair::<Order>(
-        before,
-        after,
-        keyspace::ORDER,
-        |a, b| legal_order(&a.state, &b.state),
-        "order",
-    )?;
+    pair::<Order>(before, after, keyspace::ORDER, |a, b| legal_order(&a.state, &b.state), "order")?;
     pair::<Bid>(
         before,
         after,
@@ -313,12 +278,6 @@ pub fn check_transitions(before: &MemState, after: &MemState) -> Result<(), Inva
         |a, b| legal_cert(&a.state, &b.state),
         "certificate",
     )?;
-    pair::<Account>(
-        before,
-        after,
-        keyspace::ACCOUNT,
-        |a, b| b.sequence >= a.sequence,
-        "account",
-    )?;
+    pair::<Account>(before, after, keyspace::ACCOUNT, |a, b| b.sequence >= a.sequence, "account")?;
     Ok(())
 }

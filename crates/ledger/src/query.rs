@@ -25,10 +25,7 @@ pub fn list_prefix<T: BorshDeserialize>(
     prefix: &[u8],
 ) -> Result<Vec<T>, ViewError> {
     let end = prefix_end(prefix).unwrap_or_else(|| vec![0xff; 80]);
-    view.range(prefix, &end)?
-        .into_iter()
-        .map(|(k, v)| decode_at(&k, &v))
-        .collect()
+    view.range(prefix, &end)?.into_iter().map(|(k, v)| decode_at(&k, &v)).collect()
 }
 
 pub fn params(view: &(impl StateView + ?Sized)) -> Result<Option<Params>, ViewError> {

@@ -99,97 +99,29 @@ impl ReceiptCode {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    Transfer {
-        from: Address,
-        to: Address,
-        amount: Coin,
-    },
-    FeePaid {
-        payer: Address,
-        amount: Coin,
-    },
-    ProviderCreated {
-        owner: Address,
-    },
-    ProviderUpdated {
-        owner: Address,
-    },
-    AttributesSigned {
-        provider: Address,
-        auditor: Address,
-    },
-    AttributesDeleted {
-        provider: Address,
-        auditor: Address,
-    },
-    CertificateCreated {
-        owner: Address,
-        serial: [u8; 32],
-    },
-    CertificateRevoked {
-        owner: Address,
-        serial: [u8; 32],
-    },
-    DeploymentCreated {
-        id: DeploymentId,
-        deposit: Coin,
-    },
-    DeploymentUpdated {
-        id: DeploymentId,
-    },
-    DeploymentDeposit {
-        id: DeploymentId,
-        amount: Coin,
-    },
-    DeploymentClosed {
-        id: DeploymentId,
-        reason: CloseReason,
-    },
-    OrderOpened {
-        id: OrderId,
-        max_price: DecCoin,
-        closes_at: Height,
-    },
-    OrderStalled {
-        id: OrderId,
-        reason: NoBidReason,
-    },
-    OrderClosed {
-        id: OrderId,
-        reason: CloseReason,
-    },
-    BidCreated {
-        id: BidId,
-        price: DecCoin,
-    },
-    BidClosed {
-        id: BidId,
-        reason: CloseReason,
-    },
-    LeaseCreated {
-        id: BidId,
-        price: DecCoin,
-    },
-    LeaseClosed {
-        id: BidId,
-        reason: CloseReason,
-    },
-    EscrowOverdrawn {
-        id: DeploymentId,
-        grace_until: Height,
-    },
-    EscrowResumed {
-        id: DeploymentId,
-    },
-    PaymentWithdrawn {
-        lease: BidId,
-        to_provider: Coin,
-        to_pool: DecAmount,
-    },
-    EscrowRefunded {
-        id: DeploymentId,
-        amount: Coin,
-    },
+    Transfer { from: Address, to: Address, amount: Coin },
+    FeePaid { payer: Address, amount: Coin },
+    ProviderCreated { owner: Address },
+    ProviderUpdated { owner: Address },
+    AttributesSigned { provider: Address, auditor: Address },
+    AttributesDeleted { provider: Address, auditor: Address },
+    CertificateCreated { owner: Address, serial: [u8; 32] },
+    CertificateRevoked { owner: Address, serial: [u8; 32] },
+    DeploymentCreated { id: DeploymentId, deposit: Coin },
+    DeploymentUpdated { id: DeploymentId },
+    DeploymentDeposit { id: DeploymentId, amount: Coin },
+    DeploymentClosed { id: DeploymentId, reason: CloseReason },
+    OrderOpened { id: OrderId, max_price: DecCoin, closes_at: Height },
+    OrderStalled { id: OrderId, reason: NoBidReason },
+    OrderClosed { id: OrderId, reason: CloseReason },
+    BidCreated { id: BidId, price: DecCoin },
+    BidClosed { id: BidId, reason: CloseReason },
+    LeaseCreated { id: BidId, price: DecCoin },
+    LeaseClosed { id: BidId, reason: CloseReason },
+    EscrowOverdrawn { id: DeploymentId, grace_until: Height },
+    EscrowResumed { id: DeploymentId },
+    PaymentWithdrawn { lease: BidId, to_provider: Coin, to_pool: DecAmount },
+    EscrowRefunded { id: DeploymentId, amount: Coin },
 }
 
 /// The result of one transaction.

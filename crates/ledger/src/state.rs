@@ -162,6 +162,8 @@ pub struct Order {
     pub id: OrderId,
     pub max_price: DecCoin,
     pub state: OrderState,
+    /// Bids placed on this order so far (open or not).
+    pub bids: u32,
     pub created_at: Height,
 }
 

@@ -70,22 +70,13 @@ pub struct Overlay<'a, V: StateView + ?Sized> {
 
 impl<V: StateView + ?Sized> std::fmt::Debug for Overlay<'_, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Overlay({} block writes, {} tx writes)",
-            self.block.len(),
-            self.tx.len()
-        )
+        write!(f, "Overlay({} block writes, {} tx writes)", self.block.len(), self.tx.len())
     }
 }
 
 impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
     pub fn new(base: &'a V) -> Self {
-        Overlay {
-            base,
-            block: Changes::new(),
-            tx: Changes::new(),
-        }
+        Overlay { base, block: Changes::new(), tx: Changes::new() }
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
@@ -127,22 +118,15 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
         if start >= end {
             return Ok(Vec::new());
         }
-        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
-            .base
-            .range(start, end)?
-            .into_iter()
-            .map(|(k, v)| (k, Some(v)))
-            .collect();
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            self.base.range(start, end)?.into_iter().map(|(k, v)| (k, Some(v))).collect();
         let bounds = (Bound::Included(start), Bound::Excluded(end));
         for layer in [&self.block, &self.tx] {
             for (k, v) in layer.range::<[u8], _>(bounds) {
                 merged.insert(k.clone(), v.clone());
             }
         }
-        Ok(merged
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect())
+        Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
 
     /// All entries under `prefix`.
@@ -202,12 +186,7 @@ mod tests {
         o.delete(b"b".to_vec());
         assert_eq!(o.range(b"a", b"z").unwrap().len(), 2);
         o.rollback_tx();
-        let keys: Vec<_> = o
-            .range(b"a", b"z")
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let keys: Vec<_> = o.range(b"a", b"z").unwrap().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
         assert_eq!(o.get(b"a").unwrap(), None);
         let changes = o.into_changes();

@@ -60,10 +60,7 @@ impl Actors {
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Keypair> {
-        self.tenants
-            .iter()
-            .chain(&self.providers)
-            .chain(&self.auditors)
+        self.tenants.iter().chain(&self.providers).chain(&self.auditors)
     }
 
     pub fn by_address(&self, a: &Address) -> Option<&Keypair> {
@@ -85,18 +82,10 @@ impl Actors {
             .all()
             .map(|k| GenesisBalance {
                 address: k.address(),
-                coins: vec![
-                    Coin::new(50_000_000, &ugrid()),
-                    Coin::new(20_000_000, &uusdc()),
-                ],
+                coins: vec![Coin::new(50_000_000, &ugrid()), Coin::new(20_000_000, &uusdc())],
             })
             .collect();
-        Genesis {
-            chain_id: CHAIN_ID.into(),
-            genesis_time_ms: 1_700_000_000_000,
-            params,
-            balances,
-        }
+        Genesis { chain_id: CHAIN_ID.into(), genesis_time_ms: 1_700_000_000_000, params, balances }
     }
 
     pub fn provider_gpu(&self, idx: usize) -> (&'static str, &'static str, &'static str) {
@@ -147,11 +136,7 @@ pub fn random_group(
     let units = rng.gen_range(1..=2);
     let resources = (0..units)
         .map(|i| {
-            let gpu_units = if rng.gen_bool(0.6) {
-                rng.gen_range(1..=2)
-            } else {
-                0
-            };
+            let gpu_units = if rng.gen_bool(0.6) { rng.gen_range(1..=2) } else { 0 };
             let options = if gpu_units == 0 || rng.gen_bool(0.3) {
                 Vec::new()
             } else {
@@ -174,10 +159,7 @@ pub fn random_group(
                         class: None,
                         persistent: false,
                     }],
-                    gpu: GpuRequirement {
-                        units: gpu_units,
-                        options,
-                    },
+                    gpu: GpuRequirement { units: gpu_units, options },
                     endpoints: vec![Endpoint {
                         kind: EndpointKind::SharedHttp,
                         sequence_number: 0,
@@ -193,10 +175,9 @@ pub fn random_group(
         .collect();
     let mut requirements = PlacementRequirements::default();
     if rng.gen_bool(0.3) {
-        requirements.attributes.push(Attribute::new(
-            "region",
-            REGIONS[rng.gen_range(0..REGIONS.len())],
-        ));
+        requirements
+            .attributes
+            .push(Attribute::new("region", REGIONS[rng.gen_range(0..REGIONS.len())]));
         if !auditors.is_empty() && rng.gen_bool(0.5) {
             requirements.signed_by = SignedBy {
                 all_of: vec![],
@@ -204,11 +185,7 @@ pub fn random_group(
             };
         }
     }
-    GroupSpec {
-        name: name.into(),
-        requirements,
-        resources,
-    }
+    GroupSpec { name: name.into(), requirements, resources }
 }
 
 /// The offer a provider with `gpu` makes for a group: exactly what is asked, its own GPU model.
@@ -241,10 +218,7 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(actors: Actors) -> Self {
-        Generator {
-            actors,
-            invalid_share: 0.1,
-        }
+        Generator { actors, invalid_share: 0.1 }
     }
 
     /// A block of up to `n` transactions for `height`, a pure function of (seed, height, state).
@@ -259,11 +233,8 @@ impl Generator {
             .collect();
         let groups = query::groups(view).unwrap_or_default();
         let bids = query::bids(view).unwrap_or_default();
-        let open_bids: Vec<BidId> = bids
-            .iter()
-            .filter(|b| b.state == BidState::Open)
-            .map(|b| b.id)
-            .collect();
+        let open_bids: Vec<BidId> =
+            bids.iter().filter(|b| b.state == BidState::Open).map(|b| b.id).collect();
         let leases: Vec<BidId> = query::leases(view)
             .unwrap_or_default()
             .into_iter()
@@ -276,11 +247,8 @@ impl Generator {
             .filter(|d| d.state == DeploymentState::Active)
             .map(|d| d.id)
             .collect();
-        let registered: Vec<Address> = query::providers(view)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| p.owner)
-            .collect();
+        let registered: Vec<Address> =
+            query::providers(view).unwrap_or_default().into_iter().map(|p| p.owner).collect();
         let auditors: Vec<Address> = self.actors.auditors.iter().map(|k| k.address()).collect();
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -297,13 +265,7 @@ impl Generator {
                         .unwrap_or_default();
                     let amount = if bad { 0 } else { rng.gen_range(1..=10_000) };
                     let denom = if rng.gen_bool(0.5) { ugrid() } else { uusdc() };
-                    (
-                        from,
-                        Msg::Send {
-                            to,
-                            amount: Coin::new(amount, &denom),
-                        },
-                    )
+                    (from, Msg::Send { to, amount: Coin::new(amount, &denom) })
                 }
                 15..=22 => {
                     let i = rng.gen_range(0..self.actors.providers.len());
@@ -346,11 +308,7 @@ impl Generator {
                     let groups = (0..rng.gen_range(1..=2))
                         .map(|g| random_group(&mut rng, &format!("g{g}"), &denom, &auditors))
                         .collect();
-                    let deposit = if bad {
-                        1
-                    } else {
-                        rng.gen_range(10_000..=60_000)
-                    };
+                    let deposit = if bad { 1 } else { rng.gen_range(10_000..=60_000) };
                     let dseq = if bad && !deployments.is_empty() {
                         deployments[0].dseq
                     } else {
@@ -373,10 +331,8 @@ impl Generator {
                     let Some(group) = groups.iter().find(|g| g.id == order.group()) else {
                         continue;
                     };
-                    let Some(max) = orders
-                        .iter()
-                        .find(|o| o.id == order)
-                        .map(|o| o.max_price.clone())
+                    let Some(max) =
+                        orders.iter().find(|o| o.id == order).map(|o| o.max_price.clone())
                     else {
                         continue;
                     };
@@ -391,10 +347,7 @@ impl Generator {
                         p,
                         Msg::CreateBid {
                             order,
-                            price: DecCoin {
-                                denom: max.denom,
-                                amount: price,
-                            },
+                            price: DecCoin { denom: max.denom, amount: price },
                             offer,
                             deposit,
                         },
@@ -409,11 +362,8 @@ impl Generator {
                 }
                 73..=77 if !open_bids.is_empty() => {
                     let b = open_bids[rng.gen_range(0..open_bids.len())];
-                    let signer = if bad {
-                        self.actors.providers[0].address()
-                    } else {
-                        b.order.owner
-                    };
+                    let signer =
+                        if bad { self.actors.providers[0].address() } else { b.order.owner };
                     let Some(k) = self.actors.by_address(&signer) else {
                         continue;
                     };
@@ -428,11 +378,7 @@ impl Generator {
                 }
                 85..=89 if !leases.is_empty() => {
                     let l = leases[rng.gen_range(0..leases.len())];
-                    let signer = if rng.gen_bool(0.5) {
-                        l.order.owner
-                    } else {
-                        l.provider
-                    };
+                    let signer = if rng.gen_bool(0.5) { l.order.owner } else { l.provider };
                     let signer = if bad {
                         self.actors.auditors.first().map_or(signer, |a| a.address())
                     } else {
@@ -449,10 +395,7 @@ impl Generator {
                         continue;
                     };
                     let denom = if rng.gen_bool(0.8) {
-                        query::escrow(view, &d)
-                            .ok()
-                            .flatten()
-                            .map_or(ugrid(), |e| e.denom)
+                        query::escrow(view, &d).ok().flatten().map_or(ugrid(), |e| e.denom)
                     } else {
                         ugrid()
                     };
@@ -475,17 +418,10 @@ impl Generator {
             };
             let addr = key.address();
             let seq = *seqs.entry(addr).or_insert_with(|| {
-                query::account(view, &addr)
-                    .ok()
-                    .flatten()
-                    .map_or(0, |a| a.sequence)
+                query::account(view, &addr).ok().flatten().map_or(0, |a| a.sequence)
             });
             let fee = if bad && rng.gen_bool(0.2) { 1 } else { 100 };
-            let use_seq = if bad && rng.gen_bool(0.1) {
-                seq + 7
-            } else {
-                seq
-            };
+            let use_seq = if bad && rng.gen_bool(0.1) { seq + 7 } else { seq };
             let tx = sign(key, use_seq, fee, vec![msg]);
             if use_seq == seq && fee >= 100 {
                 seqs.insert(addr, seq + 1);

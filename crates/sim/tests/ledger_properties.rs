@@ -8,10 +8,7 @@ use gridlease_sim::{Actors, Generator, run_block};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
 }
 
 fn run_scenario(seed: u64, blocks: u64, txs: usize) -> Result<(usize, usize), TestCaseError> {
@@ -26,11 +23,7 @@ fn run_scenario(seed: u64, blocks: u64, txs: usize) -> Result<(usize, usize), Te
             .map_err(|e| TestCaseError::fail(format!("block {height} aborted: {e}")))?;
         prop_assert_eq!(out.receipts.len(), block.len());
         for r in &out.receipts {
-            if r.code == ReceiptCode::Ok {
-                ok += 1
-            } else {
-                failed += 1
-            }
+            if r.code == ReceiptCode::Ok { ok += 1 } else { failed += 1 }
         }
         check_state(&state)
             .map_err(|e| TestCaseError::fail(format!("seed {seed} block {height}: {e}")))?;
@@ -62,11 +55,7 @@ fn long_run_exercises_the_market() {
         let block = generator.block(42, height, &state, 16);
         let before = state.clone();
         let out = run_block(&mut state, height, &block).unwrap();
-        for e in out
-            .begin_events
-            .iter()
-            .chain(out.receipts.iter().flat_map(|r| r.events.iter()))
-        {
+        for e in out.begin_events.iter().chain(out.receipts.iter().flat_map(|r| r.events.iter())) {
             match e {
                 gridlease_ledger::Event::LeaseCreated { .. } => leases_created += 1,
                 gridlease_ledger::Event::EscrowOverdrawn { .. } => overdrawn += 1,
@@ -81,21 +70,9 @@ fn long_run_exercises_the_market() {
     }
     let ok = codes.get(&ReceiptCode::Ok).copied().unwrap_or(0);
     let total: usize = codes.values().sum();
-    assert!(
-        ok * 2 > total,
-        "most transactions should succeed: {codes:?}"
-    );
-    assert!(
-        codes.len() >= 6,
-        "several failure kinds should occur: {codes:?}"
-    );
-    assert!(
-        leases_created >= 20,
-        "auctions should produce leases, got {leases_created}"
-    );
+    assert!(ok * 2 > total, "most transactions should succeed: {codes:?}");
+    assert!(codes.len() >= 6, "several failure kinds should occur: {codes:?}");
+    assert!(leases_created >= 20, "auctions should produce leases, got {leases_created}");
     eprintln!("codes {codes:?} leases {leases_created} overdrawn {overdrawn}");
-    assert!(
-        overdrawn >= 1,
-        "some escrow should run dry, got {overdrawn}"
-    );
+    assert!(overdrawn >= 1, "some escrow should run dry, got {overdrawn}");
 }

@@ -16,9 +16,7 @@ struct World {
 
 impl World {
     fn seq(&self, k: &Keypair) -> u64 {
-        query::account(&self.state, &k.address())
-            .unwrap()
-            .map_or(0, |a| a.sequence)
+        query::account(&self.state, &k.address()).unwrap().map_or(0, |a| a.sequence)
     }
 
     fn tx(&self, k: &Keypair, msgs: Vec<Msg>) -> Tx {
@@ -27,9 +25,7 @@ impl World {
 
     fn run(&mut self, txs: Vec<Tx>) -> Vec<Receipt> {
         self.height += 1;
-        run_block(&mut self.state, self.height, &txs)
-            .unwrap()
-            .receipts
+        run_block(&mut self.state, self.height, &txs).unwrap().receipts
     }
 
     fn ok(&mut self, k: &Keypair, msgs: Vec<Msg>) {
@@ -39,29 +35,17 @@ impl World {
     }
 
     fn order(&self, owner: &Keypair, dseq: u64) -> OrderId {
-        OrderId {
-            owner: owner.address(),
-            dseq,
-            gseq: 1,
-            oseq: 1,
-        }
+        OrderId { owner: owner.address(), dseq, gseq: 1, oseq: 1 }
     }
 }
 
 fn group(region: Option<&str>, auditor: Option<Address>, model: &str) -> GroupSpec {
-    let mut g = gridlease_sim::random_group(
-        &mut rand::rngs::mock::StepRng::new(1, 1),
-        "g",
-        &ugrid(),
-        &[],
-    );
+    let mut g =
+        gridlease_sim::random_group(&mut rand::rngs::mock::StepRng::new(1, 1), "g", &ugrid(), &[]);
     g.resources.truncate(1);
     let u = &mut g.resources[0];
     u.count = 1;
-    u.price = DecCoin {
-        denom: ugrid(),
-        amount: DecAmount(10 * DEC_ONE),
-    };
+    u.price = DecCoin { denom: ugrid(), amount: DecAmount(10 * DEC_ONE) };
     u.resources.gpu = GpuRequirement {
         units: 1,
         options: vec![GpuSpec {
@@ -72,13 +56,8 @@ fn group(region: Option<&str>, auditor: Option<Address>, model: &str) -> GroupSp
         }],
     };
     g.requirements = PlacementRequirements {
-        attributes: region
-            .map(|r| vec![Attribute::new("region", r)])
-            .unwrap_or_default(),
-        signed_by: SignedBy {
-            all_of: vec![],
-            any_of: auditor.into_iter().collect(),
-        },
+        attributes: region.map(|r| vec![Attribute::new("region", r)]).unwrap_or_default(),
+        signed_by: SignedBy { all_of: vec![], any_of: auditor.into_iter().collect() },
     };
     g
 }
@@ -86,10 +65,7 @@ fn group(region: Option<&str>, auditor: Option<Address>, model: &str) -> GroupSp
 fn bid(order: OrderId, spec: &GroupSpec, price: u128) -> Msg {
     Msg::CreateBid {
         order,
-        price: DecCoin {
-            denom: ugrid(),
-            amount: DecAmount(price),
-        },
+        price: DecCoin { denom: ugrid(), amount: DecAmount(price) },
         offer: offer_for(spec, ("a100", "80Gi", "sxm")),
         deposit: Coin::new(5_000, &ugrid()),
     }
@@ -101,11 +77,7 @@ fn setup() -> (World, GroupSpec, GroupSpec) {
     let mut genesis = actors.genesis();
     genesis.params.bid_window = 10_000;
     let state = genesis.mem_state();
-    let mut w = World {
-        actors,
-        state,
-        height: 0,
-    };
+    let mut w = World { actors, state, height: 0 };
     let a = w.actors.clone();
     for (i, p) in a.providers.iter().enumerate() {
         let msg = Msg::CreateProvider {
@@ -127,13 +99,7 @@ fn setup() -> (World, GroupSpec, GroupSpec) {
     let strict = group(Some("eu-west"), Some(a.auditors[0].address()), "a100");
     let t = &a.tenants[0];
     let deposit = Coin::new(1_000_000, &ugrid());
-    for (dseq, spec) in [
-        (1, &plain),
-        (2, &strict),
-        (4, &plain),
-        (5, &plain),
-        (6, &plain),
-    ] {
+    for (dseq, spec) in [(1, &plain), (2, &strict), (4, &plain), (5, &plain), (6, &plain)] {
         w.ok(
             t,
             vec![Msg::CreateDeployment {
@@ -145,25 +111,16 @@ fn setup() -> (World, GroupSpec, GroupSpec) {
         );
     }
     // Deployment 1 gets a lease from provider 1; deployment 4 is closed; 8 bids fill order 5.
-    w.ok(
-        &a.providers[1],
-        vec![bid(w.order(t, 1), &plain, 5 * DEC_ONE)],
-    );
+    w.ok(&a.providers[1], vec![bid(w.order(t, 1), &plain, 5 * DEC_ONE)]);
     w.ok(
         t,
         vec![Msg::AcceptBid {
-            bid: BidId {
-                order: w.order(t, 1),
-                provider: a.providers[1].address(),
-            },
+            bid: BidId { order: w.order(t, 1), provider: a.providers[1].address() },
         }],
     );
     w.ok(t, vec![Msg::CloseDeployment { dseq: 4 }]);
     for p in 1..=8 {
-        w.ok(
-            &a.providers[p],
-            vec![bid(w.order(t, 5), &plain, 5 * DEC_ONE)],
-        );
+        w.ok(&a.providers[p], vec![bid(w.order(t, 5), &plain, 5 * DEC_ONE)]);
     }
     (w, plain, strict)
 }
@@ -174,17 +131,11 @@ fn every_error_code_is_reported_and_leaves_state_untouched() {
     let a = w.actors.clone();
     let (t, t2) = (&a.tenants[0], &a.tenants[1]);
     let p = |i: usize| &a.providers[i];
-    let lease = BidId {
-        order: w.order(t, 1),
-        provider: p(1).address(),
-    };
+    let lease = BidId { order: w.order(t, 1), provider: p(1).address() };
     let mut cases: Vec<(ReceiptCode, &str, Tx)> = Vec::new();
     let send = |amount: u128, denom: &str| Msg::Send {
         to: t2.address(),
-        amount: Coin {
-            denom: Denom::new(denom).unwrap(),
-            amount,
-        },
+        amount: Coin { denom: Denom::new(denom).unwrap(), amount },
     };
 
     let mut wrong_chain = TxBody {
@@ -195,11 +146,7 @@ fn every_error_code_is_reported_and_leaves_state_untouched() {
         memo: String::new(),
         messages: vec![send(1, "ugrid")],
     };
-    cases.push((
-        ReceiptCode::WrongChainId,
-        "wrong chain id",
-        wrong_chain.clone().sign(t),
-    ));
+    cases.push((ReceiptCode::WrongChainId, "wrong chain id", wrong_chain.clone().sign(t)));
     wrong_chain.chain_id = CHAIN_ID.into();
     let mut tampered = wrong_chain.clone().sign(t);
     tampered.signature.0[0] ^= 1;
@@ -224,21 +171,13 @@ fn every_error_code_is_reported_and_leaves_state_untouched() {
     ));
     let mut usdc_fee = wrong_chain.clone();
     usdc_fee.fee = Coin::new(100, &uusdc());
-    cases.push((
-        ReceiptCode::InsufficientFee,
-        "fee in the wrong denom",
-        usdc_fee.sign(t),
-    ));
+    cases.push((ReceiptCode::InsufficientFee, "fee in the wrong denom", usdc_fee.sign(t)));
     cases.push((
         ReceiptCode::InsufficientFunds,
         "send more than the balance",
         w.tx(t, vec![send(10u128.pow(15), "ugrid")]),
     ));
-    cases.push((
-        ReceiptCode::InvalidAmount,
-        "send zero",
-        w.tx(t, vec![send(0, "ugrid")]),
-    ));
+    cases.push((ReceiptCode::InvalidAmount, "send zero", w.tx(t, vec![send(0, "ugrid")])));
     cases.push((
         ReceiptCode::UnknownDenom,
         "send an unknown denom",
@@ -247,13 +186,7 @@ fn every_error_code_is_reported_and_leaves_state_untouched() {
     cases.push((
         ReceiptCode::DenomMismatch,
         "deposit uusdc into a ugrid escrow",
-        w.tx(
-            t,
-            vec![Msg::DepositDeployment {
-                dseq: 1,
-                amount: Coin::new(10, &uusdc()),
-            }],
-        ),
+        w.tx(t, vec![Msg::DepositDeployment { dseq: 1, amount: Coin::new(10, &uusdc()) }]),
     ));
     cases.push((
         ReceiptCode::Unauthorized,
@@ -270,12 +203,7 @@ fn every_error_code_is_reported_and_leaves_state_untouched() {
         "a provider accepts a bid on someone's order",
         w.tx(
             p(2),
-            vec![Msg::AcceptBid {
-                bid: BidId {
-                    order: w.order(t, 5),
-                    provider: p(2).address(),
-                },
-            }],
+            vec![Msg::AcceptBid { bid: BidId { order: w.order(t, 5), provider: p(2).address() } }],
         ),
     ));
     cases.push((
@@ -340,10 +268,7 @@ fn every_error_code_is_reported_and_leaves_state_untouched() {
     ));
     let wrong_gpu = Msg::CreateBid {
         order: w.order(t, 6),
-        price: DecCoin {
-            denom: ugrid(),
-            amount: DecAmount(DEC_ONE),
-        },
+        price: DecCoin { denom: ugrid(), amount: DecAmount(DEC_ONE) },
         offer: offer_for(&plain, ("t4", "16Gi", "pcie")),
         deposit: Coin::new(5_000, &ugrid()),
     };
@@ -367,10 +292,7 @@ fn every_error_code_is_reported_and_leaves_state_untouched() {
     ));
     let cheap_bid = Msg::CreateBid {
         order: w.order(t, 6),
-        price: DecCoin {
-            denom: ugrid(),
-            amount: DecAmount(DEC_ONE),
-        },
+        price: DecCoin { denom: ugrid(), amount: DecAmount(DEC_ONE) },
         offer: offer_for(&plain, ("a100", "80Gi", "sxm")),
         deposit: Coin::new(1, &ugrid()),
     };
@@ -435,32 +357,20 @@ fn every_error_code_is_reported_and_leaves_state_untouched() {
         if want.charged_fee() {
             let fee = tx.body.fee.amount;
             let bal = query::balance(&expected, &signer, &ugrid()).unwrap();
+            expected.entries.insert(keyspace::balance(&signer, &ugrid()), encode(&(bal - fee)));
+            let pool = query::pool(&expected, &ugrid()).unwrap();
             expected
                 .entries
-                .insert(keyspace::balance(&signer, &ugrid()), encode(&(bal - fee)));
-            let pool = query::pool(&expected, &ugrid()).unwrap();
-            expected.entries.insert(
-                keyspace::pool(&ugrid()),
-                encode(&DecAmount(pool.0 + fee * DEC_ONE)),
-            );
-            let mut acct = query::account(&expected, &signer)
-                .unwrap()
-                .unwrap_or_default();
+                .insert(keyspace::pool(&ugrid()), encode(&DecAmount(pool.0 + fee * DEC_ONE)));
+            let mut acct = query::account(&expected, &signer).unwrap().unwrap_or_default();
             acct.sequence += 1;
             acct.public_key = Some(tx.public_key);
-            expected
-                .entries
-                .insert(keyspace::account(&signer), encode(&acct));
+            expected.entries.insert(keyspace::account(&signer), encode(&acct));
         }
-        assert!(
-            expected == after,
-            "{what}: state changed beyond fee and sequence"
-        );
+        assert!(expected == after, "{what}: state changed beyond fee and sequence");
         seen.insert(want);
     }
-    let missing: Vec<_> = ReceiptCode::ALL
-        .iter()
-        .filter(|c| **c != ReceiptCode::Ok && !seen.contains(c))
-        .collect();
+    let missing: Vec<_> =
+        ReceiptCode::ALL.iter().filter(|c| **c != ReceiptCode::Ok && !seen.contains(c)).collect();
     assert!(missing.is_empty(), "codes never exercised: {missing:?}");
 }

@@ -40,11 +40,7 @@ impl Store {
         raw_txs: Vec<Vec<u8>>,
     ) -> Result<(BlockRecord, BlockOutput), BlockError> {
         let checked = check_txs(&raw_txs);
-        let ctx = BlockContext {
-            chain_id: chain_id.to_string(),
-            height,
-            time_ms,
-        };
+        let ctx = BlockContext { chain_id: chain_id.to_string(), height, time_ms };
         let out = {
             let view = self.view()?;
             gridlease_ledger::execute(&view, &ctx, &checked)?

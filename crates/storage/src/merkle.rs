@@ -201,11 +201,7 @@ pub fn verify_proof(
     let mut h = bucket_hash(entries);
     let mut i = BUCKETS + bucket as usize;
     for sib in path {
-        h = if i.is_multiple_of(2) {
-            node_hash(&h, sib)
-        } else {
-            node_hash(sib, &h)
-        };
+        h = if i.is_multiple_of(2) { node_hash(&h, sib) } else { node_hash(sib, &h) };
         i /= 2;
     }
     &h == root
@@ -235,20 +231,8 @@ mod tests {
         let key = 7u32.to_be_bytes();
         let b = bucket_of(&hash_key(&key));
         let path = tree.proof(b);
-        assert!(verify_proof(
-            &tree.root(),
-            &key,
-            Some(b"v"),
-            &entries[&b],
-            &path
-        ));
-        assert!(!verify_proof(
-            &tree.root(),
-            &key,
-            Some(b"w"),
-            &entries[&b],
-            &path
-        ));
+        assert!(verify_proof(&tree.root(), &key, Some(b"v"), &entries[&b], &path));
+        assert!(!verify_proof(&tree.root(), &key, Some(b"w"), &entries[&b], &path));
 
         let undo = tree.update(&[(b, [9; 32])]);
         assert_ne!(tree.root(), rebuilt.root());

@@ -26,10 +26,7 @@ const META_CHAIN_ID: &str = "chain_id";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error at {path}: {source}")]
-    Db {
-        path: PathBuf,
-        source: Box<redb::Error>,
-    },
+    Db { path: PathBuf, source: Box<redb::Error> },
     #[error("store at {0} already holds a chain: genesis can only be applied to an empty store")]
     NotEmpty(PathBuf),
     #[error("block {got} does not follow the committed height {committed}")]
@@ -66,10 +63,7 @@ impl std::fmt::Debug for Store {
 }
 
 fn db_err(path: &Path) -> impl Fn(redb::Error) -> StoreError + '_ {
-    move |e| StoreError::Db {
-        path: path.to_path_buf(),
-        source: Box::new(e),
-    }
+    move |e| StoreError::Db { path: path.to_path_buf(), source: Box::new(e) }
 }
 
 macro_rules! tryd {
@@ -79,9 +73,7 @@ macro_rules! tryd {
 }
 
 fn hash_from(bytes: &[u8]) -> Result<Hash, StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("hash of {} bytes", bytes.len())))
+    bytes.try_into().map_err(|_| StoreError::Corrupt(format!("hash of {} bytes", bytes.len())))
 }
 
 impl Store {
@@ -104,9 +96,7 @@ impl Store {
             let meta = tryd!(&path, tx.open_table(META));
             let height = match tryd!(&path, meta.get(META_HEIGHT)) {
                 Some(v) => u64::from_be_bytes(
-                    v.value()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("height".into()))?,
+                    v.value().try_into().map_err(|_| StoreError::Corrupt("height".into()))?,
                 ),
                 None => 0,
             };
@@ -130,13 +120,7 @@ impl Store {
             )));
         }
         let root = tree.root();
-        Ok(Store {
-            db,
-            path,
-            tree,
-            height,
-            root,
-        })
+        Ok(Store { db, path, tree, height, root })
     }
 
     /// The last committed height (0: genesis or empty).
@@ -175,10 +159,7 @@ impl Store {
         changes: &Changes,
     ) -> Result<Hash, StoreError> {
         if record.height != self.height + 1 {
-            return Err(StoreError::OutOfOrder {
-                got: record.height,
-                committed: self.height,
-            });
+            return Err(StoreError::OutOfOrder { got: record.height, committed: self.height });
         }
         self.write(record.height, changes, Some(record), None)
     }
@@ -200,10 +181,7 @@ impl Store {
             for (k, v) in changes {
                 let kh = merkle::hash_key(k);
                 let vh = v.as_deref().map(merkle::hash_key);
-                by_bucket
-                    .entry(merkle::bucket_of(&kh))
-                    .or_default()
-                    .push((kh, vh));
+                by_bucket.entry(merkle::bucket_of(&kh)).or_default().push((kh, vh));
                 match v {
                     Some(v) => tryd!(&path, state.insert(k.as_slice(), v.as_slice())),
                     None => tryd!(&path, state.remove(k.as_slice())),
@@ -228,10 +206,7 @@ impl Store {
                     tryd!(&path, buckets.remove(b));
                     tryd!(&path, hashes.remove(b));
                 } else {
-                    tryd!(
-                        &path,
-                        buckets.insert(b, merkle::encode_entries(&entries).as_slice())
-                    );
+                    tryd!(&path, buckets.insert(b, merkle::encode_entries(&entries).as_slice()));
                     tryd!(&path, hashes.insert(b, h.as_slice()));
                 }
                 leaves.push((b, h));
@@ -241,10 +216,7 @@ impl Store {
         let root = self.tree.root();
         let result = (|| -> Result<(), StoreError> {
             let mut meta = tryd!(&path, tx.open_table(META));
-            tryd!(
-                &path,
-                meta.insert(META_HEIGHT, height.to_be_bytes().as_slice())
-            );
+            tryd!(&path, meta.insert(META_HEIGHT, height.to_be_bytes().as_slice()));
             tryd!(&path, meta.insert(META_ROOT, root.as_slice()));
             if let Some(id) = chain_id {
                 tryd!(&path, meta.insert(META_CHAIN_ID, id));
@@ -254,10 +226,7 @@ impl Store {
             if let Some(rec) = record {
                 rec.state_root = root;
                 let mut blocks = tryd!(&path, tx.open_table(BLOCKS));
-                tryd!(
-                    &path,
-                    blocks.insert(height, gridlease_types::encode(&*rec).as_slice())
-                );
+                tryd!(&path, blocks.insert(height, gridlease_types::encode(&*rec).as_slice()));
             }
             Ok(())
         })();
@@ -335,11 +304,7 @@ fn view_err(e: impl std::fmt::Display) -> ViewError {
 
 impl StateView for StoreView {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-        Ok(self
-            .table
-            .get(key)
-            .map_err(view_err)?
-            .map(|v| v.value().to_vec()))
+        Ok(self.table.get(key).map_err(view_err)?.map(|v| v.value().to_vec()))
     }
 
     fn range(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ViewError> {

@@ -22,11 +22,7 @@ fn advance(store: &mut Store, generator: &Generator) -> [u8; 32] {
     let h = store.height() + 1;
     let block = generator.block(SEED, h, &store.view().unwrap(), 16);
     let raw = block.iter().map(|t| t.to_bytes()).collect();
-    store
-        .execute_block(CHAIN_ID, h, 1_700_000_000_000 + h * 1000, raw)
-        .unwrap()
-        .0
-        .state_root
+    store.execute_block(CHAIN_ID, h, 1_700_000_000_000 + h * 1000, raw).unwrap().0.state_root
 }
 
 /// The child: opens the store (creating genesis once) and commits blocks until killed,
@@ -61,13 +57,7 @@ fn crash_and_restart_keeps_every_committed_block() {
     let kills = 24;
     for round in 0..kills {
         let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "child_commit_loop",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", "child_commit_loop", "--ignored", "--nocapture", "--test-threads=1"])
             .env(DIR_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -79,10 +69,7 @@ fn crash_and_restart_keeps_every_committed_block() {
         let reported = BufReader::new(child.stdout.take().unwrap())
             .lines()
             .map_while(Result::ok)
-            .filter_map(|l| {
-                l.strip_prefix("committed ")
-                    .and_then(|h| h.parse::<u64>().ok())
-            })
+            .filter_map(|l| l.strip_prefix("committed ").and_then(|h| h.parse::<u64>().ok()))
             .max()
             .unwrap_or(0);
         let store = Store::open(dir.path().join("chain.redb")).unwrap();
@@ -91,10 +78,7 @@ fn crash_and_restart_keeps_every_committed_block() {
             h >= reported,
             "round {round}: reopened at {h}, but {reported} was reported committed"
         );
-        assert!(
-            h >= last_height,
-            "round {round}: height went back from {last_height} to {h}"
-        );
+        assert!(h >= last_height, "round {round}: height went back from {last_height} to {h}");
         while replay.height() < h {
             advance(&mut replay, &generator);
         }
@@ -112,8 +96,5 @@ fn crash_and_restart_keeps_every_committed_block() {
         }
         last_height = h;
     }
-    assert!(
-        last_height > kills,
-        "the child should commit blocks between kills, got {last_height}"
-    );
+    assert!(last_height > kills, "the child should commit blocks between kills, got {last_height}");
 }

@@ -17,9 +17,8 @@ fn fresh(dir: &tempfile::TempDir, name: &str, generator: &Generator) -> Store {
 fn step(store: &mut Store, generator: &Generator, height: u64, txs: usize) -> [u8; 32] {
     let block = generator.block(SEED, height, &store.view().unwrap(), txs);
     let raw = block.iter().map(|t| t.to_bytes()).collect();
-    let (record, _) = store
-        .execute_block(CHAIN_ID, height, 1_700_000_000_000 + height * 1000, raw)
-        .unwrap();
+    let (record, _) =
+        store.execute_block(CHAIN_ID, height, 1_700_000_000_000 + height * 1000, raw).unwrap();
     record.state_root
 }
 
@@ -37,10 +36,7 @@ fn same_blocks_give_the_same_roots_on_fresh_stores() {
         assert_eq!(ra, rb, "roots differ at height {h}");
         roots.insert(ra);
     }
-    assert!(
-        roots.len() > 30,
-        "the state should change from block to block"
-    );
+    assert!(roots.len() > 30, "the state should change from block to block");
 }
 
 /// The root after a fixed scenario is pinned: any change to encoding, execution or the Merkle
@@ -74,9 +70,7 @@ fn store_state_equals_in_memory_execution() {
         let block = generator.block(SEED, h, &mem, 12);
         run_block(&mut mem, h, &block).unwrap();
         let raw = block.iter().map(|t| t.to_bytes()).collect();
-        store
-            .execute_block(CHAIN_ID, h, 1_700_000_000_000 + h * 1000, raw)
-            .unwrap();
+        store.execute_block(CHAIN_ID, h, 1_700_000_000_000 + h * 1000, raw).unwrap();
     }
     let all = store.view().unwrap().range(&[], &[0xff; 8]).unwrap();
     let mem_all: Vec<_> = mem.entries.into_iter().collect();

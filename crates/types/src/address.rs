@@ -105,19 +105,10 @@ mod tests {
         let mut bad = a.clone();
         let last = bad.pop().unwrap();
         bad.push(if last == 'q' { 'p' } else { 'q' });
-        assert!(matches!(
-            bad.parse::<Address>(),
-            Err(AddressError::Bech32(..))
-        ));
+        assert!(matches!(bad.parse::<Address>(), Err(AddressError::Bech32(..))));
         let cosmos = bech32::encode::<Bech32>(Hrp::parse("cosmos").unwrap(), &[0u8; 20]).unwrap();
-        assert!(matches!(
-            cosmos.parse::<Address>(),
-            Err(AddressError::WrongPrefix(..))
-        ));
+        assert!(matches!(cosmos.parse::<Address>(), Err(AddressError::WrongPrefix(..))));
         let short = bech32::encode::<Bech32>(Hrp::parse("grid").unwrap(), &[0u8; 19]).unwrap();
-        assert!(matches!(
-            short.parse::<Address>(),
-            Err(AddressError::WrongLength(_, 19))
-        ));
+        assert!(matches!(short.parse::<Address>(), Err(AddressError::WrongLength(_, 19))));
     }
 }

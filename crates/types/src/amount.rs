@@ -128,10 +128,7 @@ pub struct Coin {
 
 impl Coin {
     pub fn new(amount: u128, denom: &Denom) -> Self {
-        Coin {
-            denom: denom.clone(),
-            amount,
-        }
+        Coin { denom: denom.clone(), amount }
     }
 }
 
@@ -152,13 +149,8 @@ impl FromStr for Coin {
         if num.is_empty() {
             return Err(AmountError::InvalidCoin(s.into()));
         }
-        let amount = num
-            .parse::<u128>()
-            .map_err(|_| AmountError::InvalidInteger(num.into()))?;
-        Ok(Coin {
-            denom: Denom::new(denom)?,
-            amount,
-        })
+        let amount = num.parse::<u128>().map_err(|_| AmountError::InvalidInteger(num.into()))?;
+        Ok(Coin { denom: Denom::new(denom)?, amount })
     }
 }
 
@@ -176,10 +168,7 @@ impl DecAmount {
     }
 
     pub fn from_integer(units: u128) -> Result<Self, AmountError> {
-        units
-            .checked_mul(DEC_ONE)
-            .map(DecAmount)
-            .ok_or(AmountError::Overflow)
+        units.checked_mul(DEC_ONE).map(DecAmount).ok_or(AmountError::Overflow)
     }
 
     pub fn atto(self) -> u128 {
@@ -196,24 +185,15 @@ impl DecAmount {
     }
 
     pub fn checked_add(self, o: Self) -> Result<Self, AmountError> {
-        self.0
-            .checked_add(o.0)
-            .map(DecAmount)
-            .ok_or(AmountError::Overflow)
+        self.0.checked_add(o.0).map(DecAmount).ok_or(AmountError::Overflow)
     }
 
     pub fn checked_sub(self, o: Self) -> Result<Self, AmountError> {
-        self.0
-            .checked_sub(o.0)
-            .map(DecAmount)
-            .ok_or(AmountError::Underflow)
+        self.0.checked_sub(o.0).map(DecAmount).ok_or(AmountError::Underflow)
     }
 
     pub fn checked_mul_int(self, n: u128) -> Result<Self, AmountError> {
-        self.0
-            .checked_mul(n)
-            .map(DecAmount)
-            .ok_or(AmountError::Overflow)
+        self.0.checked_mul(n).map(DecAmount).ok_or(AmountError::Overflow)
     }
 }
 
@@ -245,16 +225,9 @@ impl FromStr for DecAmount {
         if s.ends_with('.') || frac.len() > DEC_PLACES as usize {
             return Err(bad());
         }
-        let int_val: u128 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| bad())?
-        };
-        let mut frac_val: u128 = if frac.is_empty() {
-            0
-        } else {
-            frac.parse().map_err(|_| bad())?
-        };
+        let int_val: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+        let mut frac_val: u128 =
+            if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
         frac_val *= 10u128.pow(DEC_PLACES - frac.len() as u32);
         int_val
             .checked_mul(DEC_ONE)
@@ -325,32 +298,13 @@ mod tests {
     #[test]
     fn decimal_parse_and_print() {
         assert_eq!("1".parse::<DecAmount>().unwrap().0, DEC_ONE);
-        assert_eq!(
-            "0.000001".parse::<DecAmount>().unwrap().0,
-            1_000_000_000_000
-        );
+        assert_eq!("0.000001".parse::<DecAmount>().unwrap().0, 1_000_000_000_000);
         assert_eq!(".5".parse::<DecAmount>().unwrap().0, DEC_ONE / 2);
-        assert_eq!(
-            "1000.5".parse::<DecAmount>().unwrap().to_string(),
-            "1000.500000000000000000"
-        );
-        for bad in [
-            "",
-            ".",
-            "1.",
-            "-1",
-            "1e3",
-            "0.0000000000000000001",
-            "1.2.3",
-            " 1",
-            "abc",
-        ] {
+        assert_eq!("1000.5".parse::<DecAmount>().unwrap().to_string(), "1000.500000000000000000");
+        for bad in ["", ".", "1.", "-1", "1e3", "0.0000000000000000001", "1.2.3", " 1", "abc"] {
             assert!(bad.parse::<DecAmount>().is_err(), "{bad:?} accepted");
         }
-        assert_eq!(
-            "999999999999999999999999".parse::<DecAmount>(),
-            Err(AmountError::Overflow)
-        );
+        assert_eq!("999999999999999999999999".parse::<DecAmount>(), Err(AmountError::Overflow));
     }
 
     #[test]
@@ -373,10 +327,7 @@ mod tests {
     fn checked_math() {
         assert_eq!(u128::MAX.add_checked(1), Err(AmountError::Overflow));
         assert_eq!(0u128.sub_checked(1), Err(AmountError::Underflow));
-        assert_eq!(
-            DecAmount(1).checked_sub(DecAmount(2)),
-            Err(AmountError::Underflow)
-        );
+        assert_eq!(DecAmount(1).checked_sub(DecAmount(2)), Err(AmountError::Underflow));
     }
 
     proptest! {

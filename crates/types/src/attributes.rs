@@ -26,10 +26,7 @@ pub struct Attribute {
 
 impl Attribute {
     pub fn new(key: &str, value: &str) -> Self {
-        Attribute {
-            key: key.to_string(),
-            value: value.to_string(),
-        }
+        Attribute { key: key.to_string(), value: value.to_string() }
     }
 }
 
@@ -65,9 +62,7 @@ pub struct PlacementRequirements {
 
 /// True when every required attribute appears in `offered` with the same value.
 pub fn attributes_satisfied(required: &[Attribute], offered: &[Attribute]) -> bool {
-    required
-        .iter()
-        .all(|r| offered.iter().any(|o| o.key == r.key && o.value == r.value))
+    required.iter().all(|r| offered.iter().any(|o| o.key == r.key && o.value == r.value))
 }
 
 impl PlacementRequirements {
@@ -94,17 +89,11 @@ mod tests {
     fn matching_and_audits() {
         let req = PlacementRequirements {
             attributes: vec![Attribute::new("region", "eu")],
-            signed_by: SignedBy {
-                all_of: vec![Address([1; 20])],
-                any_of: vec![],
-            },
+            signed_by: SignedBy { all_of: vec![Address([1; 20])], any_of: vec![] },
         };
         let provider = vec![Attribute::new("region", "eu"), Attribute::new("tier", "1")];
         assert!(attributes_satisfied(&req.attributes, &provider));
-        assert!(!attributes_satisfied(
-            &req.attributes,
-            &[Attribute::new("region", "us")]
-        ));
+        assert!(!attributes_satisfied(&req.attributes, &[Attribute::new("region", "us")]));
         let signed = provider.clone();
         assert!(req.signed_by_satisfied(|a| (a.0 == [1; 20]).then_some(signed.as_slice())));
         assert!(!req.signed_by_satisfied(|_| None));

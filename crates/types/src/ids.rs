@@ -95,44 +95,25 @@ pub type LeaseId = BidId;
 
 impl DeploymentId {
     pub fn group(&self, gseq: u32) -> GroupId {
-        GroupId {
-            owner: self.owner,
-            dseq: self.dseq,
-            gseq,
-        }
+        GroupId { owner: self.owner, dseq: self.dseq, gseq }
     }
 }
 
 impl GroupId {
     pub fn deployment(&self) -> DeploymentId {
-        DeploymentId {
-            owner: self.owner,
-            dseq: self.dseq,
-        }
+        DeploymentId { owner: self.owner, dseq: self.dseq }
     }
     pub fn order(&self, oseq: u32) -> OrderId {
-        OrderId {
-            owner: self.owner,
-            dseq: self.dseq,
-            gseq: self.gseq,
-            oseq,
-        }
+        OrderId { owner: self.owner, dseq: self.dseq, gseq: self.gseq, oseq }
     }
 }
 
 impl OrderId {
     pub fn group(&self) -> GroupId {
-        GroupId {
-            owner: self.owner,
-            dseq: self.dseq,
-            gseq: self.gseq,
-        }
+        GroupId { owner: self.owner, dseq: self.dseq, gseq: self.gseq }
     }
     pub fn deployment(&self) -> DeploymentId {
-        DeploymentId {
-            owner: self.owner,
-            dseq: self.dseq,
-        }
+        DeploymentId { owner: self.owner, dseq: self.dseq }
     }
 }
 
@@ -144,11 +125,7 @@ impl fmt::Display for DeploymentId {
 
 impl fmt::Display for OrderId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}/{}/{}",
-            self.owner, self.dseq, self.gseq, self.oseq
-        )
+        write!(f, "{}/{}/{}/{}", self.owner, self.dseq, self.gseq, self.oseq)
     }
 }
 

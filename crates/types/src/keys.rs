@@ -60,8 +60,7 @@ impl PublicKey {
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::PublicKey)?;
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(message, &sig)
-            .map_err(|_| KeyError::BadSignature)
+        key.verify_strict(message, &sig).map_err(|_| KeyError::BadSignature)
     }
 }
 
@@ -78,18 +77,14 @@ impl fmt::Debug for Keypair {
 
 impl Clone for Keypair {
     fn clone(&self) -> Self {
-        Keypair {
-            signing: SigningKey::from_bytes(&self.signing.to_bytes()),
-        }
+        Keypair { signing: SigningKey::from_bytes(&self.signing.to_bytes()) }
     }
 }
 
 impl Keypair {
     /// A key from 32 secret bytes.
     pub fn from_secret(secret: [u8; 32]) -> Self {
-        Keypair {
-            signing: SigningKey::from_bytes(&secret),
-        }
+        Keypair { signing: SigningKey::from_bytes(&secret) }
     }
 
     /// The account key `index` of a BIP39 mnemonic (with an optional BIP39 passphrase).
@@ -190,14 +185,8 @@ mod tests {
         assert_ne!(a.address(), c.address());
         let sig = a.sign(b"hello");
         assert!(a.public_key().verify(b"hello", &sig).is_ok());
-        assert_eq!(
-            a.public_key().verify(b"hellp", &sig),
-            Err(KeyError::BadSignature)
-        );
-        assert_eq!(
-            c.public_key().verify(b"hello", &sig),
-            Err(KeyError::BadSignature)
-        );
+        assert_eq!(a.public_key().verify(b"hellp", &sig), Err(KeyError::BadSignature));
+        assert_eq!(c.public_key().verify(b"hello", &sig), Err(KeyError::BadSignature));
         assert!(matches!(
             Keypair::from_mnemonic("not a real mnemonic", "", 0),
             Err(KeyError::Mnemonic(_))
@@ -232,9 +221,7 @@ macro_rules! hex_serde {
         impl<'de> serde::Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <String as serde::Deserialize>::deserialize(d)?;
-                from_hex::<$n>(&s)
-                    .map($ty)
-                    .map_err(serde::de::Error::custom)
+                from_hex::<$n>(&s).map($ty).map_err(serde::de::Error::custom)
             }
         }
     };

@@ -25,75 +25,27 @@ pub struct ProviderInfo {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Msg {
     // bank
-    Send {
-        to: Address,
-        amount: Coin,
-    },
+    Send { to: Address, amount: Coin },
     // provider
-    CreateProvider {
-        host_uri: String,
-        attributes: Vec<Attribute>,
-        info: ProviderInfo,
-    },
-    UpdateProvider {
-        host_uri: String,
-        attributes: Vec<Attribute>,
-        info: ProviderInfo,
-    },
+    CreateProvider { host_uri: String, attributes: Vec<Attribute>, info: ProviderInfo },
+    UpdateProvider { host_uri: String, attributes: Vec<Attribute>, info: ProviderInfo },
     // audit
-    SignProviderAttributes {
-        provider: Address,
-        attributes: Vec<Attribute>,
-    },
-    DeleteProviderAttributes {
-        provider: Address,
-        keys: Vec<String>,
-    },
+    SignProviderAttributes { provider: Address, attributes: Vec<Attribute> },
+    DeleteProviderAttributes { provider: Address, keys: Vec<String> },
     // cert
-    CreateCertificate {
-        cert_pem: Vec<u8>,
-        pubkey_pem: Vec<u8>,
-    },
-    RevokeCertificate {
-        serial: [u8; 32],
-    },
+    CreateCertificate { cert_pem: Vec<u8>, pubkey_pem: Vec<u8> },
+    RevokeCertificate { serial: [u8; 32] },
     // deployment
-    CreateDeployment {
-        dseq: u64,
-        groups: Vec<GroupSpec>,
-        manifest_hash: [u8; 32],
-        deposit: Coin,
-    },
-    DepositDeployment {
-        dseq: u64,
-        amount: Coin,
-    },
-    UpdateDeployment {
-        dseq: u64,
-        manifest_hash: [u8; 32],
-    },
-    CloseDeployment {
-        dseq: u64,
-    },
+    CreateDeployment { dseq: u64, groups: Vec<GroupSpec>, manifest_hash: [u8; 32], deposit: Coin },
+    DepositDeployment { dseq: u64, amount: Coin },
+    UpdateDeployment { dseq: u64, manifest_hash: [u8; 32] },
+    CloseDeployment { dseq: u64 },
     // market
-    CreateBid {
-        order: OrderId,
-        price: DecCoin,
-        offer: Vec<ResourceOffer>,
-        deposit: Coin,
-    },
-    CloseBid {
-        order: OrderId,
-    },
-    AcceptBid {
-        bid: BidId,
-    },
-    CloseLease {
-        lease: BidId,
-    },
-    WithdrawLease {
-        lease: BidId,
-    },
+    CreateBid { order: OrderId, price: DecCoin, offer: Vec<ResourceOffer>, deposit: Coin },
+    CloseBid { order: OrderId },
+    AcceptBid { bid: BidId },
+    CloseLease { lease: BidId },
+    WithdrawLease { lease: BidId },
 }
 
 impl Msg {
@@ -125,10 +77,7 @@ impl Msg {
             Msg::CreateDeployment { dseq, .. }
             | Msg::DepositDeployment { dseq, .. }
             | Msg::UpdateDeployment { dseq, .. }
-            | Msg::CloseDeployment { dseq } => Some(DeploymentId {
-                owner: signer,
-                dseq: *dseq,
-            }),
+            | Msg::CloseDeployment { dseq } => Some(DeploymentId { owner: signer, dseq: *dseq }),
             _ => None,
         }
     }

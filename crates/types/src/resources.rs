@@ -136,8 +136,7 @@ impl GpuSpec {
     /// Whether an offered GPU is one of the models this spec accepts.
     pub fn accepts(&self, offer: &GpuOffer) -> bool {
         let eq = |want: &Option<String>, got: &str| {
-            want.as_deref()
-                .is_none_or(|w| w == "*" || w.eq_ignore_ascii_case(got))
+            want.as_deref().is_none_or(|w| w == "*" || w.eq_ignore_ascii_case(got))
         };
         self.vendor.eq_ignore_ascii_case(&offer.vendor)
             && eq(&self.model, &offer.model)
@@ -151,10 +150,7 @@ impl ResourceUnit {
     pub fn offer_mismatch(&self, offer: &ResourceOffer) -> Option<String> {
         let r = &self.resources;
         if offer.count != self.count {
-            return Some(format!(
-                "offers {} replicas, the order asks {}",
-                offer.count, self.count
-            ));
+            return Some(format!("offers {} replicas, the order asks {}", offer.count, self.count));
         }
         if offer.cpu_millis < r.cpu_millis {
             return Some(format!(
@@ -184,10 +180,7 @@ impl ResourceUnit {
                 ));
             }
             if got.bytes < want.bytes {
-                return Some(format!(
-                    "storage volume `{}` is smaller than asked",
-                    want.name
-                ));
+                return Some(format!("storage volume `{}` is smaller than asked", want.name));
             }
         }
         match (&offer.gpu, r.gpu.units) {
@@ -203,10 +196,7 @@ impl ResourceUnit {
                 } else if r.gpu.options.is_empty() || r.gpu.options.iter().any(|o| o.accepts(g)) {
                     None
                 } else {
-                    Some(format!(
-                        "GPU {}/{} is not among the accepted models",
-                        g.vendor, g.model
-                    ))
+                    Some(format!("GPU {}/{} is not among the accepted models", g.vendor, g.model))
                 }
             }
         }
@@ -221,10 +211,7 @@ impl GroupSpec {
         let mut total = DecAmount::ZERO;
         for unit in &self.resources {
             if &unit.price.denom != denom {
-                return Err(PriceError::MixedDenoms(
-                    denom.clone(),
-                    unit.price.denom.clone(),
-                ));
+                return Err(PriceError::MixedDenoms(denom.clone(), unit.price.denom.clone()));
             }
             total = unit
                 .price
@@ -233,10 +220,7 @@ impl GroupSpec {
                 .and_then(|p| total.checked_add(p))
                 .map_err(|_| PriceError::Overflow)?;
         }
-        Ok(DecCoin {
-            denom: denom.clone(),
-            amount: total,
-        })
+        Ok(DecCoin { denom: denom.clone(), amount: total })
     }
 
     /// Structural checks a group must pass to be ordered.
@@ -245,10 +229,7 @@ impl GroupSpec {
             return Err("group name must be 1 to 128 characters".into());
         }
         if self.resources.is_empty() || self.resources.len() > MAX_LIST_LEN {
-            return Err(format!(
-                "group `{}` needs 1 to {MAX_LIST_LEN} resource units",
-                self.name
-            ));
+            return Err(format!("group `{}` needs 1 to {MAX_LIST_LEN} resource units", self.name));
         }
         if self.requirements.attributes.len() > MAX_LIST_LEN
             || self.requirements.signed_by.all_of.len() > MAX_LIST_LEN
@@ -259,16 +240,10 @@ impl GroupSpec {
         for u in &self.resources {
             let r = &u.resources;
             if u.count == 0 || u.count > MAX_COUNT {
-                return Err(format!(
-                    "resource unit {} count must be 1 to {MAX_COUNT}",
-                    r.id
-                ));
+                return Err(format!("resource unit {} count must be 1 to {MAX_COUNT}", r.id));
             }
             if r.cpu_millis == 0 || r.memory_bytes == 0 {
-                return Err(format!(
-                    "resource unit {} needs cpu and memory above zero",
-                    r.id
-                ));
+                return Err(format!("resource unit {} needs cpu and memory above zero", r.id));
             }
             if r.storage.len() > MAX_LIST_LEN
                 || r.gpu.options.len() > MAX_LIST_LEN
@@ -277,16 +252,10 @@ impl GroupSpec {
                 return Err(format!("resource unit {} has too many entries", r.id));
             }
             if r.gpu.units == 0 && !r.gpu.options.is_empty() {
-                return Err(format!(
-                    "resource unit {} lists GPU models but asks 0 GPUs",
-                    r.id
-                ));
+                return Err(format!("resource unit {} lists GPU models but asks 0 GPUs", r.id));
             }
             if u.price.amount.is_zero() {
-                return Err(format!(
-                    "resource unit {} must have a price above zero",
-                    r.id
-                ));
+                return Err(format!("resource unit {} must have a price above zero", r.id));
             }
         }
         self.max_price().map(|_| ()).map_err(|e| e.to_string())

@@ -122,11 +122,7 @@ impl TxBody {
 
     pub fn sign(self, key: &Keypair) -> Tx {
         let signature = key.sign(&self.sign_bytes());
-        Tx {
-            body: self,
-            public_key: key.public_key(),
-            signature,
-        }
+        Tx { body: self, public_key: key.public_key(), signature }
     }
 }
 
@@ -160,13 +156,9 @@ impl Tx {
         }
         let derived = self.public_key.address();
         if derived != self.body.signer {
-            return Err(TxCheckError::WrongSigner {
-                signer: self.body.signer,
-                derived,
-            });
+            return Err(TxCheckError::WrongSigner { signer: self.body.signer, derived });
         }
-        self.public_key
-            .verify(&self.body.sign_bytes(), &self.signature)?;
+        self.public_key.verify(&self.body.sign_bytes(), &self.signature)?;
         let hash = TxHash(Sha256::digest(&bytes).into());
         Ok(VerifiedTx { tx: self, hash })
     }
@@ -176,11 +168,7 @@ impl Tx {
         let hash = self.hash();
         match self.clone().verify() {
             Ok(v) => CheckedTx::Valid(v),
-            Err(e) => CheckedTx::Invalid {
-                hash,
-                signer: self.body.signer,
-                error: e,
-            },
+            Err(e) => CheckedTx::Invalid { hash, signer: self.body.signer, error: e },
         }
     }
 }
@@ -211,11 +199,7 @@ impl VerifiedTx {
 #[derive(Clone, Debug)]
 pub enum CheckedTx {
     Valid(VerifiedTx),
-    Invalid {
-        hash: TxHash,
-        signer: Address,
-        error: TxCheckError,
-    },
+    Invalid { hash: TxHash, signer: Address, error: TxCheckError },
 }
 
 impl CheckedTx {
@@ -255,25 +239,16 @@ mod tests {
 
         let mut tampered = tx.clone();
         tampered.body.sequence = 1;
-        assert!(matches!(
-            tampered.verify(),
-            Err(TxCheckError::Signature(KeyError::BadSignature))
-        ));
+        assert!(matches!(tampered.verify(), Err(TxCheckError::Signature(KeyError::BadSignature))));
 
         let other = Keypair::from_secret([4; 32]);
         let mut wrong = tx.clone();
         wrong.public_key = other.public_key();
-        assert!(matches!(
-            wrong.verify(),
-            Err(TxCheckError::WrongSigner { .. })
-        ));
+        assert!(matches!(wrong.verify(), Err(TxCheckError::WrongSigner { .. })));
 
         let mut empty = body(&k);
         empty.messages.clear();
         assert!(matches!(empty.sign(&k).verify(), Err(TxCheckError::Empty)));
-        assert!(matches!(
-            Tx::from_bytes(&[1, 2, 3]),
-            Err(TxCheckError::Malformed(_))
-        ));
+        assert!(matches!(Tx::from_bytes(&[1, 2, 3]), Err(TxCheckError::Malformed(_))));
     }
 }

@@ -12,12 +12,7 @@ fn denom(s: &str) -> Denom {
 }
 
 fn order() -> OrderId {
-    OrderId {
-        owner: Address([1; 20]),
-        dseq: 42,
-        gseq: 1,
-        oseq: 2,
-    }
+    OrderId { owner: Address([1; 20]), dseq: 42, gseq: 1, oseq: 2 }
 }
 
 fn group() -> GroupSpec {
@@ -25,10 +20,7 @@ fn group() -> GroupSpec {
         name: "westcoast".into(),
         requirements: PlacementRequirements {
             attributes: vec![Attribute::new("region", "us-west")],
-            signed_by: SignedBy {
-                all_of: vec![Address([7; 20])],
-                any_of: vec![],
-            },
+            signed_by: SignedBy { all_of: vec![Address([7; 20])], any_of: vec![] },
         },
         resources: vec![ResourceUnit {
             resources: Resources {
@@ -50,43 +42,25 @@ fn group() -> GroupSpec {
                         interface: None,
                     }],
                 },
-                endpoints: vec![Endpoint {
-                    kind: EndpointKind::SharedHttp,
-                    sequence_number: 0,
-                }],
+                endpoints: vec![Endpoint { kind: EndpointKind::SharedHttp, sequence_number: 0 }],
             },
             count: 2,
-            price: DecCoin {
-                denom: denom("uusdc"),
-                amount: "1.5".parse().unwrap(),
-            },
+            price: DecCoin { denom: denom("uusdc"), amount: "1.5".parse().unwrap() },
         }],
     }
 }
 
 fn messages() -> Vec<(&'static str, Msg)> {
     let coin = Coin::new(1000, &denom("ugrid"));
-    let bid = BidId {
-        order: order(),
-        provider: Address([2; 20]),
-    };
+    let bid = BidId { order: order(), provider: Address([2; 20]) };
     vec![
-        (
-            "send",
-            Msg::Send {
-                to: Address([3; 20]),
-                amount: coin.clone(),
-            },
-        ),
+        ("send", Msg::Send { to: Address([3; 20]), amount: coin.clone() }),
         (
             "create_provider",
             Msg::CreateProvider {
                 host_uri: "https://p.example:8443".into(),
                 attributes: vec![Attribute::new("region", "eu")],
-                info: ProviderInfo {
-                    email: "ops@p.example".into(),
-                    website: String::new(),
-                },
+                info: ProviderInfo { email: "ops@p.example".into(), website: String::new() },
             },
         ),
         (
@@ -106,10 +80,7 @@ fn messages() -> Vec<(&'static str, Msg)> {
         ),
         (
             "delete_attributes",
-            Msg::DeleteProviderAttributes {
-                provider: Address([2; 20]),
-                keys: vec!["tier".into()],
-            },
+            Msg::DeleteProviderAttributes { provider: Address([2; 20]), keys: vec!["tier".into()] },
         ),
         (
             "create_certificate",
@@ -118,10 +89,7 @@ fn messages() -> Vec<(&'static str, Msg)> {
                 pubkey_pem: b"-----BEGIN PUBLIC KEY-----".to_vec(),
             },
         ),
-        (
-            "revoke_certificate",
-            Msg::RevokeCertificate { serial: [9; 32] },
-        ),
+        ("revoke_certificate", Msg::RevokeCertificate { serial: [9; 32] }),
         (
             "create_deployment",
             Msg::CreateDeployment {
@@ -131,29 +99,14 @@ fn messages() -> Vec<(&'static str, Msg)> {
                 deposit: Coin::new(5_000_000, &denom("uusdc")),
             },
         ),
-        (
-            "deposit_deployment",
-            Msg::DepositDeployment {
-                dseq: 42,
-                amount: coin.clone(),
-            },
-        ),
-        (
-            "update_deployment",
-            Msg::UpdateDeployment {
-                dseq: 42,
-                manifest_hash: [6; 32],
-            },
-        ),
+        ("deposit_deployment", Msg::DepositDeployment { dseq: 42, amount: coin.clone() }),
+        ("update_deployment", Msg::UpdateDeployment { dseq: 42, manifest_hash: [6; 32] }),
         ("close_deployment", Msg::CloseDeployment { dseq: 42 }),
         (
             "create_bid",
             Msg::CreateBid {
                 order: order(),
-                price: DecCoin {
-                    denom: denom("uusdc"),
-                    amount: "2.75".parse().unwrap(),
-                },
+                price: DecCoin { denom: denom("uusdc"), amount: "2.75".parse().unwrap() },
                 offer: vec![ResourceOffer {
                     cpu_millis: 500,
                     memory_bytes: 512 << 20,

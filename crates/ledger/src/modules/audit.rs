@@ -11,10 +11,7 @@ use crate::view::StateView;
 /// Attribute lists: at most 64 entries, keys 1 to 128 characters and unique, values up to 128.
 pub(crate) fn validate_attributes(attributes: &[Attribute]) -> Res<()> {
     if attributes.len() > 64 {
-        return fail(
-            ReceiptCode::InvalidRequest,
-            "at most 64 attributes are allowed",
-        );
+        return fail(ReceiptCode::InvalidRequest, "at most 64 attributes are allowed");
     }
     let mut keys = std::collections::BTreeSet::new();
     for a in attributes {
@@ -62,13 +59,11 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 format!("provider {provider} is not registered"),
             );
         }
-        let mut rec = self
-            .audit_record(&provider, &auditor)?
-            .unwrap_or(AuditRecord {
-                provider,
-                auditor,
-                attributes: Vec::new(),
-            });
+        let mut rec = self.audit_record(&provider, &auditor)?.unwrap_or(AuditRecord {
+            provider,
+            auditor,
+            attributes: Vec::new(),
+        });
         for a in attributes {
             rec.attributes.retain(|x| x.key != a.key);
             rec.attributes.push(a.clone());
@@ -76,8 +71,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         rec.attributes.sort();
         validate_attributes(&rec.attributes)?;
         self.st.save(keyspace::audit(&provider, &auditor), &rec);
-        self.events
-            .push(Event::AttributesSigned { provider, auditor });
+        self.events.push(Event::AttributesSigned { provider, auditor });
         Ok(())
     }
 
@@ -100,10 +94,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             rec.attributes.retain(|a| !keys.contains(&a.key));
         }
         if rec.attributes.len() == before {
-            return fail(
-                ReceiptCode::NotFound,
-                "none of these attribute keys were signed",
-            );
+            return fail(ReceiptCode::NotFound, "none of these attribute keys were signed");
         }
         let key = keyspace::audit(&provider, &auditor);
         if rec.attributes.is_empty() {
@@ -111,8 +102,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         } else {
             self.st.save(key, &rec)
         }
-        self.events
-            .push(Event::AttributesDeleted { provider, auditor });
+        self.events.push(Event::AttributesDeleted { provider, auditor });
         Ok(())
     }
 }

@@ -9,28 +9,18 @@ use crate::view::StateView;
 
 impl<V: StateView + ?Sized> Ctx<'_, V> {
     pub(crate) fn balance(&self, who: &Address, denom: &Denom) -> Res<u128> {
-        Ok(self
-            .st
-            .load::<u128>(&keyspace::balance(who, denom))?
-            .unwrap_or(0))
+        Ok(self.st.load::<u128>(&keyspace::balance(who, denom))?.unwrap_or(0))
     }
 
     fn set_balance(&mut self, who: &Address, denom: &Denom, amount: u128) {
         let key = keyspace::balance(who, denom);
-        if amount == 0 {
-            self.st.delete(key)
-        } else {
-            self.st.save(key, &amount)
-        }
+        if amount == 0 { self.st.delete(key) } else { self.st.save(key, &amount) }
     }
 
     pub(crate) fn credit(&mut self, who: &Address, coin: &Coin) -> Res<()> {
         let have = self.balance(who, &coin.denom)?;
         let Some(new) = have.checked_add(coin.amount) else {
-            return fail(
-                ReceiptCode::Overflow,
-                format!("balance of {who} would overflow"),
-            );
+            return fail(ReceiptCode::Overflow, format!("balance of {who} would overflow"));
         };
         self.set_balance(who, &coin.denom, new);
         Ok(())
@@ -75,11 +65,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         self.check_coin(amount, "amount")?;
         self.debit(&from, amount)?;
         self.credit(&to, amount)?;
-        self.events.push(Event::Transfer {
-            from,
-            to,
-            amount: amount.clone(),
-        });
+        self.events.push(Event::Transfer { from, to, amount: amount.clone() });
         Ok(())
     }
 }

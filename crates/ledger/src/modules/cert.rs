@@ -13,8 +13,7 @@ const MAX_PEM: usize = 8 * 1024;
 
 fn looks_like_pem(bytes: &[u8], label: &str) -> bool {
     let text = String::from_utf8_lossy(bytes);
-    text.trim_start()
-        .starts_with(&format!("-----BEGIN {label}-----"))
+    text.trim_start().starts_with(&format!("-----BEGIN {label}-----"))
         && text.contains(&format!("-----END {label}-----"))
 }
 
@@ -40,10 +39,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         let serial: [u8; 32] = Sha256::digest(cert_pem).into();
         let key = keyspace::cert(&owner, &serial);
         if self.st.get(&key)?.is_some() {
-            return fail(
-                ReceiptCode::AlreadyExists,
-                "this certificate is already registered",
-            );
+            return fail(ReceiptCode::AlreadyExists, "this certificate is already registered");
         }
         let cert = Certificate {
             owner,
@@ -54,28 +50,21 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             created_at: self.height,
         };
         self.st.save(key, &cert);
-        self.events
-            .push(Event::CertificateCreated { owner, serial });
+        self.events.push(Event::CertificateCreated { owner, serial });
         Ok(())
     }
 
     pub(crate) fn msg_revoke_certificate(&mut self, owner: Address, serial: &[u8; 32]) -> Res<()> {
         let key = keyspace::cert(&owner, serial);
         let Some(mut cert) = self.st.load::<Certificate>(&key)? else {
-            return fail(
-                ReceiptCode::NotFound,
-                "no certificate of yours has this serial",
-            );
+            return fail(ReceiptCode::NotFound, "no certificate of yours has this serial");
         };
         if cert.state != CertState::Valid {
             return fail(ReceiptCode::InvalidState, "certificate is already revoked");
         }
         cert.state = CertState::Revoked { at: self.height };
         self.st.save(key, &cert);
-        self.events.push(Event::CertificateRevoked {
-            owner,
-            serial: *serial,
-        });
+        self.events.push(Event::CertificateRevoked { owner, serial: *serial });
         Ok(())
     }
 }

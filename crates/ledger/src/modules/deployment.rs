@@ -11,14 +11,10 @@ use crate::view::StateView;
 impl<V: StateView + ?Sized> Ctx<'_, V> {
     fn active_deployment(&self, id: &DeploymentId) -> Res<Deployment> {
         match self.st.load::<Deployment>(&keyspace::deployment(id))? {
-            None => fail(
-                ReceiptCode::NotFound,
-                format!("deployment {id} does not exist"),
-            ),
-            Some(d) if d.state != DeploymentState::Active => fail(
-                ReceiptCode::InvalidState,
-                format!("deployment {id} is closed"),
-            ),
+            None => fail(ReceiptCode::NotFound, format!("deployment {id} does not exist")),
+            Some(d) if d.state != DeploymentState::Active => {
+                fail(ReceiptCode::InvalidState, format!("deployment {id} is closed"))
+            }
             Some(d) => Ok(d),
         }
     }
@@ -87,10 +83,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if deposit.amount < min {
             return fail(
                 ReceiptCode::DepositTooLow,
-                format!(
-                    "deposit {deposit} is below the minimum {min}{}",
-                    deposit.denom
-                ),
+                format!("deposit {deposit} is below the minimum {min}{}", deposit.denom),
             );
         }
         if self.st.get(&keyspace::deployment(&id))?.is_some() {
@@ -110,10 +103,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             created_at: self.height,
         };
         self.st.save(keyspace::deployment(&id), &dep);
-        self.events.push(Event::DeploymentCreated {
-            id,
-            deposit: deposit.clone(),
-        });
+        self.events.push(Event::DeploymentCreated { id, deposit: deposit.clone() });
         for (i, spec) in groups.iter().enumerate() {
             let gseq = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let mut group = Group {
@@ -140,10 +130,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         self.active_deployment(&id)?;
         self.debit(&owner, amount)?;
         self.escrow_deposit(&id, amount)?;
-        self.events.push(Event::DeploymentDeposit {
-            id,
-            amount: amount.clone(),
-        });
+        self.events.push(Event::DeploymentDeposit { id, amount: amount.clone() });
         Ok(())
     }
 
@@ -156,10 +143,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         let id = DeploymentId { owner, dseq };
         let mut dep = self.active_deployment(&id)?;
         if dep.manifest_hash == hash {
-            return fail(
-                ReceiptCode::InvalidRequest,
-                "the manifest hash is unchanged",
-            );
+            return fail(ReceiptCode::InvalidRequest, "the manifest hash is unchanged");
         }
         dep.manifest_hash = hash;
         self.st.save(keyspace::deployment(&id), &dep);
@@ -187,10 +171,8 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             match group.state {
                 GroupState::Closed { .. } => continue,
                 GroupState::Leased { provider } => {
-                    let lease = gridlease_types::BidId {
-                        order: group.id.order(group.oseq),
-                        provider,
-                    };
+                    let lease =
+                        gridlease_types::BidId { order: group.id.order(group.oseq), provider };
                     self.end_lease(&lease, inner)?;
                     group = self.group_required(&id.group(gseq))?;
                 }
@@ -199,22 +181,15 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                     if matches!(order.state, OrderState::Open { .. }) {
                         self.close_open_order(&mut order, inner)?;
                     }
-                    group.state = GroupState::Closed {
-                        reason: inner,
-                        at: self.height,
-                    };
+                    group.state = GroupState::Closed { reason: inner, at: self.height };
                 }
             }
             self.st.save(keyspace::group(&group.id), &group);
         }
         self.escrow_close(id)?;
-        dep.state = DeploymentState::Closed {
-            reason,
-            at: self.height,
-        };
+        dep.state = DeploymentState::Closed { reason, at: self.height };
         self.st.save(keyspace::deployment(id), &dep);
-        self.events
-            .push(Event::DeploymentClosed { id: *id, reason });
+        self.events.push(Event::DeploymentClosed { id: *id, reason });
         Ok(())
     }
 }

@@ -30,10 +30,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
     pub(crate) fn escrow_required(&self, id: &DeploymentId) -> Res<EscrowAccount> {
         match self.escrow(id)? {
             Some(a) => Ok(a),
-            None => fail(
-                ReceiptCode::NotFound,
-                format!("deployment {id} has no escrow account"),
-            ),
+            None => fail(ReceiptCode::NotFound, format!("deployment {id} has no escrow account")),
         }
     }
 
@@ -51,9 +48,8 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             let amount = DecAmount(acc.rate.0 * blocks);
             acc.balance = DecAmount(acc.balance.0 - amount.0);
             acc.transferred = DecAmount(acc.transferred.0.saturating_add(amount.0));
-            acc.paid_blocks = acc
-                .paid_blocks
-                .saturating_add(u64::try_from(blocks).unwrap_or(u64::MAX));
+            acc.paid_blocks =
+                acc.paid_blocks.saturating_add(u64::try_from(blocks).unwrap_or(u64::MAX));
         }
         acc.settled_at = self.height;
     }
@@ -67,16 +63,14 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if acc.state == EscrowState::Open && !acc.rate.is_zero() {
             let afford = u64::try_from(acc.balance.0 / acc.rate.0).unwrap_or(u64::MAX / 2);
             let at = acc.settled_at.saturating_add(afford).saturating_add(1);
-            self.st
-                .put(keyspace::due(DUE_DEPLETION, at, &id), id.clone());
+            self.st.put(keyspace::due(DUE_DEPLETION, at, &id), id.clone());
             acc.depletes_at = Some(at);
         }
     }
 
     fn leave_overdraw(&mut self, acc: &mut EscrowAccount) {
         if let EscrowState::Overdrawn { grace_until, .. } = acc.state {
-            self.st
-                .delete(keyspace::due(DUE_GRACE, grace_until, &id_bytes(&acc.id)));
+            self.st.delete(keyspace::due(DUE_GRACE, grace_until, &id_bytes(&acc.id)));
             acc.state = EscrowState::Open;
             acc.settled_at = self.height;
             self.events.push(Event::EscrowResumed { id: acc.id });
@@ -107,10 +101,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if acc.denom != amount.denom {
             return fail(
                 ReceiptCode::DenomMismatch,
-                format!(
-                    "deployment escrow holds {}, not {}",
-                    acc.denom, amount.denom
-                ),
+                format!("deployment escrow holds {}, not {}", acc.denom, amount.denom),
             );
         }
         if matches!(acc.state, EscrowState::Closed { .. }) {
@@ -129,10 +120,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
     }
 
     pub(crate) fn escrow_is_overdrawn(&self, id: &DeploymentId) -> Res<bool> {
-        Ok(matches!(
-            self.escrow_required(id)?.state,
-            EscrowState::Overdrawn { .. }
-        ))
+        Ok(matches!(self.escrow_required(id)?.state, EscrowState::Overdrawn { .. }))
     }
 
     /// Starts a lease's payment stream.
@@ -176,11 +164,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         }
         self.pool_add(denom, to_pool)?;
         if whole > 0 || last {
-            self.events.push(Event::PaymentWithdrawn {
-                lease: p.lease,
-                to_provider,
-                to_pool,
-            });
+            self.events.push(Event::PaymentWithdrawn { lease: p.lease, to_provider, to_pool });
         }
         Ok(())
     }
@@ -188,10 +172,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
     fn payment_required(&self, lease: &BidId) -> Res<Payment> {
         match self.st.load::<Payment>(&keyspace::payment(lease))? {
             Some(p) => Ok(p),
-            None => fail(
-                ReceiptCode::NotFound,
-                format!("lease {lease} has no payment"),
-            ),
+            None => fail(ReceiptCode::NotFound, format!("lease {lease} has no payment")),
         }
     }
 
@@ -200,10 +181,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         let mut acc = self.escrow_required(&lease.order.deployment())?;
         let mut p = self.payment_required(lease)?;
         self.settle(&mut acc);
-        p.unwithdrawn = p
-            .unwithdrawn
-            .checked_add(p.pending(&acc))
-            .or_else(overflow)?;
+        p.unwithdrawn = p.unwithdrawn.checked_add(p.pending(&acc)).or_else(overflow)?;
         p.checkpoint = acc.paid_blocks;
         self.payout(&mut p, &acc.denom.clone(), false)?;
         self.requeue_depletion(&mut acc);
@@ -220,10 +198,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             return Ok(());
         }
         self.settle(&mut acc);
-        p.unwithdrawn = p
-            .unwithdrawn
-            .checked_add(p.pending(&acc))
-            .or_else(overflow)?;
+        p.unwithdrawn = p.unwithdrawn.checked_add(p.pending(&acc)).or_else(overflow)?;
         p.checkpoint = acc.paid_blocks;
         self.payout(&mut p, &acc.denom.clone(), true)?;
         p.state = PaymentState::Closed { at: self.height };
@@ -249,8 +224,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         let mut acc = self.escrow_required(id)?;
         self.settle(&mut acc);
         if let EscrowState::Overdrawn { grace_until, .. } = acc.state {
-            self.st
-                .delete(keyspace::due(DUE_GRACE, grace_until, &id_bytes(id)));
+            self.st.delete(keyspace::due(DUE_GRACE, grace_until, &id_bytes(id)));
         }
         acc.state = EscrowState::Closed { at: self.height };
         self.requeue_depletion(&mut acc);
@@ -259,10 +233,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if whole > 0 {
             let refund = Coin::new(whole, &acc.denom);
             self.credit(&id.owner, &refund)?;
-            self.events.push(Event::EscrowRefunded {
-                id: *id,
-                amount: refund,
-            });
+            self.events.push(Event::EscrowRefunded { id: *id, amount: refund });
         }
         self.pool_add(&acc.denom.clone(), dust)?;
         acc.refunded = acc.refunded.checked_add(acc.balance).or_else(overflow)?;
@@ -307,14 +278,8 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             acc.depletes_at = None;
             self.settle(&mut acc);
             let grace_until = self.height.saturating_add(self.params.overdraw_grace);
-            acc.state = EscrowState::Overdrawn {
-                since: self.height,
-                grace_until,
-            };
-            self.st.put(
-                keyspace::due(DUE_GRACE, grace_until, &id_bytes(&id)),
-                id_bytes(&id),
-            );
+            acc.state = EscrowState::Overdrawn { since: self.height, grace_until };
+            self.st.put(keyspace::due(DUE_GRACE, grace_until, &id_bytes(&id)), id_bytes(&id));
             self.save_escrow(&acc);
             self.events.push(Event::EscrowOverdrawn { id, grace_until });
         }

@@ -22,12 +22,7 @@ fn parse_order_id(bytes: &[u8]) -> Option<OrderId> {
     let dseq = u64::from_be_bytes(bytes.get(20..28)?.try_into().ok()?);
     let gseq = u32::from_be_bytes(bytes.get(28..32)?.try_into().ok()?);
     let oseq = u32::from_be_bytes(bytes.get(32..36)?.try_into().ok()?);
-    Some(OrderId {
-        owner: Address(owner),
-        dseq,
-        gseq,
-        oseq,
-    })
+    Some(OrderId { owner: Address(owner), dseq, gseq, oseq })
 }
 
 impl<V: StateView + ?Sized> Ctx<'_, V> {
@@ -72,23 +67,15 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         let order = Order {
             id,
             max_price: max_price.clone(),
-            state: OrderState::Open {
-                closes_at: Some(closes_at),
-                stalled: None,
-            },
+            state: OrderState::Open { closes_at: Some(closes_at), stalled: None },
+            bids: 0,
             created_at: self.height,
         };
         self.st.save(keyspace::order(&id), &order);
-        self.st.put(
-            keyspace::due(DUE_AUCTION, closes_at, &order_id_bytes(&id)),
-            order_id_bytes(&id),
-        );
+        self.st
+            .put(keyspace::due(DUE_AUCTION, closes_at, &order_id_bytes(&id)), order_id_bytes(&id));
         group.state = GroupState::Open;
-        self.events.push(Event::OrderOpened {
-            id,
-            max_price,
-            closes_at,
-        });
+        self.events.push(Event::OrderOpened { id, max_price, closes_at });
         Ok(())
     }
 
@@ -96,10 +83,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if bid.holds_deposit() {
             self.credit(&bid.id.provider, &bid.deposit)?;
         }
-        bid.state = BidState::Closed {
-            reason,
-            at: self.height,
-        };
+        bid.state = BidState::Closed { reason, at: self.height };
         self.st.save(keyspace::bid(&bid.id), bid);
         self.events.push(Event::BidClosed { id: bid.id, reason });
         Ok(())
@@ -107,28 +91,17 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
 
     /// Closes an open order and every bid still open on it.
     pub(crate) fn close_open_order(&mut self, order: &mut Order, reason: CloseReason) -> Res<()> {
-        if let OrderState::Open {
-            closes_at: Some(at),
-            ..
-        } = order.state
-        {
-            self.st
-                .delete(keyspace::due(DUE_AUCTION, at, &order_id_bytes(&order.id)));
+        if let OrderState::Open { closes_at: Some(at), .. } = order.state {
+            self.st.delete(keyspace::due(DUE_AUCTION, at, &order_id_bytes(&order.id)));
         }
         for mut bid in self.bids_of(&order.id)? {
             if bid.state == BidState::Open {
                 self.refund_bid(&mut bid, reason)?;
             }
         }
-        order.state = OrderState::Closed {
-            reason,
-            at: self.height,
-        };
+        order.state = OrderState::Closed { reason, at: self.height };
         self.st.save(keyspace::order(&order.id), order);
-        self.events.push(Event::OrderClosed {
-            id: order.id,
-            reason,
-        });
+        self.events.push(Event::OrderClosed { id: order.id, reason });
         Ok(())
     }
 
@@ -149,30 +122,18 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 };
                 self.st.save(keyspace::lease(&bid.id), &lease);
                 self.escrow_add_payment(&bid.id, bid.price.amount)?;
-                self.events.push(Event::LeaseCreated {
-                    id: bid.id,
-                    price: bid.price.clone(),
-                });
+                self.events.push(Event::LeaseCreated { id: bid.id, price: bid.price.clone() });
             } else {
                 self.refund_bid(&mut bid, CloseReason::AuctionLost)?;
             }
         }
-        if let OrderState::Open {
-            closes_at: Some(at),
-            ..
-        } = order.state
-        {
-            self.st
-                .delete(keyspace::due(DUE_AUCTION, at, &order_id_bytes(&order.id)));
+        if let OrderState::Open { closes_at: Some(at), .. } = order.state {
+            self.st.delete(keyspace::due(DUE_AUCTION, at, &order_id_bytes(&order.id)));
         }
-        order.state = OrderState::Matched {
-            provider: winner.provider,
-        };
+        order.state = OrderState::Matched { provider: winner.provider };
         self.st.save(keyspace::order(&order.id), order);
         let mut group = self.group_required(&order.id.group())?;
-        group.state = GroupState::Leased {
-            provider: winner.provider,
-        };
+        group.state = GroupState::Leased { provider: winner.provider };
         self.st.save(keyspace::group(&group.id), &group);
         Ok(())
     }
@@ -209,13 +170,9 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             };
             match (stalled, best) {
                 (Some((reason, retry)), _) => {
-                    order.state = OrderState::Open {
-                        closes_at: retry,
-                        stalled: Some(reason),
-                    };
+                    order.state = OrderState::Open { closes_at: retry, stalled: Some(reason) };
                     if let Some(at) = retry {
-                        self.st
-                            .put(keyspace::due(DUE_AUCTION, at, &value), value.clone());
+                        self.st.put(keyspace::due(DUE_AUCTION, at, &value), value.clone());
                     }
                     self.st.save(keyspace::order(&id), &order);
                     self.events.push(Event::OrderStalled { id, reason });
@@ -257,10 +214,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if price.denom != order.max_price.denom {
             return fail(
                 ReceiptCode::DenomMismatch,
-                format!(
-                    "order is priced in {}, the bid in {}",
-                    order.max_price.denom, price.denom
-                ),
+                format!("order is priced in {}, the bid in {}", order.max_price.denom, price.denom),
             );
         }
         if price.amount.is_zero() {
@@ -269,10 +223,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if price.amount > order.max_price.amount {
             return fail(
                 ReceiptCode::PriceAboveMax,
-                format!(
-                    "bid {price} is above the order's maximum {}",
-                    order.max_price
-                ),
+                format!("bid {price} is above the order's maximum {}", order.max_price),
             );
         }
         self.check_coin(deposit, "bid deposit")?;
@@ -285,10 +236,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if deposit.amount < self.params.bid_deposit.amount {
             return fail(
                 ReceiptCode::DepositTooLow,
-                format!(
-                    "bid deposit {deposit} is below the required {}",
-                    self.params.bid_deposit
-                ),
+                format!("bid deposit {deposit} is below the required {}", self.params.bid_deposit),
             );
         }
         let group = self.group_required(&order_id.group())?;
@@ -307,10 +255,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 }
             }
             let audited = |a: &Address| {
-                records
-                    .iter()
-                    .find(|r| &r.auditor == a)
-                    .map(|r| r.attributes.as_slice())
+                records.iter().find(|r| &r.auditor == a).map(|r| r.attributes.as_slice())
             };
             if !req.signed_by_satisfied(audited) {
                 return fail(
@@ -337,22 +282,12 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 );
             }
         }
-        let id = BidId {
-            order: *order_id,
-            provider,
-        };
-        let existing = self.bids_of(order_id)?;
-        if existing.iter().any(|b| b.id == id) {
-            return fail(
-                ReceiptCode::AlreadyExists,
-                "this provider already bid on the order",
-            );
+        let id = BidId { order: *order_id, provider };
+        if self.st.get(&keyspace::bid(&id))?.is_some() {
+            return fail(ReceiptCode::AlreadyExists, "this provider already bid on the order");
         }
-        if existing.len() >= self.params.max_bids_per_order as usize {
-            return fail(
-                ReceiptCode::TooManyBids,
-                "the order has reached its bid limit",
-            );
+        if order.bids >= self.params.max_bids_per_order {
+            return fail(ReceiptCode::TooManyBids, "the order has reached its bid limit");
         }
         self.debit(&provider, deposit)?;
         let bid = Bid {
@@ -368,31 +303,23 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             },
         };
         self.st.save(keyspace::bid(&id), &bid);
+        order.bids += 1;
         if closes_at.is_none() {
             // The window ended without a winner: this bid starts a new one.
             let at = self.height.saturating_add(self.params.bid_window);
-            order.state = OrderState::Open {
-                closes_at: Some(at),
-                stalled: None,
-            };
+            order.state = OrderState::Open { closes_at: Some(at), stalled: None };
             self.st.put(
                 keyspace::due(DUE_AUCTION, at, &order_id_bytes(order_id)),
                 order_id_bytes(order_id),
             );
-            self.st.save(keyspace::order(order_id), &order);
         }
-        self.events.push(Event::BidCreated {
-            id,
-            price: price.clone(),
-        });
+        self.st.save(keyspace::order(order_id), &order);
+        self.events.push(Event::BidCreated { id, price: price.clone() });
         Ok(())
     }
 
     pub(crate) fn msg_close_bid(&mut self, provider: Address, order: &OrderId) -> Res<()> {
-        let id = BidId {
-            order: *order,
-            provider,
-        };
+        let id = BidId { order: *order, provider };
         let mut bid = self.bid_required(&id)?;
         if bid.state != BidState::Open {
             return fail(
@@ -405,10 +332,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
 
     pub(crate) fn msg_accept_bid(&mut self, tenant: Address, bid_id: &BidId) -> Res<()> {
         if bid_id.order.owner != tenant {
-            return fail(
-                ReceiptCode::Unauthorized,
-                "only the deployment's owner can accept a bid",
-            );
+            return fail(ReceiptCode::Unauthorized, "only the deployment's owner can accept a bid");
         }
         let bid = self.bid_required(bid_id)?;
         if bid.state != BidState::Open {
@@ -431,44 +355,26 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
     /// reason closes the group.
     pub(crate) fn end_lease(&mut self, lease_id: &BidId, reason: CloseReason) -> Res<()> {
         let Some(mut lease) = self.st.load::<Lease>(&keyspace::lease(lease_id))? else {
-            return fail(
-                ReceiptCode::NotFound,
-                format!("lease {lease_id} does not exist"),
-            );
+            return fail(ReceiptCode::NotFound, format!("lease {lease_id} does not exist"));
         };
         if lease.state != LeaseState::Active {
             return fail(ReceiptCode::InvalidState, "lease is already closed");
         }
         self.escrow_close_payment(lease_id)?;
-        lease.state = LeaseState::Closed {
-            reason,
-            at: self.height,
-        };
+        lease.state = LeaseState::Closed { reason, at: self.height };
         self.st.save(keyspace::lease(lease_id), &lease);
         let mut bid = self.bid_required(lease_id)?;
         self.refund_bid(&mut bid, CloseReason::LeaseEnded)?;
         let mut order = self.order_required(&lease_id.order)?;
-        order.state = OrderState::Closed {
-            reason: CloseReason::LeaseEnded,
-            at: self.height,
-        };
+        order.state = OrderState::Closed { reason: CloseReason::LeaseEnded, at: self.height };
         self.st.save(keyspace::order(&order.id), &order);
-        self.events.push(Event::OrderClosed {
-            id: order.id,
-            reason: CloseReason::LeaseEnded,
-        });
-        self.events.push(Event::LeaseClosed {
-            id: *lease_id,
-            reason,
-        });
+        self.events.push(Event::OrderClosed { id: order.id, reason: CloseReason::LeaseEnded });
+        self.events.push(Event::LeaseClosed { id: *lease_id, reason });
         let mut group = self.group_required(&lease_id.order.group())?;
         if reason == CloseReason::ProviderClosed {
             self.open_order(&mut group)?;
         } else {
-            group.state = GroupState::Closed {
-                reason,
-                at: self.height,
-            };
+            group.state = GroupState::Closed { reason, at: self.height };
         }
         self.st.save(keyspace::group(&group.id), &group);
         Ok(())
@@ -496,10 +402,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             );
         }
         let Some(lease) = self.st.load::<Lease>(&keyspace::lease(lease_id))? else {
-            return fail(
-                ReceiptCode::NotFound,
-                format!("lease {lease_id} does not exist"),
-            );
+            return fail(ReceiptCode::NotFound, format!("lease {lease_id} does not exist"));
         };
         if lease.state != LeaseState::Active {
             return fail(
