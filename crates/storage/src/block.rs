@@ -1,7 +1,7 @@
 //! Executing a block of raw transactions against the store and committing it.
 
 use gridlease_ledger::{BlockContext, BlockOutput, ExecError};
-use gridlease_types::{Address, CheckedTx, Height, Tx, TxHash};
+use gridlease_types::{CheckedTx, Height, Tx};
 use rayon::prelude::*;
 
 use crate::store::{BlockRecord, Store, StoreError};
@@ -17,16 +17,7 @@ pub enum BlockError {
 
 /// Decodes and verifies raw transactions in parallel (signature checks dominate the cost).
 pub fn check_txs(raw: &[Vec<u8>]) -> Vec<CheckedTx> {
-    raw.par_iter()
-        .map(|bytes| match Tx::from_bytes(bytes) {
-            Ok(tx) => tx.check(),
-            Err(error) => CheckedTx::Invalid {
-                hash: TxHash::of_bytes(bytes),
-                signer: Address::default(),
-                error,
-            },
-        })
-        .collect()
+    raw.par_iter().with_min_len(64).map(|bytes| Tx::check_bytes(bytes)).collect()
 }
 
 impl Store {

@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridlease_ledger::{Changes, Genesis, Receipt, StateView, ViewError};
 use gridlease_types::Height;
+use rayon::prelude::*;
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::merkle::{self, Hash, Tree};
 
 const STATE: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("state");
 const BUCKETS: TableDefinition<'static, u32, &[u8]> = TableDefinition::new("merkle_buckets");
-const BUCKET_HASHES: TableDefinition<'static, u32, &[u8]> =
-    TableDefinition::new("merkle_bucket_hashes");
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("blocks");
 const ROOTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("roots");
@@ -77,7 +76,7 @@ fn hash_from(bytes: &[u8]) -> Result<Hash, StoreError> {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path` and rebuilds the Merkle tree from bucket hashes.
+    /// Opens (or creates) the store at `path` and rebuilds the Merkle tree from the buckets.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
         let db = tryd!(&path, Database::create(&path));
@@ -85,7 +84,6 @@ impl Store {
             let tx = tryd!(&path, db.begin_write());
             tryd!(&path, tx.open_table(STATE));
             tryd!(&path, tx.open_table(BUCKETS));
-            tryd!(&path, tx.open_table(BUCKET_HASHES));
             tryd!(&path, tx.open_table(META));
             tryd!(&path, tx.open_table(BLOCKS));
             tryd!(&path, tx.open_table(ROOTS));
@@ -104,11 +102,13 @@ impl Store {
                 Some(v) => Some(hash_from(v.value())?),
                 None => None,
             };
-            let hashes = tryd!(&path, tx.open_table(BUCKET_HASHES));
-            let mut leaves = Vec::with_capacity(tryd!(&path, hashes.len()) as usize);
-            for item in tryd!(&path, hashes.iter()) {
+            let buckets = tryd!(&path, tx.open_table(BUCKETS));
+            let mut leaves = Vec::with_capacity(tryd!(&path, buckets.len()) as usize);
+            for item in tryd!(&path, buckets.range::<u32>(..)) {
                 let (k, v) = tryd!(&path, item);
-                leaves.push((k.value(), hash_from(v.value())?));
+                let entries = merkle::decode_entries(v.value())
+                    .ok_or_else(|| StoreError::Corrupt(format!("bucket {}", k.value())))?;
+                leaves.push((k.value(), merkle::bucket_hash(&entries)));
             }
             (height, root, leaves)
         };
@@ -175,13 +175,19 @@ impl Store {
         let mut tx = tryd!(&path, self.db.begin_write());
         tx.set_durability(Durability::Immediate);
         // Group the changed keys by bucket.
+        let pairs: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = changes.iter().collect();
+        let hashed: Vec<(Hash, Option<Hash>)> = pairs
+            .par_iter()
+            .with_min_len(256)
+            .map(|(k, v)| (merkle::hash_key(k), v.as_deref().map(merkle::hash_key)))
+            .collect();
         let mut by_bucket: BTreeMap<u32, Vec<(Hash, Option<Hash>)>> = BTreeMap::new();
+        for (kh, vh) in hashed {
+            by_bucket.entry(merkle::bucket_of(&kh)).or_default().push((kh, vh));
+        }
         {
             let mut state = tryd!(&path, tx.open_table(STATE));
             for (k, v) in changes {
-                let kh = merkle::hash_key(k);
-                let vh = v.as_deref().map(merkle::hash_key);
-                by_bucket.entry(merkle::bucket_of(&kh)).or_default().push((kh, vh));
                 match v {
                     Some(v) => tryd!(&path, state.insert(k.as_slice(), v.as_slice())),
                     None => tryd!(&path, state.remove(k.as_slice())),
@@ -191,7 +197,6 @@ impl Store {
         let mut leaves = Vec::with_capacity(by_bucket.len());
         {
             let mut buckets = tryd!(&path, tx.open_table(BUCKETS));
-            let mut hashes = tryd!(&path, tx.open_table(BUCKET_HASHES));
             for (b, updates) in by_bucket {
                 let mut entries = match tryd!(&path, buckets.get(b)) {
                     Some(v) => merkle::decode_entries(v.value())
@@ -204,10 +209,8 @@ impl Store {
                 let h = merkle::bucket_hash(&entries);
                 if entries.is_empty() {
                     tryd!(&path, buckets.remove(b));
-                    tryd!(&path, hashes.remove(b));
                 } else {
                     tryd!(&path, buckets.insert(b, merkle::encode_entries(&entries).as_slice()));
-                    tryd!(&path, hashes.insert(b, h.as_slice()));
                 }
                 leaves.push((b, h));
             }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha512;
 
@@ -56,12 +56,30 @@ impl PublicKey {
         Address::from_public_key(&self.0)
     }
 
-    /// Strict verification (rejects small-order keys and non-canonical signatures).
+    /// Strict verification: the same acceptance rule as `verify_strict` of ed25519-dalek
+    /// (canonical `s`, neither the key nor `R` of small order, `R` compared as canonical bytes),
+    /// without decompressing `R`: after the cofactorless check passes, `R` is the canonical
+    /// encoding of a point, so comparing it against the eight small-order encodings suffices.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::PublicKey)?;
+        if key.is_weak() {
+            return Err(KeyError::PublicKey);
+        }
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(message, &sig).map_err(|_| KeyError::BadSignature)
+        key.verify(message, &sig).map_err(|_| KeyError::BadSignature)?;
+        let r: [u8; 32] = signature.0[..32].try_into().map_err(|_| KeyError::BadSignature)?;
+        if small_order_encodings().contains(&r) {
+            return Err(KeyError::BadSignature);
+        }
+        Ok(())
     }
+}
+
+/// Canonical encodings of the eight points of small order.
+fn small_order_encodings() -> &'static [[u8; 32]; 8] {
+    static ENCODINGS: std::sync::OnceLock<[[u8; 32]; 8]> = std::sync::OnceLock::new();
+    ENCODINGS
+        .get_or_init(|| curve25519_dalek::constants::EIGHT_TORSION.map(|p| p.compress().to_bytes()))
 }
 
 /// A signing key with its public half.
@@ -172,6 +190,31 @@ mod tests {
             hex::encode(pk.0),
             "3c24da049451555d51a7014a37337aa4e12d41e485abccfa46b47dfb2af54b7a"
         );
+    }
+
+    /// A signature whose `R` is a small-order point is rejected even where the cofactorless
+    /// equation would hold, exactly as `verify_strict` does.
+    #[test]
+    fn small_order_r_and_weak_keys_are_rejected() {
+        let identity = small_order_encodings()[0];
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&identity);
+        // With the identity as key, s = 0 and R = identity satisfy the equation.
+        assert_eq!(PublicKey(identity).verify(b"m", &Signature(sig)), Err(KeyError::PublicKey));
+        let k = Keypair::from_secret([5; 32]);
+        let good = k.sign(b"m");
+        assert!(k.public_key().verify(b"m", &good).is_ok());
+        let vk = VerifyingKey::from_bytes(&k.public_key().0).unwrap();
+        let strict = vk.verify_strict(b"m", &ed25519_dalek::Signature::from_bytes(&good.0));
+        assert!(strict.is_ok());
+        for enc in small_order_encodings() {
+            let mut forged = good.0;
+            forged[..32].copy_from_slice(enc);
+            assert_eq!(
+                k.public_key().verify(b"m", &Signature(forged)),
+                Err(KeyError::BadSignature)
+            );
+        }
     }
 
     #[test]

@@ -145,6 +145,12 @@ impl Tx {
     /// Stateless checks: size, message count, signer matches key, signature verifies.
     pub fn verify(self) -> Result<VerifiedTx, TxCheckError> {
         let bytes = self.to_bytes();
+        self.verify_encoded(&bytes)
+    }
+
+    /// [`Tx::verify`] given the transaction's canonical bytes, which it does not re-encode:
+    /// the signed body is the prefix of the encoding before the key and signature.
+    fn verify_encoded(self, bytes: &[u8]) -> Result<VerifiedTx, TxCheckError> {
         if bytes.len() > MAX_TX_BYTES {
             return Err(TxCheckError::TooLarge(bytes.len()));
         }
@@ -158,17 +164,37 @@ impl Tx {
         if derived != self.body.signer {
             return Err(TxCheckError::WrongSigner { signer: self.body.signer, derived });
         }
-        self.public_key.verify(&self.body.sign_bytes(), &self.signature)?;
-        let hash = TxHash(Sha256::digest(&bytes).into());
-        Ok(VerifiedTx { tx: self, hash })
+        let body_len = bytes.len().saturating_sub(32 + 64);
+        let mut signed = Vec::with_capacity(SIGN_DOMAIN.len() + body_len);
+        signed.extend_from_slice(SIGN_DOMAIN);
+        signed.extend_from_slice(&bytes[..body_len]);
+        self.public_key.verify(&signed, &self.signature)?;
+        Ok(VerifiedTx { tx: self, hash: TxHash::of_bytes(bytes) })
     }
 
     /// Runs [`Tx::verify`] and keeps the failure as a value, for the ledger to receipt.
     pub fn check(self) -> CheckedTx {
-        let hash = self.hash();
-        match self.clone().verify() {
+        let bytes = self.to_bytes();
+        Self::check_decoded(self, &bytes)
+    }
+
+    fn check_decoded(tx: Tx, bytes: &[u8]) -> CheckedTx {
+        let signer = tx.body.signer;
+        match tx.verify_encoded(bytes) {
             Ok(v) => CheckedTx::Valid(v),
-            Err(e) => CheckedTx::Invalid { hash, signer: self.body.signer, error: e },
+            Err(error) => CheckedTx::Invalid { hash: TxHash::of_bytes(bytes), signer, error },
+        }
+    }
+
+    /// Decodes raw bytes and checks them; bytes that do not decode become an invalid entry.
+    pub fn check_bytes(bytes: &[u8]) -> CheckedTx {
+        match Tx::from_bytes(bytes) {
+            Ok(tx) => Self::check_decoded(tx, bytes),
+            Err(error) => CheckedTx::Invalid {
+                hash: TxHash::of_bytes(bytes),
+                signer: Address::default(),
+                error,
+            },
         }
     }
 }
@@ -236,6 +262,11 @@ mod tests {
         assert_eq!(back, tx);
         let v = back.verify().unwrap();
         assert_eq!(v.hash(), tx.hash());
+        // The signed bytes are the encoding's prefix, which verify_encoded relies on.
+        let signed = tx.body.sign_bytes();
+        assert_eq!(&signed[SIGN_DOMAIN.len()..], &bytes[..bytes.len() - 96]);
+        assert!(matches!(Tx::check_bytes(&bytes), CheckedTx::Valid(_)));
+        assert!(matches!(Tx::check_bytes(&bytes[1..]), CheckedTx::Invalid { .. }));
 
         let mut tampered = tx.clone();
         tampered.body.sequence = 1;
