@@ -48,7 +48,7 @@ impl Params {
         self.take_rates_ppm.iter().find(|(d, _)| d == denom).map_or(0, |(_, r)| *r)
     }
 
-    /// Devnet defaults: `ugrid` native, `uusdc` stable, 1-block... see field docs.
+    /// Devnet defaults: `ugrid` native, `uusdc` stable, 5-block bid window, 100-block grace.
     pub fn devnet() -> Self {
         let ugrid = Denom::new("ugrid").unwrap_or_else(|_| unreachable!("valid literal"));
         let uusdc = Denom::new("uusdc").unwrap_or_else(|_| unreachable!("valid literal"));
@@ -206,5 +206,56 @@ impl Genesis {
         let mut s = MemState::default();
         s.apply(&self.initial_changes());
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Genesis {
+        let ugrid = Denom::new("ugrid").unwrap();
+        Genesis {
+            chain_id: "gridlease-devnet".into(),
+            genesis_time_ms: 1,
+            params: Params::devnet(),
+            balances: vec![GenesisBalance {
+                address: Address([1; 20]),
+                coins: vec![Coin::new(5, &ugrid)],
+            }],
+        }
+    }
+
+    #[test]
+    fn json_round_trip_and_initial_state() {
+        let g = sample();
+        let back = Genesis::from_json(&g.to_json()).unwrap();
+        assert_eq!(back, g);
+        let state = g.mem_state();
+        let ugrid = Denom::new("ugrid").unwrap();
+        assert_eq!(crate::query::balance(&state, &Address([1; 20]), &ugrid).unwrap(), 5);
+        assert_eq!(crate::query::supply(&state, &ugrid).unwrap(), 5);
+        crate::invariants::check_state(&state).unwrap();
+    }
+
+    #[test]
+    fn bad_genesis_is_refused_with_a_reason() {
+        assert!(matches!(Genesis::from_json("{"), Err(GenesisError::Json(_))));
+        let mut g = sample();
+        g.balances.push(g.balances[0].clone());
+        assert!(matches!(g.validate(), Err(GenesisError::Balances(m)) if m.contains("twice")));
+        let mut g = sample();
+        g.balances[0].coins[0].denom = Denom::new("uatom").unwrap();
+        assert!(
+            matches!(g.validate(), Err(GenesisError::Balances(m)) if m.contains("unknown denom"))
+        );
+        let mut g = sample();
+        g.params.bid_window = 0;
+        assert!(matches!(g.validate(), Err(GenesisError::Params(_))));
+        let mut g = sample();
+        g.balances[0].coins[0].amount = u128::MAX;
+        assert!(matches!(g.validate(), Err(GenesisError::Balances(m)) if m.contains("too large")));
+        let text = sample().to_json().replace("\"5\"", "\"-5\"");
+        assert!(matches!(Genesis::from_json(&text), Err(GenesisError::Json(_))));
     }
 }

@@ -137,7 +137,10 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
     for order in query::orders(view)? {
         let placed = query::bids_of_order(view, &order.id)?.len();
         if placed != order.bids as usize {
-            return broken(format!("order {} counts {} bids, {placed} exist", order.id, order.bids));
+            return broken(format!(
+                "order {} counts {} bids, {placed} exist",
+                order.id, order.bids
+            ));
         }
         if let OrderState::Open { closes_at: Some(at), .. } = order.state {
             let key = keyspace::due(keyspace::DUE_AUCTION, at, &keyspace::order(&order.id)[1..]);
