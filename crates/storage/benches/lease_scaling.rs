@@ -41,7 +41,8 @@ fn build(dir: &std::path::Path, leases: u64) -> Chain {
     let provider = key(5, 0);
     let mut all: Vec<&Keypair> = tenants.iter().collect();
     all.push(&provider);
-    let mut store = Store::open(dir.join(format!("leases-{leases}.redb"))).unwrap();
+    let mut store =
+        Store::open_with(dir.join(format!("leases-{leases}.redb")), bench_store_config()).unwrap();
     store.init_genesis(&genesis(&all)).unwrap();
     let started = Instant::now();
     commit(
@@ -116,6 +117,7 @@ fn build(dir: &std::path::Path, leases: u64) -> Chain {
         let batch: Vec<_> = jobs.by_ref().take(2_000).collect();
         commit(&mut store, sign_all(batch));
     }
+    store.checkpoint().unwrap();
     eprintln!(
         "built {leases} active leases in {:.1}s at height {}",
         started.elapsed().as_secs_f64(),

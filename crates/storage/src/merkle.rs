@@ -3,6 +3,8 @@
 //! its sorted `(hash(key), hash(value))` pairs. Depth is fixed, so updating one key costs the
 //! same 20 hashes whether the state holds a thousand keys or a billion.
 
+use rayon::prelude::*;
+
 /// Bits of the key hash that pick the bucket.
 pub const BUCKET_BITS: u32 = 20;
 /// Number of buckets.
@@ -142,10 +144,17 @@ impl Tree {
         dirty.sort_unstable();
         dirty.dedup();
         while !dirty.is_empty() {
+            // Nodes of one level are independent: hash them on all cores, then store them.
+            let nodes = &self.nodes;
+            let hashes: Vec<Hash> = dirty
+                .par_iter()
+                .with_min_len(512)
+                .map(|&p| node_hash(&nodes[2 * p], &nodes[2 * p + 1]))
+                .collect();
             let mut next = Vec::with_capacity(dirty.len());
-            for &p in &dirty {
+            for (&p, h) in dirty.iter().zip(hashes) {
                 undo.push((p, self.nodes[p]));
-                self.nodes[p] = node_hash(&self.nodes[2 * p], &self.nodes[2 * p + 1]);
+                self.nodes[p] = h;
                 if p > 1 {
                     next.push(p / 2);
                 }

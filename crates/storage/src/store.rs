@@ -1,4 +1,12 @@
-//! The redb-backed store: state, Merkle buckets, blocks with their receipts, and roots.
+//! The redb-backed store.
+//!
+//! Each block is made durable by one write transaction that appends its changes to a log
+//! (`LOG`), its record (`BLOCKS`), its root (`ROOTS`) and the new height and root (`META`).
+//! Appends land at the right edge of their B-trees, so a block costs the same few page writes
+//! however large the state is. The changes themselves live in memory (`pending`, a persistent
+//! ordered map that views snapshot for free) until a checkpoint folds them into the `STATE` and
+//! `BUCKETS` tables and trims the log, in one more write transaction, every
+//! [`StoreConfig::checkpoint_every`] blocks. Opening replays the log past the last checkpoint.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,10 +24,12 @@ const BUCKETS: TableDefinition<'static, u32, &[u8]> = TableDefinition::new("merk
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("blocks");
 const ROOTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("roots");
+const LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("change_log");
 
 const META_HEIGHT: &str = "height";
 const META_ROOT: &str = "state_root";
 const META_CHAIN_ID: &str = "chain_id";
+const META_CHECKPOINT: &str = "checkpoint";
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]
@@ -46,13 +56,39 @@ pub struct BlockRecord {
     pub state_root: Hash,
 }
 
-/// The ledger state in redb plus the in-memory Merkle tree over it.
+/// How often changes are folded from the log into the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Checkpoint after this many blocks since the last one.
+    pub checkpoint_every: u32,
+    /// Checkpoint early once this many distinct keys are pending.
+    pub checkpoint_max_keys: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { checkpoint_every: 64, checkpoint_max_keys: 1_000_000 }
+    }
+}
+
+type Pending = imbl::OrdMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// New contents of the buckets a block touches, applied once its log record is durable.
+type StagedBuckets = BTreeMap<u32, Vec<merkle::Entry>>;
+
+/// The ledger state in redb plus the in-memory Merkle tree and pending changes over it.
 pub struct Store {
     db: Database,
     path: PathBuf,
+    config: StoreConfig,
     tree: Tree,
     height: Height,
     root: Hash,
+    checkpoint: Height,
+    /// State changes committed (in the log) since the checkpoint; `None` is a deletion.
+    pending: Pending,
+    /// Bucket contents changed since the checkpoint.
+    pending_buckets: BTreeMap<u32, Vec<merkle::Entry>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -75,9 +111,26 @@ fn hash_from(bytes: &[u8]) -> Result<Hash, StoreError> {
     bytes.try_into().map_err(|_| StoreError::Corrupt(format!("hash of {} bytes", bytes.len())))
 }
 
+fn height_from(bytes: &[u8]) -> Result<Height, StoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt("height".into()))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+/// One block's changes as the log stores them.
+#[derive(BorshSerialize, BorshDeserialize)]
+struct LogRecord {
+    changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
 impl Store {
-    /// Opens (or creates) the store at `path` and rebuilds the Merkle tree from the buckets.
+    /// Opens (or creates) the store at `path` with the default checkpoint policy.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with(path, StoreConfig::default())
+    }
+
+    /// Opens (or creates) the store: rebuilds the Merkle tree from the buckets and replays the
+    /// log past the last checkpoint.
+    pub fn open_with(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
         let db = tryd!(&path, Database::create(&path));
         {
@@ -87,40 +140,68 @@ impl Store {
             tryd!(&path, tx.open_table(META));
             tryd!(&path, tx.open_table(BLOCKS));
             tryd!(&path, tx.open_table(ROOTS));
+            tryd!(&path, tx.open_table(LOG));
             tryd!(&path, tx.commit());
         }
-        let (height, root, leaves) = {
-            let tx = tryd!(&path, db.begin_read());
-            let meta = tryd!(&path, tx.open_table(META));
-            let height = match tryd!(&path, meta.get(META_HEIGHT)) {
-                Some(v) => u64::from_be_bytes(
-                    v.value().try_into().map_err(|_| StoreError::Corrupt("height".into()))?,
-                ),
-                None => 0,
-            };
-            let root = match tryd!(&path, meta.get(META_ROOT)) {
-                Some(v) => Some(hash_from(v.value())?),
-                None => None,
-            };
-            let buckets = tryd!(&path, tx.open_table(BUCKETS));
-            let mut leaves = Vec::with_capacity(tryd!(&path, buckets.len()) as usize);
-            for item in tryd!(&path, buckets.range::<u32>(..)) {
-                let (k, v) = tryd!(&path, item);
-                let entries = merkle::decode_entries(v.value())
-                    .ok_or_else(|| StoreError::Corrupt(format!("bucket {}", k.value())))?;
-                leaves.push((k.value(), merkle::bucket_hash(&entries)));
+        let tx = tryd!(&path, db.begin_read());
+        let meta = tryd!(&path, tx.open_table(META));
+        let read_height = |key: &str| -> Result<Height, StoreError> {
+            match tryd!(&path, meta.get(key)) {
+                Some(v) => height_from(v.value()),
+                None => Ok(0),
             }
-            (height, root, leaves)
         };
-        let tree = Tree::build(leaves);
-        if let Some(stored) = root.filter(|r| *r != tree.root()) {
+        let height = read_height(META_HEIGHT)?;
+        let checkpoint = read_height(META_CHECKPOINT)?;
+        let recorded_root = match tryd!(&path, meta.get(META_ROOT)) {
+            Some(v) => Some(hash_from(v.value())?),
+            None => None,
+        };
+        let buckets = tryd!(&path, tx.open_table(BUCKETS));
+        let mut leaves = Vec::with_capacity(tryd!(&path, buckets.len()) as usize);
+        for item in tryd!(&path, buckets.range::<u32>(..)) {
+            let (k, v) = tryd!(&path, item);
+            let entries = merkle::decode_entries(v.value())
+                .ok_or_else(|| StoreError::Corrupt(format!("bucket {}", k.value())))?;
+            leaves.push((k.value(), merkle::bucket_hash(&entries)));
+        }
+        let mut store = Store {
+            tree: Tree::build(leaves),
+            db,
+            path: path.clone(),
+            config,
+            height: checkpoint,
+            root: [0; 32],
+            checkpoint,
+            pending: Pending::new(),
+            pending_buckets: BTreeMap::new(),
+        };
+        let log = tryd!(&path, tx.open_table(LOG));
+        for item in tryd!(&path, log.range(checkpoint + 1..)) {
+            let (h, v) = tryd!(&path, item);
+            let record: LogRecord = gridlease_types::decode(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("log record {}: {e}", h.value())))?;
+            let changes: Changes = record.changes.into_iter().collect();
+            let (leaves, staged) = store.stage_buckets(&changes, &buckets)?;
+            store.tree.update(&leaves);
+            store.apply_pending(&changes, staged);
+            store.height = h.value();
+        }
+        drop((log, buckets, meta, tx));
+        store.root = store.tree.root();
+        if store.height != height {
             return Err(StoreError::Corrupt(format!(
-                "state root {} recorded at height {height} does not match the buckets",
+                "log ends at height {} but height {height} is recorded",
+                store.height
+            )));
+        }
+        if let Some(stored) = recorded_root.filter(|r| *r != store.root) {
+            return Err(StoreError::Corrupt(format!(
+                "state root {} recorded at height {height} does not match the state",
                 hex(&stored)
             )));
         }
-        let root = tree.root();
-        Ok(Store { db, path, tree, height, root })
+        Ok(store)
     }
 
     /// The last committed height (0: genesis or empty).
@@ -149,7 +230,9 @@ impl Store {
             return Err(StoreError::NotEmpty(self.path.clone()));
         }
         let changes = genesis.initial_changes();
-        self.write(0, &changes, None, Some(genesis.chain_id.as_bytes()))
+        let root = self.write(0, &changes, None, Some(genesis.chain_id.as_bytes()))?;
+        self.checkpoint()?;
+        Ok(root)
     }
 
     /// Commits one block's changes and record in one durable write transaction.
@@ -161,20 +244,21 @@ impl Store {
         if record.height != self.height + 1 {
             return Err(StoreError::OutOfOrder { got: record.height, committed: self.height });
         }
-        self.write(record.height, changes, Some(record), None)
+        let root = self.write(record.height, changes, Some(record), None)?;
+        let due = self.height - self.checkpoint >= u64::from(self.config.checkpoint_every)
+            || self.pending.len() >= self.config.checkpoint_max_keys;
+        if due {
+            self.checkpoint()?;
+        }
+        Ok(root)
     }
 
-    fn write(
-        &mut self,
-        height: Height,
+    /// New contents and leaf hashes of the buckets that `changes` touch.
+    fn stage_buckets(
+        &self,
         changes: &Changes,
-        record: Option<&mut BlockRecord>,
-        chain_id: Option<&[u8]>,
-    ) -> Result<Hash, StoreError> {
-        let path = self.path.clone();
-        let mut tx = tryd!(&path, self.db.begin_write());
-        tx.set_durability(Durability::Immediate);
-        // Group the changed keys by bucket.
+        buckets: &impl ReadableTable<u32, &'static [u8]>,
+    ) -> Result<(Vec<(u32, Hash)>, StagedBuckets), StoreError> {
         let pairs: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = changes.iter().collect();
         let hashed: Vec<(Hash, Option<Hash>)> = pairs
             .par_iter()
@@ -185,57 +269,77 @@ impl Store {
         for (kh, vh) in hashed {
             by_bucket.entry(merkle::bucket_of(&kh)).or_default().push((kh, vh));
         }
-        {
-            let mut state = tryd!(&path, tx.open_table(STATE));
-            for (k, v) in changes {
-                match v {
-                    Some(v) => tryd!(&path, state.insert(k.as_slice(), v.as_slice())),
-                    None => tryd!(&path, state.remove(k.as_slice())),
-                };
-            }
-        }
         let mut leaves = Vec::with_capacity(by_bucket.len());
-        {
-            let mut buckets = tryd!(&path, tx.open_table(BUCKETS));
-            for (b, updates) in by_bucket {
-                let mut entries = match tryd!(&path, buckets.get(b)) {
+        let mut staged = BTreeMap::new();
+        for (b, updates) in by_bucket {
+            let mut entries = match self.pending_buckets.get(&b) {
+                Some(e) => e.clone(),
+                None => match tryd!(&self.path, buckets.get(b)) {
                     Some(v) => merkle::decode_entries(v.value())
                         .ok_or_else(|| StoreError::Corrupt(format!("bucket {b}")))?,
                     None => Vec::new(),
-                };
-                for (kh, vh) in updates {
-                    merkle::upsert(&mut entries, kh, vh);
-                }
-                let h = merkle::bucket_hash(&entries);
-                if entries.is_empty() {
-                    tryd!(&path, buckets.remove(b));
-                } else {
-                    tryd!(&path, buckets.insert(b, merkle::encode_entries(&entries).as_slice()));
-                }
-                leaves.push((b, h));
+                },
+            };
+            for (kh, vh) in updates {
+                merkle::upsert(&mut entries, kh, vh);
             }
+            leaves.push((b, merkle::bucket_hash(&entries)));
+            staged.insert(b, entries);
         }
+        Ok((leaves, staged))
+    }
+
+    fn apply_pending(&mut self, changes: &Changes, staged: StagedBuckets) {
+        for (k, v) in changes {
+            self.pending.insert(k.clone(), v.clone());
+        }
+        self.pending_buckets.extend(staged);
+    }
+
+    fn write(
+        &mut self,
+        height: Height,
+        changes: &Changes,
+        record: Option<&mut BlockRecord>,
+        chain_id: Option<&[u8]>,
+    ) -> Result<Hash, StoreError> {
+        let path = self.path.clone();
+        let (leaves, staged) = {
+            let rtx = tryd!(&path, self.db.begin_read());
+            let buckets = tryd!(&path, rtx.open_table(BUCKETS));
+            self.stage_buckets(changes, &buckets)?
+        };
         let undo = self.tree.update(&leaves);
         let root = self.tree.root();
+        let log_bytes = gridlease_types::encode(&LogRecord {
+            changes: changes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        });
         let result = (|| -> Result<(), StoreError> {
-            let mut meta = tryd!(&path, tx.open_table(META));
-            tryd!(&path, meta.insert(META_HEIGHT, height.to_be_bytes().as_slice()));
-            tryd!(&path, meta.insert(META_ROOT, root.as_slice()));
-            if let Some(id) = chain_id {
-                tryd!(&path, meta.insert(META_CHAIN_ID, id));
+            let mut tx = tryd!(&path, self.db.begin_write());
+            tx.set_durability(Durability::Immediate);
+            {
+                let mut log = tryd!(&path, tx.open_table(LOG));
+                tryd!(&path, log.insert(height, log_bytes.as_slice()));
+                let mut meta = tryd!(&path, tx.open_table(META));
+                tryd!(&path, meta.insert(META_HEIGHT, height.to_be_bytes().as_slice()));
+                tryd!(&path, meta.insert(META_ROOT, root.as_slice()));
+                if let Some(id) = chain_id {
+                    tryd!(&path, meta.insert(META_CHAIN_ID, id));
+                }
+                let mut roots = tryd!(&path, tx.open_table(ROOTS));
+                tryd!(&path, roots.insert(height, root.as_slice()));
+                if let Some(rec) = record {
+                    rec.state_root = root;
+                    let mut blocks = tryd!(&path, tx.open_table(BLOCKS));
+                    tryd!(&path, blocks.insert(height, gridlease_types::encode(&*rec).as_slice()));
+                }
             }
-            let mut roots = tryd!(&path, tx.open_table(ROOTS));
-            tryd!(&path, roots.insert(height, root.as_slice()));
-            if let Some(rec) = record {
-                rec.state_root = root;
-                let mut blocks = tryd!(&path, tx.open_table(BLOCKS));
-                tryd!(&path, blocks.insert(height, gridlease_types::encode(&*rec).as_slice()));
-            }
+            tryd!(&path, tx.commit());
             Ok(())
         })();
-        let committed = result.and_then(|()| tx.commit().map_err(|e| db_err(&path)(e.into())));
-        match committed {
+        match result {
             Ok(()) => {
+                self.apply_pending(changes, staged);
                 self.height = height;
                 self.root = root;
                 Ok(root)
@@ -247,11 +351,48 @@ impl Store {
         }
     }
 
+    /// Folds the pending changes into the state and bucket tables and trims the log, in one
+    /// durable transaction.
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        if self.checkpoint == self.height && self.pending.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let mut tx = tryd!(&path, self.db.begin_write());
+        tx.set_durability(Durability::Immediate);
+        {
+            let mut state = tryd!(&path, tx.open_table(STATE));
+            for (k, v) in self.pending.iter() {
+                match v {
+                    Some(v) => tryd!(&path, state.insert(k.as_slice(), v.as_slice())),
+                    None => tryd!(&path, state.remove(k.as_slice())),
+                };
+            }
+            let mut buckets = tryd!(&path, tx.open_table(BUCKETS));
+            for (b, entries) in &self.pending_buckets {
+                if entries.is_empty() {
+                    tryd!(&path, buckets.remove(*b));
+                } else {
+                    tryd!(&path, buckets.insert(*b, merkle::encode_entries(entries).as_slice()));
+                }
+            }
+            let mut log = tryd!(&path, tx.open_table(LOG));
+            tryd!(&path, log.retain_in(..=self.height, |_, _| false));
+            let mut meta = tryd!(&path, tx.open_table(META));
+            tryd!(&path, meta.insert(META_CHECKPOINT, self.height.to_be_bytes().as_slice()));
+        }
+        tryd!(&path, tx.commit());
+        self.checkpoint = self.height;
+        self.pending = Pending::new();
+        self.pending_buckets.clear();
+        Ok(())
+    }
+
     /// A snapshot of the committed state for executing the next block or answering queries.
     pub fn view(&self) -> Result<StoreView, StoreError> {
         let tx = tryd!(&self.path, self.db.begin_read());
         let table = tryd!(&self.path, tx.open_table(STATE));
-        Ok(StoreView { table })
+        Ok(StoreView { table, pending: self.pending.clone() })
     }
 
     /// The state root recorded after `height`.
@@ -279,25 +420,31 @@ impl Store {
     /// A Merkle proof for `key` at the current root: its bucket's entries and sibling path.
     pub fn prove(&self, key: &[u8]) -> Result<(Vec<merkle::Entry>, Vec<Hash>), StoreError> {
         let b = merkle::bucket_of(&merkle::hash_key(key));
-        let tx = tryd!(&self.path, self.db.begin_read());
-        let buckets = tryd!(&self.path, tx.open_table(BUCKETS));
-        let entries = match tryd!(&self.path, buckets.get(b)) {
-            Some(v) => merkle::decode_entries(v.value())
-                .ok_or_else(|| StoreError::Corrupt(format!("bucket {b}")))?,
-            None => Vec::new(),
+        let entries = match self.pending_buckets.get(&b) {
+            Some(e) => e.clone(),
+            None => {
+                let tx = tryd!(&self.path, self.db.begin_read());
+                let buckets = tryd!(&self.path, tx.open_table(BUCKETS));
+                match tryd!(&self.path, buckets.get(b)) {
+                    Some(v) => merkle::decode_entries(v.value())
+                        .ok_or_else(|| StoreError::Corrupt(format!("bucket {b}")))?,
+                    None => Vec::new(),
+                }
+            }
         };
         Ok((entries, self.tree.proof(b)))
     }
 }
 
-/// Read-only snapshot of the state table.
+/// Read-only snapshot of the state: the checkpointed table plus the changes pending over it.
 pub struct StoreView {
     table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    pending: Pending,
 }
 
 impl std::fmt::Debug for StoreView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StoreView")
+        write!(f, "StoreView({} pending)", self.pending.len())
     }
 }
 
@@ -307,19 +454,29 @@ fn view_err(e: impl std::fmt::Display) -> ViewError {
 
 impl StateView for StoreView {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
+        if let Some(v) = self.pending.get(key) {
+            return Ok(v.clone());
+        }
         Ok(self.table.get(key).map_err(view_err)?.map(|v| v.value().to_vec()))
     }
 
-    fn range(&self, start: &[u8], end: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ViewError> {
+    fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<gridlease_ledger::view::Entries, ViewError> {
         if start >= end {
             return Ok(Vec::new());
         }
-        let mut out = Vec::new();
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         for item in self.table.range(start..end).map_err(view_err)? {
             let (k, v) = item.map_err(view_err)?;
-            out.push((k.value().to_vec(), v.value().to_vec()));
+            merged.insert(k.value().to_vec(), Some(v.value().to_vec()));
         }
-        Ok(out)
+        for (k, v) in self.pending.range(start.to_vec()..end.to_vec()) {
+            merged.insert(k.clone(), v.clone());
+        }
+        Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
 }
 

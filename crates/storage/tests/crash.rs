@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use gridlease_sim::{Actors, CHAIN_ID, Generator};
-use gridlease_storage::Store;
+use gridlease_storage::{Store, StoreConfig};
 use rand::{Rng, SeedableRng};
 
 const SEED: u64 = 0xc4a5;
@@ -34,7 +34,10 @@ fn child_commit_loop() {
         return;
     };
     let generator = generator();
-    let mut store = Store::open(std::path::Path::new(&dir).join("chain.redb")).unwrap();
+    // Frequent checkpoints, so kills land in log appends, checkpoints and replays alike.
+    let config = StoreConfig { checkpoint_every: 5, ..StoreConfig::default() };
+    let mut store =
+        Store::open_with(std::path::Path::new(&dir).join("chain.redb"), config).unwrap();
     if !store.is_initialized().unwrap() {
         store.init_genesis(&generator.actors.genesis()).unwrap();
     }
