@@ -47,6 +47,31 @@ pub fn balance(
     Ok(get::<u128>(view, &keyspace::balance(a, denom))?.unwrap_or(0))
 }
 
+/// Every non-zero balance of an account.
+pub fn balances_of(
+    view: &(impl StateView + ?Sized),
+    a: &Address,
+) -> Result<Vec<gridlease_types::Coin>, ViewError> {
+    let prefix = {
+        let mut k = vec![keyspace::BALANCE];
+        k.extend_from_slice(&a.0);
+        k
+    };
+    let end = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 40]);
+    let mut out = Vec::new();
+    for (k, v) in view.range(&prefix, &end)? {
+        let denom = std::str::from_utf8(&k[prefix.len()..])
+            .ok()
+            .and_then(|d| Denom::new(d).ok())
+            .ok_or_else(|| ViewError::Corrupt {
+            key: format!("{k:02x?}"),
+            reason: "denom".into(),
+        })?;
+        out.push(gridlease_types::Coin { denom, amount: decode_at(&k, &v)? });
+    }
+    Ok(out)
+}
+
 pub fn pool(view: &(impl StateView + ?Sized), denom: &Denom) -> Result<DecAmount, ViewError> {
     Ok(get(view, &keyspace::pool(denom))?.unwrap_or_default())
 }

@@ -7,5 +7,5 @@ mod block;
 pub mod merkle;
 mod store;
 
-pub use block::{BlockError, check_txs};
+pub use block::{BlockError, CommitInfo, check_txs};
 pub use store::{BlockRecord, Store, StoreConfig, StoreError, StoreView};

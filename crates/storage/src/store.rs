@@ -25,6 +25,8 @@ const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta")
 const BLOCKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("blocks");
 const ROOTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("roots");
 const LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("change_log");
+/// Transaction hash -> (height, index in block).
+const TX_INDEX: TableDefinition<'static, &[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
 
 const META_HEIGHT: &str = "height";
 const META_ROOT: &str = "state_root";
@@ -52,6 +54,12 @@ pub struct BlockRecord {
     pub txs: Vec<Vec<u8>>,
     pub receipts: Vec<Receipt>,
     pub begin_events: Vec<gridlease_ledger::Event>,
+    /// Consensus round the block was decided in.
+    pub round: u32,
+    /// Consensus commit certificate (opaque to storage).
+    pub certificate: Vec<u8>,
+    /// State root after the previous block, as the block header carried it.
+    pub parent_root: Hash,
     /// Filled by [`Store::commit_block`].
     pub state_root: Hash,
 }
@@ -141,6 +149,7 @@ impl Store {
             tryd!(&path, tx.open_table(BLOCKS));
             tryd!(&path, tx.open_table(ROOTS));
             tryd!(&path, tx.open_table(LOG));
+            tryd!(&path, tx.open_table(TX_INDEX));
             tryd!(&path, tx.commit());
         }
         let tx = tryd!(&path, db.begin_read());
@@ -332,6 +341,11 @@ impl Store {
                     rec.state_root = root;
                     let mut blocks = tryd!(&path, tx.open_table(BLOCKS));
                     tryd!(&path, blocks.insert(height, gridlease_types::encode(&*rec).as_slice()));
+                    let mut index = tryd!(&path, tx.open_table(TX_INDEX));
+                    for (i, r) in rec.receipts.iter().enumerate() {
+                        let at = (height, u32::try_from(i).unwrap_or(u32::MAX));
+                        tryd!(&path, index.insert(&r.tx_hash.0, at));
+                    }
                 }
             }
             tryd!(&path, tx.commit());
@@ -415,6 +429,13 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("block {height}: {e}"))),
             None => Ok(None),
         }
+    }
+
+    /// Where a transaction was committed: its block height and index in the block.
+    pub fn tx_location(&self, hash: &[u8; 32]) -> Result<Option<(Height, u32)>, StoreError> {
+        let tx = tryd!(&self.path, self.db.begin_read());
+        let index = tryd!(&self.path, tx.open_table(TX_INDEX));
+        Ok(tryd!(&self.path, index.get(hash)).map(|v| v.value()))
     }
 
     /// A Merkle proof for `key` at the current root: its bucket's entries and sibling path.

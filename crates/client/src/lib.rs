@@ -1,0 +1,200 @@
+//! Typed client of the node's JSON RPC, and transaction builders. Everything off-chain
+//! (provider, CLI, gateway, console) talks to the chain through this crate only.
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use gridlease_types::{Address, Coin, Keypair, Msg, Tx, TxBody};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("node at {url} is unreachable: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("node refused the request ({status}): {message}")]
+    Refused { status: u16, code: String, message: String },
+    #[error("node answered with something unexpected: {0}")]
+    BadResponse(String),
+}
+
+/// `GET /status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub chain_id: String,
+    pub latest_height: u64,
+    pub latest_block_time: String,
+    pub latest_block_time_ms: u64,
+    pub state_root: String,
+    pub mempool_size: usize,
+}
+
+/// A transaction's receipt as the RPC reports it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReceiptInfo {
+    pub tx_hash: String,
+    /// `ok` or the snake_case receipt code.
+    pub code: String,
+    pub log: String,
+    pub events: Vec<Value>,
+}
+
+impl ReceiptInfo {
+    pub fn is_ok(&self) -> bool {
+        self.code == "ok"
+    }
+}
+
+/// `POST /txs` result.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitResult {
+    pub hash: String,
+    /// `admitted` (in the mempool), `committed` (with `height` and `receipt`), or `pending`
+    /// (admitted, but not committed within the wait).
+    pub status: String,
+    #[serde(default)]
+    pub height: Option<u64>,
+    #[serde(default)]
+    pub receipt: Option<ReceiptInfo>,
+}
+
+/// `GET /accounts/{address}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountInfo {
+    pub address: Address,
+    pub sequence: u64,
+    pub balances: Vec<Coin>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    message: String,
+}
+
+/// A client of one node.
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(url: &str) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Client { base: url.trim_end_matches('/').to_string(), http }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    async fn decode<T: for<'de> Deserialize<'de>>(
+        &self,
+        resp: reqwest::Response,
+    ) -> Result<T, ClientError> {
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        if !status.is_success() {
+            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => (b.error, b.message),
+                Err(_) => ("http".into(), String::from_utf8_lossy(&bytes).into_owned()),
+            };
+            return Err(ClientError::Refused { status: status.as_u16(), code, message });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse(e.to_string()))
+    }
+
+    /// `GET` any path and decode its JSON.
+    pub async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+        self.decode(resp).await
+    }
+
+    pub async fn status(&self) -> Result<Status, ClientError> {
+        self.get("/status").await
+    }
+
+    pub async fn account(&self, address: &Address) -> Result<AccountInfo, ClientError> {
+        self.get(&format!("/accounts/{address}")).await
+    }
+
+    /// Submits a signed transaction. With `wait_commit`, returns once it is in a block (or
+    /// after the node's wait limit, with status `pending`).
+    pub async fn submit(&self, tx: &Tx, wait_commit: bool) -> Result<SubmitResult, ClientError> {
+        self.submit_bytes(&tx.to_bytes(), wait_commit).await
+    }
+
+    pub async fn submit_bytes(
+        &self,
+        bytes: &[u8],
+        wait_commit: bool,
+    ) -> Result<SubmitResult, ClientError> {
+        let wait = if wait_commit { "commit" } else { "none" };
+        let url = format!("{}/txs?wait={wait}", self.base);
+        let body = serde_json::json!({ "tx": hex(bytes) });
+        let resp = self
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
+        self.decode(resp).await
+    }
+}
+
+/// Builds and signs transactions for one key, tracking its sequence.
+#[derive(Debug)]
+pub struct TxBuilder {
+    pub key: Keypair,
+    pub chain_id: String,
+    pub sequence: u64,
+    pub fee: Coin,
+}
+
+impl TxBuilder {
+    /// A builder whose sequence is read from the node.
+    pub async fn for_key(
+        client: &Client,
+        key: Keypair,
+        fee: Coin,
+    ) -> Result<TxBuilder, ClientError> {
+        let status = client.status().await?;
+        let sequence = match client.account(&key.address()).await {
+            Ok(a) => a.sequence,
+            Err(ClientError::Refused { status: 404, .. }) => 0,
+            Err(e) => return Err(e),
+        };
+        Ok(TxBuilder { key, chain_id: status.chain_id, sequence, fee })
+    }
+
+    /// Signs `messages` with the next sequence.
+    pub fn build(&mut self, messages: Vec<Msg>) -> Tx {
+        let tx = TxBody {
+            chain_id: self.chain_id.clone(),
+            signer: self.key.address(),
+            sequence: self.sequence,
+            fee: self.fee.clone(),
+            memo: String::new(),
+            messages,
+        }
+        .sign(&self.key);
+        self.sequence += 1;
+        tx
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

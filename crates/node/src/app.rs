@@ -1,0 +1,160 @@
+//! The consensus application: builds blocks from the mempool, checks proposed blocks, and
+//! executes and commits decided ones.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gridlease_consensus::{Application, BoxError, DecidedBlock};
+use gridlease_storage::CommitInfo;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::block::{Block, MAX_BLOCK_BYTES};
+use crate::state::{CommittedBlock, Metrics, Node, lock, read, write};
+
+/// Most transactions in one block.
+pub const MAX_BLOCK_TXS: usize = 20_000;
+/// How far ahead of our clock a proposed block time may be.
+const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Adapts the node to the consensus engine.
+#[derive(Debug, Clone)]
+pub struct ChainApp {
+    pub node: Arc<Node>,
+}
+
+impl ChainApp {
+    fn last_block_time(&self) -> u64 {
+        let store = read(&self.node.store);
+        let h = store.height();
+        if h == 0 {
+            return 0;
+        }
+        store.block(h).ok().flatten().map_or(0, |b| b.time_ms)
+    }
+
+    fn check_block(&self, height: u64, bytes: &[u8]) -> Result<Block, String> {
+        let block = Block::decode(bytes)?;
+        let store = read(&self.node.store);
+        if block.chain_id != self.node.chain_id {
+            return Err(format!("block for chain {}", block.chain_id));
+        }
+        if block.height != height || height != store.height() + 1 {
+            return Err(format!("block height {} at consensus height {height}", block.height));
+        }
+        if block.parent_root != store.state_root() {
+            return Err("block's parent state root differs from ours".into());
+        }
+        drop(store);
+        if block.time_ms <= self.last_block_time() || block.time_ms > now_ms() + MAX_CLOCK_DRIFT_MS
+        {
+            return Err(format!(
+                "block time {} is not after the last block or is in the future",
+                block.time_ms
+            ));
+        }
+        if block.txs.len() > MAX_BLOCK_TXS {
+            return Err(format!("{} transactions exceed {MAX_BLOCK_TXS}", block.txs.len()));
+        }
+        Ok(block)
+    }
+}
+
+impl Application for ChainApp {
+    fn last_committed(&self) -> u64 {
+        read(&self.node.store).height()
+    }
+
+    async fn propose(&mut self, height: u64, _round: u32) -> Vec<u8> {
+        let (view, parent_root) = {
+            let store = read(&self.node.store);
+            (store.view(), store.state_root())
+        };
+        let txs = match view {
+            Ok(view) => lock(&self.node.mempool).reap(&view, MAX_BLOCK_TXS, MAX_BLOCK_BYTES / 2),
+            Err(e) => {
+                warn!(target: "node.propose", error = %e, "state unavailable; proposing an empty block");
+                Vec::new()
+            }
+        };
+        let time_ms = now_ms().max(self.last_block_time() + 1);
+        Block { chain_id: self.node.chain_id.clone(), height, time_ms, parent_root, txs }.encode()
+    }
+
+    async fn validate(&mut self, height: u64, block: &[u8]) -> bool {
+        match self.check_block(height, block) {
+            Ok(_) => true,
+            Err(e) => {
+                warn!(target: "node.validate", height, error = %e, "rejecting proposed block");
+                false
+            }
+        }
+    }
+
+    async fn commit(&mut self, decided: DecidedBlock) -> Result<(), BoxError> {
+        let block = Block::decode(&decided.block)?;
+        let started = std::time::Instant::now();
+        let commit = CommitInfo {
+            round: decided.round,
+            certificate: decided.certificate,
+            parent_root: block.parent_root,
+        };
+        let (record, out, view) = {
+            let mut store = write(&self.node.store);
+            if decided.height <= store.height() {
+                return Ok(()); // already committed before a restart
+            }
+            let (record, out) = store.execute_decided_block(
+                &self.node.chain_id,
+                decided.height,
+                block.time_ms,
+                block.txs,
+                commit,
+            )?;
+            (record, out, store.view()?)
+        };
+        let hashes: Vec<_> = out.receipts.iter().map(|r| r.tx_hash).collect();
+        lock(&self.node.mempool).update(&hashes, &view);
+        let m = &self.node.metrics;
+        Metrics::add(&m.blocks_committed, 1);
+        Metrics::add(&m.txs_committed, out.receipts.len() as u64);
+        let failed =
+            out.receipts.iter().filter(|r| r.code != gridlease_ledger::ReceiptCode::Ok).count();
+        Metrics::add(&m.txs_failed, failed as u64);
+        m.last_commit_micros
+            .store(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        info!(target: "node.commit", height = record.height, txs = out.receipts.len(), "committed block");
+        let _ = self.node.committed.send(Arc::new(CommittedBlock {
+            height: record.height,
+            time_ms: record.time_ms,
+            state_root: record.state_root,
+            begin_events: out.begin_events,
+            receipts: out.receipts,
+        }));
+        Ok(())
+    }
+
+    fn decided_block(&self, height: u64) -> Option<DecidedBlock> {
+        let record = read(&self.node.store).block(height).ok().flatten()?;
+        let block = Block {
+            chain_id: self.node.chain_id.clone(),
+            height,
+            time_ms: record.time_ms,
+            parent_root: record.parent_root,
+            txs: record.txs,
+        }
+        .encode();
+        let hash = Sha256::digest(&block).into();
+        Some(DecidedBlock {
+            height,
+            round: record.round,
+            hash,
+            block,
+            certificate: record.certificate,
+        })
+    }
+}

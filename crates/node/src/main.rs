@@ -1,0 +1,96 @@
+//! `gridlease-node`: initialize a node's home and run it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gridlease_node::{Home, RunOptions};
+use gridlease_types::{Address, Coin};
+
+#[derive(Parser)]
+#[command(name = "gridlease-node", about = "Run a gridlease validator node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a home directory: validator key, genesis and config.
+    Init {
+        #[arg(long)]
+        home: PathBuf,
+        #[arg(long, default_value = "gridlease-devnet")]
+        chain_id: String,
+        /// Fund an account at genesis: ADDRESS=COIN[,COIN...] (repeatable).
+        #[arg(long = "fund", value_name = "ADDRESS=COINS")]
+        fund: Vec<String>,
+    },
+    /// Run the node.
+    Run {
+        #[arg(long)]
+        home: PathBuf,
+        /// RPC listen address (overrides config.json).
+        #[arg(long)]
+        rpc_addr: Option<SocketAddr>,
+        /// P2P listen address (overrides config.json).
+        #[arg(long)]
+        p2p_addr: Option<SocketAddr>,
+        /// Target block time in milliseconds (overrides config.json).
+        #[arg(long)]
+        block_time_ms: Option<u64>,
+    },
+}
+
+fn parse_fund(s: &str) -> anyhow::Result<(Address, Vec<Coin>)> {
+    let (addr, coins) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--fund `{s}` must look like ADDRESS=1000ugrid,500uusdc"))?;
+    let address: Address = addr.parse()?;
+    let coins =
+        coins.split(',').map(|c| c.trim().parse::<Coin>()).collect::<Result<Vec<_>, _>>()?;
+    Ok((address, coins))
+}
+
+fn entropy() -> anyhow::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_target(true).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::Init { home, chain_id, fund } => (|| {
+            let funded = fund.iter().map(|f| parse_fund(f)).collect::<anyhow::Result<Vec<_>>>()?;
+            let address = Home::new(&home).init(&chain_id, entropy()?, &funded)?;
+            println!("initialized {} for chain {chain_id}; validator {address}", home.display());
+            Ok(())
+        })(),
+        Command::Run { home, rpc_addr, p2p_addr, block_time_ms } => {
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let opts = RunOptions {
+                rpc_addr,
+                p2p_addr,
+                block_time: block_time_ms.map(std::time::Duration::from_millis),
+            };
+            rt.block_on(gridlease_node::run(&Home::new(home), opts))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

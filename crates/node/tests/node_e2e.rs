@@ -1,0 +1,206 @@
+//! A real node process: transactions submitted over RPC land in blocks with receipts and
+//! events, a subscriber sees a new order within one block, and bad input gets a 4xx.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use gridlease_client::{Client, TxBuilder};
+use gridlease_types::*;
+
+struct NodeProcess {
+    child: Child,
+    rpc: String,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn init(home: &std::path::Path, fund: &[&Keypair]) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease-node"));
+    cmd.args(["init", "--home"]).arg(home).args(["--chain-id", "gridlease-e2e"]);
+    for k in fund {
+        cmd.arg("--fund").arg(format!("{}=1000000000000ugrid,1000000000000uusdc", k.address()));
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn start(home: &std::path::Path) -> NodeProcess {
+    let (rpc_port, p2p_port) = (free_port(), free_port());
+    let log = std::fs::File::create(home.join("node.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_gridlease-node"))
+        .args(["run", "--home"])
+        .arg(home)
+        .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
+        .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
+        .args(["--block-time-ms", "300"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    NodeProcess { child, rpc: format!("http://127.0.0.1:{rpc_port}") }
+}
+
+async fn wait_height(client: &Client, at_least: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(s) = client.status().await
+            && s.latest_height >= at_least
+        {
+            return s.latest_height;
+        }
+        assert!(Instant::now() < deadline, "node did not reach height {at_least} in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn group() -> GroupSpec {
+    GroupSpec {
+        name: "web".into(),
+        requirements: PlacementRequirements::default(),
+        resources: vec![ResourceUnit {
+            resources: Resources {
+                id: 1,
+                cpu_millis: 500,
+                memory_bytes: 512 << 20,
+                storage: vec![],
+                gpu: GpuRequirement::default(),
+                endpoints: vec![],
+            },
+            count: 1,
+            price: DecCoin { denom: Denom::new("uusdc").unwrap(), amount: "10".parse().unwrap() },
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_blocks_receipts_events_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = Keypair::from_secret([21; 32]);
+    init(dir.path(), &[&tenant]);
+    let node = start(dir.path());
+    let client = Client::new(&node.rpc);
+    wait_height(&client, 1).await;
+
+    // A subscriber to new orders of this tenant.
+    let events_url = format!("{}/events?types=order_opened&address={}", node.rpc, tenant.address());
+    let resp = reqwest::get(&events_url).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let subscriber = tokio::spawn(async move {
+        let mut stream = resp.bytes_stream();
+        let mut buf = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(i) = buf.find("\n\n") {
+                let frame: String = buf.drain(..i + 2).collect();
+                for line in frame.lines() {
+                    if let Some(data) = line.strip_prefix("data:") {
+                        let v: serde_json::Value = serde_json::from_str(data.trim()).unwrap();
+                        if v["events"].as_array().is_some_and(|e| !e.is_empty()) {
+                            return v;
+                        }
+                    }
+                }
+            }
+        }
+        panic!("event stream ended");
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let fee = Coin::new(1_000, &Denom::new("ugrid").unwrap());
+    let mut b = TxBuilder::for_key(&client, tenant.clone(), fee).await.unwrap();
+    let tx = b.build(vec![Msg::CreateDeployment {
+        dseq: 1,
+        groups: vec![group()],
+        manifest_hash: [3; 32],
+        deposit: Coin::new(5_000_000, &Denom::new("uusdc").unwrap()),
+    }]);
+    let res = client.submit(&tx, true).await.unwrap();
+    assert_eq!(res.status, "committed", "{res:?}");
+    let receipt = res.receipt.unwrap();
+    assert!(receipt.is_ok(), "{receipt:?}");
+    let height = res.height.unwrap();
+    assert!(receipt.events.iter().any(|e| e["type"] == "order_opened"));
+
+    // The block holds the transaction and carries a state root; the tx is queryable by hash.
+    let block: serde_json::Value = client.get(&format!("/blocks/{height}")).await.unwrap();
+    assert!(
+        block["txs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h.as_str().unwrap().eq_ignore_ascii_case(&res.hash))
+    );
+    assert_eq!(block["state_root"].as_str().unwrap().len(), 64);
+    let by_hash: serde_json::Value = client.get(&format!("/txs/{}", res.hash)).await.unwrap();
+    assert_eq!(by_hash["status"], "committed");
+    assert_eq!(by_hash["height"], height);
+
+    // The subscriber saw the new order in the block that created it.
+    let seen = tokio::time::timeout(Duration::from_secs(10), subscriber).await.unwrap().unwrap();
+    assert_eq!(seen["height"], height, "{seen}");
+    assert_eq!(seen["events"][0]["event"]["type"], "order_opened");
+
+    // Queries of the objects created.
+    let orders: serde_json::Value =
+        client.get(&format!("/orders?owner={}&state=open", tenant.address())).await.unwrap();
+    assert_eq!(orders["orders"].as_array().unwrap().len(), 1);
+    let dep: serde_json::Value =
+        client.get(&format!("/deployments/{}/1", tenant.address())).await.unwrap();
+    assert_eq!(dep["deployment"]["state"]["state"], "active");
+
+    // Bad input: 4xx with a reason, never 5xx.
+    let http = reqwest::Client::new();
+    let post = |body: String| {
+        http.post(format!("{}/txs", node.rpc))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = post("{not json".into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(format!("{{\"tx\":\"{}\"}}", "ab".repeat(200_000))).await.unwrap();
+    assert_eq!(r.status(), 413);
+    let r = post("{\"tx\":\"zz\"}".into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let mut forged = b.build(vec![Msg::CloseDeployment { dseq: 1 }]);
+    forged.signature.0[5] ^= 1;
+    match client.submit(&forged, false).await {
+        Err(gridlease_client::ClientError::Refused { status: 400, code, .. }) => {
+            assert_eq!(code, "invalid_tx")
+        }
+        other => panic!("forged signature: {other:?}"),
+    }
+    match client.submit(&tx, false).await {
+        Err(gridlease_client::ClientError::Refused { status: 409, .. }) => {}
+        other => panic!("replay: {other:?}"),
+    }
+    let mut other_chain = TxBuilder { chain_id: "other".into(), ..b };
+    other_chain.sequence = 1;
+    let wrong = other_chain.build(vec![Msg::CloseDeployment { dseq: 1 }]);
+    match client.submit(&wrong, false).await {
+        Err(gridlease_client::ClientError::Refused { status: 400, code, .. }) => {
+            assert_eq!(code, "wrong_chain_id")
+        }
+        other => panic!("wrong chain: {other:?}"),
+    }
+    let r = reqwest::get(format!("{}/accounts/not-an-address", node.rpc)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = reqwest::get(format!("{}/blocks/99999999", node.rpc)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let metrics =
+        reqwest::get(format!("{}/metrics", node.rpc)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("gridlease_block_height"));
+    let spec: serde_json::Value = client.get("/openapi.json").await.unwrap();
+    assert_eq!(spec["openapi"], "3.0.3");
+}
