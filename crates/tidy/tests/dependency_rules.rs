@@ -14,8 +14,20 @@ use serde_json::Value;
 
 /// Crates (by name prefix) that pure crates must not reach.
 const IMPURE: [&str; 14] = [
-    "tokio", "mio", "async-std", "getrandom", "rand", "redb", "rocksdb", "sled", "hyper", "reqwest",
-    "axum", "arc-malachitebft", "informalsystems-malachitebft", "socket2",
+    "tokio",
+    "mio",
+    "async-std",
+    "getrandom",
+    "rand",
+    "redb",
+    "rocksdb",
+    "sled",
+    "hyper",
+    "reqwest",
+    "axum",
+    "arc-malachitebft",
+    "informalsystems-malachitebft",
+    "socket2",
 ];
 
 struct Graph {
@@ -32,13 +44,23 @@ fn metadata() -> Graph {
         .args(["metadata", "--format-version", "1", "--manifest-path", root])
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
     let mut names = BTreeMap::new();
     for p in v["packages"].as_array().unwrap() {
-        names.insert(p["id"].as_str().unwrap().to_string(), p["name"].as_str().unwrap().to_string());
+        names
+            .insert(p["id"].as_str().unwrap().to_string(), p["name"].as_str().unwrap().to_string());
     }
-    let workspace = v["workspace_members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
+    let workspace = v["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
     let mut normal = BTreeMap::new();
     for node in v["resolve"]["nodes"].as_array().unwrap() {
         let deps = node["deps"]
@@ -73,7 +95,11 @@ impl Graph {
     }
 
     fn direct_workspace(&self, id: &str) -> BTreeSet<String> {
-        self.normal[id].iter().filter(|d| self.workspace.contains(*d)).map(|d| self.names[d].clone()).collect()
+        self.normal[id]
+            .iter()
+            .filter(|d| self.workspace.contains(*d))
+            .map(|d| self.names[d].clone())
+            .collect()
     }
 }
 
@@ -94,7 +120,9 @@ fn tree_of(package: &str) -> BTreeSet<String> {
 }
 
 fn impure(deps: &BTreeSet<String>) -> Vec<&String> {
-    deps.iter().filter(|d| IMPURE.iter().any(|p| *d == p || d.starts_with(&format!("{p}-")))).collect()
+    deps.iter()
+        .filter(|d| IMPURE.iter().any(|p| *d == p || d.starts_with(&format!("{p}-"))))
+        .collect()
 }
 
 #[test]
