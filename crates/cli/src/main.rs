@@ -1,4 +1,5 @@
-//! The `gridlease` command-line tool: one binary that fronts gridlease (for now, SDL commands).
+//! The `gridlease` command-line tool: one binary that fronts gridlease (SDL commands, and the
+//! node through the `gridlease-node` binary).
 
 #![forbid(unsafe_code)]
 
@@ -6,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod node;
 mod sdl;
 
 /// gridlease: a decentralized GPU cloud.
@@ -21,12 +23,20 @@ enum Command {
     /// Check SDL files and derive their group specs and manifests.
     #[command(subcommand)]
     Sdl(sdl::SdlCommand),
+    /// Run a validator node: `gridlease node init --home DIR`, `gridlease node run --home DIR
+    /// [--rpc-addr HOST:PORT]` (see `gridlease node --help`).
+    #[command(disable_help_flag = true)]
+    Node {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sdl(cmd) => sdl::run(cmd),
+        Command::Node { args } => node::run(args),
     };
     match result {
         Ok(code) => code,

@@ -73,7 +73,7 @@ fn setup(dir: &std::path::Path) -> (Chain, std::path::PathBuf) {
     let all: Vec<&Keypair> =
         chain.senders.iter().chain(&chain.providers).chain(&chain.tenants).collect();
     let path = dir.join("template.redb");
-    let mut store = Store::open_with(&path, bench_store_config()).unwrap();
+    let mut store = Store::open_with(&path, bench_store_config(4)).unwrap();
     store.init_genesis(&genesis(&all)).unwrap();
     let register = chain
         .providers
@@ -128,7 +128,7 @@ fn throughput(c: &mut Criterion) {
             }
             let path = dir.path().join("run.redb");
             std::fs::copy(&template, &path).unwrap();
-            let mut store = Store::open_with(&path, bench_store_config()).unwrap();
+            let mut store = Store::open_with(&path, bench_store_config(4)).unwrap();
             let mut total = Duration::ZERO;
             for block in blocks.iter().take(iters as usize) {
                 let h = store.height() + 1;

@@ -42,7 +42,8 @@ fn build(dir: &std::path::Path, leases: u64) -> Chain {
     let mut all: Vec<&Keypair> = tenants.iter().collect();
     all.push(&provider);
     let mut store =
-        Store::open_with(dir.join(format!("leases-{leases}.redb")), bench_store_config()).unwrap();
+        Store::open_with(dir.join(format!("leases-{leases}.redb")), bench_store_config(16))
+            .unwrap();
     store.init_genesis(&genesis(&all)).unwrap();
     let started = Instant::now();
     commit(

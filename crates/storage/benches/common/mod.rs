@@ -99,8 +99,8 @@ pub fn sequence(store: &Store, k: &Keypair) -> u64 {
     query::account(&store.view().unwrap(), &k.address()).unwrap().map_or(0, |a| a.sequence)
 }
 
-/// Checkpoints every 16 blocks, so every measurement of a few dozen blocks pays for some:
-/// the timings are amortized over the log appends and the checkpoints.
-pub fn bench_store_config() -> gridlease_storage::StoreConfig {
-    gridlease_storage::StoreConfig { checkpoint_every: 16, ..Default::default() }
+/// Checkpoints every `blocks` blocks (the node's default is 64), so that measurements pay for
+/// them: timings are amortized over log appends and checkpoints, more often than in production.
+pub fn bench_store_config(blocks: u32) -> gridlease_storage::StoreConfig {
+    gridlease_storage::StoreConfig { checkpoint_every: blocks, ..Default::default() }
 }
