@@ -97,6 +97,10 @@ pub struct Store {
     pending: Pending,
     /// Bucket contents changed since the checkpoint.
     pending_buckets: BTreeMap<u32, Vec<merkle::Entry>>,
+    /// What the last checkpoint folded in, kept as a read cache: the same values as the
+    /// tables hold, so reads of recently written keys (the hot set) skip the B-trees.
+    recent: Pending,
+    recent_buckets: BTreeMap<u32, Vec<merkle::Entry>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -184,6 +188,8 @@ impl Store {
             checkpoint,
             pending: Pending::new(),
             pending_buckets: BTreeMap::new(),
+            recent: Pending::new(),
+            recent_buckets: BTreeMap::new(),
         };
         let log = tryd!(&path, tx.open_table(LOG));
         for item in tryd!(&path, log.range(checkpoint + 1..)) {
@@ -281,7 +287,8 @@ impl Store {
         let mut leaves = Vec::with_capacity(by_bucket.len());
         let mut staged = BTreeMap::new();
         for (b, updates) in by_bucket {
-            let mut entries = match self.pending_buckets.get(&b) {
+            let cached = self.pending_buckets.get(&b).or_else(|| self.recent_buckets.get(&b));
+            let mut entries = match cached {
                 Some(e) => e.clone(),
                 None => match tryd!(&self.path, buckets.get(b)) {
                     Some(v) => merkle::decode_entries(v.value())
@@ -397,8 +404,8 @@ impl Store {
         }
         tryd!(&path, tx.commit());
         self.checkpoint = self.height;
-        self.pending = Pending::new();
-        self.pending_buckets.clear();
+        self.recent = std::mem::take(&mut self.pending);
+        self.recent_buckets = std::mem::take(&mut self.pending_buckets);
         Ok(())
     }
 
@@ -406,7 +413,7 @@ impl Store {
     pub fn view(&self) -> Result<StoreView, StoreError> {
         let tx = tryd!(&self.path, self.db.begin_read());
         let table = tryd!(&self.path, tx.open_table(STATE));
-        Ok(StoreView { table, pending: self.pending.clone() })
+        Ok(StoreView { table, pending: self.pending.clone(), recent: self.recent.clone() })
     }
 
     /// The state root recorded after `height`.
@@ -441,7 +448,7 @@ impl Store {
     /// A Merkle proof for `key` at the current root: its bucket's entries and sibling path.
     pub fn prove(&self, key: &[u8]) -> Result<(Vec<merkle::Entry>, Vec<Hash>), StoreError> {
         let b = merkle::bucket_of(&merkle::hash_key(key));
-        let entries = match self.pending_buckets.get(&b) {
+        let entries = match self.pending_buckets.get(&b).or_else(|| self.recent_buckets.get(&b)) {
             Some(e) => e.clone(),
             None => {
                 let tx = tryd!(&self.path, self.db.begin_read());
@@ -457,10 +464,12 @@ impl Store {
     }
 }
 
-/// Read-only snapshot of the state: the checkpointed table plus the changes pending over it.
+/// Read-only snapshot of the state: the checkpointed table plus the changes pending over it
+/// (and the last checkpoint's writes as a cache in between).
 pub struct StoreView {
     table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     pending: Pending,
+    recent: Pending,
 }
 
 impl std::fmt::Debug for StoreView {
@@ -475,7 +484,7 @@ fn view_err(e: impl std::fmt::Display) -> ViewError {
 
 impl StateView for StoreView {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-        if let Some(v) = self.pending.get(key) {
+        if let Some(v) = self.pending.get(key).or_else(|| self.recent.get(key)) {
             return Ok(v.clone());
         }
         Ok(self.table.get(key).map_err(view_err)?.map(|v| v.value().to_vec()))
@@ -494,8 +503,10 @@ impl StateView for StoreView {
             let (k, v) = item.map_err(view_err)?;
             merged.insert(k.value().to_vec(), Some(v.value().to_vec()));
         }
-        for (k, v) in self.pending.range(start.to_vec()..end.to_vec()) {
-            merged.insert(k.clone(), v.clone());
+        for layer in [&self.recent, &self.pending] {
+            for (k, v) in layer.range(start.to_vec()..end.to_vec()) {
+                merged.insert(k.clone(), v.clone());
+            }
         }
         Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
