@@ -2,8 +2,8 @@
 //! - `types` and `ledger` reach no I/O, async runtime, randomness source, storage engine,
 //!   network or consensus crate, even transitively;
 //! - `ledger` depends on no workspace crate but `types`;
-//! - off-chain crates (`provider`, `gateway`, `console`, `cli`) never import `ledger`,
-//!   `storage` or `consensus`;
+//! - off-chain crates (`provider`, `gateway`, `console`, `cli`, `client`, `loadgen`) never
+//!   import `ledger`, `storage` or `consensus`;
 //! - nothing depends on `node` or `cli`, and test-only crates (`sim`, `tidy`) are never a
 //!   normal dependency.
 
@@ -146,7 +146,14 @@ fn ledger_depends_only_on_types() {
 #[test]
 fn off_chain_crates_reach_the_chain_only_through_client() {
     let g = metadata();
-    for name in ["gridlease-provider", "gridlease-gateway", "gridlease-console", "gridlease-cli"] {
+    for name in [
+        "gridlease-provider",
+        "gridlease-gateway",
+        "gridlease-console",
+        "gridlease-cli",
+        "gridlease-client",
+        "gridlease-loadgen",
+    ] {
         let Some(id) = g.id(name) else { continue };
         let reach = g.reachable(id);
         for forbidden in ["gridlease-ledger", "gridlease-storage", "gridlease-consensus"] {
