@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 fn error_responses() -> Value {
     json!({
         "400": { "description": "bad request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-        "404": { "description": "not found", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+        "404": { "description": "not found", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+        "503": { "description": "the node's store is unavailable", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
     })
 }
 
@@ -25,6 +26,7 @@ fn query_param(name: &str, schema: Value) -> Value {
 
 pub fn document() -> Value {
     let address = json!({ "type": "string", "pattern": "^grid1[02-9ac-hj-np-z]{38}$" });
+    let u64_schema = json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX });
     let list = || {
         json!([
             query_param("owner", address.clone()),
@@ -45,12 +47,12 @@ pub fn document() -> Value {
             "/providers/{address}": get_op("one provider with its audits", json!([path_param("address", address.clone())])),
             "/certificates/{address}": get_op("certificates of an account", json!([path_param("address", address.clone())])),
             "/deployments": get_op("deployments", list()),
-            "/deployments/{owner}/{dseq}": get_op("one deployment with groups and escrow", json!([path_param("owner", address.clone()), path_param("dseq", json!({"type": "integer", "minimum": 0}))])),
+            "/deployments/{owner}/{dseq}": get_op("one deployment with groups and escrow", json!([path_param("owner", address.clone()), path_param("dseq", u64_schema.clone())])),
             "/orders": get_op("orders", list()),
             "/bids": get_op("bids", list()),
             "/leases": get_op("leases", list()),
             "/blocks/latest": get_op("the latest block", json!([])),
-            "/blocks/{height}": get_op("a block with its receipts and state root", json!([path_param("height", json!({"type": "integer", "minimum": 0}))])),
+            "/blocks/{height}": get_op("a block with its receipts and state root", json!([path_param("height", u64_schema.clone())])),
             "/txs/{hash}": get_op("a committed or pending transaction", json!([path_param("hash", json!({"type": "string", "pattern": "^[0-9A-Fa-f]{64}$"}))])),
             "/txs": { "post": {
                 "summary": "submit a signed transaction",
@@ -64,7 +66,8 @@ pub fn document() -> Value {
                     "400": { "description": "invalid transaction or request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "409": { "description": "sequence conflict or duplicate", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "413": { "description": "body too large" },
-                    "429": { "description": "mempool full" }
+                    "429": { "description": "mempool full" },
+                    "503": { "description": "the node's store is unavailable", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
                 }
             } },
             "/events": { "get": {

@@ -1,68 +1,14 @@
 //! A real node process: transactions submitted over RPC land in blocks with receipts and
 //! events, a subscriber sees a new order within one block, and bad input gets a 4xx.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::{init, start, wait_height};
 use futures_util::StreamExt;
 use gridlease_client::{Client, TxBuilder};
 use gridlease_types::*;
-
-struct NodeProcess {
-    child: Child,
-    rpc: String,
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn init(home: &std::path::Path, fund: &[&Keypair]) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gridlease-node"));
-    cmd.args(["init", "--home"]).arg(home).args(["--chain-id", "gridlease-e2e"]);
-    for k in fund {
-        cmd.arg("--fund").arg(format!("{}=1000000000000ugrid,1000000000000uusdc", k.address()));
-    }
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn start(home: &std::path::Path) -> NodeProcess {
-    let (rpc_port, p2p_port) = (free_port(), free_port());
-    let log = std::fs::File::create(home.join("node.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gridlease-node"))
-        .args(["run", "--home"])
-        .arg(home)
-        .args(["--rpc-addr", &format!("127.0.0.1:{rpc_port}")])
-        .args(["--p2p-addr", &format!("127.0.0.1:{p2p_port}")])
-        .args(["--block-time-ms", "300"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    NodeProcess { child, rpc: format!("http://127.0.0.1:{rpc_port}") }
-}
-
-async fn wait_height(client: &Client, at_least: u64) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(s) = client.status().await
-            && s.latest_height >= at_least
-        {
-            return s.latest_height;
-        }
-        assert!(Instant::now() < deadline, "node did not reach height {at_least} in time");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn group() -> GroupSpec {
     GroupSpec {
@@ -87,8 +33,8 @@ fn group() -> GroupSpec {
 async fn transactions_blocks_receipts_events_and_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let tenant = Keypair::from_secret([21; 32]);
-    init(dir.path(), &[&tenant]);
-    let node = start(dir.path());
+    init(dir.path(), "gridlease-e2e", &[tenant.address()]);
+    let node = start(dir.path(), 300);
     let client = Client::new(&node.rpc);
     wait_height(&client, 1).await;
 
