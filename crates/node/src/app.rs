@@ -103,20 +103,43 @@ impl Application for ChainApp {
             certificate: decided.certificate,
             parent_root: block.parent_root,
         };
-        let (record, out, view) = {
-            let mut store = write(&self.node.store);
-            if decided.height <= store.height() {
-                return Ok(()); // already committed before a restart
+        // Signature checks and execution run on a snapshot, outside the store's lock, and off
+        // the async workers; the write lock covers only the durable write.
+        let node = self.node.clone();
+        let height = decided.height;
+        let committed = tokio::task::block_in_place(move || -> Result<_, BoxError> {
+            let (view, committed_height) = {
+                let store = read(&node.store);
+                (store.view()?, store.height())
+            };
+            if height <= committed_height {
+                return Ok(None); // already committed before a restart
             }
-            let (record, out) = store.execute_decided_block(
-                &self.node.chain_id,
-                decided.height,
-                block.time_ms,
-                block.txs,
-                commit,
-            )?;
-            (record, out, store.view()?)
-        };
+            let checked = gridlease_storage::check_txs(&block.txs);
+            let ctx = gridlease_ledger::BlockContext {
+                chain_id: node.chain_id.clone(),
+                height,
+                time_ms: block.time_ms,
+            };
+            let out = gridlease_ledger::execute(&view, &ctx, &checked)?;
+            drop(view);
+            let mut record = gridlease_storage::BlockRecord {
+                height,
+                time_ms: block.time_ms,
+                txs: block.txs,
+                receipts: out.receipts.clone(),
+                begin_events: out.begin_events.clone(),
+                round: commit.round,
+                certificate: commit.certificate,
+                parent_root: commit.parent_root,
+                state_root: [0; 32],
+            };
+            let mut store = write(&node.store);
+            store.commit_block(&mut record, &out.changes)?;
+            let view = store.view()?;
+            Ok(Some((record, out, view)))
+        })?;
+        let Some((record, out, view)) = committed else { return Ok(()) };
         let hashes: Vec<_> = out.receipts.iter().map(|r| r.tx_hash).collect();
         lock(&self.node.mempool).update(&hashes, &view);
         let m = &self.node.metrics;

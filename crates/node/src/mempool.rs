@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use gridlease_ledger::{Params, StateView, query};
 use gridlease_types::tx::MAX_TX_BYTES;
-use gridlease_types::{Address, CheckedTx, Tx, TxHash};
+use gridlease_types::{Address, CheckedTx, Tx, TxHash, VerifiedTx};
 
 /// Limits of the pool.
 #[derive(Clone, Copy, Debug)]
@@ -90,6 +90,21 @@ impl Mempool {
         self.by_hash.contains_key(hash)
     }
 
+    /// Stateless checks: size, decoding, signature. Needs no lock, so callers run it before
+    /// taking the mempool's.
+    pub fn verify(bytes: &[u8]) -> Result<VerifiedTx, Rejection> {
+        if bytes.len() > MAX_TX_BYTES {
+            return Err(Rejection::Invalid(format!(
+                "{} bytes exceeds {MAX_TX_BYTES}",
+                bytes.len()
+            )));
+        }
+        match Tx::check_bytes(bytes) {
+            CheckedTx::Valid(v) => Ok(v),
+            CheckedTx::Invalid { error, .. } => Err(Rejection::Invalid(error.to_string())),
+        }
+    }
+
     /// Checks a transaction against the committed state and admits it.
     pub fn admit(
         &mut self,
@@ -98,16 +113,19 @@ impl Mempool {
         params: &Params,
         view: &impl StateView,
     ) -> Result<TxHash, Rejection> {
-        if bytes.len() > MAX_TX_BYTES {
-            return Err(Rejection::Invalid(format!(
-                "{} bytes exceeds {MAX_TX_BYTES}",
-                bytes.len()
-            )));
-        }
-        let vtx = match Tx::check_bytes(&bytes) {
-            CheckedTx::Valid(v) => v,
-            CheckedTx::Invalid { error, .. } => return Err(Rejection::Invalid(error.to_string())),
-        };
+        let vtx = Self::verify(&bytes)?;
+        self.admit_verified(bytes, &vtx, chain_id, params, view)
+    }
+
+    /// [`Mempool::admit`] for a transaction that [`Mempool::verify`] already checked.
+    pub fn admit_verified(
+        &mut self,
+        bytes: Vec<u8>,
+        vtx: &VerifiedTx,
+        chain_id: &str,
+        params: &Params,
+        view: &impl StateView,
+    ) -> Result<TxHash, Rejection> {
         let hash = vtx.hash();
         if self.by_hash.contains_key(&hash) {
             return Err(Rejection::Duplicate);

@@ -470,11 +470,20 @@ async fn submit(
     })?;
     let bytes = crate::unhex(&body.tx)
         .ok_or_else(|| ApiError::bad("tx must be the transaction's bytes in hex"))?;
+    // Signature checks need no lock: do them before taking the mempool's.
+    let vtx = match crate::mempool::Mempool::verify(&bytes) {
+        Ok(v) => v,
+        Err(r) => {
+            Metrics::add(&node.metrics.txs_rejected, 1);
+            return Err(r.into());
+        }
+    };
     // Subscribe before admission so the commit cannot slip past us.
     let mut commits = node.committed.subscribe();
     let hash = {
         let v = view(&node)?;
-        let admitted = lock(&node.mempool).admit(bytes, &node.chain_id, &node.params, &v);
+        let admitted =
+            lock(&node.mempool).admit_verified(bytes, &vtx, &node.chain_id, &node.params, &v);
         match admitted {
             Ok(h) => {
                 Metrics::add(&node.metrics.txs_admitted, 1);
