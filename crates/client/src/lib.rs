@@ -195,6 +195,4 @@ impl TxBuilder {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use gridlease_types::hex::encode as hex;

@@ -152,7 +152,7 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
 /// Decodes a stored value, naming the key when it fails.
 pub fn decode_at<T: BorshDeserialize>(key: &[u8], bytes: &[u8]) -> Result<T, ViewError> {
     gridlease_types::decode(bytes).map_err(|e| ViewError::Corrupt {
-        key: key.iter().map(|b| format!("{b:02x}")).collect(),
+        key: gridlease_types::hex::encode(key),
         reason: e.to_string(),
     })
 }

@@ -20,16 +20,7 @@ use gridlease_storage::Store;
 
 pub use home::{Home, NodeConfig};
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
-}
+pub use gridlease_types::hex::{decode as unhex, encode as hex};
 
 /// Options of `run` that override the config file.
 #[derive(Debug, Default, Clone)]

@@ -213,7 +213,7 @@ impl Store {
         if let Some(stored) = recorded_root.filter(|r| *r != store.root) {
             return Err(StoreError::Corrupt(format!(
                 "state root {} recorded at height {height} does not match the state",
-                hex(&stored)
+                gridlease_types::hex::encode(&stored)
             )));
         }
         Ok(store)
@@ -510,8 +510,4 @@ impl StateView for StoreView {
         }
         Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -50,7 +50,7 @@ fn fixed_scenario_root_is_pinned() {
     for h in 1..=30 {
         root = step(&mut store, &generator, h, 10);
     }
-    let got: String = root.iter().map(|b| format!("{b:02x}")).collect();
+    let got = gridlease_types::hex::encode(&root);
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenario_root.hex");
     if std::env::var("GRIDLEASE_BLESS").is_ok() {

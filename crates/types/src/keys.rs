@@ -237,28 +237,17 @@ mod tests {
     }
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn from_hex<const N: usize>(s: &str) -> Result<[u8; N], String> {
-    let bad = || format!("expected {} hex digits", N * 2);
-    if s.len() != N * 2 || !s.is_ascii() {
-        return Err(bad());
-    }
-    let mut out = [0u8; N];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let text = std::str::from_utf8(chunk).map_err(|_| bad())?;
-        out[i] = u8::from_str_radix(text, 16).map_err(|_| bad())?;
-    }
-    Ok(out)
+    crate::hex::decode(s)
+        .and_then(|v| <[u8; N]>::try_from(v).ok())
+        .ok_or_else(|| format!("expected {} hex digits", N * 2))
 }
 
 macro_rules! hex_serde {
     ($ty:ident, $n:expr) => {
         impl serde::Serialize for $ty {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&to_hex(&self.0))
+                s.serialize_str(&crate::hex::encode(&self.0))
             }
         }
         impl<'de> serde::Deserialize<'de> for $ty {

@@ -9,6 +9,7 @@ pub mod address;
 pub mod amount;
 pub mod attributes;
 pub mod encoding;
+pub mod hex;
 pub mod ids;
 pub mod keys;
 pub mod msg;

@@ -153,7 +153,7 @@ fn every_message_kind_encodes_to_its_pinned_bytes() {
         }
         .sign(&key);
         let bytes = tx.to_bytes();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = gridlease_types::hex::encode(&bytes);
         let path = fixture(name);
         if bless {
             std::fs::write(&path, format!("{hex}\n")).unwrap();
