@@ -2,7 +2,13 @@
 //! (provider, CLI, gateway, console) talks to the chain through this crate only.
 #![forbid(unsafe_code)]
 
+pub mod dto;
+pub mod events;
+pub mod sdl;
+
 use std::time::Duration;
+
+pub use dto::*;
 
 use gridlease_types::{Address, Coin, Keypair, Msg, Tx, TxBody};
 use serde::{Deserialize, Serialize};
@@ -129,6 +135,72 @@ impl Client {
         self.get(&format!("/accounts/{address}")).await
     }
 
+    /// `GET /params`: the chain's parameters as JSON (bid window, deposits, fees, ...).
+    pub async fn params(&self) -> Result<Value, ClientError> {
+        self.get("/params").await
+    }
+
+    /// `GET /providers/{address}`, `None` when the address is not a provider.
+    pub async fn provider(&self, address: &Address) -> Result<Option<ProviderRecord>, ClientError> {
+        not_found_is_none(self.get(&format!("/providers/{address}")).await)
+    }
+
+    pub async fn providers(&self) -> Result<Vec<ProviderDto>, ClientError> {
+        #[derive(Deserialize)]
+        struct List {
+            providers: Vec<ProviderDto>,
+        }
+        Ok(self.get::<List>("/providers").await?.providers)
+    }
+
+    /// Every certificate of `address`, valid or revoked.
+    pub async fn certificates(
+        &self,
+        address: &Address,
+    ) -> Result<Vec<CertificateDto>, ClientError> {
+        #[derive(Deserialize)]
+        struct List {
+            certificates: Vec<CertificateDto>,
+        }
+        Ok(self.get::<List>(&format!("/certificates/{address}")).await?.certificates)
+    }
+
+    /// A deployment with its groups and escrow, `None` when it does not exist.
+    pub async fn deployment(
+        &self,
+        owner: &Address,
+        dseq: u64,
+    ) -> Result<Option<DeploymentRecord>, ClientError> {
+        not_found_is_none(self.get(&format!("/deployments/{owner}/{dseq}")).await)
+    }
+
+    /// `GET /orders` with optional `owner` and `state` filters.
+    pub async fn orders(&self, query: &ListQuery) -> Result<Vec<OrderDto>, ClientError> {
+        #[derive(Deserialize)]
+        struct List {
+            orders: Vec<OrderDto>,
+        }
+        Ok(self.get::<List>(&format!("/orders{}", query.to_query())).await?.orders)
+    }
+
+    /// `GET /bids` with optional `owner`, `provider` and `state` filters.
+    pub async fn bids(&self, query: &ListQuery) -> Result<Vec<BidDto>, ClientError> {
+        #[derive(Deserialize)]
+        struct List {
+            bids: Vec<BidDto>,
+        }
+        Ok(self.get::<List>(&format!("/bids{}", query.to_query())).await?.bids)
+    }
+
+    /// `GET /leases` with optional `owner`, `provider` and `state` filters.
+    pub async fn leases(&self, query: &ListQuery) -> Result<Vec<LeaseDto>, ClientError> {
+        #[derive(Deserialize)]
+        struct List {
+            leases: Vec<LeaseDto>,
+        }
+        Ok(self.get::<List>(&format!("/leases{}", query.to_query())).await?.leases)
+    }
+
     /// Submits a signed transaction. With `wait_commit`, returns once it is in a block (or
     /// after the node's wait limit, with status `pending`).
     pub async fn submit(&self, tx: &Tx, wait_commit: bool) -> Result<SubmitResult, ClientError> {
@@ -151,6 +223,39 @@ impl Client {
             .await
             .map_err(|source| ClientError::Unreachable { url: self.base.clone(), source })?;
         self.decode(resp).await
+    }
+}
+
+fn not_found_is_none<T>(r: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(ClientError::Refused { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Filters of the list endpoints.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub owner: Option<Address>,
+    pub provider: Option<Address>,
+    /// State name (`open`, `active`, `closed`, ...).
+    pub state: Option<String>,
+}
+
+impl ListQuery {
+    fn to_query(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(o) = &self.owner {
+            parts.push(format!("owner={o}"));
+        }
+        if let Some(p) = &self.provider {
+            parts.push(format!("provider={p}"));
+        }
+        if let Some(s) = &self.state {
+            parts.push(format!("state={s}"));
+        }
+        if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
     }
 }
 

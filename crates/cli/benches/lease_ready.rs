@@ -1,0 +1,93 @@
+//! Time from a lease's creation to its service answering, on a real node and provider: the
+//! tenant sees the lease, sends the manifest over mutual TLS, and polls the published port
+//! until it answers HTTP 200. 20 leases per driver; prints p50, p90 and max.
+//!
+//! `cargo bench -p gridlease-cli --bench lease_ready` (exec driver; add `-- podman` for the
+//! podman driver, which needs `.ci/podman-setup` and the image `localhost/gridlease-test-http`
+//! that the podman test suite builds).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use gridlease_provider::api_client::ProviderApi;
+use gridlease_types::{Keypair, Msg};
+
+const RUNS: u64 = 20;
+
+fn sdl(driver: &str) -> String {
+    let service = if driver == "podman" {
+        "    image: localhost/gridlease-test-http:latest\n".to_string()
+    } else {
+        "    image: gridlease/test-http\n    command: [\"/bin/sh\", \"-c\"]\n    args: [\"exec python3 -m http.server --bind 127.0.0.1 $PORT\"]\n".to_string()
+    };
+    format!(
+        r#"version: "2.0"
+services:
+  web:
+{service}    expose:
+      - port: 8080
+        to: [{{ global: true }}]
+profiles:
+  compute:
+    web:
+      resources: {{ cpu: {{ units: 0.25 }}, memory: {{ size: 128Mi }}, storage: {{ size: 256Mi }} }}
+  placement:
+    dc:
+      pricing: {{ web: {{ denom: uusdc, amount: 1000 }} }}
+deployment:
+  web:
+    dc: {{ profile: web, count: 1 }}
+"#
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let driver = if std::env::args().any(|a| a == "podman") { "podman" } else { "exec" };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = Keypair::mnemonic_from_entropy(&[31; 32]).expect("mnemonic");
+    let pkey = Keypair::from_mnemonic(&m, "", 0).expect("key");
+    let tkey = key(32);
+    let (_node, rpc) = start_node(dir.path(), &[pkey.address(), tkey.address()]);
+    let phome = dir.path().join("provider");
+    setup_provider(&phome, &rpc, driver, &m, |t| {
+        t.replace("health_interval_ms = 1000", "health_interval_ms = 100")
+    });
+    let _daemon = start_provider(&phome);
+    let mut tenant = Tenant::new(&rpc, tkey).await;
+    let text = sdl(driver);
+    let mut times = Vec::new();
+    for dseq in 1..=RUNS {
+        let manifest = tenant.deploy(dseq, &text).await;
+        let lease = tenant.wait_lease(dseq, Duration::from_secs(30)).await;
+        let started = Instant::now();
+        let api = ProviderApi::from_chain(&tenant.client, &lease.provider, Some(&tenant.cert))
+            .await
+            .expect("api");
+        let s = api.send_manifest(&lease, &manifest).await.expect("manifest");
+        let port = s["services"]["web"][0]["host_port"].as_u64().expect("port") as u16;
+        eventually(Duration::from_secs(60), "the service", async || {
+            (http_get(port, "/") == Some(200)).then_some(())
+        })
+        .await;
+        let took = started.elapsed();
+        times.push(took);
+        println!("lease {dseq}: healthy {} ms after creation was seen", took.as_millis());
+        tenant.ok(vec![Msg::CloseDeployment { dseq }]).await;
+    }
+    times.sort();
+    println!(
+        "lease_ready/{driver}: {RUNS} leases, p50 {} ms, p90 {} ms, max {} ms",
+        percentile(&times, 0.5).as_millis(),
+        percentile(&times, 0.9).as_millis(),
+        times.last().map(|d| d.as_millis()).unwrap_or(0)
+    );
+}

@@ -1,0 +1,257 @@
+//! `gridlease provider init|register|run|status`: set up a machine as a provider, publish it
+//! on chain, run the daemon, and see what it holds and decides.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use gridlease_client::{Client, TxBuilder};
+use gridlease_provider::api_client::ProviderApi;
+use gridlease_provider::config::{self, Config, DriverKind};
+use gridlease_provider::home::Home;
+use gridlease_provider::{daemon, tls};
+use gridlease_types::msg::ProviderInfo;
+use gridlease_types::{Coin, Keypair, Msg};
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Create a provider home: commented provider.toml, a new account key, a TLS certificate.
+    Init(InitArgs),
+    /// Publish the provider (host URI, attributes) and its certificate on chain.
+    Register(HomeArgs),
+    /// Run the daemon: bid on matching orders, run leases, serve tenants over mutual TLS.
+    Run(HomeArgs),
+    /// What the running daemon offers, holds and decided recently.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DriverArg {
+    Podman,
+    Exec,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Provider home directory.
+    #[arg(long)]
+    home: PathBuf,
+    /// RPC URL of a node.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    node: String,
+    /// Port of the manifest service.
+    #[arg(long, default_value_t = 8443)]
+    port: u16,
+    /// Runtime driver.
+    #[arg(long, value_enum, default_value = "podman")]
+    driver: DriverArg,
+    /// Use the BIP39 mnemonic in this file instead of a new one.
+    #[arg(long)]
+    mnemonic_file: Option<PathBuf>,
+    /// Overwrite an existing home.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HomeArgs {
+    /// Provider home directory.
+    #[arg(long)]
+    home: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Provider home directory.
+    #[arg(long)]
+    home: PathBuf,
+    /// `text` or `json`.
+    #[arg(long, default_value = "text")]
+    output: String,
+}
+
+pub fn run(cmd: ProviderCommand) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cmd {
+        ProviderCommand::Init(a) => init(a),
+        ProviderCommand::Register(a) => rt.block_on(register(&a.home)),
+        ProviderCommand::Run(a) => {
+            init_tracing();
+            rt.block_on(daemon::run(Home::new(&a.home)))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ProviderCommand::Status(a) => rt.block_on(status(&a.home, &a.output)),
+    }
+}
+
+fn init_tracing() {
+    let filter = std::env::var("GRIDLEASE_LOG").unwrap_or_else(|_| "info".into());
+    let level = filter.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).try_init();
+}
+
+fn new_mnemonic() -> anyhow::Result<String> {
+    let mut entropy = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut entropy))
+        .context("cannot read randomness from /dev/urandom")?;
+    Keypair::mnemonic_from_entropy(&entropy).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
+    let home = Home::new(&a.home);
+    if home.config_path().exists() && !a.force {
+        anyhow::bail!(
+            "{} already exists: use another --home, or --force to overwrite it",
+            home.config_path().display()
+        );
+    }
+    std::fs::create_dir_all(&a.home)
+        .with_context(|| format!("cannot create {}", a.home.display()))?;
+    let mnemonic = match &a.mnemonic_file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        None => new_mnemonic()?,
+    };
+    let address = home.save_key(&mnemonic)?;
+    let driver = match a.driver {
+        DriverArg::Podman => DriverKind::Podman,
+        DriverArg::Exec => DriverKind::Exec,
+    };
+    std::fs::write(home.config_path(), config::template(&a.node, a.port, driver))?;
+    let bundle = tls::generate(&address, &["localhost".into(), "127.0.0.1".into()])?;
+    home.save_tls(&bundle)?;
+    println!("provider home: {}", a.home.display());
+    println!("address: {address}");
+    println!(
+        "next: fund {address} with ugrid (fees, bid deposits), review {},",
+        home.config_path().display()
+    );
+    println!("      then `gridlease provider register --home {}`", a.home.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Publishes the provider and its certificate; running it again updates the record.
+async fn register(home_dir: &Path) -> anyhow::Result<ExitCode> {
+    let home = Home::new(home_dir);
+    let config = Config::load(&home.config_path())?;
+    let key = home.load_key()?;
+    let bundle = home.load_tls()?;
+    let client = Client::new(&config.node);
+    let params = client
+        .params()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the node at {}: {e}", config.node))?;
+    let native: Coin = serde_json::from_value(params["bid_deposit"].clone())
+        .context("the node's params have no bid_deposit")?;
+    let min_fee: u128 = params["min_fee"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let address = key.address();
+    let exists = client.provider(&address).await?.is_some();
+    let info = ProviderInfo {
+        email: config.contact.email.clone(),
+        website: config.contact.website.clone(),
+    };
+    let mut msgs = vec![if exists {
+        Msg::UpdateProvider {
+            host_uri: config.host_uri.clone(),
+            attributes: config.attribute_list(),
+            info,
+        }
+    } else {
+        Msg::CreateProvider {
+            host_uri: config.host_uri.clone(),
+            attributes: config.attribute_list(),
+            info,
+        }
+    }];
+    let registered = client
+        .certificates(&address)
+        .await?
+        .iter()
+        .any(|c| c.is_valid() && c.cert_pem == bundle.cert_pem);
+    if !registered {
+        msgs.push(Msg::CreateCertificate {
+            cert_pem: bundle.cert_pem.clone().into_bytes(),
+            pubkey_pem: bundle.pubkey_pem.clone().into_bytes(),
+        });
+    }
+    let mut builder = TxBuilder::for_key(&client, key, Coin::new(min_fee, &native.denom)).await?;
+    let tx = builder.build(msgs);
+    let result = client.submit(&tx, true).await?;
+    let receipt = result
+        .receipt
+        .ok_or_else(|| anyhow::anyhow!("transaction {} was not committed in time", result.hash))?;
+    if !receipt.is_ok() {
+        anyhow::bail!("the chain refused the registration ({}): {}", receipt.code, receipt.log);
+    }
+    println!(
+        "provider {address} {} at {} (host {}){}",
+        if exists { "updated" } else { "registered" },
+        result.height.unwrap_or(0),
+        config.host_uri,
+        if registered { "" } else { "; certificate registered" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(home_dir: &Path, output: &str) -> anyhow::Result<ExitCode> {
+    let home = Home::new(home_dir);
+    let config = Config::load(&home.config_path())?;
+    let bundle = home.load_tls()?;
+    let der = tls::pem_to_der(bundle.cert_pem.as_bytes())?;
+    let api = ProviderApi::new(&config.host_uri, None, vec![der])?;
+    let s = api.status().await.map_err(|e| {
+        anyhow::anyhow!("{e} (is `gridlease provider run --home {}` running?)", home_dir.display())
+    })?;
+    if output == "json" {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "provider {}  driver {}  height {}  node {} ({})",
+        s["address"].as_str().unwrap_or("?"),
+        s["driver"].as_str().unwrap_or("?"),
+        s["height"],
+        s["node"].as_str().unwrap_or("?"),
+        if s["node_connected"].as_bool() == Some(true) { "connected" } else { "unreachable" }
+    );
+    let inv = &s["inventory"];
+    let free = &s["free"];
+    println!("cpu      {}m free of {}m", free["cpu_millis"], inv["cpu_millis"]);
+    println!("memory   {} free of {} bytes", free["memory_bytes"], inv["memory_bytes"]);
+    println!("storage  {} free of {} bytes", free["storage_bytes"], inv["storage_bytes"]);
+    for g in inv["gpus"].as_array().into_iter().flatten() {
+        println!(
+            "gpu {}  {}/{} {} {}",
+            g["index"],
+            g["vendor"].as_str().unwrap_or(""),
+            g["model"].as_str().unwrap_or(""),
+            g["ram"].as_str().unwrap_or(""),
+            g["interface"].as_str().unwrap_or("")
+        );
+    }
+    let leases = s["leases"].as_array().cloned().unwrap_or_default();
+    println!("leases   {}", leases.len());
+    for l in &leases {
+        println!(
+            "  {}  {}  {}",
+            l["lease"]["order"]["dseq"],
+            l["phase"].as_str().unwrap_or(""),
+            l["message"].as_str().unwrap_or("")
+        );
+    }
+    println!("recent decisions:");
+    for d in s["recent_decisions"].as_array().into_iter().flatten().take(10) {
+        println!(
+            "  h{} {} {}: {}",
+            d["height"],
+            d["outcome"].as_str().unwrap_or(""),
+            d["order"].as_str().unwrap_or(""),
+            d["detail"].as_str().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

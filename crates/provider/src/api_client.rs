@@ -1,0 +1,230 @@
+//! The tenant's side of the manifest service: HTTPS with mutual TLS to one provider, trusting
+//! only the certificates that provider registered on chain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gridlease_client::Client;
+use gridlease_types::{Address, BidId};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio_rustls::TlsConnector;
+
+use crate::tls::{self, CertBundle};
+
+/// Why a call to a provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiClientError {
+    #[error("provider host_uri `{0}` is not https://HOST:PORT")]
+    BadUri(String),
+    #[error("cannot reach the provider at {uri}: {reason}")]
+    Unreachable { uri: String, reason: String },
+    #[error("the provider refused ({status}): {message}")]
+    Refused { status: u16, code: String, message: String },
+    #[error("{0}")]
+    Chain(String),
+    #[error("tls: {0}")]
+    Tls(#[from] tls::TlsError),
+}
+
+/// A connection recipe to one provider.
+#[derive(Clone, Debug)]
+pub struct ProviderApi {
+    uri: String,
+    host: String,
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl ProviderApi {
+    /// For the provider at `host_uri` whose valid certificates (DER) are `pinned`.
+    pub fn new(
+        host_uri: &str,
+        client_cert: Option<&CertBundle>,
+        pinned: Vec<Vec<u8>>,
+    ) -> Result<ProviderApi, ApiClientError> {
+        let bad = || ApiClientError::BadUri(host_uri.to_string());
+        let rest = host_uri.strip_prefix("https://").ok_or_else(bad)?.trim_end_matches('/');
+        let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        Ok(ProviderApi {
+            uri: host_uri.to_string(),
+            host,
+            port,
+            config: tls::client_config(client_cert, pinned)?,
+        })
+    }
+
+    /// Looks the provider up on chain (host URI and valid certificates).
+    pub async fn from_chain(
+        chain: &Client,
+        provider: &Address,
+        client_cert: Option<&CertBundle>,
+    ) -> Result<ProviderApi, ApiClientError> {
+        let chain_err = |e: gridlease_client::ClientError| ApiClientError::Chain(e.to_string());
+        let record = chain.provider(provider).await.map_err(chain_err)?.ok_or_else(|| {
+            ApiClientError::Chain(format!("{provider} is not a registered provider"))
+        })?;
+        let pinned: Vec<Vec<u8>> = chain
+            .certificates(provider)
+            .await
+            .map_err(chain_err)?
+            .iter()
+            .filter(|c| c.is_valid())
+            .filter_map(|c| tls::pem_to_der(c.cert_pem.as_bytes()).ok())
+            .collect();
+        if pinned.is_empty() {
+            return Err(ApiClientError::Chain(format!(
+                "provider {provider} has no valid certificate on chain"
+            )));
+        }
+        ProviderApi::new(&record.provider.host_uri, client_cert, pinned)
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ApiClientError> {
+        let unreachable =
+            |reason: String| ApiClientError::Unreachable { uri: self.uri.clone(), reason };
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| unreachable("connect timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|_| ApiClientError::BadUri(self.uri.clone()))?;
+        let stream = TlsConnector::from(Arc::clone(&self.config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| unreachable(format!("tls handshake failed: {e}")))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("{}:{}", self.host, self.port));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| unreachable(e.to_string()))?;
+        sender.send_request(req).await.map_err(|e| unreachable(e.to_string()))
+    }
+
+    /// Sends a request and returns the JSON answer, or the refusal with its reason.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, ApiClientError> {
+        let resp = self.send(method, path, body).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ApiClientError::Unreachable {
+                uri: self.uri.clone(),
+                reason: e.to_string(),
+            })?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            return Err(ApiClientError::Refused {
+                status,
+                code: v["error"].as_str().unwrap_or("http").to_string(),
+                message: v["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+            });
+        }
+        Ok(v)
+    }
+
+    fn lease_path(lease: &BidId, what: &str) -> String {
+        let o = &lease.order;
+        format!("/lease/{}/{}/{}/{}/{what}", o.owner, o.dseq, o.gseq, o.oseq)
+    }
+
+    /// The provider's public status.
+    pub async fn status(&self) -> Result<Value, ApiClientError> {
+        self.call("GET", "/status", None).await
+    }
+
+    /// Sends the deployment's manifest (the exact bytes whose hash is on chain).
+    pub async fn send_manifest(
+        &self,
+        lease: &BidId,
+        manifest: &[u8],
+    ) -> Result<Value, ApiClientError> {
+        self.call("PUT", &Self::lease_path(lease, "manifest"), Some(manifest.to_vec())).await
+    }
+
+    pub async fn lease_status(&self, lease: &BidId) -> Result<Value, ApiClientError> {
+        self.call("GET", &Self::lease_path(lease, "status"), None).await
+    }
+
+    /// Logs of one replica (not followed), as text.
+    pub async fn logs(
+        &self,
+        lease: &BidId,
+        service: &str,
+        replica: u32,
+        tail: Option<usize>,
+    ) -> Result<String, ApiClientError> {
+        let mut path =
+            format!("{}?service={service}&replica={replica}", Self::lease_path(lease, "logs"));
+        if let Some(t) = tail {
+            path.push_str(&format!("&tail={t}"));
+        }
+        let resp = self.send("GET", &path, None).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ApiClientError::Unreachable {
+                uri: self.uri.clone(),
+                reason: e.to_string(),
+            })?
+            .to_bytes();
+        if status != 200 {
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(ApiClientError::Refused {
+                status,
+                code: v["error"].as_str().unwrap_or("http").to_string(),
+                message: v["message"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Runs a command in a replica.
+    pub async fn shell(
+        &self,
+        lease: &BidId,
+        service: &str,
+        replica: u32,
+        command: &[String],
+    ) -> Result<Value, ApiClientError> {
+        let body =
+            serde_json::json!({ "service": service, "replica": replica, "command": command });
+        self.call("POST", &Self::lease_path(lease, "shell"), Some(body.to_string().into_bytes()))
+            .await
+    }
+}

@@ -1,0 +1,377 @@
+//! The provider's configuration file (`provider.toml` in its home directory): where the node
+//! is, what the provider publishes, how it prices, what hardware it offers and which runtime
+//! runs the leases. `gridlease provider init` writes a commented one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use gridlease_types::{Attribute, Coin, DecAmount, Denom};
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::GpuDecl;
+
+/// The whole file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// RPC URL of a node.
+    pub node: String,
+    /// What tenants reach the manifest service at (`https://HOST:PORT`), published on chain.
+    pub host_uri: String,
+    /// Address the manifest service listens on.
+    pub listen: String,
+    /// Host name or IP put in the service URIs tenants receive.
+    pub public_host: String,
+    /// Production mode: the exec driver refuses to run unless explicitly allowed.
+    #[serde(default)]
+    pub production: bool,
+    /// Attributes published on chain (`region = "eu-west"`).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub contact: Contact,
+    pub pricing: Pricing,
+    #[serde(default)]
+    pub inventory: InventoryConfig,
+    pub driver: DriverConfig,
+    #[serde(default)]
+    pub lease: LeaseConfig,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub website: String,
+}
+
+/// Prices per block, in `denom`. Decimal strings keep them exact (`"0.25"`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    /// Denomination of every bid (the order's must match).
+    pub denom: String,
+    /// Per CPU core.
+    pub cpu_per_core: String,
+    /// Per GiB of memory.
+    pub memory_per_gib: String,
+    /// Per GiB of storage.
+    pub storage_per_gib: String,
+    /// Per GPU of a model absent from `gpu`.
+    pub gpu_default: String,
+    /// Per GPU, by model (`a100 = "120"`).
+    #[serde(default)]
+    pub gpu: BTreeMap<String, String>,
+    /// External price script: gets the order as JSON on stdin, prints the price per block.
+    #[serde(default)]
+    pub script: Option<PathBuf>,
+    /// How long the script may take.
+    #[serde(default = "default_script_timeout_ms")]
+    pub script_timeout_ms: u64,
+    /// Deposit locked with each bid (`5000000ugrid`); the chain's minimum when absent.
+    #[serde(default)]
+    pub bid_deposit: Option<String>,
+}
+
+fn default_script_timeout_ms() -> u64 {
+    2_000
+}
+
+/// Hardware offered. Absent values are read from the host; GPUs come from NVML when a driver
+/// is present, else from `gpus`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryConfig {
+    #[serde(default)]
+    pub cpu_millis: Option<u64>,
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub storage_bytes: Option<u64>,
+    /// Storage classes offered (a volume without class is `default`).
+    #[serde(default = "default_storage_classes")]
+    pub storage_classes: Vec<String>,
+    /// GPUs declared by hand, used when NVML finds none.
+    #[serde(default)]
+    pub gpus: Vec<GpuDecl>,
+    /// Ignore NVML even when a driver is present (declared GPUs only).
+    #[serde(default)]
+    pub skip_nvml: bool,
+}
+
+fn default_storage_classes() -> Vec<String> {
+    vec!["default".into(), "beta2".into()]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    Podman,
+    Exec,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriverConfig {
+    pub kind: DriverKind,
+    /// Docker Engine API socket of podman (or Docker).
+    #[serde(default = "default_podman_socket")]
+    pub podman_socket: String,
+    /// The exec driver runs even in production mode.
+    #[serde(default)]
+    pub allow_exec_in_production: bool,
+    /// Exec driver: program to run for an image name (`"gridlease/demo-llm" = "/usr/bin/x"`);
+    /// an image absent here runs as a program path when it is absolute.
+    #[serde(default)]
+    pub exec_images: BTreeMap<String, PathBuf>,
+    /// Host ports handed to published container ports, inclusive.
+    #[serde(default = "default_port_range")]
+    pub port_range: (u16, u16),
+}
+
+fn default_podman_socket() -> String {
+    "/run/podman/podman.sock".into()
+}
+
+fn default_port_range() -> (u16, u16) {
+    (31000, 32767)
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseConfig {
+    /// Withdraw earnings of every lease this often, in blocks.
+    #[serde(default = "default_withdraw_every")]
+    pub withdraw_every_blocks: u64,
+    /// How often replicas are checked, in milliseconds.
+    #[serde(default = "default_health_interval")]
+    pub health_interval_ms: u64,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            withdraw_every_blocks: default_withdraw_every(),
+            health_interval_ms: default_health_interval(),
+        }
+    }
+}
+
+fn default_withdraw_every() -> u64 {
+    600
+}
+
+fn default_health_interval() -> u64 {
+    1_000
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {field}: {message}")]
+    Invalid { path: String, field: String, message: String },
+}
+
+/// The prices of [`Pricing`], parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rates {
+    pub denom: Denom,
+    pub cpu_per_core: DecAmount,
+    pub memory_per_gib: DecAmount,
+    pub storage_per_gib: DecAmount,
+    pub gpu_default: DecAmount,
+    /// Lowercase model name to price.
+    pub gpu: BTreeMap<String, DecAmount>,
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        let config: Config = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: shown.clone(), message: e.to_string() })?;
+        config.check(&shown)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &str) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: path.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        if !self.host_uri.starts_with("https://") {
+            return Err(invalid("host_uri", "must start with https://".into()));
+        }
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| invalid("listen", format!("expected HOST:PORT ({e})")))?;
+        self.rates().map_err(|(field, message)| invalid(&field, message))?;
+        self.bid_deposit().map_err(|m| invalid("pricing.bid_deposit", m))?;
+        let (lo, hi) = self.driver.port_range;
+        if lo == 0 || lo > hi {
+            return Err(invalid("driver.port_range", format!("[{lo}, {hi}] is not a port range")));
+        }
+        if self.lease.withdraw_every_blocks == 0 || self.lease.health_interval_ms == 0 {
+            return Err(invalid("lease", "intervals must be above zero".into()));
+        }
+        Ok(())
+    }
+
+    /// Parsed prices, or the field that is wrong and why.
+    pub fn rates(&self) -> Result<Rates, (String, String)> {
+        let p = &self.pricing;
+        let dec = |field: &str, v: &str| {
+            v.parse::<DecAmount>()
+                .map_err(|e| (format!("pricing.{field}"), format!("`{v}` is not a price: {e}")))
+        };
+        let denom = Denom::new(&p.denom)
+            .map_err(|e| ("pricing.denom".to_string(), format!("`{}`: {e}", p.denom)))?;
+        let mut gpu = BTreeMap::new();
+        for (model, price) in &p.gpu {
+            gpu.insert(model.to_lowercase(), dec(&format!("gpu.{model}"), price)?);
+        }
+        Ok(Rates {
+            denom,
+            cpu_per_core: dec("cpu_per_core", &p.cpu_per_core)?,
+            memory_per_gib: dec("memory_per_gib", &p.memory_per_gib)?,
+            storage_per_gib: dec("storage_per_gib", &p.storage_per_gib)?,
+            gpu_default: dec("gpu_default", &p.gpu_default)?,
+            gpu,
+        })
+    }
+
+    /// The configured bid deposit, if any.
+    pub fn bid_deposit(&self) -> Result<Option<Coin>, String> {
+        self.pricing
+            .bid_deposit
+            .as_deref()
+            .map(|s| s.parse::<Coin>().map_err(|e| format!("`{s}` is not an amount: {e}")))
+            .transpose()
+    }
+
+    /// Attributes as published on chain, sorted by key.
+    pub fn attribute_list(&self) -> Vec<Attribute> {
+        self.attributes.iter().map(|(k, v)| Attribute::new(k, v)).collect()
+    }
+}
+
+/// The commented file `gridlease provider init` writes.
+pub fn template(node: &str, listen_port: u16, driver: DriverKind) -> String {
+    let driver = match driver {
+        DriverKind::Podman => "podman",
+        DriverKind::Exec => "exec",
+    };
+    format!(
+        r#"# gridlease provider configuration. Prices are per block (1 s on devnet), exact decimals.
+
+# RPC of a gridlease node.
+node = "{node}"
+# Where tenants reach this provider's manifest service (published on chain by `register`).
+host_uri = "https://127.0.0.1:{listen_port}"
+# Address the manifest service (HTTPS with mutual TLS) listens on.
+listen = "0.0.0.0:{listen_port}"
+# Host name or IP that tenants use to reach the services of their leases.
+public_host = "127.0.0.1"
+# In production mode the exec driver refuses to run (see driver.allow_exec_in_production).
+production = false
+
+# Attributes published on chain; tenants require them in their SDL placement.
+[attributes]
+region = "local"
+tier = "community"
+
+[contact]
+email = ""
+website = ""
+
+[pricing]
+denom = "uusdc"
+cpu_per_core = "1"
+memory_per_gib = "0.5"
+storage_per_gib = "0.05"
+# Per GPU of a model not listed below.
+gpu_default = "20"
+# Optional: a program that reads the order as JSON on stdin and prints the price per block.
+# script = "/usr/local/bin/price.sh"
+# script_timeout_ms = 2000
+# Deposit locked with each bid; the chain's minimum when absent.
+# bid_deposit = "5000000ugrid"
+
+[pricing.gpu]
+# Price per GPU and block by model.
+# a100 = "40"
+# h100 = "60"
+
+[inventory]
+# Leave out to read from the host.
+# cpu_millis = 16000
+# memory_bytes = 68719476736
+# storage_bytes = 1099511627776
+storage_classes = ["default", "beta2"]
+# GPUs come from NVML when an NVIDIA driver is present; without one, declare them here.
+# [[inventory.gpus]]
+# vendor = "nvidia"
+# model = "rtx4090"
+# ram = "24Gi"
+# interface = "pcie"
+# count = 1
+
+[driver]
+# "podman" (Docker Engine API of `podman system service`, also Docker) or "exec" (development).
+kind = "{driver}"
+podman_socket = "/run/podman/podman.sock"
+allow_exec_in_production = false
+port_range = [31000, 32767]
+
+[driver.exec_images]
+# Exec driver: the program to run for an image name.
+# "gridlease/demo-llm" = "/usr/local/bin/gridlease-demo-llm"
+
+[lease]
+withdraw_every_blocks = 600
+health_interval_ms = 1000
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_loads_and_prices_parse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("provider.toml");
+        std::fs::write(&path, template("http://127.0.0.1:26657", 8443, DriverKind::Exec))
+            .expect("write");
+        let config = Config::load(&path).expect("template must load");
+        assert_eq!(config.driver.kind, DriverKind::Exec);
+        let rates = config.rates().expect("rates");
+        assert_eq!(rates.denom.as_str(), "uusdc");
+        assert_eq!(rates.memory_per_gib, "0.5".parse().expect("dec"));
+        assert_eq!(config.attribute_list()[0], Attribute::new("region", "local"));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("provider.toml");
+        let text = template("http://x", 8443, DriverKind::Exec)
+            .replace("cpu_per_core = \"1\"", "cpu_per_core = \"cheap\"");
+        std::fs::write(&path, text).expect("write");
+        let err = Config::load(&path).expect_err("bad price").to_string();
+        assert!(err.contains("provider.toml: pricing.cpu_per_core: `cheap`"), "{err}");
+        std::fs::write(&path, "node = 3").expect("write");
+        let err = Config::load(&path).expect_err("bad toml").to_string();
+        assert!(err.contains("provider.toml"), "{err}");
+    }
+}

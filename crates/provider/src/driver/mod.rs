@@ -1,0 +1,180 @@
+//! Runtime drivers: what turns a lease's manifest group into running workloads. One trait,
+//! two implementations: [`podman`] (Docker Engine API against `podman system service`, also
+//! Docker) and [`exec`] (local programs, for development).
+//!
+//! A driver names everything it creates after the lease ([`LeaseTag`]), so that a restarted
+//! daemon can find and re-adopt what it was running ([`Driver::list`]) without any state of
+//! its own: the runtime is the source of truth for what runs.
+
+pub mod exec;
+pub mod podman;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+
+/// A short, runtime-safe name for one lease (`gl-` and 16 hex digits of the SHA-256 of the
+/// lease id), used as a name prefix and a label value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LeaseTag(pub String);
+
+impl LeaseTag {
+    /// The tag of the lease with this id (`owner/dseq/gseq/oseq/provider`).
+    pub fn of(lease_id: &str) -> LeaseTag {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(lease_id.as_bytes());
+        LeaseTag(format!("gl-{}", gridlease_types::hex::encode(&digest[..8]).to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for LeaseTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Transport protocol of a published port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// A container port published on the provider's host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// Port the workload listens on inside its container.
+    pub container_port: u16,
+    /// Port on the provider's host, chosen by the provider before deploying.
+    pub host_port: u16,
+    pub proto: Proto,
+}
+
+/// One replica of one service, as a driver runs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaSpec {
+    /// Service name from the manifest.
+    pub service: String,
+    /// Replica index, from 0.
+    pub replica: u32,
+    pub image: String,
+    /// Entrypoint override (empty: the image's).
+    pub command: Vec<String>,
+    /// Arguments (empty: the image's).
+    pub args: Vec<String>,
+    /// Environment, `NAME=value`.
+    pub env: Vec<String>,
+    /// CPU limit in thousandths of a core.
+    pub cpu_millis: u64,
+    /// Memory limit in bytes.
+    pub memory_bytes: u64,
+    /// CDI device names of the GPUs given to this replica (`nvidia.com/gpu=0`).
+    pub gpus: Vec<String>,
+    pub ports: Vec<PortMapping>,
+}
+
+/// Everything a lease runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    pub tag: LeaseTag,
+    /// The on-chain lease id, kept as a label for people reading `podman ps`.
+    pub lease_id: String,
+    pub replicas: Vec<ReplicaSpec>,
+}
+
+/// Observed state of one replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaState {
+    /// Created or restarting, not running yet.
+    Starting,
+    Running,
+    /// Stopped; will not come back by itself.
+    Exited,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    pub service: String,
+    pub replica: u32,
+    pub state: ReplicaState,
+    /// Times the runtime restarted it after a crash.
+    pub restarts: u32,
+    /// Exit code of the last run, when it has exited at least once.
+    pub exit_code: Option<i64>,
+}
+
+/// What a command run inside a replica printed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A stream of log bytes (stdout and stderr interleaved, as the runtime gives them).
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<Bytes, DriverError>> + Send>>;
+
+/// Why a driver call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("the container runtime is unreachable at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("lease {0} runs nothing here")]
+    UnknownLease(LeaseTag),
+    #[error("service `{service}` replica {replica} is not running here")]
+    UnknownReplica { service: String, replica: u32 },
+    #[error("the exec driver refuses to run in production mode: set `allow_exec_in_production`")]
+    ExecRefused,
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// A container runtime. Every method is idempotent where it can be: deploying a workload
+/// that already runs leaves it running, removing one that is gone succeeds.
+#[async_trait]
+pub trait Driver: Send + Sync + std::fmt::Debug {
+    /// `podman` or `exec`.
+    fn name(&self) -> &'static str;
+
+    /// Starts every replica of the workload (an isolated network for the lease, limits, ports,
+    /// env, restart on crash). Replicas that already run are left alone.
+    async fn deploy(&self, workload: &Workload) -> Result<(), DriverError>;
+
+    /// State of each replica of the lease, sorted by service and replica.
+    async fn status(&self, tag: &LeaseTag) -> Result<Vec<ReplicaStatus>, DriverError>;
+
+    /// Logs of one replica: the last `tail` lines (all when `None`), then new lines as they
+    /// come when `follow`.
+    async fn logs(
+        &self,
+        tag: &LeaseTag,
+        service: &str,
+        replica: u32,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> Result<LogStream, DriverError>;
+
+    /// Runs `cmd` inside a replica and returns what it printed.
+    async fn exec(
+        &self,
+        tag: &LeaseTag,
+        service: &str,
+        replica: u32,
+        cmd: &[String],
+    ) -> Result<ExecOutput, DriverError>;
+
+    /// Stops and deletes everything of the lease (replicas and network).
+    async fn remove(&self, tag: &LeaseTag) -> Result<(), DriverError>;
+
+    /// The leases this runtime runs something for, for re-adoption after a restart.
+    async fn list(&self) -> Result<Vec<LeaseTag>, DriverError>;
+}

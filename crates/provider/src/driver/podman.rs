@@ -1,0 +1,919 @@
+//! The podman driver: runs a lease's replicas as containers through the Docker Engine API that
+//! `podman system service` serves over a unix socket (Docker's own socket works too).
+//!
+//! Per lease it creates one bridge network, `<tag>-net`, and one container per replica,
+//! `<tag>-<service>-<replica>`, all labelled `gridlease.lease=<tag>`: the labels are the only
+//! state, so [`Driver::list`] finds a lease again after the daemon restarts.
+//!
+//! Two podman behaviours shape this file:
+//!
+//! - Podman's compat API reports its internal states `stopped` and `stopping` (briefly, while a
+//!   container exits and its restart policy or cleanup runs), which the Docker API does not
+//!   define and bollard's typed models reject for the whole response (bollard#701,
+//!   podman#28359). Reads that carry a container state are retried for a short while
+//!   ([`retry_transient_states`]) instead of failing.
+//! - Podman before 5.4 silently drops CDI device requests sent through the compat API, and no
+//!   podman release accepts CDI names in `HostConfig.Devices`. GPUs go out as
+//!   `DeviceRequests: [{Driver: "cdi", DeviceIDs: [...]}]` (what the Docker CLI sends for
+//!   `--device nvidia.com/gpu=0`, honoured by Docker 25+ and podman 5.4+), and a deploy that
+//!   asks an older podman for GPUs is refused rather than started without them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as ApiError;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerState, ContainerStateStatusEnum,
+    DeviceRequest, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum, SystemVersion,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::{
+    Driver, DriverError, ExecOutput, LeaseTag, LogStream, Proto, ReplicaSpec, ReplicaState,
+    ReplicaStatus, Workload,
+};
+
+/// Label holding the lease tag, on every container and network of a lease.
+pub const LABEL_LEASE: &str = "gridlease.lease";
+/// Label holding the on-chain lease id.
+pub const LABEL_LEASE_ID: &str = "gridlease.lease_id";
+/// Label holding the service name of a replica.
+pub const LABEL_SERVICE: &str = "gridlease.service";
+/// Label holding the replica index.
+pub const LABEL_REPLICA: &str = "gridlease.replica";
+
+/// How long one API request may take before the driver gives up on it.
+const REQUEST_TIMEOUT_S: u64 = 120;
+/// Seconds a replica gets to exit after SIGTERM when its lease is removed.
+const STOP_TIMEOUT_S: i32 = 5;
+/// How often, and how far apart, a read that hit a podman-only state is retried.
+const TRANSIENT_STATE_RETRIES: u32 = 40;
+const TRANSIENT_STATE_PAUSE: Duration = Duration::from_millis(50);
+/// How long `exec` waits for the runtime to record the exit code once the output has ended.
+const EXEC_EXIT_WAIT: Duration = Duration::from_secs(5);
+/// First podman release whose compat API honours CDI device requests.
+const PODMAN_CDI_SINCE: (u64, u64) = (5, 4);
+
+/// The container runtime behind the socket, as far as the driver needs to know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Engine {
+    Podman {
+        version: String,
+    },
+    /// Docker, or anything else speaking its API.
+    Other {
+        version: String,
+    },
+}
+
+impl Engine {
+    fn of(version: &SystemVersion) -> Engine {
+        let podman =
+            version.components.iter().flatten().find(|component| component.name == "Podman Engine");
+        match podman {
+            Some(component) => Engine::Podman { version: component.version.clone() },
+            None => Engine::Other { version: version.version.clone().unwrap_or_default() },
+        }
+    }
+
+    /// Refuses GPU workloads on runtimes known to drop CDI device requests without a word.
+    fn check_cdi_support(&self) -> Result<(), DriverError> {
+        let Engine::Podman { version } = self else {
+            return Ok(());
+        };
+        if major_minor(version).is_some_and(|found| found >= PODMAN_CDI_SINCE) {
+            return Ok(());
+        }
+        Err(DriverError::Runtime(format!(
+            "podman {version} ignores gpu (cdi) device requests made through its \
+             docker-compatible api: upgrade podman to {}.{} or later to run gpu workloads",
+            PODMAN_CDI_SINCE.0, PODMAN_CDI_SINCE.1
+        )))
+    }
+}
+
+/// `(major, minor)` of a version such as `4.3.1` or `5.4.0-rc2`.
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim().trim_start_matches('v').split('.');
+    let number = |part: Option<&str>| -> Option<u64> {
+        let digits: String = part?.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    Some((number(parts.next())?, number(parts.next())?))
+}
+
+/// Runs workloads as containers through the Docker Engine API of `podman system service`.
+#[derive(Debug)]
+pub struct PodmanDriver {
+    docker: Docker,
+    /// `unix://<path>`, for error messages.
+    endpoint: String,
+    engine: Engine,
+}
+
+impl PodmanDriver {
+    /// Connects to the API socket at `socket_path` (with or without `unix://`) and checks that
+    /// the runtime answers.
+    pub async fn connect(socket_path: &str) -> Result<PodmanDriver, DriverError> {
+        let path = socket_path.trim_start_matches("unix://");
+        let endpoint = format!("unix://{path}");
+        let unreachable =
+            |reason: String| DriverError::Unreachable { endpoint: endpoint.clone(), reason };
+        let docker =
+            Docker::connect_with_unix(path, REQUEST_TIMEOUT_S, bollard::API_DEFAULT_VERSION)
+                .map_err(|err| {
+                    unreachable(match err {
+                        ApiError::SocketNotFoundError(_) => {
+                            "no socket there: start `podman system service --time=0 \
+                             unix://<path>` or point the provider at the right socket"
+                                .to_owned()
+                        }
+                        other => other.to_string(),
+                    })
+                })?;
+        let mut driver = PodmanDriver {
+            docker,
+            endpoint: endpoint.clone(),
+            engine: Engine::Other { version: String::new() },
+        };
+        driver.docker.ping().await.map_err(|err| driver.api_error("ping the runtime", err))?;
+        // Speak the API version the runtime offers when it is older than bollard's (podman 4
+        // offers 1.41).
+        driver.docker = driver
+            .docker
+            .clone()
+            .negotiate_version()
+            .await
+            .map_err(|err| driver.api_error("negotiate the api version", err))?;
+        let version = driver
+            .docker
+            .version()
+            .await
+            .map_err(|err| driver.api_error("read the runtime version", err))?;
+        driver.engine = Engine::of(&version);
+        tracing::info!(endpoint = %driver.endpoint, engine = ?driver.engine, "podman.connected");
+        Ok(driver)
+    }
+
+    /// Turns a bollard error into a driver error; `action` says what was being done, in
+    /// lowercase ("create container x").
+    fn api_error(&self, action: &str, err: ApiError) -> DriverError {
+        let unreachable =
+            |reason: String| DriverError::Unreachable { endpoint: self.endpoint.clone(), reason };
+        match err {
+            ApiError::SocketNotFoundError(_) => {
+                unreachable(format!("{action}: the socket is gone"))
+            }
+            ApiError::HyperLegacyError { err } if err.is_connect() => {
+                unreachable(format!("{action}: {}", error_chain(&err)))
+            }
+            ApiError::IOError { err }
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                unreachable(format!("{action}: {err}"))
+            }
+            ApiError::RequestTimeoutError => DriverError::Runtime(format!(
+                "{action}: the runtime did not answer within {REQUEST_TIMEOUT_S} s"
+            )),
+            ApiError::DockerResponseServerError { status_code, message } => {
+                DriverError::Runtime(format!("{action}: {} (http {status_code})", message.trim()))
+            }
+            other => DriverError::Runtime(format!("{action}: {}", error_chain(&other))),
+        }
+    }
+
+    /// The containers carrying `label` (a key, or `key=value`), stopped ones included.
+    async fn containers_labelled(
+        &self,
+        label: &str,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, DriverError> {
+        let filters = HashMap::from([("label", vec![label.to_owned()])]);
+        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        retry_transient_states(|| self.docker.list_containers(Some(options.clone())))
+            .await
+            .map_err(|err| self.api_error("list containers", err))
+    }
+
+    /// Inspects a container; `None` when there is none by that name.
+    async fn inspect(&self, name: &str) -> Result<Option<ContainerInspectResponse>, DriverError> {
+        match retry_transient_states(|| self.docker.inspect_container(name, None)).await {
+            Ok(found) => Ok(Some(found)),
+            Err(err) if is_status(&err, 404) => Ok(None),
+            Err(err) => Err(self.api_error(&format!("inspect container {name}"), err)),
+        }
+    }
+
+    /// The name of a replica's container, after checking that it exists.
+    async fn existing_replica(
+        &self,
+        tag: &LeaseTag,
+        service: &str,
+        replica: u32,
+    ) -> Result<String, DriverError> {
+        let name = container_name(tag, service, replica);
+        if self.inspect(&name).await?.is_some() {
+            return Ok(name);
+        }
+        if self.lease_containers(tag).await?.is_empty() {
+            return Err(DriverError::UnknownLease(tag.clone()));
+        }
+        Err(DriverError::UnknownReplica { service: service.to_owned(), replica })
+    }
+
+    async fn lease_containers(
+        &self,
+        tag: &LeaseTag,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, DriverError> {
+        self.containers_labelled(&format!("{LABEL_LEASE}={tag}")).await
+    }
+
+    /// Makes sure `image` is in local storage, pulling it when it is not.
+    async fn ensure_image(&self, image: &str) -> Result<(), DriverError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(err) if is_status(&err, 404) => {}
+            Err(err) => return Err(self.api_error(&format!("inspect image `{image}`"), err)),
+        }
+        tracing::info!(image, "podman.pull");
+        let options = CreateImageOptionsBuilder::new().from_image(image).build();
+        let pulled: Result<Vec<_>, _> =
+            self.docker.create_image(Some(options), None, None).try_collect().await;
+        let failure = match pulled {
+            Ok(_) => match self.docker.inspect_image(image).await {
+                Ok(_) => return Ok(()),
+                Err(err) => error_chain(&err),
+            },
+            Err(err) => match self.api_error("pull", err) {
+                DriverError::Runtime(reason) | DriverError::Unreachable { reason, .. } => reason,
+                other => other.to_string(),
+            },
+        };
+        Err(DriverError::Runtime(format!(
+            "image `{image}` is not in the runtime's local storage and pulling it failed \
+             ({failure}): load it on the provider first (`podman load` or `podman pull`)"
+        )))
+    }
+
+    /// Creates the lease's network unless it exists.
+    async fn ensure_network(&self, workload: &Workload) -> Result<String, DriverError> {
+        let name = network_name(&workload.tag);
+        match self.docker.inspect_network(&name, None).await {
+            Ok(_) => return Ok(name),
+            Err(err) if is_status(&err, 404) => {}
+            Err(err) => return Err(self.api_error(&format!("inspect network {name}"), err)),
+        }
+        let mut options = HashMap::new();
+        if matches!(self.engine, Engine::Podman { .. }) {
+            // Docker isolates bridge networks from each other by default; podman only when
+            // asked (netavark's `isolate` option).
+            options.insert("isolate".to_owned(), "true".to_owned());
+        }
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".to_owned()),
+            options: Some(options),
+            labels: Some(HashMap::from([
+                (LABEL_LEASE.to_owned(), workload.tag.to_string()),
+                (LABEL_LEASE_ID.to_owned(), workload.lease_id.clone()),
+            ])),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(created) => {
+                tracing::info!(network = %name, warning = ?created.warning, "podman.network_created");
+                Ok(name)
+            }
+            // Created meanwhile by a concurrent deploy.
+            Err(err) if is_status(&err, 409) => Ok(name),
+            Err(err) => Err(self.api_error(&format!("create network {name}"), err)),
+        }
+    }
+
+    /// Creates (unless it exists) and starts (unless it runs) one replica.
+    async fn ensure_replica(
+        &self,
+        workload: &Workload,
+        network: &str,
+        spec: &ReplicaSpec,
+    ) -> Result<(), DriverError> {
+        let name = container_name(&workload.tag, &spec.service, spec.replica);
+        match self.inspect(&name).await? {
+            Some(existing) if is_up(existing.state.as_ref()) => {
+                tracing::debug!(container = %name, "podman.already_running");
+                return Ok(());
+            }
+            Some(_) => {}
+            None => {
+                let body = container_body(workload, network, spec)?;
+                let options = CreateContainerOptionsBuilder::new().name(&name).build();
+                match self.docker.create_container(Some(options), body).await {
+                    Ok(created) => {
+                        for warning in created.warnings {
+                            tracing::warn!(container = %name, warning, "podman.create_warning");
+                        }
+                        tracing::info!(container = %name, "podman.container_created");
+                    }
+                    // Created meanwhile by a concurrent deploy: start it below.
+                    Err(err) if is_status(&err, 409) => {}
+                    Err(err) => {
+                        return Err(self.api_error(&format!("create container {name}"), err));
+                    }
+                }
+            }
+        }
+        self.docker
+            .start_container(&name, None)
+            .await
+            .map_err(|err| self.api_error(&format!("start container {name}"), err))?;
+        tracing::info!(container = %name, "podman.container_started");
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Driver for PodmanDriver {
+    fn name(&self) -> &'static str {
+        "podman"
+    }
+
+    #[tracing::instrument(name = "podman.deploy", skip_all, fields(tag = %workload.tag))]
+    async fn deploy(&self, workload: &Workload) -> Result<(), DriverError> {
+        // Check everything that can be checked before creating anything.
+        for spec in &workload.replicas {
+            check_service_name(&spec.service)?;
+            nano_cpus(spec)?;
+            memory_bytes(spec)?;
+        }
+        if workload.replicas.iter().any(|spec| !spec.gpus.is_empty()) {
+            self.engine.check_cdi_support()?;
+        }
+        let images: BTreeSet<&str> =
+            workload.replicas.iter().map(|spec| spec.image.as_str()).collect();
+        for image in images {
+            self.ensure_image(image).await?;
+        }
+        let network = self.ensure_network(workload).await?;
+        for spec in &workload.replicas {
+            self.ensure_replica(workload, &network, spec).await?;
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "podman.status", skip_all, fields(tag = %tag))]
+    async fn status(&self, tag: &LeaseTag) -> Result<Vec<ReplicaStatus>, DriverError> {
+        let containers = self.lease_containers(tag).await?;
+        if containers.is_empty() {
+            return Err(DriverError::UnknownLease(tag.clone()));
+        }
+        let mut statuses = Vec::with_capacity(containers.len());
+        for summary in containers {
+            let labels = summary.labels.unwrap_or_default();
+            let (Some(service), Some(replica)) = (
+                labels.get(LABEL_SERVICE),
+                labels.get(LABEL_REPLICA).and_then(|value| value.parse::<u32>().ok()),
+            ) else {
+                tracing::warn!(id = ?summary.id, "podman.status: container without replica labels, skipped");
+                continue;
+            };
+            let Some(id) = summary.id else { continue };
+            // Removed between the listing and now: not part of the lease any more.
+            let Some(inspected) = self.inspect(&id).await? else {
+                continue;
+            };
+            statuses.push(replica_status(service, replica, &inspected));
+        }
+        statuses.sort_by(|a, b| (&a.service, a.replica).cmp(&(&b.service, b.replica)));
+        Ok(statuses)
+    }
+
+    #[tracing::instrument(name = "podman.logs", skip_all, fields(tag = %tag, service, replica))]
+    async fn logs(
+        &self,
+        tag: &LeaseTag,
+        service: &str,
+        replica: u32,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> Result<LogStream, DriverError> {
+        let name = self.existing_replica(tag, service, replica).await?;
+        let tail = tail.map_or_else(|| "all".to_owned(), |lines| lines.to_string());
+        let options =
+            LogsOptionsBuilder::new().stdout(true).stderr(true).follow(follow).tail(&tail).build();
+        let endpoint = self.endpoint.clone();
+        let stream = self.docker.logs(&name, Some(options)).map(move |item| match item {
+            Ok(output) => Ok(output.into_bytes()),
+            Err(err) => Err(match err {
+                ApiError::HyperLegacyError { err } if err.is_connect() => {
+                    DriverError::Unreachable {
+                        endpoint: endpoint.clone(),
+                        reason: format!("read logs of {name}: {}", error_chain(&err)),
+                    }
+                }
+                other => {
+                    DriverError::Runtime(format!("read logs of {name}: {}", error_chain(&other)))
+                }
+            }),
+        });
+        Ok(Box::pin(stream))
+    }
+
+    #[tracing::instrument(name = "podman.exec", skip_all, fields(tag = %tag, service, replica))]
+    async fn exec(
+        &self,
+        tag: &LeaseTag,
+        service: &str,
+        replica: u32,
+        cmd: &[String],
+    ) -> Result<ExecOutput, DriverError> {
+        if cmd.is_empty() {
+            return Err(DriverError::Runtime("exec needs a command to run".to_owned()));
+        }
+        let name = self.existing_replica(tag, service, replica).await?;
+        let action = format!("exec in {name}");
+        let created = self
+            .docker
+            .create_exec(
+                &name,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|err| self.api_error(&action, err))?;
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions { detach: false, tty: false, output_capacity: None }),
+            )
+            .await
+            .map_err(|err| self.api_error(&action, err))?;
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        if let StartExecResults::Attached { mut output, .. } = started {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(|err| self.api_error(&action, err))? {
+                    bollard::container::LogOutput::StdErr { message } => {
+                        stderr.extend_from_slice(&message)
+                    }
+                    other => stdout.extend_from_slice(&other.into_bytes()),
+                }
+            }
+        }
+        // The output ends when the process does; the exit code lands a moment later.
+        let deadline = tokio::time::Instant::now() + EXEC_EXIT_WAIT;
+        let exit_code = loop {
+            let inspected = self
+                .docker
+                .inspect_exec(&created.id)
+                .await
+                .map_err(|err| self.api_error(&action, err))?;
+            if inspected.running != Some(true) {
+                if let Some(code) = inspected.exit_code {
+                    break code;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DriverError::Runtime(format!(
+                    "{action}: the runtime did not report an exit code within {} s",
+                    EXEC_EXIT_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        Ok(ExecOutput {
+            exit_code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    #[tracing::instrument(name = "podman.remove", skip_all, fields(tag = %tag))]
+    async fn remove(&self, tag: &LeaseTag) -> Result<(), DriverError> {
+        for summary in self.lease_containers(tag).await? {
+            let Some(id) = summary.id else { continue };
+            let stop = StopContainerOptionsBuilder::new().t(STOP_TIMEOUT_S).build();
+            match self.docker.stop_container(&id, Some(stop)).await {
+                Ok(()) => {}
+                // Gone already; 304 (already stopped) is not an error for bollard.
+                Err(err) if is_status(&err, 404) => continue,
+                // Stopping failed (e.g. a container stuck in a bad state): the forced removal
+                // below kills it.
+                Err(err) => {
+                    tracing::warn!(container = %id, error = %error_chain(&err), "podman.stop_failed");
+                }
+            }
+            let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+            match self.docker.remove_container(&id, Some(options)).await {
+                Ok(()) => tracing::info!(container = %id, "podman.container_removed"),
+                Err(err) if is_status(&err, 404) => {}
+                Err(err) => return Err(self.api_error(&format!("remove container {id}"), err)),
+            }
+        }
+        let mut networks = BTreeSet::from([network_name(tag)]);
+        let filters = HashMap::from([("label", vec![format!("{LABEL_LEASE}={tag}")])]);
+        let labelled = self
+            .docker
+            .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(|err| self.api_error("list networks", err))?;
+        networks.extend(labelled.into_iter().filter_map(|network| network.name));
+        for network in networks {
+            match self.docker.remove_network(&network).await {
+                Ok(()) => tracing::info!(network, "podman.network_removed"),
+                Err(err) if is_status(&err, 404) => {}
+                Err(err) => return Err(self.api_error(&format!("remove network {network}"), err)),
+            }
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "podman.list", skip_all)]
+    async fn list(&self) -> Result<Vec<LeaseTag>, DriverError> {
+        let tags: BTreeSet<LeaseTag> = self
+            .containers_labelled(LABEL_LEASE)
+            .await?
+            .into_iter()
+            .filter_map(|summary| summary.labels?.remove(LABEL_LEASE))
+            .map(LeaseTag)
+            .collect();
+        Ok(tags.into_iter().collect())
+    }
+}
+
+/// Runs a read that returns container states again while it fails only because podman
+/// reported one of its own transient states (`stopped`, `stopping`), which bollard cannot
+/// decode; any other outcome is returned at once.
+async fn retry_transient_states<T, F, Fut>(mut call: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(ApiError::JsonDataError { message, .. })
+                if message.contains("unknown variant") && attempt < TRANSIENT_STATE_RETRIES =>
+            {
+                attempt += 1;
+                tracing::debug!(attempt, message, "podman.transient_state");
+                tokio::time::sleep(TRANSIENT_STATE_PAUSE).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// The container body for one replica.
+fn container_body(
+    workload: &Workload,
+    network: &str,
+    spec: &ReplicaSpec,
+) -> Result<ContainerCreateBody, DriverError> {
+    let mut exposed_ports = Vec::with_capacity(spec.ports.len());
+    let mut port_bindings = HashMap::new();
+    for port in &spec.ports {
+        let key = format!(
+            "{}/{}",
+            port.container_port,
+            match port.proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+            }
+        );
+        exposed_ports.push(key.clone());
+        port_bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                // No address: every interface (0.0.0.0, and [::] on Docker). Not "0.0.0.0"
+                // itself: podman 4 then writes DNAT rules matching destination 0.0.0.0/32,
+                // which no packet has, and the port never answers.
+                host_ip: None,
+                host_port: Some(port.host_port.to_string()),
+            });
+    }
+    let memory = memory_bytes(spec)?;
+    let host_config = HostConfig {
+        nano_cpus: nano_cpus(spec)?,
+        memory,
+        // No swap beyond the memory limit.
+        memory_swap: memory,
+        port_bindings: Some(port_bindings),
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ON_FAILURE),
+            // 0: no limit.
+            maximum_retry_count: Some(0),
+        }),
+        network_mode: Some(network.to_owned()),
+        device_requests: (!spec.gpus.is_empty()).then(|| {
+            vec![DeviceRequest {
+                driver: Some("cdi".to_owned()),
+                device_ids: Some(spec.gpus.clone()),
+                // Docker routes device requests by capability; podman ignores this.
+                capabilities: Some(vec![vec!["cdi".to_owned()]]),
+                ..Default::default()
+            }]
+        }),
+        ..Default::default()
+    };
+    Ok(ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        env: Some(spec.env.clone()),
+        entrypoint: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        cmd: (!spec.args.is_empty()).then(|| spec.args.clone()),
+        exposed_ports: Some(exposed_ports),
+        labels: Some(HashMap::from([
+            (LABEL_LEASE.to_owned(), workload.tag.to_string()),
+            (LABEL_LEASE_ID.to_owned(), workload.lease_id.clone()),
+            (LABEL_SERVICE.to_owned(), spec.service.clone()),
+            (LABEL_REPLICA.to_owned(), spec.replica.to_string()),
+        ])),
+        host_config: Some(host_config),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network.to_owned(),
+                EndpointSettings {
+                    aliases: Some(vec![spec.service.clone()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    })
+}
+
+/// `NanoCpus` for the replica's CPU limit; `None` (no limit) for 0.
+fn nano_cpus(spec: &ReplicaSpec) -> Result<Option<i64>, DriverError> {
+    if spec.cpu_millis == 0 {
+        return Ok(None);
+    }
+    spec.cpu_millis
+        .checked_mul(1_000_000)
+        .and_then(|nanos| i64::try_from(nanos).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            DriverError::Runtime(format!(
+                "service `{}` asks for {} millicpus, more than the runtime can express",
+                spec.service, spec.cpu_millis
+            ))
+        })
+}
+
+/// The replica's memory limit in bytes; `None` (no limit) for 0.
+fn memory_bytes(spec: &ReplicaSpec) -> Result<Option<i64>, DriverError> {
+    if spec.memory_bytes == 0 {
+        return Ok(None);
+    }
+    i64::try_from(spec.memory_bytes).map(Some).map_err(|_| {
+        DriverError::Runtime(format!(
+            "service `{}` asks for {} bytes of memory, more than the runtime can express",
+            spec.service, spec.memory_bytes
+        ))
+    })
+}
+
+/// Service names become container names and DNS aliases.
+fn check_service_name(service: &str) -> Result<(), DriverError> {
+    let mut chars = service.chars();
+    let valid = chars.next().is_some_and(|first| first.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(DriverError::Runtime(format!(
+            "service name `{service}` cannot name a container: use ascii letters, digits, \
+             `-`, `_` and `.`, starting with a letter or digit"
+        )))
+    }
+}
+
+/// `<tag>-<service>-<replica>`.
+pub fn container_name(tag: &LeaseTag, service: &str, replica: u32) -> String {
+    format!("{tag}-{service}-{replica}")
+}
+
+/// `<tag>-net`.
+pub fn network_name(tag: &LeaseTag) -> String {
+    format!("{tag}-net")
+}
+
+/// Whether a container runs (or is about to run again) and should be left alone by a deploy.
+fn is_up(state: Option<&ContainerState>) -> bool {
+    matches!(
+        state.and_then(|state| state.status),
+        Some(
+            ContainerStateStatusEnum::RUNNING
+                | ContainerStateStatusEnum::RESTARTING
+                | ContainerStateStatusEnum::PAUSED
+        )
+    )
+}
+
+fn replica_state(state: Option<&ContainerState>) -> ReplicaState {
+    let Some(state) = state else {
+        return ReplicaState::Exited;
+    };
+    match state.status {
+        Some(ContainerStateStatusEnum::RUNNING) if state.restarting == Some(true) => {
+            ReplicaState::Starting
+        }
+        Some(ContainerStateStatusEnum::RUNNING) => ReplicaState::Running,
+        Some(ContainerStateStatusEnum::CREATED | ContainerStateStatusEnum::RESTARTING) => {
+            ReplicaState::Starting
+        }
+        // Exited, dead, being removed or stopped, paused (nothing unpauses it), unknown.
+        _ => ReplicaState::Exited,
+    }
+}
+
+fn replica_status(
+    service: &str,
+    replica: u32,
+    inspected: &ContainerInspectResponse,
+) -> ReplicaStatus {
+    let state = replica_state(inspected.state.as_ref());
+    let restarts =
+        inspected.restart_count.map_or(0, |count| u32::try_from(count.max(0)).unwrap_or(u32::MAX));
+    let exit_code = inspected.state.as_ref().and_then(|container| {
+        // Zero times (`0001-01-01T00:00:00Z`) mean "never finished".
+        let finished = container
+            .finished_at
+            .as_deref()
+            .is_some_and(|at| !at.is_empty() && !at.starts_with("0001-01-01"));
+        let code = container.exit_code?;
+        // A restarted container that runs again reports 0 (podman resets it on start),
+        // which says nothing about its last run.
+        (finished && !(state == ReplicaState::Running && code == 0)).then_some(code)
+    });
+    ReplicaStatus { service: service.to_owned(), replica, state, restarts, exit_code }
+}
+
+fn is_status(err: &ApiError, code: u16) -> bool {
+    matches!(err, ApiError::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+/// An error and its sources, `: `-separated.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::PortMapping;
+
+    fn spec() -> ReplicaSpec {
+        ReplicaSpec {
+            service: "web".to_owned(),
+            replica: 1,
+            image: "localhost/app:1".to_owned(),
+            command: vec![],
+            args: vec!["serve".to_owned()],
+            env: vec!["A=b".to_owned()],
+            cpu_millis: 1500,
+            memory_bytes: 64 << 20,
+            gpus: vec!["nvidia.com/gpu=0".to_owned()],
+            ports: vec![PortMapping { container_port: 8080, host_port: 31000, proto: Proto::Tcp }],
+        }
+    }
+
+    fn workload() -> Workload {
+        Workload {
+            tag: LeaseTag::of("owner/1/1/1/provider"),
+            lease_id: "owner/1/1/1/provider".to_owned(),
+            replicas: vec![spec()],
+        }
+    }
+
+    #[test]
+    fn container_body_carries_limits_ports_labels_and_gpus() {
+        let workload = workload();
+        let body = container_body(&workload, "net", &workload.replicas[0]).expect("valid spec");
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.nano_cpus, Some(1_500_000_000));
+        assert_eq!(host.memory, Some(64 << 20));
+        let bindings = host.port_bindings.expect("bindings");
+        let binding = &bindings["8080/tcp"].as_ref().expect("binding")[0];
+        assert_eq!(binding.host_ip, None);
+        assert_eq!(binding.host_port.as_deref(), Some("31000"));
+        let request = &host.device_requests.expect("gpus")[0];
+        assert_eq!(request.driver.as_deref(), Some("cdi"));
+        assert_eq!(request.device_ids.as_deref(), Some(&["nvidia.com/gpu=0".to_owned()][..]));
+        assert_eq!(body.entrypoint, None);
+        assert_eq!(body.cmd, Some(vec!["serve".to_owned()]));
+        let labels = body.labels.expect("labels");
+        assert_eq!(labels[LABEL_LEASE], workload.tag.to_string());
+        assert_eq!(labels[LABEL_REPLICA], "1");
+        let endpoints =
+            body.networking_config.and_then(|config| config.endpoints_config).expect("endpoints");
+        assert_eq!(endpoints["net"].aliases, Some(vec!["web".to_owned()]));
+    }
+
+    #[test]
+    fn limits_of_zero_mean_none_and_overflow_is_an_error() {
+        let mut spec = spec();
+        spec.cpu_millis = 0;
+        spec.memory_bytes = 0;
+        assert_eq!(nano_cpus(&spec).ok(), Some(None));
+        assert_eq!(memory_bytes(&spec).ok(), Some(None));
+        spec.cpu_millis = u64::MAX;
+        spec.memory_bytes = u64::MAX;
+        assert!(nano_cpus(&spec).is_err());
+        assert!(memory_bytes(&spec).is_err());
+    }
+
+    #[test]
+    fn service_names_must_be_container_safe() {
+        assert!(check_service_name("web-1.api_x").is_ok());
+        for bad in ["", "-web", "web/x", "web x", "wéb"] {
+            assert!(check_service_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn podman_before_5_4_is_refused_gpus() {
+        let old = Engine::Podman { version: "4.3.1".to_owned() };
+        let new = Engine::Podman { version: "5.4.0".to_owned() };
+        let docker = Engine::Other { version: "28.2.1".to_owned() };
+        assert!(old.check_cdi_support().is_err());
+        assert!(new.check_cdi_support().is_ok());
+        assert!(docker.check_cdi_support().is_ok());
+        assert_eq!(major_minor("5.10.0-rc1"), Some((5, 10)));
+        assert_eq!(major_minor("garbage"), None);
+    }
+
+    #[test]
+    fn states_map_to_replica_states() {
+        let state = |status, finished: &str, code| ContainerState {
+            status: Some(status),
+            finished_at: Some(finished.to_owned()),
+            exit_code: Some(code),
+            ..Default::default()
+        };
+        let never = "0001-01-01T00:00:00Z";
+        let once = "2026-01-01T00:00:00Z";
+        let inspected = |state: ContainerState, restarts| ContainerInspectResponse {
+            state: Some(state),
+            restart_count: Some(restarts),
+            ..Default::default()
+        };
+        let running = replica_status(
+            "web",
+            0,
+            &inspected(state(ContainerStateStatusEnum::RUNNING, never, 0), 0),
+        );
+        assert_eq!((running.state, running.exit_code), (ReplicaState::Running, None));
+        let restarted = replica_status(
+            "web",
+            0,
+            &inspected(state(ContainerStateStatusEnum::RUNNING, once, 0), 2),
+        );
+        assert_eq!(
+            (restarted.state, restarted.restarts, restarted.exit_code),
+            (ReplicaState::Running, 2, None)
+        );
+        let exited = replica_status(
+            "web",
+            0,
+            &inspected(state(ContainerStateStatusEnum::EXITED, once, 3), 0),
+        );
+        assert_eq!((exited.state, exited.exit_code), (ReplicaState::Exited, Some(3)));
+        let created = replica_status(
+            "web",
+            0,
+            &inspected(state(ContainerStateStatusEnum::CREATED, never, 0), 0),
+        );
+        assert_eq!((created.state, created.exit_code), (ReplicaState::Starting, None));
+    }
+}

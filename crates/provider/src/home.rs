@@ -1,0 +1,105 @@
+//! The provider's home directory: `provider.toml`, the account key (`key.json`), the TLS
+//! certificate of the manifest service (`tls/`), and the daemon's state (`state/`: holds and
+//! one record per lease, `exec/`: the exec driver's replicas).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use gridlease_types::{Address, Keypair};
+use serde::{Deserialize, Serialize};
+
+use crate::tls::CertBundle;
+
+/// Paths inside a provider home.
+#[derive(Clone, Debug)]
+pub struct Home {
+    pub dir: PathBuf,
+}
+
+/// `key.json`.
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    address: Address,
+    mnemonic: String,
+}
+
+/// Writes `text` to `path` readable by the owner only.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+impl Home {
+    pub fn new(dir: &Path) -> Home {
+        Home { dir: dir.to_path_buf() }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("provider.toml")
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join("key.json")
+    }
+
+    pub fn tls_dir(&self) -> PathBuf {
+        self.dir.join("tls")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    pub fn exec_dir(&self) -> PathBuf {
+        self.dir.join("exec")
+    }
+
+    /// Saves the account key as its mnemonic.
+    pub fn save_key(&self, mnemonic: &str) -> anyhow::Result<Address> {
+        let key = Keypair::from_mnemonic(mnemonic, "", 0)
+            .map_err(|e| anyhow::anyhow!("the mnemonic is not valid: {e}"))?;
+        let file = KeyFile { address: key.address(), mnemonic: mnemonic.trim().to_string() };
+        write_private(&self.key_path(), &serde_json::to_string_pretty(&file)?)?;
+        Ok(file.address)
+    }
+
+    pub fn load_key(&self) -> anyhow::Result<Keypair> {
+        let path = self.key_path();
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!("cannot read {}: run `gridlease provider init` first", path.display())
+        })?;
+        let file: KeyFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a key file", path.display()))?;
+        Keypair::from_mnemonic(&file.mnemonic, "", 0)
+            .map_err(|e| anyhow::anyhow!("{}: the mnemonic is not valid: {e}", path.display()))
+    }
+
+    pub fn save_tls(&self, bundle: &CertBundle) -> anyhow::Result<()> {
+        let dir = self.tls_dir();
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("cert.pem"), &bundle.cert_pem)?;
+        std::fs::write(dir.join("pubkey.pem"), &bundle.pubkey_pem)?;
+        write_private(&dir.join("key.pem"), &bundle.key_pem)
+    }
+
+    pub fn load_tls(&self) -> anyhow::Result<CertBundle> {
+        let dir = self.tls_dir();
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .with_context(|| format!("cannot read {}", dir.join(name).display()))
+        };
+        Ok(CertBundle {
+            cert_pem: read("cert.pem")?,
+            key_pem: read("key.pem")?,
+            pubkey_pem: read("pubkey.pem")?,
+        })
+    }
+}

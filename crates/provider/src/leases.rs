@@ -1,0 +1,446 @@
+//! The lease lifecycle on the provider: a won lease waits for its manifest, is deployed
+//! through the driver, is watched (health checks, restart of replicas that stopped), pays
+//! out through periodic withdrawals, and is removed when it closes on chain. Each lease has a
+//! record in `state/leases/`, written before anything is started, so a restarted daemon
+//! re-adopts exactly what it was running.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gridlease_client::ListQuery;
+use gridlease_types::{BidId, Msg};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::daemon::{Provider, lock};
+use crate::driver::{LeaseTag, PortMapping, Proto, ReplicaSpec, ReplicaState, Workload};
+use crate::manifest::Manifest;
+
+/// Where a lease stands on this provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Won; the tenant has not sent the manifest yet.
+    AwaitingManifest,
+    /// Started; not every replica answers yet.
+    Deploying,
+    /// Every replica runs and its ports answer.
+    Ready,
+    /// The runtime could not start it (see the message).
+    Failed,
+}
+
+/// What the provider keeps per lease.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub id: BidId,
+    pub tag: LeaseTag,
+    pub phase: Phase,
+    pub message: String,
+    /// Hex SHA-256 of the manifest deployed.
+    pub manifest_hash: Option<String>,
+    pub workload: Option<Workload>,
+    /// Unix milliseconds when it first became ready.
+    pub ready_at_ms: Option<u64>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn records_dir(state: &Path) -> PathBuf {
+    state.join("leases")
+}
+
+/// Every lease record on disk, by hold key.
+pub fn load_records(state: &Path) -> BTreeMap<String, LeaseRecord> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(records_dir(state)) else { return out };
+    for e in entries.flatten() {
+        let Ok(bytes) = std::fs::read(e.path()) else { continue };
+        match serde_json::from_slice::<LeaseRecord>(&bytes) {
+            Ok(r) => {
+                out.insert(r.id.order.to_string(), r);
+            }
+            Err(err) => {
+                tracing::warn!(path = %e.path().display(), error = %err, "lease.record unreadable")
+            }
+        }
+    }
+    out
+}
+
+fn save_record(p: &Provider, r: &LeaseRecord) {
+    let dir = records_dir(&p.home.state_dir());
+    let path = dir.join(format!("{}.json", r.tag));
+    let tmp = dir.join(format!("{}.json.tmp", r.tag));
+    let ok = std::fs::create_dir_all(&dir)
+        .ok()
+        .and_then(|_| serde_json::to_vec_pretty(r).ok())
+        .and_then(|b| std::fs::write(&tmp, b).ok())
+        .and_then(|_| std::fs::rename(&tmp, &path).ok());
+    if ok.is_none() {
+        tracing::warn!(path = %path.display(), "lease.record cannot be saved");
+    }
+}
+
+fn delete_record(p: &Provider, tag: &LeaseTag) {
+    let _ = std::fs::remove_file(records_dir(&p.home.state_dir()).join(format!("{tag}.json")));
+}
+
+/// Host ports handed to published container ports.
+#[derive(Debug)]
+pub struct PortPool {
+    range: (u16, u16),
+    used: BTreeSet<u16>,
+    next: u16,
+}
+
+impl PortPool {
+    pub fn new(range: (u16, u16), records: &BTreeMap<String, LeaseRecord>) -> PortPool {
+        let used = records
+            .values()
+            .filter_map(|r| r.workload.as_ref())
+            .flat_map(|w| w.replicas.iter().flat_map(|s| s.ports.iter().map(|p| p.host_port)))
+            .collect();
+        PortPool { range, used, next: range.0 }
+    }
+
+    /// A port of the range that nothing here uses and that can be bound right now.
+    pub fn take(&mut self) -> Option<u16> {
+        let span = u32::from(self.range.1 - self.range.0) + 1;
+        for _ in 0..span {
+            let p = self.next;
+            self.next = if p >= self.range.1 { self.range.0 } else { p + 1 };
+            if !self.used.contains(&p) && std::net::TcpListener::bind(("0.0.0.0", p)).is_ok() {
+                self.used.insert(p);
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    pub fn give_back(&mut self, ports: impl IntoIterator<Item = u16>) {
+        for p in ports {
+            self.used.remove(&p);
+        }
+    }
+}
+
+/// Takes in a lease this provider won (at creation, or found while catching up).
+pub async fn adopt_lease(p: &Arc<Provider>, id: BidId, key: &str) {
+    let mut leases = lock(&p.leases);
+    if leases.contains_key(key) {
+        return;
+    }
+    let record = LeaseRecord {
+        id,
+        tag: LeaseTag::of(&id.to_string()),
+        phase: Phase::AwaitingManifest,
+        message: "waiting for the tenant's manifest".into(),
+        manifest_hash: None,
+        workload: None,
+        ready_at_ms: None,
+    };
+    save_record(p, &record);
+    tracing::info!(lease = %id, "lease.created");
+    leases.insert(key.to_string(), record);
+}
+
+/// Removes everything of a lease here: workload, ports, hold, record.
+pub async fn close_local(p: &Arc<Provider>, key: &str, why: &str) {
+    let record = lock(&p.leases).remove(key);
+    if let Some(r) = record {
+        if let Err(e) = p.driver.remove(&r.tag).await {
+            tracing::warn!(lease = %r.id, error = %e, "lease.remove failed");
+        }
+        if let Some(w) = &r.workload {
+            lock(&p.ports)
+                .give_back(w.replicas.iter().flat_map(|s| s.ports.iter().map(|x| x.host_port)));
+        }
+        delete_record(p, &r.tag);
+        tracing::info!(lease = %r.id, why, "lease.closed");
+    }
+    p.release(key);
+}
+
+/// Why a manifest was not deployed, with the HTTP status the tenant gets.
+#[derive(Debug)]
+pub struct DeployRefusal {
+    pub status: u16,
+    pub message: String,
+}
+
+fn refuse(status: u16, message: impl Into<String>) -> DeployRefusal {
+    DeployRefusal { status, message: message.into() }
+}
+
+/// Builds the workload of `group` for a lease: replicas per service, GPUs from the hold,
+/// host ports for globally exposed ports.
+fn build_workload(
+    p: &Provider,
+    record: &LeaseRecord,
+    group: &crate::manifest::ManifestGroup,
+) -> Result<Workload, DeployRefusal> {
+    let key = record.id.order.to_string();
+    let hold = lock(&p.reservations).get(&key).cloned();
+    let mut next_replica: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut replicas = Vec::new();
+    let mut taken = Vec::new();
+    for s in &group.services {
+        let unit = s.resources.id.saturating_sub(1) as usize;
+        let per = u32::try_from(s.resources.gpu.units).unwrap_or(u32::MAX);
+        for replica in 0..s.count {
+            let within_unit = next_replica.entry(s.resources.id).or_insert(0);
+            let gpu_idx =
+                hold.as_ref().map(|h| h.replica_gpus(unit, *within_unit, per)).unwrap_or_default();
+            *within_unit += 1;
+            if gpu_idx.len() != per as usize {
+                lock(&p.ports).give_back(taken.iter().copied());
+                return Err(refuse(
+                    409,
+                    format!(
+                        "service `{}` needs {per} GPUs per replica, the lease holds fewer",
+                        s.name
+                    ),
+                ));
+            }
+            let gpus: Vec<String> = gpu_idx
+                .iter()
+                .filter_map(|i| {
+                    p.inventory.gpus.iter().find(|g| g.index == *i).map(|g| g.cdi_name.clone())
+                })
+                .collect();
+            let mut ports = Vec::new();
+            for e in s.expose.iter().filter(|e| e.global) {
+                let Some(host_port) = lock(&p.ports).take() else {
+                    lock(&p.ports).give_back(taken.iter().copied());
+                    return Err(refuse(503, "no free host port left on this provider"));
+                };
+                taken.push(host_port);
+                ports.push(PortMapping {
+                    container_port: e.port as u16,
+                    host_port,
+                    proto: if e.proto == "UDP" { Proto::Udp } else { Proto::Tcp },
+                });
+            }
+            replicas.push(ReplicaSpec {
+                service: s.name.clone(),
+                replica,
+                image: s.image.clone(),
+                command: s.command.clone().unwrap_or_default(),
+                args: s.args.clone().unwrap_or_default(),
+                env: s.env.clone().unwrap_or_default(),
+                cpu_millis: s.resources.cpu.millis,
+                memory_bytes: s.resources.memory_bytes,
+                gpus,
+                ports,
+            });
+        }
+    }
+    Ok(Workload { tag: record.tag.clone(), lease_id: record.id.to_string(), replicas })
+}
+
+/// Deploys a checked manifest (its hash matches the chain) for the lease under `key`.
+pub async fn deploy_manifest(
+    p: &Arc<Provider>,
+    key: &str,
+    group_name: &str,
+    bytes: &[u8],
+    hash_hex: &str,
+) -> Result<LeaseRecord, DeployRefusal> {
+    let manifest = Manifest::parse(bytes).map_err(|e| refuse(400, e.to_string()))?;
+    let group = manifest.group(group_name).map_err(|e| refuse(400, e.to_string()))?;
+    let mut record = lock(&p.leases).get(key).cloned().ok_or_else(|| {
+        refuse(409, "this provider has no record of the lease yet: retry in a block")
+    })?;
+    if record.manifest_hash.as_deref() == Some(hash_hex) && record.phase != Phase::Failed {
+        return Ok(record);
+    }
+    if let Some(old) = record.workload.take() {
+        // A new manifest version: the old workload goes first.
+        let _ = p.driver.remove(&old.tag).await;
+        lock(&p.ports)
+            .give_back(old.replicas.iter().flat_map(|s| s.ports.iter().map(|x| x.host_port)));
+    }
+    let workload = build_workload(p, &record, group)?;
+    record.workload = Some(workload.clone());
+    record.manifest_hash = Some(hash_hex.to_string());
+    record.phase = Phase::Deploying;
+    record.message = "starting".into();
+    record.ready_at_ms = None;
+    save_record(p, &record);
+    lock(&p.leases).insert(key.to_string(), record.clone());
+    if let Err(e) = p.driver.deploy(&workload).await {
+        record.phase = Phase::Failed;
+        record.message = e.to_string();
+        save_record(p, &record);
+        lock(&p.leases).insert(key.to_string(), record.clone());
+        return Err(refuse(422, format!("the runtime cannot start the workload: {e}")));
+    }
+    tracing::info!(lease = %record.id, replicas = workload.replicas.len(), "lease.deployed");
+    Ok(record)
+}
+
+/// After a restart: deploys every recorded workload again (the driver leaves running replicas
+/// alone, so this only restarts what stopped meanwhile) and removes workloads no record
+/// knows.
+pub async fn readopt(p: &Arc<Provider>) {
+    let records: Vec<LeaseRecord> = lock(&p.leases).values().cloned().collect();
+    let mut known = BTreeSet::new();
+    for r in records {
+        known.insert(r.tag.clone());
+        if let Some(w) = &r.workload {
+            match p.driver.deploy(w).await {
+                Ok(()) => tracing::info!(lease = %r.id, "lease.readopted"),
+                Err(e) => tracing::warn!(lease = %r.id, error = %e, "lease.readopt failed"),
+            }
+        }
+    }
+    match p.driver.list().await {
+        Ok(tags) => {
+            for t in tags.into_iter().filter(|t| !known.contains(t)) {
+                tracing::info!(tag = %t, "lease.orphan removed");
+                let _ = p.driver.remove(&t).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "lease.list failed"),
+    }
+}
+
+fn port_answers(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).is_ok()
+}
+
+/// One health pass over the deployed leases: phase from replica states and port checks;
+/// replicas that stopped for good are started again.
+pub async fn check_health(p: &Arc<Provider>) {
+    let records: Vec<(String, LeaseRecord)> = lock(&p.leases)
+        .iter()
+        .filter(|(_, r)| r.workload.is_some() && r.phase != Phase::Failed)
+        .map(|(k, r)| (k.clone(), r.clone()))
+        .collect();
+    for (key, mut r) in records {
+        let Some(w) = r.workload.clone() else { continue };
+        let status = match p.driver.status(&r.tag).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(lease = %r.id, error = %e, "lease.status failed");
+                Vec::new()
+            }
+        };
+        let stopped = status.len() < w.replicas.len()
+            || status.iter().any(|s| s.state == ReplicaState::Exited);
+        if stopped && let Err(e) = p.driver.deploy(&w).await {
+            tracing::warn!(lease = %r.id, error = %e, "lease.restart failed");
+        }
+        let running = status.len() == w.replicas.len()
+            && status.iter().all(|s| s.state == ReplicaState::Running);
+        let ports_ok = w
+            .replicas
+            .iter()
+            .flat_map(|s| &s.ports)
+            .filter(|m| m.proto == Proto::Tcp)
+            .all(|m| port_answers(m.host_port));
+        let (phase, message) = if running && ports_ok {
+            (Phase::Ready, "every replica runs and answers".to_string())
+        } else if running {
+            (Phase::Deploying, "running; waiting for its ports to answer".to_string())
+        } else {
+            (Phase::Deploying, "waiting for every replica to run".to_string())
+        };
+        if phase != r.phase || message != r.message {
+            r.phase = phase;
+            r.message = message;
+            if phase == Phase::Ready && r.ready_at_ms.is_none() {
+                r.ready_at_ms = Some(now_ms());
+            }
+            save_record(p, &r);
+            let mut leases = lock(&p.leases);
+            if leases.contains_key(&key) {
+                leases.insert(key, r);
+            }
+        }
+    }
+}
+
+/// Health checks forever, at the configured interval.
+pub async fn monitor(p: Arc<Provider>) {
+    let every = Duration::from_millis(p.config.lease.health_interval_ms);
+    loop {
+        check_health(&p).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Withdraws the earnings of every active lease, in batches of 50 per transaction.
+pub async fn withdraw_all(p: &Arc<Provider>) {
+    let leases = match p
+        .client
+        .leases(&ListQuery {
+            provider: Some(p.address),
+            state: Some("active".into()),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "lease.withdraw cannot list leases");
+            return;
+        }
+    };
+    for chunk in leases.chunks(50) {
+        let msgs: Vec<Msg> = chunk.iter().map(|l| Msg::WithdrawLease { lease: l.id }).collect();
+        match p.submit(msgs).await {
+            Ok(r) if r.is_ok() => tracing::info!(leases = chunk.len(), "lease.withdrawn"),
+            Ok(r) => tracing::warn!(code = %r.code, log = %r.log, "lease.withdraw refused"),
+            Err(e) => tracing::warn!(error = %e, "lease.withdraw failed"),
+        }
+    }
+}
+
+/// What a tenant sees of a lease: phase, replicas and where its services answer.
+pub async fn status_json(p: &Provider, r: &LeaseRecord) -> Value {
+    let replicas = match p.driver.status(&r.tag).await {
+        Ok(s) => serde_json::to_value(s).unwrap_or(Value::Null),
+        Err(_) => json!([]),
+    };
+    let mut services: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    if let Some(w) = &r.workload {
+        for s in &w.replicas {
+            let ports = services.entry(s.service.clone()).or_default();
+            for m in &s.ports {
+                let host = &p.config.public_host;
+                // TCP ports are given as http URIs: nearly every leased service speaks HTTP.
+                let uri = match m.proto {
+                    Proto::Tcp => format!("http://{host}:{}", m.host_port),
+                    Proto::Udp => format!("udp://{host}:{}", m.host_port),
+                };
+                ports.push(json!({
+                    "replica": s.replica,
+                    "container_port": m.container_port,
+                    "host": host,
+                    "host_port": m.host_port,
+                    "proto": m.proto,
+                    "uri": uri,
+                }));
+            }
+        }
+    }
+    json!({
+        "lease": r.id,
+        "phase": r.phase,
+        "message": r.message,
+        "manifest_hash": r.manifest_hash,
+        "ready_at_ms": r.ready_at_ms,
+        "services": services,
+        "replicas": replicas,
+    })
+}

@@ -1,0 +1,17 @@
+//! The provider daemon: inventory, bid engine, mTLS manifest service, runtime drivers and the
+//! lease lifecycle. The `gridlease provider ...` commands front it.
+#![forbid(unsafe_code)]
+
+pub mod api_client;
+pub mod bidengine;
+pub mod config;
+pub mod daemon;
+pub mod driver;
+pub mod home;
+pub mod inventory;
+pub mod leases;
+pub mod manifest;
+pub mod pricing;
+pub mod reserve;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,150 @@
+//! The manifest a tenant sends: the services of each group of the deployment, in the JSON
+//! shape `gridlease sdl manifest --output json` prints. The provider checks that the exact
+//! bytes hash (SHA-256) to the deployment's on-chain `manifest_hash`, then reads only what it
+//! runs: images, commands, env, resources per replica, counts and exposed ports.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The SHA-256 of a manifest's bytes, as the chain keeps it.
+pub fn manifest_hash(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// A whole deployment's manifest: one entry per group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Manifest(pub Vec<ManifestGroup>);
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestGroup {
+    pub name: String,
+    pub services: Vec<Service>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub image: String,
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub args: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    pub resources: ServiceResources,
+    pub count: u32,
+    #[serde(default)]
+    pub expose: Vec<Expose>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceResources {
+    /// The group's resource unit this service runs on (from 1).
+    pub id: u32,
+    pub cpu: Cpu,
+    pub memory_bytes: u64,
+    #[serde(default)]
+    pub gpu: Gpu,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpu {
+    pub millis: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    pub units: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expose {
+    pub port: u32,
+    #[serde(default)]
+    pub external_port: u32,
+    /// `TCP` or `UDP`.
+    pub proto: String,
+    #[serde(default)]
+    pub global: bool,
+    #[serde(default)]
+    pub service: String,
+}
+
+/// Why a manifest cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not valid JSON of the expected shape: {0}")]
+    Json(String),
+    #[error("manifest has no group named `{0}` (the lease's group)")]
+    NoGroup(String),
+    #[error("service `{service}`: {message}")]
+    Service { service: String, message: String },
+}
+
+impl Manifest {
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
+        for g in &m.0 {
+            for s in &g.services {
+                let bad = |message: &str| ManifestError::Service {
+                    service: s.name.clone(),
+                    message: message.to_string(),
+                };
+                if s.image.is_empty() {
+                    return Err(bad("image is empty"));
+                }
+                if s.count == 0 || s.count > 1000 {
+                    return Err(bad("count must be 1 to 1000"));
+                }
+                for e in &s.expose {
+                    if e.port == 0 || e.port > 65535 {
+                        return Err(bad("exposed port must be 1 to 65535"));
+                    }
+                    if e.proto != "TCP" && e.proto != "UDP" {
+                        return Err(bad("proto must be TCP or UDP"));
+                    }
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// The group a lease runs.
+    pub fn group(&self, name: &str) -> Result<&ManifestGroup, ManifestError> {
+        self.0.iter().find(|g| g.name == name).ok_or_else(|| ManifestError::NoGroup(name.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"[{"name":"dc","services":[{"name":"web","image":"demo","command":null,
+      "args":["--port","8080"],"env":["A=1"],"resources":{"id":1,"cpu":{"millis":500,"attributes":[]},
+      "memory_bytes":536870912,"storage":[],"gpu":{"units":1,"attributes":[]},"endpoints":[]},
+      "count":2,"expose":[{"port":8080,"external_port":0,"proto":"TCP","service":"","global":true,
+      "hosts":null,"http_options":{},"ip":"","endpoint_sequence_number":0}],"params":null,
+      "credentials":null}]}]"#;
+
+    #[test]
+    fn reads_what_the_provider_runs_and_ignores_the_rest() {
+        let m = Manifest::parse(DOC.as_bytes()).expect("parses");
+        let g = m.group("dc").expect("group");
+        assert_eq!(g.services[0].count, 2);
+        assert_eq!(g.services[0].resources.gpu.units, 1);
+        assert_eq!(g.services[0].expose[0].port, 8080);
+        assert!(matches!(m.group("other"), Err(ManifestError::NoGroup(_))));
+        assert_ne!(manifest_hash(DOC.as_bytes()), manifest_hash(b"[]"));
+    }
+
+    #[test]
+    fn bad_manifests_say_what_is_wrong() {
+        let e = Manifest::parse(b"{").expect_err("not json").to_string();
+        assert!(e.starts_with("manifest is not valid JSON"), "{e}");
+        let zero = DOC.replace("\"count\":2", "\"count\":0");
+        let e = Manifest::parse(zero.as_bytes()).expect_err("count").to_string();
+        assert_eq!(e, "service `web`: count must be 1 to 1000");
+    }
+}

@@ -1,0 +1,341 @@
+//! The manifest service: HTTPS with mutual TLS. A tenant presents the certificate it
+//! registered on chain; only the owner of a lease may send its manifest, read its status and
+//! logs, or run a command in it, and the manifest must hash to the deployment's on-chain
+//! version. Every refusal is a 401 (who are you), 403 (not yours), 404 (no such lease here)
+//! or 409 (not now: closed lease, wrong manifest version) with a JSON reason.
+//!
+//! Routes: `GET /status` (public: inventory, free resources, recent bid decisions);
+//! `PUT /lease/{owner}/{dseq}/{gseq}/{oseq}/manifest`; `GET .../status`;
+//! `GET .../logs?service=S&replica=N&follow=true&tail=100`; `POST .../shell` with
+//! `{"service": S, "replica": N, "command": [...]}`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use gridlease_client::{ClientError, ListQuery, state_name};
+use gridlease_types::{Address, BidId, OrderId};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::daemon::{Provider, lock};
+use crate::leases;
+use crate::tls;
+
+/// The client certificate of a connection (DER), if it presented one.
+#[derive(Clone, Debug)]
+struct PeerCert(Option<Vec<u8>>);
+
+/// A refusal with its reason.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError { status, code, message: message.into() }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.code, "message": self.message }))).into_response()
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "chain_unavailable",
+            format!("cannot check against the chain: {e}"),
+        )
+    }
+}
+
+type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+
+pub fn router(p: Arc<Provider>) -> Router {
+    Router::new()
+        .route("/status", get(provider_status))
+        .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/manifest", put(send_manifest))
+        .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/status", get(lease_status))
+        .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/logs", get(lease_logs))
+        .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/shell", post(lease_shell))
+        .with_state(p)
+}
+
+/// Accepts TLS connections forever and serves the router on each.
+pub async fn serve(p: Arc<Provider>, listener: TcpListener) -> anyhow::Result<()> {
+    let acceptor = TlsAcceptor::from(tls::server_config(&p.tls)?);
+    let app = router(p);
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "server.accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let peer = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.as_ref().to_vec());
+            let service =
+                hyper_util::service::TowerToHyperService::new(app.layer(Extension(PeerCert(peer))));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn provider_status(State(p): State<Arc<Provider>>) -> ApiResult {
+    let free = lock(&p.reservations).free();
+    let leases: Vec<Value> = lock(&p.leases)
+        .values()
+        .map(|r| json!({ "lease": r.id, "phase": r.phase, "message": r.message }))
+        .collect();
+    let decisions: Vec<Value> = lock(&p.decisions)
+        .iter()
+        .rev()
+        .take(50)
+        .map(|d| serde_json::to_value(d).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(json!({
+        "address": p.address,
+        "driver": p.driver.name(),
+        "node": p.config.node,
+        "node_connected": p.node_connected.load(Ordering::Relaxed),
+        "height": p.height.load(Ordering::Relaxed),
+        "inventory": p.inventory,
+        "free": free,
+        "leases": leases,
+        "recent_decisions": decisions,
+    })))
+}
+
+/// The tenant behind a connection: the certificate must be registered and valid on chain
+/// under the address in its common name.
+async fn tenant(p: &Provider, peer: &PeerCert) -> ApiResult<Address> {
+    let der = peer.0.as_ref().ok_or_else(|| {
+        err(
+            StatusCode::UNAUTHORIZED,
+            "no_client_certificate",
+            "a client certificate is required: present the certificate you registered on chain",
+        )
+    })?;
+    let owner = tls::owner_of(der)
+        .map_err(|e| err(StatusCode::UNAUTHORIZED, "bad_client_certificate", e.to_string()))?;
+    let certs = p.client.certificates(&owner).await?;
+    let found =
+        certs.iter().find(|c| tls::pem_to_der(c.cert_pem.as_bytes()).is_ok_and(|d| &d == der));
+    match found {
+        Some(c) if c.is_valid() => Ok(owner),
+        Some(c) => Err(err(
+            StatusCode::UNAUTHORIZED,
+            "certificate_revoked",
+            format!(
+                "certificate {} of {owner} was revoked at height {}: create a new one",
+                c.serial, c.state["at"]
+            ),
+        )),
+        None => Err(err(
+            StatusCode::UNAUTHORIZED,
+            "certificate_not_registered",
+            format!(
+                "this client certificate is not registered on chain for {owner}: register it with a cert.create transaction"
+            ),
+        )),
+    }
+}
+
+fn lease_id(
+    p: &Provider,
+    (owner, dseq, gseq, oseq): (String, String, String, String),
+) -> ApiResult<BidId> {
+    let bad = |what: &str| {
+        err(
+            StatusCode::BAD_REQUEST,
+            "bad_lease_id",
+            format!("{what} in the lease path is not valid"),
+        )
+    };
+    let order = OrderId {
+        owner: owner.parse().map_err(|_| bad("owner"))?,
+        dseq: dseq.parse().map_err(|_| bad("dseq"))?,
+        gseq: gseq.parse().map_err(|_| bad("gseq"))?,
+        oseq: oseq.parse().map_err(|_| bad("oseq"))?,
+    };
+    Ok(BidId { order, provider: p.address })
+}
+
+/// Checks the tenant owns the lease and that it is active on chain.
+async fn authorize(p: &Provider, peer: &PeerCert, id: &BidId) -> ApiResult<()> {
+    let who = tenant(p, peer).await?;
+    if who != id.order.owner {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "not_lease_owner",
+            format!("lease {} belongs to another tenant, not {who}", id.order),
+        ));
+    }
+    let q = ListQuery { owner: Some(id.order.owner), provider: Some(p.address), state: None };
+    let lease = p.client.leases(&q).await?.into_iter().find(|l| l.id == *id);
+    let Some(lease) = lease else {
+        return Err(err(
+            StatusCode::NOT_FOUND,
+            "no_such_lease",
+            format!("there is no lease {} with this provider", id.order),
+        ));
+    };
+    if state_name(&lease.state) != "active" {
+        let reason = lease.state["reason"].as_str().unwrap_or("closed");
+        return Err(err(
+            StatusCode::CONFLICT,
+            "lease_closed",
+            format!("lease {} is closed ({reason})", id.order),
+        ));
+    }
+    Ok(())
+}
+
+async fn send_manifest(
+    State(p): State<Arc<Provider>>,
+    Extension(peer): Extension<PeerCert>,
+    Path(path): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let id = lease_id(&p, path)?;
+    authorize(&p, &peer, &id).await?;
+    let record = p.client.deployment(&id.order.owner, id.order.dseq).await?.ok_or_else(|| {
+        err(StatusCode::NOT_FOUND, "no_such_deployment", "the lease's deployment does not exist")
+    })?;
+    let got = gridlease_types::hex::encode(&crate::manifest::manifest_hash(&body));
+    if !got.eq_ignore_ascii_case(&record.deployment.manifest_hash) {
+        return Err(err(
+            StatusCode::CONFLICT,
+            "manifest_hash_mismatch",
+            format!(
+                "the manifest hashes to {got}, the deployment's on-chain version is {}: send the manifest of the deployed SDL, or update the deployment first",
+                record.deployment.manifest_hash
+            ),
+        ));
+    }
+    let group = record.groups.iter().find(|g| g.id.gseq == id.order.gseq).ok_or_else(|| {
+        err(StatusCode::NOT_FOUND, "no_such_group", "the lease's group does not exist")
+    })?;
+    let key = id.order.to_string();
+    // The lease is active on chain: take it in now if its event has not arrived yet.
+    leases::adopt_lease(&p, id, &key).await;
+    let r = leases::deploy_manifest(&p, &key, &group.spec.name, &body, &got).await.map_err(
+        |refusal| ApiError {
+            status: StatusCode::from_u16(refusal.status)
+                .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+            code: "manifest_refused",
+            message: refusal.message,
+        },
+    )?;
+    Ok(Json(leases::status_json(&p, &r).await))
+}
+
+fn record_of(p: &Provider, id: &BidId) -> ApiResult<leases::LeaseRecord> {
+    lock(&p.leases).get(&id.order.to_string()).cloned().ok_or_else(|| {
+        err(
+            StatusCode::NOT_FOUND,
+            "no_such_lease",
+            format!("this provider runs nothing for lease {} yet", id.order),
+        )
+    })
+}
+
+async fn lease_status(
+    State(p): State<Arc<Provider>>,
+    Extension(peer): Extension<PeerCert>,
+    Path(path): Path<(String, String, String, String)>,
+) -> ApiResult {
+    let id = lease_id(&p, path)?;
+    authorize(&p, &peer, &id).await?;
+    let r = record_of(&p, &id)?;
+    Ok(Json(leases::status_json(&p, &r).await))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    service: String,
+    #[serde(default)]
+    replica: u32,
+    #[serde(default)]
+    follow: bool,
+    tail: Option<usize>,
+}
+
+async fn lease_logs(
+    State(p): State<Arc<Provider>>,
+    Extension(peer): Extension<PeerCert>,
+    Path(path): Path<(String, String, String, String)>,
+    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = q.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?.0;
+    let id = lease_id(&p, path)?;
+    authorize(&p, &peer, &id).await?;
+    let r = record_of(&p, &id)?;
+    let stream = p
+        .driver
+        .logs(&r.tag, &q.service, q.replica, q.follow, q.tail)
+        .await
+        .map_err(|e| err(StatusCode::NOT_FOUND, "no_such_replica", e.to_string()))?;
+    Ok(([("content-type", "text/plain; charset=utf-8")], Body::from_stream(stream)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShellRequest {
+    service: String,
+    #[serde(default)]
+    replica: u32,
+    command: Vec<String>,
+}
+
+async fn lease_shell(
+    State(p): State<Arc<Provider>>,
+    Extension(peer): Extension<PeerCert>,
+    Path(path): Path<(String, String, String, String)>,
+    body: Result<Json<ShellRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let id = lease_id(&p, path)?;
+    authorize(&p, &peer, &id).await?;
+    let req = body.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?.0;
+    if req.command.is_empty() {
+        return Err(err(StatusCode::BAD_REQUEST, "bad_request", "command must name a program"));
+    }
+    let r = record_of(&p, &id)?;
+    let out = p
+        .driver
+        .exec(&r.tag, &req.service, req.replica, &req.command)
+        .await
+        .map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, "exec_failed", e.to_string()))?;
+    Ok(Json(serde_json::to_value(out).unwrap_or(Value::Null)))
+}

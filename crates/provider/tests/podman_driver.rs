@@ -1,0 +1,477 @@
+//! The podman driver against a real `podman system service` (no mocks): deploy a lease that
+//! serves HTTP on a published port, read its logs, exec in it, crash it and watch the runtime
+//! restart it, check its limits, then remove it and check nothing is left.
+//!
+//! Needs podman and a static busybox, which `.ci/podman-setup` installs and starts; the socket
+//! is `$GRIDLEASE_PODMAN_SOCKET` (default `/run/podman/podman.sock`). The test image is built
+//! here from the host's busybox with `podman import`. Without podman the test fails when `CI`
+//! is set, and otherwise prints a notice and passes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail, ensure};
+use futures_util::StreamExt;
+use gridlease_provider::driver::podman::{PodmanDriver, container_name, network_name};
+use gridlease_provider::driver::{
+    Driver, DriverError, LeaseTag, PortMapping, Proto, ReplicaSpec, ReplicaState, Workload,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{Instant, sleep, timeout};
+
+const DEFAULT_SOCKET: &str = "/run/podman/podman.sock";
+/// Bump the tag when the image's content changes.
+const TEST_IMAGE: &str = "localhost/gridlease-test/busybox:1";
+const BUSYBOX_APPLETS: &[&str] =
+    &["sh", "echo", "cat", "sleep", "mkdir", "rm", "touch", "ls", "httpd", "wget", "nslookup"];
+const GREETING: &str = "hello-from-gridlease";
+const MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+const CPU_MILLIS: u64 = 500;
+
+/// The replica's program: serve `$GREETING` over HTTP on 8080, and exit with 3 once
+/// `/tmp/crash` appears (the restart check creates it).
+const SERVER_SCRIPT: &str = r#"
+echo "web starting: $GREETING"
+mkdir -p /www
+echo "$GREETING" > /www/index.html
+httpd -p 8080 -h /www
+while [ ! -e /tmp/crash ]; do sleep 0.2; done
+rm -f /tmp/crash
+echo "web crashing on purpose" >&2
+exit 3
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_driver_runs_a_lease_end_to_end() -> anyhow::Result<()> {
+    let Some(socket) = podman_socket_or_skip().await? else {
+        return Ok(());
+    };
+    ensure_test_image()?;
+    let driver = PodmanDriver::connect(&socket).await?;
+    assert_eq!(driver.name(), "podman");
+
+    let lease_id = format!("gridlease-test/{}/{}/1/provider", std::process::id(), nanos());
+    let tag = LeaseTag::of(&lease_id);
+    let _cleanup = Cleanup(tag.clone());
+    let host_port = free_port()?;
+    let workload = Workload {
+        tag: tag.clone(),
+        lease_id: lease_id.clone(),
+        replicas: vec![ReplicaSpec {
+            service: "web".to_owned(),
+            replica: 0,
+            image: TEST_IMAGE.to_owned(),
+            command: vec!["/bin/sh".to_owned(), "-c".to_owned()],
+            args: vec![SERVER_SCRIPT.to_owned()],
+            env: vec![format!("GREETING={GREETING}")],
+            cpu_millis: CPU_MILLIS,
+            memory_bytes: MEMORY_BYTES,
+            gpus: vec![],
+            ports: vec![PortMapping { container_port: 8080, host_port, proto: Proto::Tcp }],
+        }],
+    };
+    let container = container_name(&tag, "web", 0);
+
+    // Deploy, twice: the second leaves the running container alone.
+    driver.deploy(&workload).await.context("first deploy")?;
+    let first_id = podman(&["inspect", "--format", "{{.Id}}", &container])?;
+    driver.deploy(&workload).await.context("second deploy")?;
+    let second_id = podman(&["inspect", "--format", "{{.Id}}", &container])?;
+    ensure!(first_id == second_id, "a second deploy replaced the running container");
+
+    // It answers on the published port.
+    let body = http_get_until_ok(host_port, Duration::from_secs(30)).await?;
+    ensure!(body.contains(GREETING), "unexpected http body: {body:?}");
+    let status = driver.status(&tag).await?;
+    ensure!(status.len() == 1, "one replica expected: {status:?}");
+    ensure!(status[0].service == "web" && status[0].replica == 0, "{status:?}");
+    ensure!(status[0].state == ReplicaState::Running, "{status:?}");
+
+    // Labels, limits, restart policy, network alias.
+    let inspected = podman(&[
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"gridlease.lease\"}} {{index .Config.Labels \"gridlease.lease_id\"}} \
+         {{index .Config.Labels \"gridlease.service\"}} {{index .Config.Labels \"gridlease.replica\"}} \
+         {{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}",
+        &container,
+    ])?;
+    let expected =
+        format!("{tag} {lease_id} web 0 {} {MEMORY_BYTES} on-failure", CPU_MILLIS * 1_000_000);
+    ensure!(inspected == expected, "inspect: {inspected:?}, expected {expected:?}");
+    let published = podman(&["port", &container])?;
+    ensure!(
+        published.contains(&format!("8080/tcp -> 0.0.0.0:{host_port}")),
+        "published ports: {published:?}"
+    );
+    // The kernel enforces them (cgroup v2 or v1).
+    let limits = exec_ok(
+        &driver,
+        &tag,
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+             cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo \"$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)\"",
+        ],
+    )
+    .await?;
+    let lines: Vec<&str> = limits.lines().collect();
+    ensure!(
+        lines.first() == Some(&MEMORY_BYTES.to_string().as_str()),
+        "memory limit in the cgroup: {limits:?}"
+    );
+    let cpu: Vec<u64> = lines
+        .get(1)
+        .context("no cpu limit line")?
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cpu limit in the cgroup: {limits:?}"))?;
+    ensure!(
+        cpu.len() == 2 && cpu[0] * 1000 == CPU_MILLIS * cpu[1],
+        "cpu quota/period in the cgroup: {limits:?}"
+    );
+    // Replicas reach each other by service name.
+    let by_name =
+        exec_ok(&driver, &tag, &["wget", "-q", "-O", "-", "-T", "5", "http://web:8080/"]).await?;
+    ensure!(by_name.contains(GREETING), "service name lookup: {by_name:?}");
+
+    // Logs: everything, the tail, and following.
+    let logs = collect_logs(&driver, &tag, false, None, Duration::from_secs(10)).await?;
+    ensure!(logs.contains(&format!("web starting: {GREETING}")), "logs: {logs:?}");
+    let tail = collect_logs(&driver, &tag, false, Some(1), Duration::from_secs(10)).await?;
+    ensure!(tail.lines().count() == 1, "tail 1 gave {tail:?}");
+    let mut followed = driver.logs(&tag, "web", 0, true, None).await?;
+    let first = timeout(Duration::from_secs(10), followed.next())
+        .await
+        .context("following logs gave nothing in 10 s")?
+        .context("the followed log stream ended at once")??;
+    ensure!(
+        String::from_utf8_lossy(&first).contains("web starting"),
+        "first followed chunk: {first:?}"
+    );
+    drop(followed);
+
+    // Exec: output and exit codes.
+    let hi = driver.exec(&tag, "web", 0, &["echo".to_owned(), "hi".to_owned()]).await?;
+    ensure!(hi.exit_code == 0 && hi.stdout == "hi\n" && hi.stderr.is_empty(), "{hi:?}");
+    let failing =
+        driver.exec(&tag, "web", 0, &strings(&["sh", "-c", "echo oops >&2; exit 7"])).await?;
+    ensure!(failing.exit_code == 7 && failing.stderr == "oops\n", "{failing:?}");
+    match driver.exec(&tag, "nope", 0, &strings(&["true"])).await {
+        Err(DriverError::UnknownReplica { service, replica }) => {
+            ensure!(service == "nope" && replica == 0)
+        }
+        other => bail!("exec in an unknown service: {other:?}"),
+    }
+
+    // Crash the workload: the runtime restarts it and it answers again.
+    let restarts_before = driver.status(&tag).await?[0].restarts;
+    exec_ok(&driver, &tag, &["touch", "/tmp/crash"]).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = driver.status(&tag).await?;
+        if status[0].restarts > restarts_before && status[0].state == ReplicaState::Running {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "not restarted within 60 s: {status:?}");
+        sleep(Duration::from_millis(200)).await;
+    }
+    let body = http_get_until_ok(host_port, Duration::from_secs(30)).await?;
+    ensure!(body.contains(GREETING), "after the restart: {body:?}");
+    let logs = collect_logs(&driver, &tag, false, None, Duration::from_secs(10)).await?;
+    ensure!(logs.contains("web crashing on purpose"), "stderr missing from logs: {logs:?}");
+
+    // list() finds the lease.
+    ensure!(driver.list().await?.contains(&tag), "list() misses {tag}");
+
+    // Remove: nothing left, and removing again is fine.
+    driver.remove(&tag).await?;
+    let left =
+        podman(&["ps", "-a", "--quiet", "--filter", &format!("label=gridlease.lease={tag}")])?;
+    ensure!(left.is_empty(), "containers left after remove: {left}");
+    let networks = podman(&["network", "ls", "--format", "{{.Name}}"])?;
+    ensure!(
+        !networks.lines().any(|name| name == network_name(&tag)),
+        "network left after remove: {networks}"
+    );
+    driver.remove(&tag).await.context("second remove")?;
+    ensure!(!driver.list().await?.contains(&tag), "list() still has {tag}");
+    match driver.status(&tag).await {
+        Err(DriverError::UnknownLease(unknown)) => ensure!(unknown == tag),
+        other => bail!("status of a removed lease: {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn podman_driver_names_a_missing_image_and_creates_nothing() -> anyhow::Result<()> {
+    let Some(socket) = podman_socket_or_skip().await? else {
+        return Ok(());
+    };
+    let driver = PodmanDriver::connect(&socket).await?;
+    let lease_id = format!("gridlease-test/{}/{}/2/provider", std::process::id(), nanos());
+    let tag = LeaseTag::of(&lease_id);
+    let _cleanup = Cleanup(tag.clone());
+    let image = "localhost/gridlease-test/does-not-exist:1";
+    let workload = Workload {
+        tag: tag.clone(),
+        lease_id,
+        replicas: vec![ReplicaSpec {
+            service: "web".to_owned(),
+            replica: 0,
+            image: image.to_owned(),
+            command: vec![],
+            args: vec![],
+            env: vec![],
+            cpu_millis: 100,
+            memory_bytes: MEMORY_BYTES,
+            gpus: vec![],
+            ports: vec![],
+        }],
+    };
+    match driver.deploy(&workload).await {
+        Err(DriverError::Runtime(message)) => {
+            ensure!(message.contains(image), "message does not name the image: {message}")
+        }
+        other => bail!("deploy with a missing image: {other:?}"),
+    }
+    match driver.status(&tag).await {
+        Err(DriverError::UnknownLease(_)) => {}
+        other => bail!("a failed deploy left something: {other:?}"),
+    }
+    let networks = podman(&["network", "ls", "--format", "{{.Name}}"])?;
+    ensure!(
+        !networks.lines().any(|name| name == network_name(&tag)),
+        "a failed deploy left its network"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn connecting_to_a_missing_socket_is_unreachable() {
+    match PodmanDriver::connect("/nonexistent/gridlease/podman.sock").await {
+        Err(DriverError::Unreachable { endpoint, .. }) => {
+            assert_eq!(endpoint, "unix:///nonexistent/gridlease/podman.sock")
+        }
+        other => panic!("connect to a missing socket: {other:?}"),
+    }
+}
+
+/// The socket to test against, `None` when podman is missing outside CI; an error when it is
+/// missing in CI.
+async fn podman_socket_or_skip() -> anyhow::Result<Option<String>> {
+    let socket =
+        std::env::var("GRIDLEASE_PODMAN_SOCKET").unwrap_or_else(|_| DEFAULT_SOCKET.to_owned());
+    let problem = if Command::new("podman").arg("--version").output().is_err() {
+        Some("the `podman` command is not installed".to_owned())
+    } else {
+        match PodmanDriver::connect(&socket).await {
+            Ok(_) => None,
+            Err(err) => Some(format!("the podman api does not answer: {err}")),
+        }
+    };
+    let Some(problem) = problem else {
+        return Ok(Some(socket));
+    };
+    if std::env::var_os("CI").is_some() {
+        bail!("{problem}; CI must run the podman driver test: run .ci/podman-setup first");
+    }
+    eprintln!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         !! SKIPPED: podman driver test: {problem}.\n\
+         !! Run .ci/podman-setup (needs root) to test the podman driver for real.\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
+    Ok(None)
+}
+
+/// Builds the test image from the host's static busybox unless it exists.
+fn ensure_test_image() -> anyhow::Result<()> {
+    if Command::new("podman")
+        .args(["image", "exists", TEST_IMAGE])
+        .status()
+        .context("run podman image exists")?
+        .success()
+    {
+        return Ok(());
+    }
+    let busybox = static_busybox()?;
+    let root = tempfile::tempdir()?;
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin)?;
+    for dir in ["tmp", "etc", "www"] {
+        std::fs::create_dir_all(root.path().join(dir))?;
+    }
+    std::fs::copy(&busybox, bin.join("busybox"))
+        .with_context(|| format!("copy {}", busybox.display()))?;
+    for applet in BUSYBOX_APPLETS {
+        std::os::unix::fs::symlink("busybox", bin.join(applet))?;
+    }
+    let archive = root.path().join("rootfs.tar");
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(root.path())
+        .arg("-cf")
+        .arg(&archive)
+        .args(["./bin", "./tmp", "./etc", "./www"])
+        .status()
+        .context("run tar")?;
+    ensure!(tar.success(), "tar failed building the test image");
+    let archive = archive.to_str().context("temp path is not utf-8")?;
+    podman(&["import", "--change", "CMD=[\"/bin/sh\"]", archive, TEST_IMAGE])?;
+    Ok(())
+}
+
+/// A statically linked busybox from the host (`busybox-static` on Debian).
+fn static_busybox() -> anyhow::Result<PathBuf> {
+    let candidates: Vec<PathBuf> = std::env::var_os("GRIDLEASE_TEST_BUSYBOX")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(["/bin/busybox", "/usr/bin/busybox"].map(PathBuf::from))
+        .collect();
+    for candidate in &candidates {
+        if candidate.is_file() && !has_program_interpreter(candidate)? {
+            return Ok(candidate.clone());
+        }
+    }
+    bail!(
+        "no static busybox at {candidates:?} to build the test image from: \
+         run .ci/podman-setup or `apt-get install busybox-static`"
+    )
+}
+
+/// Whether an ELF64 little-endian file asks for a dynamic loader (has a PT_INTERP header).
+fn has_program_interpreter(path: &Path) -> anyhow::Result<bool> {
+    let elf = std::fs::read(path)?;
+    let u16_at = |at: usize| elf.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at =
+        |at: usize| elf.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u64_at = |at: usize| {
+        elf.get(at..at + 8)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+    };
+    ensure!(
+        elf.starts_with(b"\x7fELF\x02\x01"),
+        "{} is not a little-endian ELF64 file",
+        path.display()
+    );
+    let table = usize::try_from(u64_at(0x20).context("short elf header")?)?;
+    let entry_size = usize::from(u16_at(0x36).context("short elf header")?);
+    let entries = usize::from(u16_at(0x38).context("short elf header")?);
+    const PT_INTERP: u32 = 3;
+    for index in 0..entries {
+        let kind = u32_at(table + index * entry_size).context("short program header")?;
+        if kind == PT_INTERP {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Runs podman and returns its trimmed stdout; an error with its stderr when it fails.
+fn podman(args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("podman")
+        .args(args)
+        .output()
+        .with_context(|| format!("run podman {args:?}"))?;
+    ensure!(
+        output.status.success(),
+        "podman {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Runs a command in replica `web` 0 and returns its stdout, failing unless it exits with 0.
+async fn exec_ok(driver: &PodmanDriver, tag: &LeaseTag, cmd: &[&str]) -> anyhow::Result<String> {
+    let output = driver.exec(tag, "web", 0, &strings(cmd)).await?;
+    ensure!(output.exit_code == 0, "exec {cmd:?}: {output:?}");
+    Ok(output.stdout)
+}
+
+async fn collect_logs(
+    driver: &PodmanDriver,
+    tag: &LeaseTag,
+    follow: bool,
+    tail: Option<usize>,
+    limit: Duration,
+) -> anyhow::Result<String> {
+    let mut stream = driver.logs(tag, "web", 0, follow, tail).await?;
+    let mut text = Vec::new();
+    timeout(limit, async {
+        while let Some(chunk) = stream.next().await {
+            text.extend_from_slice(&chunk?);
+        }
+        Ok::<_, DriverError>(())
+    })
+    .await
+    .context("the log stream did not end")??;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// GETs `/` on 127.0.0.1:`port` until a 200 comes back; returns the body.
+async fn http_get_until_ok(port: u16, limit: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + limit;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match http_get(port).await {
+            Ok(response)
+                if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") =>
+            {
+                let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+                return Ok(body.to_owned());
+            }
+            Ok(response) => last = response,
+            Err(err) => last = err.to_string(),
+        }
+        sleep(Duration::from_millis(250)).await;
+    }
+    bail!("nothing answered on 127.0.0.1:{port} within {limit:?}; last: {last}")
+}
+
+async fn http_get(port: u16) -> anyhow::Result<String> {
+    timeout(Duration::from_secs(5), async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok(String::from_utf8_lossy(&response).into_owned())
+    })
+    .await
+    .context("http request timed out")?
+}
+
+/// A port free on all interfaces right now.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind(("0.0.0.0", 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+/// Removes whatever a test left behind for its lease, even when the test failed midway.
+struct Cleanup(LeaseTag);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let label = format!("label=gridlease.lease={}", self.0);
+        if let Ok(ids) = podman(&["ps", "-a", "--quiet", "--filter", &label]) {
+            for id in ids.lines().filter(|id| !id.is_empty()) {
+                let _ = podman(&["rm", "--force", "--time", "0", id]);
+            }
+        }
+        let _ = podman(&["network", "rm", "--force", &network_name(&self.0)]);
+    }
+}
