@@ -21,7 +21,7 @@ fn sdl(driver: &str) -> String {
     let service = if driver == "podman" {
         "    image: localhost/gridlease-test-http:latest\n".to_string()
     } else {
-        "    image: gridlease/test-http\n    command: [\"/bin/sh\", \"-c\"]\n    args: [\"exec python3 -m http.server --bind 127.0.0.1 $PORT\"]\n".to_string()
+        "    image: gridlease/demo-llm\n".to_string()
     };
     format!(
         r#"version: "2.0"
@@ -75,7 +75,7 @@ async fn main() {
         let s = api.send_manifest(&lease, &manifest).await.expect("manifest");
         let port = s["services"]["web"][0]["host_port"].as_u64().expect("port") as u16;
         eventually(Duration::from_secs(60), "the service", async || {
-            (http_get(port, "/") == Some(200)).then_some(())
+            (http_get(port, "/health") == Some(200)).then_some(())
         })
         .await;
         let took = started.elapsed();

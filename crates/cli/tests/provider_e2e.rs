@@ -11,14 +11,12 @@ use common::*;
 use gridlease_provider::api_client::{ApiClientError, ProviderApi};
 use gridlease_types::{BidId, Keypair, Msg};
 
-/// A service the exec driver runs: python's HTTP server on the port it is given.
+/// A service the exec driver runs: the demo server, on the port it is given.
 const SDL: &str = r#"
 version: "2.0"
 services:
   web:
-    image: gridlease/test-http
-    command: ["/bin/sh", "-c"]
-    args: ["echo serving on $PORT; exec python3 -m http.server --bind 127.0.0.1 $PORT"]
+    image: gridlease/demo-llm
     expose:
       - port: 8080
         to: [{ global: true }]
@@ -49,9 +47,10 @@ fn mnemonic(seed: u8) -> String {
 }
 
 fn provider_config(text: String) -> String {
-    text.replace("region = \"local\"", "region = \"test\"")
+    with_demo_image(text)
+        .replace("region = \"local\"", "region = \"test\"")
         .replace("storage_classes = [\"default\", \"beta2\"]", "storage_classes = [\"default\", \"beta2\"]\nskip_nvml = true\ncpu_millis = 4000\nmemory_bytes = 8589934592\nstorage_bytes = 107374182400\n[[inventory.gpus]]\nvendor = \"nvidia\"\nmodel = \"rtx4090\"\nram = \"24Gi\"\ninterface = \"pcie\"\ncount = 2")
-        .replace("gpu_default = \"20\"", "gpu_default = \"20\"")
+        .replace("withdraw_every_blocks = 600", "withdraw_every_blocks = 5")
 }
 
 fn status_of(e: &ApiClientError) -> (u16, String) {
@@ -98,9 +97,9 @@ async fn exec_lease_lifecycle_authorization_and_restart() {
         (s["phase"] == "ready").then_some(())
     })
     .await;
-    assert_eq!(http_get(host_port, "/"), Some(200));
+    assert_eq!(http_get(host_port, "/health"), Some(200));
     let logs = api.logs(&lease, "web", 0, None).await.expect("logs");
-    assert!(logs.contains(&format!("serving on {host_port}")), "{logs}");
+    assert!(logs.contains(&format!("listening on port {host_port}")), "{logs}");
     let out = api
         .shell(&lease, "web", 0, &["/bin/sh".into(), "-c".into(), "echo $PORT".into()])
         .await
@@ -139,12 +138,24 @@ async fn exec_lease_lifecycle_authorization_and_restart() {
         .expect_err("not the owner");
     assert_eq!(status_of(&e), (403, "not_lease_owner".into()));
 
+    // The provider withdraws its earnings every few blocks.
+    let paid = eventually(Duration::from_secs(30), "a withdrawal", async || {
+        let a = alice.client.account(&provider_key.address()).await.ok()?;
+        let uusdc = a.balances.iter().find(|c| c.denom.as_str() == "uusdc")?.amount;
+        (uusdc > 1_000_000_000_000).then_some(uusdc)
+    })
+    .await;
+    assert!(paid > 1_000_000_000_000);
+
     // A SIGKILLed daemon leaves the workload running and the lease open; the restarted one
-    // re-adopts it.
+    // re-adopts it, and catches up with an order opened while it was down.
     daemon.kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(http_get(host_port, "/"), Some(200), "the workload died with the daemon");
+    assert_eq!(http_get(host_port, "/health"), Some(200), "the workload died with the daemon");
+    alice.deploy(2, SDL).await;
     let _daemon = start_provider(&phome);
+    let second = alice.wait_lease(2, Duration::from_secs(30)).await;
+    assert_eq!(second.provider, provider_key.address());
     let s = eventually(Duration::from_secs(30), "the re-adopted lease", async || {
         let s = api.lease_status(&lease).await.ok()?;
         (s["phase"] == "ready").then_some(s)
@@ -158,7 +169,7 @@ async fn exec_lease_lifecycle_authorization_and_restart() {
     // is refused.
     alice.ok(vec![Msg::CloseDeployment { dseq: 1 }]).await;
     eventually(Duration::from_secs(30), "the workload to be removed", async || {
-        http_get(host_port, "/").is_none().then_some(())
+        http_get(host_port, "/health").is_none().then_some(())
     })
     .await;
     let e = api.lease_status(&lease).await.expect_err("closed");

@@ -4,9 +4,11 @@
 //!
 //! Needs podman and a static busybox, which `.ci/podman-setup` installs and starts; the socket
 //! is `$GRIDLEASE_PODMAN_SOCKET` (default `/run/podman/podman.sock`). The test image is built
-//! here from the host's busybox with `podman import`. Without podman the test fails when `CI`
-//! is set, and otherwise prints a notice and passes.
+//! here from the host's busybox with `podman import`; the checks also run the `podman` command,
+//! which must see the same storage as the service (both rootful: run as root). Without podman
+//! the tests fail when `CI` is set, and otherwise print a notice and pass.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,9 +24,11 @@ use tokio::time::{Instant, sleep, timeout};
 
 const DEFAULT_SOCKET: &str = "/run/podman/podman.sock";
 /// Bump the tag when the image's content changes.
-const TEST_IMAGE: &str = "localhost/gridlease-test/busybox:1";
-const BUSYBOX_APPLETS: &[&str] =
-    &["sh", "echo", "cat", "sleep", "mkdir", "rm", "touch", "ls", "httpd", "wget", "nslookup"];
+const TEST_IMAGE: &str = "localhost/gridlease-test/busybox:3";
+const BUSYBOX_APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "mkdir", "rm", "touch", "ls", "httpd", "wget", "nslookup", "sed",
+    "tail", "timeout",
+];
 const GREETING: &str = "hello-from-gridlease";
 const MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 const CPU_MILLIS: u64 = 500;
@@ -133,10 +137,50 @@ async fn podman_driver_runs_a_lease_end_to_end() -> anyhow::Result<()> {
         cpu.len() == 2 && cpu[0] * 1000 == CPU_MILLIS * cpu[1],
         "cpu quota/period in the cgroup: {limits:?}"
     );
-    // Replicas reach each other by service name.
-    let by_name =
-        exec_ok(&driver, &tag, &["wget", "-q", "-O", "-", "-T", "5", "http://web:8080/"]).await?;
+    // Replicas reach each other by service name. (busybox's nslookup has its own resolver;
+    // a static glibc busybox crashes resolving names, or with -T, inside wget.)
+    let by_name = exec_ok(
+        &driver,
+        &tag,
+        &[
+            "sh",
+            "-c",
+            "ip=$(nslookup -type=a web | sed -n 's/^Address: *//p' | tail -n 1); \
+             wget -q -O - \"http://$ip:8080/\"",
+        ],
+    )
+    .await?;
     ensure!(by_name.contains(GREETING), "service name lookup: {by_name:?}");
+    // Another lease cannot reach it: each lease has its own isolated network.
+    let web_ip = podman(&[
+        "inspect",
+        "--format",
+        &format!("{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}", network_name(&tag)),
+        &container,
+    ])?;
+    let other_id = format!("gridlease-test/{}/{}/5/provider", std::process::id(), nanos());
+    let other = LeaseTag::of(&other_id);
+    let _other_cleanup = Cleanup(other.clone());
+    let mut neighbour = workload.clone();
+    neighbour.tag = other.clone();
+    neighbour.lease_id = other_id;
+    neighbour.replicas[0].command = vec![];
+    neighbour.replicas[0].args = strings(&["sleep", "300"]);
+    neighbour.replicas[0].ports = vec![];
+    driver.deploy(&neighbour).await.context("deploy a second lease")?;
+    let across = driver
+        .exec(
+            &other,
+            "web",
+            0,
+            &strings(&["timeout", "3", "wget", "-q", "-O", "-", &format!("http://{web_ip}:8080/")]),
+        )
+        .await?;
+    ensure!(
+        across.exit_code != 0 && !across.stdout.contains(GREETING),
+        "another lease reached {web_ip}:8080: {across:?}"
+    );
+    driver.remove(&other).await.context("remove the second lease")?;
 
     // Logs: everything, the tail, and following.
     let logs = collect_logs(&driver, &tag, false, None, Duration::from_secs(10)).await?;
@@ -184,6 +228,20 @@ async fn podman_driver_runs_a_lease_end_to_end() -> anyhow::Result<()> {
     let logs = collect_logs(&driver, &tag, false, None, Duration::from_secs(10)).await?;
     ensure!(logs.contains("web crashing on purpose"), "stderr missing from logs: {logs:?}");
 
+    // A replica stopped behind the driver's back shows as exited, and a deploy starts the
+    // same container again.
+    podman(&["stop", "--time", "1", &container])?;
+    let stopped = driver.status(&tag).await?;
+    ensure!(
+        stopped[0].state == ReplicaState::Exited && stopped[0].exit_code.is_some(),
+        "after podman stop: {stopped:?}"
+    );
+    driver.deploy(&workload).await.context("deploy over a stopped replica")?;
+    let restarted_id = podman(&["inspect", "--format", "{{.Id}}", &container])?;
+    ensure!(restarted_id == first_id, "deploy replaced a stopped container instead of starting it");
+    let body = http_get_until_ok(host_port, Duration::from_secs(30)).await?;
+    ensure!(body.contains(GREETING), "after a deploy over a stopped replica: {body:?}");
+
     // list() finds the lease.
     ensure!(driver.list().await?.contains(&tag), "list() misses {tag}");
 
@@ -203,6 +261,115 @@ async fn podman_driver_runs_a_lease_end_to_end() -> anyhow::Result<()> {
         Err(DriverError::UnknownLease(unknown)) => ensure!(unknown == tag),
         other => bail!("status of a removed lease: {other:?}"),
     }
+    Ok(())
+}
+
+/// Podman reports its own states (`stopped`, `stopping`) while a container exits and restarts;
+/// reads must keep working through them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_driver_reads_a_crash_looping_lease() -> anyhow::Result<()> {
+    let Some(socket) = podman_socket_or_skip().await? else {
+        return Ok(());
+    };
+    ensure_test_image()?;
+    let driver = PodmanDriver::connect(&socket).await?;
+    let lease_id = format!("gridlease-test/{}/{}/3/provider", std::process::id(), nanos());
+    let tag = LeaseTag::of(&lease_id);
+    let _cleanup = Cleanup(tag.clone());
+    let workload = Workload {
+        tag: tag.clone(),
+        lease_id,
+        replicas: vec![ReplicaSpec {
+            service: "crashy".to_owned(),
+            replica: 0,
+            image: TEST_IMAGE.to_owned(),
+            command: vec![],
+            args: strings(&["sh", "-c", "sleep 0.1; exit 1"]),
+            env: vec![],
+            cpu_millis: 100,
+            memory_bytes: MEMORY_BYTES,
+            gpus: vec![],
+            ports: vec![],
+        }],
+    };
+    driver.deploy(&workload).await?;
+    let mut restarts = 0;
+    for _ in 0..100 {
+        let status = driver.status(&tag).await.context("status of a crash-looping lease")?;
+        ensure!(status.len() == 1, "{status:?}");
+        restarts = restarts.max(status[0].restarts);
+        ensure!(driver.list().await.context("list")?.contains(&tag), "list() misses {tag}");
+        sleep(Duration::from_millis(20)).await;
+    }
+    ensure!(restarts > 0, "the crashing replica was never restarted");
+    driver.remove(&tag).await.context("remove a crash-looping lease")?;
+    match driver.status(&tag).await {
+        Err(DriverError::UnknownLease(_)) => Ok(()),
+        other => bail!("status after remove: {other:?}"),
+    }
+}
+
+/// GPUs go out as CDI device requests; a podman that would drop them is refused up front.
+#[tokio::test]
+async fn podman_driver_never_drops_gpus_silently() -> anyhow::Result<()> {
+    let Some(socket) = podman_socket_or_skip().await? else {
+        return Ok(());
+    };
+    ensure_test_image()?;
+    let driver = PodmanDriver::connect(&socket).await?;
+    let lease_id = format!("gridlease-test/{}/{}/4/provider", std::process::id(), nanos());
+    let tag = LeaseTag::of(&lease_id);
+    let _cleanup = Cleanup(tag.clone());
+    let workload = Workload {
+        tag: tag.clone(),
+        lease_id,
+        replicas: vec![ReplicaSpec {
+            service: "gpu".to_owned(),
+            replica: 0,
+            image: TEST_IMAGE.to_owned(),
+            command: vec![],
+            args: strings(&["sleep", "300"]),
+            env: vec![],
+            cpu_millis: 100,
+            memory_bytes: MEMORY_BYTES,
+            gpus: strings(&["nvidia.com/gpu=0"]),
+            ports: vec![],
+        }],
+    };
+    let version = podman(&["version", "--format", "{{.Server.Version}}"])?;
+    let mut parts = version.split('.').map(|part| part.parse::<u64>().unwrap_or(0));
+    let cdi_through_compat = (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (5, 4);
+    let outcome = driver.deploy(&workload).await;
+    if !cdi_through_compat {
+        match outcome {
+            Err(DriverError::Runtime(message)) => {
+                ensure!(message.contains("upgrade podman"), "{message}")
+            }
+            other => bail!("podman {version} was asked for gpus: {other:?}"),
+        }
+        match driver.status(&tag).await {
+            Err(DriverError::UnknownLease(_)) => return Ok(()),
+            other => bail!("a refused gpu deploy left something: {other:?}"),
+        }
+    }
+    match outcome {
+        // A host with that GPU and its CDI spec: the device reached the container.
+        Ok(()) => {
+            let devices = podman(&[
+                "inspect",
+                "--format",
+                "{{json .HostConfig.Devices}}",
+                &container_name(&tag, "gpu", 0),
+            ])?;
+            eprintln!("gpu replica devices: {devices}");
+        }
+        // No such CDI device here: podman must have tried, not ignored it.
+        Err(DriverError::Runtime(message)) => {
+            ensure!(message.to_lowercase().contains("cdi"), "unexpected gpu failure: {message}")
+        }
+        Err(other) => bail!("gpu deploy: {other}"),
+    }
+    driver.remove(&tag).await?;
     Ok(())
 }
 
@@ -251,12 +418,22 @@ async fn podman_driver_names_a_missing_image_and_creates_nothing() -> anyhow::Re
 }
 
 #[tokio::test]
-async fn connecting_to_a_missing_socket_is_unreachable() {
+async fn connecting_to_a_dead_socket_is_unreachable() -> anyhow::Result<()> {
     match PodmanDriver::connect("/nonexistent/gridlease/podman.sock").await {
-        Err(DriverError::Unreachable { endpoint, .. }) => {
-            assert_eq!(endpoint, "unix:///nonexistent/gridlease/podman.sock")
+        Err(DriverError::Unreachable { endpoint, reason }) => {
+            ensure!(endpoint == "unix:///nonexistent/gridlease/podman.sock", "{endpoint}");
+            ensure!(reason.contains("podman system service"), "{reason}");
         }
-        other => panic!("connect to a missing socket: {other:?}"),
+        other => bail!("connect to a missing socket: {other:?}"),
+    }
+    // A socket file nobody listens on any more: connection refused.
+    let dir = tempfile::tempdir()?;
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale)?);
+    let stale = stale.to_str().context("temp path is not utf-8")?;
+    match PodmanDriver::connect(stale).await {
+        Err(DriverError::Unreachable { .. }) => Ok(()),
+        other => bail!("connect to a stale socket: {other:?}"),
     }
 }
 
@@ -279,11 +456,13 @@ async fn podman_socket_or_skip() -> anyhow::Result<Option<String>> {
     if std::env::var_os("CI").is_some() {
         bail!("{problem}; CI must run the podman driver test: run .ci/podman-setup first");
     }
-    eprintln!(
+    // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
          !! SKIPPED: podman driver test: {problem}.\n\
          !! Run .ci/podman-setup (needs root) to test the podman driver for real.\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
     );
     Ok(None)
 }

@@ -19,6 +19,32 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefi
 
 use crate::merkle::{self, Hash, Tree};
 
+/// TEMP profiling.
+pub mod prof {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    pub static T: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
+    pub const NAMES: [&str; 12] = [
+        "check",
+        "view",
+        "exec",
+        "stage",
+        "tree",
+        "encode",
+        "redb_ops",
+        "redb_commit",
+        "apply",
+        "checkpoint",
+        "stage_reads",
+        "x",
+    ];
+    pub fn add(i: usize, since: std::time::Instant) {
+        T[i].fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+    pub fn take() -> Vec<(&'static str, u64)> {
+        NAMES.iter().enumerate().map(|(i, n)| (*n, T[i].swap(0, Ordering::Relaxed))).collect()
+    }
+}
+
 const STATE: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("state");
 const BUCKETS: TableDefinition<'static, u32, &[u8]> = TableDefinition::new("merkle_buckets");
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
@@ -263,7 +289,9 @@ impl Store {
         let due = self.height - self.checkpoint >= u64::from(self.config.checkpoint_every)
             || self.pending.len() >= self.config.checkpoint_max_keys;
         if due {
+            let t = std::time::Instant::now();
             self.checkpoint()?;
+            prof::add(9, t);
         }
         Ok(root)
     }
@@ -290,7 +318,12 @@ impl Store {
             let cached = self.pending_buckets.get(&b).or_else(|| self.recent_buckets.get(&b));
             let mut entries = match cached {
                 Some(e) => e.clone(),
-                None => match tryd!(&self.path, buckets.get(b)) {
+                None => match {
+                    let t = std::time::Instant::now();
+                    let r = buckets.get(b);
+                    prof::add(10, t);
+                    tryd!(&self.path, r)
+                } {
                     Some(v) => merkle::decode_entries(v.value())
                         .ok_or_else(|| StoreError::Corrupt(format!("bucket {b}")))?,
                     None => Vec::new(),
@@ -320,17 +353,24 @@ impl Store {
         chain_id: Option<&[u8]>,
     ) -> Result<Hash, StoreError> {
         let path = self.path.clone();
+        let t = std::time::Instant::now();
         let (leaves, staged) = {
             let rtx = tryd!(&path, self.db.begin_read());
             let buckets = tryd!(&path, rtx.open_table(BUCKETS));
             self.stage_buckets(changes, &buckets)?
         };
+        prof::add(3, t);
+        let t = std::time::Instant::now();
         let undo = self.tree.update(&leaves);
         let root = self.tree.root();
+        prof::add(4, t);
+        let t = std::time::Instant::now();
         let log_bytes = gridlease_types::encode(&LogRecord {
             changes: changes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         });
+        prof::add(5, t);
         let result = (|| -> Result<(), StoreError> {
+            let t = std::time::Instant::now();
             let mut tx = tryd!(&path, self.db.begin_write());
             tx.set_durability(Durability::Immediate);
             {
@@ -355,12 +395,17 @@ impl Store {
                     }
                 }
             }
+            prof::add(6, t);
+            let t = std::time::Instant::now();
             tryd!(&path, tx.commit());
+            prof::add(7, t);
             Ok(())
         })();
         match result {
             Ok(()) => {
+                let t = std::time::Instant::now();
                 self.apply_pending(changes, staged);
+                prof::add(8, t);
                 self.height = height;
                 self.root = root;
                 Ok(root)

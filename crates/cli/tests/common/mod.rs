@@ -27,6 +27,25 @@ pub fn node_binary() -> PathBuf {
     bin
 }
 
+/// The demo workload binary, built next to `gridlease`.
+pub fn demo_binary() -> PathBuf {
+    let bin = Path::new(GRIDLEASE).parent().expect("binary directory").join("gridlease-demo-llm");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p gridlease-demo-llm` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Maps the image `gridlease/demo-llm` to the demo binary in an exec-driver config.
+pub fn with_demo_image(config: String) -> String {
+    config.replace(
+        "# \"gridlease/demo-llm\" = \"/usr/local/bin/gridlease-demo-llm\"",
+        &format!("\"gridlease/demo-llm\" = \"{}\"", demo_binary().display()),
+    )
+}
+
 /// A child process killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct Proc {

@@ -12,8 +12,9 @@
 //!   define and bollard's typed models reject for the whole response (bollard#701,
 //!   podman#28359). Reads that carry a container state are retried for a short while
 //!   ([`retry_transient_states`]) instead of failing.
-//! - Podman before 5.4 silently drops CDI device requests sent through the compat API, and no
-//!   podman release accepts CDI names in `HostConfig.Devices`. GPUs go out as
+//! - Podman before 5.4 silently drops CDI device requests sent through the compat API, and
+//!   podman 4 and 5 reject CDI names in `HostConfig.Devices` (`stat nvidia.com/gpu=0: no such
+//!   file or directory`). GPUs go out as
 //!   `DeviceRequests: [{Driver: "cdi", DeviceIDs: [...]}]` (what the Docker CLI sends for
 //!   `--device nvidia.com/gpu=0`, honoured by Docker 25+ and podman 5.4+), and a deploy that
 //!   asks an older podman for GPUs is refused rather than started without them.
@@ -133,12 +134,11 @@ impl PodmanDriver {
             Docker::connect_with_unix(path, REQUEST_TIMEOUT_S, bollard::API_DEFAULT_VERSION)
                 .map_err(|err| {
                     unreachable(match err {
-                        ApiError::SocketNotFoundError(_) => {
+                        ApiError::SocketNotFoundError(_) => format!(
                             "no socket there: start `podman system service --time=0 \
-                             unix://<path>` or point the provider at the right socket"
-                                .to_owned()
-                        }
-                        other => other.to_string(),
+                             unix://{path}` or point the provider at the right socket"
+                        ),
+                        other => error_chain(&other),
                     })
                 })?;
         let mut driver = PodmanDriver {
@@ -487,10 +487,8 @@ impl Driver for PodmanDriver {
                 .inspect_exec(&created.id)
                 .await
                 .map_err(|err| self.api_error(&action, err))?;
-            if inspected.running != Some(true) {
-                if let Some(code) = inspected.exit_code {
-                    break code;
-                }
+            if let (false, Some(code)) = (inspected.running == Some(true), inspected.exit_code) {
+                break code;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(DriverError::Runtime(format!(
