@@ -138,6 +138,22 @@ async fn exec_lease_lifecycle_authorization_and_restart() {
         .expect_err("not the owner");
     assert_eq!(status_of(&e), (403, "not_lease_owner".into()));
 
+    // `provider status` shows the inventory, what is held and what was decided.
+    let (ok, out, err) = gridlease(&[
+        "provider",
+        "status",
+        "--home",
+        phome.to_str().expect("utf8"),
+        "--output",
+        "json",
+    ]);
+    assert!(ok, "provider status: {err}");
+    let s: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(s["inventory"]["gpus"].as_array().map(Vec::len), Some(2));
+    assert_eq!(s["free"]["gpus"]["rtx4090"], 1, "one GPU is held by the lease");
+    assert_eq!(s["leases"][0]["phase"], "ready");
+    assert_eq!(s["recent_decisions"][0]["outcome"], "bid");
+
     // The provider withdraws its earnings every few blocks.
     let paid = eventually(Duration::from_secs(30), "a withdrawal", async || {
         let a = alice.client.account(&provider_key.address()).await.ok()?;

@@ -260,6 +260,21 @@ async fn send_manifest(
     Ok(Json(leases::status_json(&p, &r).await))
 }
 
+/// Service names as SDL allows them; anything else never reaches a driver (it names files
+/// and containers).
+fn check_service(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(err(StatusCode::BAD_REQUEST, "bad_service", format!("`{name}` is not a service name")))
+    }
+}
+
 fn record_of(p: &Provider, id: &BidId) -> ApiResult<leases::LeaseRecord> {
     lock(&p.leases).get(&id.order.to_string()).cloned().ok_or_else(|| {
         err(
@@ -299,6 +314,7 @@ async fn lease_logs(
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = q.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?.0;
+    check_service(&q.service)?;
     let id = lease_id(&p, path)?;
     authorize(&p, &peer, &id).await?;
     let r = record_of(&p, &id)?;
@@ -328,6 +344,7 @@ async fn lease_shell(
     let id = lease_id(&p, path)?;
     authorize(&p, &peer, &id).await?;
     let req = body.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?.0;
+    check_service(&req.service)?;
     if req.command.is_empty() {
         return Err(err(StatusCode::BAD_REQUEST, "bad_request", "command must name a program"));
     }
