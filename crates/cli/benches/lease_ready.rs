@@ -3,11 +3,13 @@
 //! until it answers HTTP 200. 20 leases per driver; prints p50, p90 and max.
 //!
 //! `cargo bench -p gridlease-cli --bench lease_ready` (exec driver; add `-- podman` for the
-//! podman driver, which needs `.ci/podman-setup` and the image `localhost/gridlease-test-http`
-//! that the podman test suite builds).
+//! podman driver, which needs `.ci/podman-setup`; the image is built from static busybox).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+
+#[path = "../../provider/tests/support/podman_host.rs"]
+mod podman_host;
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,10 @@ const RUNS: u64 = 20;
 
 fn sdl(driver: &str) -> String {
     let service = if driver == "podman" {
-        "    image: localhost/gridlease-test-http:latest\n".to_string()
+        format!(
+            "    image: {}\n    command: [\"/bin/sh\", \"-c\"]\n    args: [\"mkdir -p /www; echo ok > /www/health; exec httpd -f -p 8080 -h /www\"]\n",
+            podman_host::TEST_IMAGE
+        )
     } else {
         "    image: gridlease/demo-llm\n".to_string()
     };
@@ -52,6 +57,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let driver = if std::env::args().any(|a| a == "podman") { "podman" } else { "exec" };
+    if driver == "podman" {
+        podman_host::podman_socket_or_skip()
+            .await
+            .expect("podman")
+            .expect("podman is not set up: run .ci/podman-setup");
+        podman_host::ensure_test_image().expect("test image");
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let m = Keypair::mnemonic_from_entropy(&[31; 32]).expect("mnemonic");
     let pkey = Keypair::from_mnemonic(&m, "", 0).expect("key");
@@ -59,7 +71,7 @@ async fn main() {
     let (_node, rpc) = start_node(dir.path(), &[pkey.address(), tkey.address()]);
     let phome = dir.path().join("provider");
     setup_provider(&phome, &rpc, driver, &m, |t| {
-        t.replace("health_interval_ms = 1000", "health_interval_ms = 100")
+        with_demo_image(t).replace("health_interval_ms = 1000", "health_interval_ms = 100")
     });
     let _daemon = start_provider(&phome);
     let mut tenant = Tenant::new(&rpc, tkey).await;
@@ -74,10 +86,12 @@ async fn main() {
             .expect("api");
         let s = api.send_manifest(&lease, &manifest).await.expect("manifest");
         let port = s["services"]["web"][0]["host_port"].as_u64().expect("port") as u16;
-        eventually(Duration::from_secs(60), "the service", async || {
-            (http_get(port, "/health") == Some(200)).then_some(())
-        })
-        .await;
+        // Poll every 5 ms: the figure is the time to the first successful request.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http_get(port, "/health") != Some(200) {
+            assert!(Instant::now() < deadline, "lease {dseq} never answered");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let took = started.elapsed();
         times.push(took);
         println!("lease {dseq}: healthy {} ms after creation was seen", took.as_millis());
