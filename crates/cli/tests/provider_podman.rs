@@ -1,7 +1,8 @@
 //! The provider end to end with the podman driver: an image built here from a static binary,
 //! a tenant that wins a lease through a real node and provider, the manifest over mutual TLS,
-//! the container answering on its published port, readable logs, and after the close no
-//! container and no network left. Needs `.ci/podman-setup` (fails under CI without podman,
+//! the container answering on its published port, readable logs, a SIGKILLed daemon whose
+//! restart re-adopts the running container, and after the close no container and no network
+//! left. Needs `.ci/podman-setup` (fails under CI without podman,
 //! skips loudly elsewhere).
 
 mod common;
@@ -62,7 +63,7 @@ async fn podman_lease_runs_and_is_removed_on_close() {
             &format!("podman_socket = \"{socket}\""),
         )
     });
-    let _daemon = start_provider(&phome);
+    let mut daemon = start_provider(&phome);
 
     let mut tenant = Tenant::new(&rpc, tkey).await;
     let manifest = tenant.deploy(1, &sdl()).await;
@@ -94,6 +95,20 @@ async fn podman_lease_runs_and_is_removed_on_close() {
     ])
     .expect("inspect");
     assert_eq!(limits, format!("500000000 {}", 128 << 20));
+
+    // The daemon dies and comes back: the container keeps serving, the lease stays open, and
+    // the new daemon re-adopts the container instead of starting another.
+    daemon.kill();
+    assert_eq!(http_get(port, "/index.html"), Some(200), "the container died with the daemon");
+    let _daemon = start_provider(&phome);
+    let s = eventually(Duration::from_secs(30), "the re-adopted lease", async || {
+        let s = api.lease_status(&lease).await.ok()?;
+        (s["phase"] == "ready").then_some(s)
+    })
+    .await;
+    assert_eq!(s["replicas"][0]["restarts"], 0, "{s}");
+    let after = podman_host::podman(&["ps", "--quiet", "--filter", &label]).expect("podman ps");
+    assert_eq!(after, running, "the same container runs after the restart");
 
     tenant.ok(vec![Msg::CloseDeployment { dseq: 1 }]).await;
     eventually(Duration::from_secs(60), "the container and network to be removed", async || {
