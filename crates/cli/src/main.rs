@@ -1,5 +1,6 @@
-//! The `gridlease` command-line tool: one binary that fronts gridlease (SDL commands, and the
-//! node through the `gridlease-node` binary, and the provider daemon).
+//! The `gridlease` command-line tool: one binary that fronts gridlease: the tenant's
+//! commands (deploy, status, logs, close, ...), keys, SDL tools, the provider daemon, the node
+//! (through the `gridlease-node` binary) and `devnet`, the whole market in one command.
 
 #![forbid(unsafe_code)]
 
@@ -7,9 +8,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod context;
+mod devnet;
+mod keys;
 mod node;
 mod provider;
 mod sdl;
+mod tenant;
 
 /// gridlease: a decentralized GPU cloud.
 #[derive(Debug, Parser)]
@@ -21,6 +26,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Tenant(tenant::TenantCommand),
+    /// Manage keys: add, list, show, export, import, delete.
+    Keys {
+        #[command(flatten)]
+        g: context::Global,
+        #[command(subcommand)]
+        cmd: keys::KeysCommand,
+    },
+    /// Start a whole local market: a validator, providers with GPUs, a funded tenant and a demo
+    /// deployment.
+    Devnet(devnet::DevnetArgs),
     /// Check SDL files and derive their group specs and manifests.
     #[command(subcommand)]
     Sdl(sdl::SdlCommand),
@@ -42,12 +59,18 @@ fn main() -> ExitCode {
         Command::Sdl(cmd) => sdl::run(cmd),
         Command::Node { args } => node::run(args),
         Command::Provider(cmd) => provider::run(cmd),
+        Command::Tenant(cmd) => tenant::run(cmd),
+        Command::Keys { g, cmd } => keys::run(&g, cmd),
+        Command::Devnet(args) => devnet::run(args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            match e.downcast_ref::<context::CliError>() {
+                Some(c) => c.code(),
+                None => ExitCode::from(1),
+            }
         }
     }
 }

@@ -1,7 +1,6 @@
 //! `gridlease provider init|register|run|status`: set up a machine as a provider, publish it
 //! on chain, run the daemon, and see what it holds and decides.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,7 +12,7 @@ use gridlease_provider::config::{self, Config, DriverKind};
 use gridlease_provider::home::Home;
 use gridlease_provider::{daemon, tls};
 use gridlease_types::msg::ProviderInfo;
-use gridlease_types::{Coin, Keypair, Msg};
+use gridlease_types::{Coin, Msg};
 
 #[derive(Debug, Subcommand)]
 pub enum ProviderCommand {
@@ -22,7 +21,7 @@ pub enum ProviderCommand {
     /// Publish the provider (host URI, attributes) and its certificate on chain.
     Register(HomeArgs),
     /// Run the daemon: bid on matching orders, run leases, serve tenants over mutual TLS.
-    Run(HomeArgs),
+    Run(RunArgs),
     /// What the running daemon offers, holds and decided recently.
     Status(StatusArgs),
 }
@@ -63,6 +62,16 @@ pub struct HomeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Provider home directory.
+    #[arg(long)]
+    home: PathBuf,
+    /// Stop the workloads when the daemon stops (they start again with it); for devnets.
+    #[arg(long)]
+    stop_workloads_on_exit: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Provider home directory.
     #[arg(long)]
@@ -79,7 +88,7 @@ pub fn run(cmd: ProviderCommand) -> anyhow::Result<ExitCode> {
         ProviderCommand::Register(a) => rt.block_on(register(&a.home)),
         ProviderCommand::Run(a) => {
             init_tracing();
-            rt.block_on(daemon::run(Home::new(&a.home)))?;
+            rt.block_on(daemon::run(Home::new(&a.home), a.stop_workloads_on_exit))?;
             Ok(ExitCode::SUCCESS)
         }
         ProviderCommand::Status(a) => rt.block_on(status(&a.home, &a.output)),
@@ -92,12 +101,21 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).try_init();
 }
 
-fn new_mnemonic() -> anyhow::Result<String> {
-    let mut entropy = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut entropy))
-        .context("cannot read randomness from /dev/urandom")?;
-    Keypair::mnemonic_from_entropy(&entropy).map_err(|e| anyhow::anyhow!("{e}"))
+/// Writes a provider home: key from `mnemonic`, the config template, a TLS certificate.
+pub fn init_home(
+    dir: &Path,
+    node: &str,
+    port: u16,
+    driver: DriverKind,
+    mnemonic: &str,
+) -> anyhow::Result<gridlease_types::Address> {
+    let home = Home::new(dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let address = home.save_key(mnemonic)?;
+    std::fs::write(home.config_path(), config::template(node, port, driver))?;
+    let bundle = tls::generate(&address, &["localhost".into(), "127.0.0.1".into()])?;
+    home.save_tls(&bundle)?;
+    Ok(address)
 }
 
 fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
@@ -108,22 +126,17 @@ fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
             home.config_path().display()
         );
     }
-    std::fs::create_dir_all(&a.home)
-        .with_context(|| format!("cannot create {}", a.home.display()))?;
     let mnemonic = match &a.mnemonic_file {
         Some(f) => {
             std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
         }
-        None => new_mnemonic()?,
+        None => crate::keys::new_mnemonic()?,
     };
-    let address = home.save_key(&mnemonic)?;
     let driver = match a.driver {
         DriverArg::Podman => DriverKind::Podman,
         DriverArg::Exec => DriverKind::Exec,
     };
-    std::fs::write(home.config_path(), config::template(&a.node, a.port, driver))?;
-    let bundle = tls::generate(&address, &["localhost".into(), "127.0.0.1".into()])?;
-    home.save_tls(&bundle)?;
+    let address = init_home(&a.home, &a.node, a.port, driver, &mnemonic)?;
     println!("provider home: {}", a.home.display());
     println!("address: {address}");
     println!(
@@ -135,7 +148,7 @@ fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Publishes the provider and its certificate; running it again updates the record.
-async fn register(home_dir: &Path) -> anyhow::Result<ExitCode> {
+pub async fn register(home_dir: &Path) -> anyhow::Result<ExitCode> {
     let home = Home::new(home_dir);
     let config = Config::load(&home.config_path())?;
     let key = home.load_key()?;

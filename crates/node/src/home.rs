@@ -65,12 +65,14 @@ impl Home {
     }
 
     /// Creates a new home: a fresh validator key from `entropy`, a genesis that funds the
-    /// validator and `funded`, and the default config.
+    /// validator and `funded`, and the default config; `bid_window` overrides the devnet
+    /// parameter.
     pub fn init(
         &self,
         chain_id: &str,
         entropy: [u8; 32],
         funded: &[(Address, Vec<Coin>)],
+        bid_window: Option<u64>,
     ) -> anyhow::Result<Address> {
         if self.genesis_path().exists() {
             bail!("{} already holds a node: pick another --home or delete it", self.dir.display());
@@ -79,7 +81,10 @@ impl Home {
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         let key = Keypair::from_secret(entropy);
         let address = key.address();
-        let params = Params::devnet();
+        let mut params = Params::devnet();
+        if let Some(w) = bid_window {
+            params.bid_window = w;
+        }
         let mut balances = vec![GenesisBalance {
             address,
             coins: vec![Coin::new(1_000_000_000_000, &params.native_denom)],

@@ -26,6 +26,9 @@ enum Command {
         /// Fund an account at genesis: ADDRESS=COIN[,COIN...] (repeatable).
         #[arg(long = "fund", value_name = "ADDRESS=COINS")]
         fund: Vec<String>,
+        /// Blocks from an order's opening to its auction's close (genesis parameter).
+        #[arg(long)]
+        bid_window: Option<u64>,
     },
     /// Run the node.
     Run {
@@ -64,9 +67,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt().with_target(true).with_writer(std::io::stderr).init();
     let result = match cli.command {
-        Command::Init { home, chain_id, fund } => (|| {
+        Command::Init { home, chain_id, fund, bid_window } => (|| {
             let funded = fund.iter().map(|f| parse_fund(f)).collect::<anyhow::Result<Vec<_>>>()?;
-            let address = Home::new(&home).init(&chain_id, entropy()?, &funded)?;
+            let address = Home::new(&home).init(&chain_id, entropy()?, &funded, bid_window)?;
             println!("initialized {} for chain {chain_id}; validator {address}", home.display());
             Ok(())
         })(),

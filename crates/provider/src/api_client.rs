@@ -214,6 +214,54 @@ impl ProviderApi {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// Follows the logs of one replica, handing each chunk to `sink` as it arrives, until the
+    /// provider ends the stream.
+    pub async fn follow_logs(
+        &self,
+        lease: &BidId,
+        service: &str,
+        replica: u32,
+        tail: Option<usize>,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<(), ApiClientError> {
+        let mut path = format!(
+            "{}?service={service}&replica={replica}&follow=true",
+            Self::lease_path(lease, "logs")
+        );
+        if let Some(t) = tail {
+            path.push_str(&format!("&tail={t}"));
+        }
+        let resp = self.send("GET", &path, None).await?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        if status != 200 {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| ApiClientError::Unreachable {
+                    uri: self.uri.clone(),
+                    reason: e.to_string(),
+                })?
+                .to_bytes();
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(ApiClientError::Refused {
+                status,
+                code: v["error"].as_str().unwrap_or("http").to_string(),
+                message: v["message"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiClientError::Unreachable {
+                uri: self.uri.clone(),
+                reason: e.to_string(),
+            })?;
+            if let Some(data) = frame.data_ref() {
+                sink(data);
+            }
+        }
+        Ok(())
+    }
+
     /// Runs a command in a replica.
     pub async fn shell(
         &self,

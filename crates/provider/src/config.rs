@@ -81,7 +81,7 @@ fn default_script_timeout_ms() -> u64 {
 
 /// Hardware offered. Absent values are read from the host; GPUs come from NVML when a driver
 /// is present, else from `gpus`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryConfig {
     #[serde(default)]
@@ -99,6 +99,28 @@ pub struct InventoryConfig {
     /// Ignore NVML even when a driver is present (declared GPUs only).
     #[serde(default)]
     pub skip_nvml: bool,
+    /// Hand the leased GPUs to the runtime (CDI devices). Off only for demos on machines whose
+    /// declared GPUs do not exist (devnet): the GPUs are then bid and leased but not attached.
+    #[serde(default = "default_true")]
+    pub attach_gpus: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        InventoryConfig {
+            cpu_millis: None,
+            memory_bytes: None,
+            storage_bytes: None,
+            storage_classes: default_storage_classes(),
+            gpus: Vec::new(),
+            skip_nvml: false,
+            attach_gpus: true,
+        }
+    }
 }
 
 fn default_storage_classes() -> Vec<String> {

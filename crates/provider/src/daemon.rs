@@ -513,8 +513,9 @@ enum Outcome {
     Failed(String),
 }
 
-/// Runs the daemon until SIGINT or SIGTERM. Workloads keep running after it stops.
-pub async fn run(home: Home) -> anyhow::Result<()> {
+/// Runs the daemon until SIGINT or SIGTERM. Workloads keep running after it stops, unless
+/// `stop_workloads` (they are then started again at the next start).
+pub async fn run(home: Home, stop_workloads: bool) -> anyhow::Result<()> {
     let provider = Provider::open(home).await?;
     leases::readopt(&provider).await;
     let listener = tokio::net::TcpListener::bind(&provider.config.listen)
@@ -536,6 +537,11 @@ pub async fn run(home: Home) -> anyhow::Result<()> {
     monitor.abort();
     audits.abort();
     provider.save_holds();
-    println!("provider stopped; leases keep running and are re-adopted at the next start");
+    if stop_workloads {
+        leases::stop_all(&provider).await;
+        println!("provider stopped with its workloads; they start again at the next start");
+    } else {
+        println!("provider stopped; leases keep running and are re-adopted at the next start");
+    }
     Ok(())
 }

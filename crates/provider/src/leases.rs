@@ -211,8 +211,10 @@ fn build_workload(
                     ),
                 ));
             }
+            let attach = p.config.inventory.attach_gpus;
             let gpus: Vec<String> = gpu_idx
                 .iter()
+                .filter(|_| attach)
                 .filter_map(|i| {
                     p.inventory.gpus.iter().find(|g| g.index == *i).map(|g| g.cdi_name.clone())
                 })
@@ -286,6 +288,18 @@ pub async fn deploy_manifest(
     }
     tracing::info!(lease = %record.id, replicas = workload.replicas.len(), "lease.deployed");
     Ok(record)
+}
+
+/// Stops every workload but keeps its record, so the next start deploys it again (for
+/// `provider run --stop-workloads-on-exit`: a devnet that stops everything on Ctrl-C).
+pub async fn stop_all(p: &Arc<Provider>) {
+    let tags: Vec<LeaseTag> =
+        lock(&p.leases).values().filter(|r| r.workload.is_some()).map(|r| r.tag.clone()).collect();
+    for t in tags {
+        if let Err(e) = p.driver.remove(&t).await {
+            tracing::warn!(tag = %t, error = %e, "lease.stop failed");
+        }
+    }
 }
 
 /// After a restart: deploys every recorded workload again (the driver leaves running replicas

@@ -131,6 +131,15 @@ async fn provider_status(State(p): State<Arc<Provider>>) -> ApiResult {
         "height": p.height.load(Ordering::Relaxed),
         "inventory": p.inventory,
         "free": free,
+        "pricing": {
+            "denom": p.config.pricing.denom,
+            "cpu_per_core": p.config.pricing.cpu_per_core,
+            "memory_per_gib": p.config.pricing.memory_per_gib,
+            "storage_per_gib": p.config.pricing.storage_per_gib,
+            "gpu_default": p.config.pricing.gpu_default,
+            "gpu": p.config.pricing.gpu,
+            "script": p.config.pricing.script.is_some(),
+        },
         "leases": leases,
         "recent_decisions": decisions,
     })))

@@ -1,0 +1,169 @@
+//! What every tenant command shares: the conventions `--home DIR`, `--node URL`, `--from KEY`,
+//! `--output json`; errors that are one sentence with a meaningful exit code; and the chain
+//! access every command starts from.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use gridlease_client::{Client, ClientError, TxBuilder};
+use gridlease_types::{Coin, Denom, Keypair, Msg};
+use serde_json::Value;
+
+use crate::keys::Keystore;
+
+/// Exit codes: 0 success, 1 the operation failed (refused by the chain or a provider, a
+/// lease that did not come up), 2 bad input (SDL, arguments, key, passphrase), 3 the node or
+/// a provider is unreachable, 4 not enough funds.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Funds(String),
+}
+
+impl CliError {
+    pub fn code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            CliError::Failed(_) => 1,
+            CliError::BadInput(_) => 2,
+            CliError::Unreachable(_) => 3,
+            CliError::Funds(_) => 4,
+        })
+    }
+}
+
+pub fn bad(message: impl Into<String>) -> anyhow::Error {
+    CliError::BadInput(message.into()).into()
+}
+
+pub fn failed(message: impl Into<String>) -> anyhow::Error {
+    CliError::Failed(message.into()).into()
+}
+
+/// Turns a client error into one sentence with the right exit code.
+pub fn chain_error(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Unreachable { url, .. } => CliError::Unreachable(format!(
+            "the node at {url} is unreachable: is it running? (set --node or GRIDLEASE_NODE)"
+        ))
+        .into(),
+        ClientError::Refused { status, message, .. } if status < 500 => {
+            CliError::Failed(format!("the node refused the request: {message}")).into()
+        }
+        other => CliError::Failed(other.to_string()).into(),
+    }
+}
+
+/// The flags every tenant command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Directory holding keys and certificates.
+    #[arg(long, global = true, env = "GRIDLEASE_HOME", default_value_os_t = default_home())]
+    pub home: PathBuf,
+    /// RPC URL of a node.
+    #[arg(long, global = true, env = "GRIDLEASE_NODE", default_value = "http://127.0.0.1:26657")]
+    pub node: String,
+    /// Name of the key that signs.
+    #[arg(long, global = true, env = "GRIDLEASE_FROM", default_value = "default")]
+    pub from: String,
+    /// `text` or `json`.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+    /// The keystore passphrase when a caller already has it (devnet); otherwise it comes from
+    /// `GRIDLEASE_PASSPHRASE` or a prompt.
+    #[arg(skip)]
+    pub passphrase: Option<String>,
+}
+
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".gridlease")
+}
+
+impl Global {
+    pub fn json(&self) -> bool {
+        self.output == "json"
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.node)
+    }
+
+    pub fn keystore(&self) -> Keystore {
+        Keystore::new(&self.home)
+    }
+
+    /// The signing key named by `--from`, unlocked.
+    pub fn key(&self) -> anyhow::Result<Keypair> {
+        match &self.passphrase {
+            Some(p) => self.keystore().unlock_with(&self.from, p),
+            None => self.keystore().unlock(&self.from),
+        }
+    }
+
+    /// A signer for the `--from` key, with the chain's minimum fee.
+    pub async fn signer(&self) -> anyhow::Result<(Client, TxBuilder)> {
+        let key = self.key()?;
+        let client = self.client();
+        let params = client.params().await.map_err(chain_error)?;
+        let fee: Coin = serde_json::from_value(params["bid_deposit"].clone())
+            .map_err(|_| failed("the node's parameters have no native denomination"))?;
+        let min_fee: u128 = params["min_fee"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let builder = TxBuilder::for_key(&client, key, Coin::new(min_fee, &fee.denom))
+            .await
+            .map_err(chain_error)?;
+        Ok((client, builder))
+    }
+
+    /// Prints `value` as JSON, or `text` for people.
+    pub fn print(&self, value: &Value, text: impl FnOnce() -> String) {
+        if self.json() {
+            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        } else {
+            println!("{}", text());
+        }
+    }
+}
+
+/// Signs, submits and waits for `msgs`; a refused transaction is an error with the chain's
+/// reason (insufficient funds get their own exit code).
+pub async fn submit(
+    client: &Client,
+    builder: &mut TxBuilder,
+    msgs: Vec<Msg>,
+) -> anyhow::Result<(u64, gridlease_client::ReceiptInfo)> {
+    let tx = builder.build(msgs);
+    let r = client.submit(&tx, true).await.map_err(chain_error)?;
+    let receipt = r
+        .receipt
+        .ok_or_else(|| failed(format!("transaction {} was not committed in time", r.hash)))?;
+    if !receipt.is_ok() {
+        let message =
+            format!("the chain refused the transaction ({}): {}", receipt.code, receipt.log);
+        return Err(if receipt.code.contains("insufficient") {
+            CliError::Funds(message).into()
+        } else {
+            CliError::Failed(message).into()
+        });
+    }
+    Ok((r.height.unwrap_or(0), receipt))
+}
+
+/// Parses `1000uusdc`.
+pub fn parse_coin(text: &str) -> anyhow::Result<Coin> {
+    text.parse::<Coin>()
+        .map_err(|e| bad(format!("`{text}` is not an amount such as 5000000uusdc: {e}")))
+}
+
+/// The balance of `denom` in an account's JSON balances.
+pub fn balance_of(balances: &[Coin], denom: &Denom) -> u128 {
+    balances.iter().find(|c| &c.denom == denom).map(|c| c.amount).unwrap_or(0)
+}

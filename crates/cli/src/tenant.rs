@@ -1,0 +1,896 @@
+//! The tenant's commands: `deploy` (SDL to running services, with the auction shown live),
+//! `status`, `logs`, `close`, `deposit`, `update`, `bids`, `leases`, `providers`, `balance`,
+//! `send`. Every one prints JSON with `--output json`.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use gridlease_client::{BidDto, Client, ListQuery, state_name};
+use gridlease_provider::api_client::{ApiClientError, ProviderApi};
+use gridlease_provider::tls::{self, CertBundle};
+use gridlease_types::{Address, BidId, Coin, DecAmount, DecCoin, Denom, Msg};
+use serde_json::{Value, json};
+
+use crate::context::{CliError, Global, bad, balance_of, chain_error, failed, parse_coin, submit};
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Deploy an SDL file: create the deployment, show bids as they arrive, send the manifest
+    /// to the winner and wait until the services answer.
+    Deploy {
+        #[command(flatten)]
+        g: Global,
+        /// The SDL file.
+        file: PathBuf,
+        /// Escrow deposit (default: the chain's minimum for the price's denomination).
+        #[arg(long)]
+        deposit: Option<String>,
+        /// Pick the winning bid yourself instead of waiting for the auction to close.
+        #[arg(long)]
+        interactive: bool,
+        /// Deployment sequence number (default: the current block height).
+        #[arg(long)]
+        dseq: Option<u64>,
+        /// How long to wait for the services to answer, in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// A deployment: state, escrow, leases and their services.
+    Status {
+        #[command(flatten)]
+        g: Global,
+        dseq: u64,
+    },
+    /// Logs of a deployment's service.
+    Logs {
+        #[command(flatten)]
+        g: Global,
+        dseq: u64,
+        /// Service name (default: the first one).
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        replica: u32,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+    },
+    /// Close a deployment: its leases end and the rest of the escrow comes back.
+    Close {
+        #[command(flatten)]
+        g: Global,
+        dseq: u64,
+    },
+    /// Add funds to a deployment's escrow.
+    Deposit {
+        #[command(flatten)]
+        g: Global,
+        dseq: u64,
+        amount: String,
+    },
+    /// Update a deployment to a new version of its SDL and send the new manifest.
+    Update {
+        #[command(flatten)]
+        g: Global,
+        dseq: u64,
+        file: PathBuf,
+    },
+    /// Bids on your deployments (or one of them).
+    Bids {
+        #[command(flatten)]
+        g: Global,
+        #[arg(long)]
+        dseq: Option<u64>,
+    },
+    /// Your leases.
+    Leases {
+        #[command(flatten)]
+        g: Global,
+    },
+    /// Providers with their GPUs, free resources and prices.
+    Providers {
+        #[command(flatten)]
+        g: Global,
+    },
+    /// Balances of an address (default: the --from key).
+    Balance {
+        #[command(flatten)]
+        g: Global,
+        address: Option<String>,
+    },
+    /// Send funds.
+    Send {
+        #[command(flatten)]
+        g: Global,
+        to: String,
+        amount: String,
+    },
+}
+
+impl TenantCommand {
+    fn global(&self) -> &Global {
+        match self {
+            TenantCommand::Deploy { g, .. }
+            | TenantCommand::Status { g, .. }
+            | TenantCommand::Logs { g, .. }
+            | TenantCommand::Close { g, .. }
+            | TenantCommand::Deposit { g, .. }
+            | TenantCommand::Update { g, .. }
+            | TenantCommand::Bids { g, .. }
+            | TenantCommand::Leases { g }
+            | TenantCommand::Providers { g }
+            | TenantCommand::Balance { g, .. }
+            | TenantCommand::Send { g, .. } => g,
+        }
+    }
+}
+
+pub fn run(cmd: TenantCommand) -> anyhow::Result<ExitCode> {
+    let g = cmd.global().clone();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run_async(&g, cmd))
+}
+
+async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TenantCommand::Deploy { g: _, file, deposit, interactive, dseq, timeout } => {
+            let out = deploy(
+                g,
+                &file,
+                deposit.as_deref(),
+                interactive,
+                dseq,
+                Duration::from_secs(timeout),
+            )
+            .await?;
+            g.print(&out, || ready_text(&out));
+            Ok(ExitCode::SUCCESS)
+        }
+        TenantCommand::Status { g: _, dseq } => status(g, dseq).await,
+        TenantCommand::Logs { g: _, dseq, service, replica, follow, tail } => {
+            logs(g, dseq, service, replica, follow, tail).await
+        }
+        TenantCommand::Close { g: _, dseq } => close(g, dseq).await,
+        TenantCommand::Deposit { g: _, dseq, amount } => {
+            let coin = parse_coin(&amount)?;
+            let (client, mut b) = g.signer().await?;
+            let (h, _) = submit(
+                &client,
+                &mut b,
+                vec![Msg::DepositDeployment { dseq, amount: coin.clone() }],
+            )
+            .await?;
+            g.print(&json!({ "dseq": dseq, "deposited": coin, "height": h }), || {
+                format!("deposited {}{} into deployment {dseq}", coin.amount, coin.denom)
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        TenantCommand::Update { g: _, dseq, file } => update(g, dseq, &file).await,
+        TenantCommand::Bids { g: _, dseq } => bids(g, dseq).await,
+        TenantCommand::Leases { .. } => leases(g).await,
+        TenantCommand::Providers { .. } => providers(g).await,
+        TenantCommand::Balance { g: _, address } => balance(g, address).await,
+        TenantCommand::Send { g: _, to, amount } => {
+            let to: Address =
+                to.parse().map_err(|_| bad(format!("`{to}` is not a grid address")))?;
+            let coin = parse_coin(&amount)?;
+            let (client, mut b) = g.signer().await?;
+            let (h, _) =
+                submit(&client, &mut b, vec![Msg::Send { to, amount: coin.clone() }]).await?;
+            g.print(&json!({ "to": to, "amount": coin, "height": h }), || {
+                format!("sent {}{} to {to}", coin.amount, coin.denom)
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reads and validates an SDL file; every problem with file, line and column.
+pub fn load_sdl(file: &Path) -> anyhow::Result<gridlease_sdl::Sdl> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?;
+    gridlease_sdl::Sdl::parse(&file.display().to_string(), &text)
+        .map_err(|e| bad(e.to_string().trim_end().to_string()))
+}
+
+/// The tenant's own address (no passphrase needed).
+fn me(g: &Global) -> anyhow::Result<Address> {
+    g.keystore().address(&g.from)
+}
+
+fn cert_dir(g: &Global, owner: &Address) -> PathBuf {
+    g.home.join("certs").join(owner.to_string())
+}
+
+pub fn load_cert_pub(g: &Global, owner: &Address) -> Option<CertBundle> {
+    load_cert(g, owner)
+}
+
+fn load_cert(g: &Global, owner: &Address) -> Option<CertBundle> {
+    let dir = cert_dir(g, owner);
+    let read = |n: &str| std::fs::read_to_string(dir.join(n)).ok();
+    Some(CertBundle {
+        cert_pem: read("cert.pem")?,
+        key_pem: read("key.pem")?,
+        pubkey_pem: read("pubkey.pem")?,
+    })
+}
+
+/// The tenant's client certificate, and the message that registers it when the chain does
+/// not know it yet.
+async fn ensure_cert(
+    g: &Global,
+    client: &Client,
+    owner: &Address,
+) -> anyhow::Result<(CertBundle, Option<Msg>)> {
+    let bundle = match load_cert(g, owner) {
+        Some(b) => b,
+        None => {
+            let b = tls::generate(owner, &[]).map_err(|e| failed(e.to_string()))?;
+            let dir = cert_dir(g, owner);
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("cert.pem"), &b.cert_pem)?;
+            std::fs::write(dir.join("pubkey.pem"), &b.pubkey_pem)?;
+            gridlease_provider::home::write_private(&dir.join("key.pem"), &b.key_pem)?;
+            b
+        }
+    };
+    let registered = client
+        .certificates(owner)
+        .await
+        .map_err(chain_error)?
+        .iter()
+        .any(|c| c.is_valid() && c.cert_pem == bundle.cert_pem);
+    let msg = (!registered).then(|| Msg::CreateCertificate {
+        cert_pem: bundle.cert_pem.clone().into_bytes(),
+        pubkey_pem: bundle.pubkey_pem.clone().into_bytes(),
+    });
+    Ok((bundle, msg))
+}
+
+/// Blocks per hour, from the chain's recent block times (1 s blocks when unknown).
+async fn blocks_per_hour(client: &Client) -> f64 {
+    let Ok(s) = client.status().await else { return 3600.0 };
+    let back = s.latest_height.saturating_sub(20).max(1);
+    let then: Option<Value> = client.get(&format!("/blocks/{back}")).await.ok();
+    let then_ms = then.and_then(|b| b["time_ms"].as_u64()).unwrap_or(0);
+    let blocks = s.latest_height.saturating_sub(back);
+    if blocks == 0 || then_ms == 0 || s.latest_block_time_ms <= then_ms {
+        return 3600.0;
+    }
+    let ms_per_block = (s.latest_block_time_ms - then_ms) as f64 / blocks as f64;
+    3_600_000.0 / ms_per_block.max(1.0)
+}
+
+/// A decimal for people: no trailing zeros (`8.675`, `100`).
+pub fn short_dec(d: DecAmount) -> String {
+    let full = d.to_string();
+    match full.split_once('.') {
+        Some((int, frac)) => {
+            let frac = frac.trim_end_matches('0');
+            if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") }
+        }
+        None => full,
+    }
+}
+
+fn dec_f64(d: DecAmount) -> f64 {
+    d.atto() as f64 / 1e18
+}
+
+fn describe_bid(b: &BidDto, per_hour: f64) -> String {
+    let gpus: Vec<String> = b
+        .offer
+        .iter()
+        .filter_map(|o| {
+            o.gpu
+                .as_ref()
+                .map(|g| format!("{}x {}/{} {}", g.units * o.count, g.vendor, g.model, g.ram))
+        })
+        .collect();
+    format!(
+        "{}  {}  {} {}/block ({:.2} {}/hour)",
+        b.id.provider,
+        if gpus.is_empty() { "no GPU".to_string() } else { gpus.join(", ") },
+        short_dec(b.price.amount),
+        b.price.denom,
+        dec_f64(b.price.amount) * per_hour,
+        b.price.denom
+    )
+}
+
+fn say(g: &Global, line: &str) {
+    if !g.json() {
+        println!("{line}");
+    }
+}
+
+/// The provider API of a lease, authenticated with the tenant's certificate.
+async fn provider_api(
+    client: &Client,
+    lease: &BidId,
+    cert: &CertBundle,
+) -> anyhow::Result<ProviderApi> {
+    ProviderApi::from_chain(client, &lease.provider, Some(cert)).await.map_err(api_error)
+}
+
+fn api_error(e: ApiClientError) -> anyhow::Error {
+    match e {
+        ApiClientError::Unreachable { .. } => CliError::Unreachable(e.to_string()).into(),
+        ApiClientError::BadUri(_) | ApiClientError::Tls(_) | ApiClientError::Chain(_) => {
+            failed(e.to_string())
+        }
+        ApiClientError::Refused { .. } => failed(e.to_string()),
+    }
+}
+
+/// Endpoints of a lease status as URIs, by service.
+pub fn endpoints_pub(status: &Value) -> BTreeMap<String, Vec<String>> {
+    endpoints(status)
+}
+
+fn endpoints(status: &Value) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    if let Some(services) = status["services"].as_object() {
+        for (name, ports) in services {
+            let uris: Vec<String> = ports
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["uri"].as_str().map(str::to_string))
+                .collect();
+            out.insert(name.clone(), uris);
+        }
+    }
+    out
+}
+
+/// What a deployment that is ready looks like to people.
+pub fn ready_text(out: &Value) -> String {
+    let mut text = format!(
+        "deployment {} is ready after {:.1}s:",
+        out["dseq"],
+        out["seconds"].as_f64().unwrap_or(0.0)
+    );
+    for l in out["leases"].as_array().into_iter().flatten() {
+        if let Some(services) = l["endpoints"].as_object() {
+            for (name, uris) in services {
+                for u in uris.as_array().into_iter().flatten() {
+                    text.push_str(&format!("\n  {name}: {}", u.as_str().unwrap_or("")));
+                }
+            }
+        }
+    }
+    text
+}
+
+/// Deploys an SDL file and returns the deployment with its endpoints once every service
+/// answers.
+pub async fn deploy(
+    g: &Global,
+    file: &Path,
+    deposit: Option<&str>,
+    interactive: bool,
+    dseq: Option<u64>,
+    timeout: Duration,
+) -> anyhow::Result<Value> {
+    let started = Instant::now();
+    let sdl = load_sdl(file)?;
+    let groups = gridlease_client::sdl::group_specs(&sdl)
+        .map_err(|e| bad(format!("{}: {e}", file.display())))?;
+    let manifest = gridlease_client::sdl::manifest_bytes(&sdl);
+    let manifest_hash = gridlease_client::sdl::manifest_hash(&sdl);
+    let (client, mut builder) = g.signer().await?;
+    let owner = builder.key.address();
+    let params = client.params().await.map_err(chain_error)?;
+    let price_denom: Denom = groups
+        .first()
+        .and_then(|gs| gs.resources.first())
+        .map(|u| u.price.denom.clone())
+        .ok_or_else(|| bad("the SDL has no group to deploy"))?;
+    let deposit = match deposit {
+        Some(d) => parse_coin(d)?,
+        None => {
+            let mins: Vec<Coin> =
+                serde_json::from_value(params["min_deposits"].clone()).unwrap_or_default();
+            mins.into_iter().find(|c| c.denom == price_denom).ok_or_else(|| {
+                bad(format!("the chain takes no deposits in {price_denom}: pass --deposit"))
+            })?
+        }
+    };
+    let account = client.account(&owner).await;
+    let balances = match account {
+        Ok(a) => a.balances,
+        Err(gridlease_client::ClientError::Refused { status: 404, .. }) => Vec::new(),
+        Err(e) => return Err(chain_error(e)),
+    };
+    let have = balance_of(&balances, &deposit.denom);
+    if have < deposit.amount {
+        return Err(CliError::Funds(format!(
+            "insufficient balance: {owner} has {have}{} and the deposit needs {}{}",
+            deposit.denom, deposit.amount, deposit.denom
+        ))
+        .into());
+    }
+    let (cert, cert_msg) = ensure_cert(g, &client, &owner).await?;
+    let dseq = match dseq {
+        Some(d) => d,
+        None => client.status().await.map_err(chain_error)?.latest_height.max(1),
+    };
+    let per_hour = blocks_per_hour(&client).await;
+    let mut events = client
+        .subscribe(&["bid_created", "lease_created", "order_stalled", "order_closed"])
+        .await
+        .map_err(chain_error)?;
+    let mut msgs: Vec<Msg> = cert_msg.into_iter().collect();
+    msgs.push(Msg::CreateDeployment {
+        dseq,
+        groups: groups.clone(),
+        manifest_hash,
+        deposit: deposit.clone(),
+    });
+    let (height, _) = submit(&client, &mut builder, msgs).await?;
+    say(
+        g,
+        &format!(
+            "deployment {dseq} created at height {height} with {}{} in escrow",
+            deposit.amount, deposit.denom
+        ),
+    );
+    let window = params["bid_window"].as_u64().unwrap_or(5);
+    say(g, &format!("auction open for {window} blocks; bids:"));
+
+    // Follow the auction until every group has a lease.
+    let mut leases: BTreeMap<u32, BidId> = BTreeMap::new();
+    let mut seen_bids: Vec<BidDto> = Vec::new();
+    let mut stalled: Option<String> = None;
+    let deadline = Instant::now() + timeout;
+    let mut asked = false;
+    while leases.len() < groups.len() {
+        if Instant::now() > deadline {
+            return Err(failed(format!(
+                "no lease after {}s{}: the deployment stays open; close it with `gridlease close {dseq}`",
+                timeout.as_secs(),
+                stalled.map(|s| format!(" (the auction ended with {s})")).unwrap_or_default()
+            )));
+        }
+        let block = match tokio::time::timeout(Duration::from_secs(5), events.next_block()).await {
+            Ok(Ok(Some(b))) => b,
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                events = client
+                    .subscribe(&["bid_created", "lease_created", "order_stalled", "order_closed"])
+                    .await
+                    .map_err(chain_error)?;
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let mine = |v: &Value| v["owner"] == json!(owner) && v["dseq"] == json!(dseq);
+        for e in &block.events {
+            let ev = &e.event;
+            match e.kind() {
+                "bid_created" if mine(&ev["id"]["order"]) => {
+                    let q = ListQuery { owner: Some(owner), ..Default::default() };
+                    if let Ok(all) = client.bids(&q).await
+                        && let Some(b) = all
+                            .into_iter()
+                            .find(|b| serde_json::to_value(b.id).ok().as_ref() == Some(&ev["id"]))
+                    {
+                        say(
+                            g,
+                            &format!("  [{}] {}", seen_bids.len() + 1, describe_bid(&b, per_hour)),
+                        );
+                        seen_bids.push(b);
+                    }
+                }
+                "lease_created" if mine(&ev["id"]["order"]) => {
+                    if let Ok(id) = serde_json::from_value::<BidId>(ev["id"].clone()) {
+                        let price = serde_json::from_value::<DecCoin>(ev["price"].clone()).ok();
+                        say(
+                            g,
+                            &format!(
+                                "lease: group {} with {} at {} per block",
+                                id.order.gseq,
+                                id.provider,
+                                price
+                                    .map(|p| format!("{} {}", short_dec(p.amount), p.denom))
+                                    .unwrap_or_default()
+                            ),
+                        );
+                        leases.insert(id.order.gseq, id);
+                    }
+                }
+                "order_stalled" if mine(&ev["id"]) => {
+                    let why = ev["reason"].as_str().unwrap_or("no bid").to_string();
+                    say(
+                        g,
+                        &format!(
+                            "  the auction closed without a winner: {why}; it stays open for late bids"
+                        ),
+                    );
+                    stalled = Some(why);
+                }
+                _ => {}
+            }
+        }
+        if interactive && !asked && !seen_bids.is_empty() && std::io::stdin().is_terminal() {
+            asked = true;
+            print!("accept bid number (enter: let the auction decide): ");
+            let _ = std::io::stdout().flush();
+            let line = tokio::task::spawn_blocking(|| {
+                let mut s = String::new();
+                std::io::stdin().read_line(&mut s).map(|_| s)
+            })
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+            if let Ok(n) = line.trim().parse::<usize>() {
+                let b = seen_bids
+                    .get(n.wrapping_sub(1))
+                    .ok_or_else(|| bad(format!("there is no bid {n}")))?;
+                submit(&client, &mut builder, vec![Msg::AcceptBid { bid: b.id }]).await?;
+            }
+        }
+    }
+
+    // Send the manifest to each winner and wait for the services.
+    let mut result = Vec::new();
+    for id in leases.values() {
+        let api = provider_api(&client, id, &cert).await?;
+        api.send_manifest(id, &manifest).await.map_err(api_error)?;
+        say(
+            g,
+            &format!("manifest sent to {} over mutual TLS; waiting for the services", id.provider),
+        );
+        let mut last_phase = String::new();
+        let status = loop {
+            let s = api.lease_status(id).await.map_err(api_error)?;
+            let phase = s["phase"].as_str().unwrap_or("").to_string();
+            if phase != last_phase {
+                say(
+                    g,
+                    &format!(
+                        "  {phase}: {} ({:.1}s)",
+                        s["message"].as_str().unwrap_or(""),
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+                last_phase = phase.clone();
+            }
+            match phase.as_str() {
+                "ready" => break s,
+                "failed" => {
+                    return Err(failed(format!(
+                        "the provider could not start the services: {}",
+                        s["message"]
+                    )));
+                }
+                _ => {}
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!(
+                    "the services were not ready after {}s: {}",
+                    timeout.as_secs(),
+                    s["message"]
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        result
+            .push(json!({ "lease": id, "provider": id.provider, "endpoints": endpoints(&status) }));
+    }
+    Ok(
+        json!({ "dseq": dseq, "owner": owner, "leases": result, "seconds": started.elapsed().as_secs_f64() }),
+    )
+}
+
+/// The active leases of one of the tenant's deployments.
+async fn leases_of(client: &Client, owner: Address, dseq: u64) -> anyhow::Result<Vec<BidId>> {
+    let q = ListQuery { owner: Some(owner), state: Some("active".into()), ..Default::default() };
+    Ok(client
+        .leases(&q)
+        .await
+        .map_err(chain_error)?
+        .into_iter()
+        .filter(|l| l.id.order.dseq == dseq)
+        .map(|l| l.id)
+        .collect())
+}
+
+async fn status(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
+    let owner = me(g)?;
+    let client = g.client();
+    let record = client
+        .deployment(&owner, dseq)
+        .await
+        .map_err(chain_error)?
+        .ok_or_else(|| bad(format!("you have no deployment {dseq}")))?;
+    let cert = load_cert(g, &owner);
+    let mut leases = Vec::new();
+    for id in leases_of(&client, owner, dseq).await? {
+        let svc = match &cert {
+            Some(c) => match provider_api(&client, &id, c).await {
+                Ok(api) => api
+                    .lease_status(&id)
+                    .await
+                    .unwrap_or_else(|e| json!({ "error": e.to_string() })),
+                Err(e) => json!({ "error": e.to_string() }),
+            },
+            None => json!({ "error": "no client certificate in this home" }),
+        };
+        leases.push(json!({ "lease": id, "provider": id.provider, "status": svc }));
+    }
+    let out = json!({
+        "dseq": dseq,
+        "state": record.deployment.state,
+        "escrow": record.escrow,
+        "leases": leases,
+    });
+    g.print(&out, || {
+        let mut t = format!(
+            "deployment {dseq}: {}  escrow {} {}",
+            state_name(&record.deployment.state),
+            record.escrow["balance"]
+                .as_str()
+                .and_then(|b| b.parse::<DecAmount>().ok())
+                .map(short_dec)
+                .unwrap_or_else(|| "?".into()),
+            record.escrow["denom"].as_str().unwrap_or("")
+        );
+        for l in &leases {
+            t.push_str(&format!(
+                "\n  lease with {}: {} {}",
+                l["provider"].as_str().unwrap_or(""),
+                l["status"]["phase"].as_str().unwrap_or("?"),
+                l["status"]["error"].as_str().unwrap_or("")
+            ));
+            for (name, uris) in endpoints(&l["status"]) {
+                for u in uris {
+                    t.push_str(&format!("\n    {name}: {u}"));
+                }
+            }
+        }
+        t
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn logs(
+    g: &Global,
+    dseq: u64,
+    service: Option<String>,
+    replica: u32,
+    follow: bool,
+    tail: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let owner = me(g)?;
+    let client = g.client();
+    let cert = load_cert(g, &owner)
+        .ok_or_else(|| bad("no client certificate in this home: deploy from it first"))?;
+    let ids = leases_of(&client, owner, dseq).await?;
+    let id = ids.first().ok_or_else(|| failed(format!("deployment {dseq} has no active lease")))?;
+    let api = provider_api(&client, id, &cert).await?;
+    let service = match service {
+        Some(s) => s,
+        None => {
+            let s = api.lease_status(id).await.map_err(api_error)?;
+            s["services"]
+                .as_object()
+                .and_then(|m| m.keys().next().cloned())
+                .or_else(|| s["replicas"][0]["service"].as_str().map(str::to_string))
+                .ok_or_else(|| failed("the lease runs no service yet"))?
+        }
+    };
+    if follow {
+        let mut out = std::io::stdout();
+        api.follow_logs(id, &service, replica, tail, |chunk| {
+            let _ = out.write_all(chunk);
+            let _ = out.flush();
+        })
+        .await
+        .map_err(api_error)?;
+    } else {
+        let text = api.logs(id, &service, replica, tail).await.map_err(api_error)?;
+        g.print(&json!({ "service": service, "replica": replica, "logs": text }), || {
+            text.trim_end().to_string()
+        });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn close(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
+    let (client, mut b) = g.signer().await?;
+    let (h, receipt) = submit(&client, &mut b, vec![Msg::CloseDeployment { dseq }]).await?;
+    let refund: Option<Coin> = receipt
+        .events
+        .iter()
+        .find(|e| e["type"] == "escrow_refunded")
+        .and_then(|e| serde_json::from_value(e["amount"].clone()).ok());
+    g.print(&json!({ "dseq": dseq, "height": h, "refund": refund }), || match &refund {
+        Some(c) => {
+            format!("deployment {dseq} closed at height {h}; {}{} refunded", c.amount, c.denom)
+        }
+        None => format!("deployment {dseq} closed at height {h}"),
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn update(g: &Global, dseq: u64, file: &Path) -> anyhow::Result<ExitCode> {
+    let sdl = load_sdl(file)?;
+    let manifest = gridlease_client::sdl::manifest_bytes(&sdl);
+    let manifest_hash = gridlease_client::sdl::manifest_hash(&sdl);
+    let (client, mut b) = g.signer().await?;
+    let owner = b.key.address();
+    submit(&client, &mut b, vec![Msg::UpdateDeployment { dseq, manifest_hash }]).await?;
+    let cert = load_cert(g, &owner).ok_or_else(|| bad("no client certificate in this home"))?;
+    let mut sent = Vec::new();
+    for id in leases_of(&client, owner, dseq).await? {
+        let api = provider_api(&client, &id, &cert).await?;
+        api.send_manifest(&id, &manifest).await.map_err(api_error)?;
+        sent.push(id.provider);
+    }
+    g.print(&json!({ "dseq": dseq, "providers": sent }), || {
+        format!("deployment {dseq} updated; new manifest sent to {} provider(s)", sent.len())
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bids(g: &Global, dseq: Option<u64>) -> anyhow::Result<ExitCode> {
+    let owner = me(g)?;
+    let client = g.client();
+    let per_hour = blocks_per_hour(&client).await;
+    let all: Vec<BidDto> = client
+        .bids(&ListQuery { owner: Some(owner), ..Default::default() })
+        .await
+        .map_err(chain_error)?
+        .into_iter()
+        .filter(|b| dseq.is_none_or(|d| b.id.order.dseq == d))
+        .collect();
+    g.print(&serde_json::to_value(&all).unwrap_or(Value::Null), || {
+        if all.is_empty() {
+            return "no bids".into();
+        }
+        all.iter()
+            .map(|b| {
+                format!(
+                    "dseq {} group {}  {}  {}",
+                    b.id.order.dseq,
+                    b.id.order.gseq,
+                    state_name(&b.state),
+                    describe_bid(b, per_hour)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn leases(g: &Global) -> anyhow::Result<ExitCode> {
+    let owner = me(g)?;
+    let all = g
+        .client()
+        .leases(&ListQuery { owner: Some(owner), ..Default::default() })
+        .await
+        .map_err(chain_error)?;
+    g.print(&serde_json::to_value(&all).unwrap_or(Value::Null), || {
+        if all.is_empty() {
+            return "no leases".into();
+        }
+        all.iter()
+            .map(|l| {
+                format!(
+                    "dseq {} group {}  {}  {}  {} {}/block",
+                    l.id.order.dseq,
+                    l.id.order.gseq,
+                    state_name(&l.state),
+                    l.id.provider,
+                    short_dec(l.price.amount),
+                    l.price.denom
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn providers(g: &Global) -> anyhow::Result<ExitCode> {
+    let client = g.client();
+    let list = client.providers().await.map_err(chain_error)?;
+    let mut out = Vec::new();
+    for p in &list {
+        let status = match ProviderApi::from_chain(&client, &p.owner, None).await {
+            Ok(api) => tokio::time::timeout(Duration::from_secs(3), api.status())
+                .await
+                .map_err(|_| "timed out".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string())),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push(match status {
+            Ok(s) => json!({ "provider": p, "online": true, "inventory": s["inventory"], "free": s["free"], "pricing": s["pricing"] }),
+            Err(e) => json!({ "provider": p, "online": false, "error": e }),
+        });
+    }
+    g.print(&json!(out), || {
+        if out.is_empty() {
+            return "no providers".into();
+        }
+        let mut t = String::new();
+        for p in &out {
+            t.push_str(&format!(
+                "{}  {}  {}\n",
+                p["provider"]["owner"].as_str().unwrap_or(""),
+                p["provider"]["host_uri"].as_str().unwrap_or(""),
+                if p["online"] == true { "online" } else { "offline" }
+            ));
+            let mut models: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            for gpu in p["inventory"]["gpus"].as_array().into_iter().flatten() {
+                let m = format!(
+                    "{}/{} {} {}",
+                    gpu["vendor"].as_str().unwrap_or(""),
+                    gpu["model"].as_str().unwrap_or(""),
+                    gpu["ram"].as_str().unwrap_or(""),
+                    gpu["interface"].as_str().unwrap_or("")
+                );
+                models.entry(m).or_default().0 += 1;
+            }
+            for (m, (n, _)) in &models {
+                let model = m.split('/').nth(1).and_then(|x| x.split(' ').next()).unwrap_or("");
+                let price = p["pricing"]["gpu"][model]
+                    .as_str()
+                    .or(p["pricing"]["gpu_default"].as_str())
+                    .unwrap_or("?");
+                let free = p["free"]["gpus"][model].as_u64().unwrap_or(0);
+                t.push_str(&format!(
+                    "  {n}x {m}  ({free} free)  {price} {}/block per GPU\n",
+                    p["pricing"]["denom"].as_str().unwrap_or("")
+                ));
+            }
+            if p["online"] == true {
+                t.push_str(&format!(
+                    "  cpu {} {}/core, memory {}/GiB per block\n",
+                    p["free"]["cpu_millis"]
+                        .as_u64()
+                        .map(|m| format!("{:.1} cores free,", m as f64 / 1000.0))
+                        .unwrap_or_default(),
+                    p["pricing"]["cpu_per_core"].as_str().unwrap_or("?"),
+                    p["pricing"]["memory_per_gib"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+        t.trim_end().to_string()
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn balance(g: &Global, address: Option<String>) -> anyhow::Result<ExitCode> {
+    let address: Address = match address {
+        Some(a) => a.parse().map_err(|_| bad(format!("`{a}` is not a grid address")))?,
+        None => me(g)?,
+    };
+    let balances = match g.client().account(&address).await {
+        Ok(a) => a.balances,
+        Err(gridlease_client::ClientError::Refused { status: 404, .. }) => Vec::new(),
+        Err(e) => return Err(chain_error(e)),
+    };
+    g.print(&json!({ "address": address, "balances": balances }), || {
+        let mut t = address.to_string();
+        for c in &balances {
+            t.push_str(&format!("\n  {} {}", c.amount, c.denom));
+        }
+        if balances.is_empty() {
+            t.push_str("\n  (empty)");
+        }
+        t
+    });
+    Ok(ExitCode::SUCCESS)
+}
