@@ -1,0 +1,165 @@
+//! `gridlease devnet` end to end, as a newcomer runs it: the devnet comes up with its demo
+//! deployment, the endpoint answers an OpenAI-style request, a tenant without funds is told
+//! so, the tenant closes the deployment and sees the escrow refund in its balance, and Ctrl-C
+//! stops every process the devnet started.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{GRIDLEASE, free_port};
+use serde_json::Value;
+
+fn gridlease(home: &Path, rpc: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(GRIDLEASE)
+        .args(args)
+        .env("GRIDLEASE_HOME", home)
+        .env("GRIDLEASE_NODE", rpc)
+        .env("GRIDLEASE_FROM", "tenant")
+        .env("GRIDLEASE_PASSPHRASE", "devnet")
+        .output()
+        .expect("run gridlease");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn post(url: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let addr = url.strip_prefix("http://")?;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, text))
+}
+
+fn uusdc(home: &Path, rpc: &str) -> u128 {
+    let (code, out, err) = gridlease(home, rpc, &["balance", "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    v["balances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["denom"] == "uusdc")
+        .and_then(|c| c["amount"].as_str())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(needle) && !cmd.contains("devnet_e2e") {
+            found.push(cmd);
+        }
+    }
+    found
+}
+
+#[test]
+fn devnet_deploy_answer_close_refund_and_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("devnet");
+    let port = free_port();
+    let rpc = format!("http://127.0.0.1:{port}");
+    let mut devnet = Command::new(GRIDLEASE)
+        .args([
+            "devnet",
+            "--driver",
+            "exec",
+            "--block-time-ms",
+            "300",
+            "--rpc-port",
+            &port.to_string(),
+            "--home",
+        ])
+        .arg(&home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start devnet");
+    let info_path = home.join("devnet.json");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !info_path.exists() {
+        if let Ok(Some(status)) = devnet.try_wait() {
+            panic!("devnet exited with {status}: {:?}", std::fs::read_dir(home.join("logs")).ok());
+        }
+        assert!(Instant::now() < deadline, "devnet did not come up in time");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(&info_path).expect("read")).expect("json");
+    assert_eq!(info["rpc"], Value::String(rpc.clone()));
+    assert_eq!(info["providers"].as_array().map(Vec::len), Some(3));
+    assert_eq!(info["tenant_key"], "tenant");
+    let dseq = info["demo"]["dseq"].as_u64().expect("demo dseq");
+    let endpoint = info["demo"]["endpoints"]["llm"][0].as_str().expect("demo endpoint").to_string();
+
+    // The endpoint answers like an OpenAI server, and says it is a demo.
+    let req =
+        r#"{"model":"gridlease-demo-echo","messages":[{"role":"user","content":"hello grid"}]}"#;
+    let (code, text) = post(&endpoint, "/v1/chat/completions", req).expect("the demo answers");
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("you said: hello grid") && text.contains("demo model"), "{text}");
+
+    // A tenant without funds is told so.
+    let out = Command::new(GRIDLEASE)
+        .args(["keys", "add", "poor"])
+        .env("GRIDLEASE_HOME", &home)
+        .env("GRIDLEASE_PASSPHRASE", "devnet")
+        .output()
+        .expect("keys add");
+    assert!(out.status.success());
+    let demo = home.join("demo.yaml");
+    let (code, _, err) =
+        gridlease(&home, &rpc, &["deploy", demo.to_str().expect("utf8"), "--from", "poor"]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.starts_with("error: insufficient balance"), "{err}");
+
+    // Close: the lease ends, the workload goes, the refund lands in the balance.
+    let before = uusdc(&home, &rpc);
+    let (code, out, err) =
+        gridlease(&home, &rpc, &["close", &dseq.to_string(), "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let closed: Value = serde_json::from_str(&out).expect("json");
+    let refund: u128 =
+        closed["refund"]["amount"].as_str().and_then(|a| a.parse().ok()).expect("a refund");
+    assert!(refund > 0);
+    assert_eq!(uusdc(&home, &rpc), before + refund, "the refund shows in the balance");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while post(&endpoint, "/v1/models", "").is_some() {
+        assert!(Instant::now() < deadline, "the demo still answers after the close");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Ctrl-C stops everything it started.
+    let _ = Command::new("kill").args(["-INT", &devnet.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Ok(Some(s)) = devnet.try_wait() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "devnet did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "devnet exited with {status}");
+    let left = processes_mentioning(home.to_str().expect("utf8"));
+    assert!(left.is_empty(), "processes left running: {left:?}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the node still listens");
+}
