@@ -124,14 +124,11 @@ impl ProviderApi {
         sender.send_request(req).await.map_err(|e| unreachable(e.to_string()))
     }
 
-    /// Sends a request and returns the JSON answer, or the refusal with its reason.
-    pub async fn call(
+    /// A whole response: status and body.
+    async fn read(
         &self,
-        method: &str,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<Value, ApiClientError> {
-        let resp = self.send(method, path, body).await?;
+        resp: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<(u16, Bytes), ApiClientError> {
         let status = resp.status().as_u16();
         let bytes = resp
             .into_body()
@@ -142,23 +139,57 @@ impl ProviderApi {
                 reason: e.to_string(),
             })?
             .to_bytes();
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if !(200..300).contains(&status) {
-            return Err(ApiClientError::Refused {
-                status,
-                code: v["error"].as_str().unwrap_or("http").to_string(),
-                message: v["message"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
-            });
+        Ok((status, bytes))
+    }
+
+    /// The refusal a non-2xx answer carries (`{"error", "message"}`).
+    fn refusal(status: u16, bytes: &[u8]) -> ApiClientError {
+        let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        ApiClientError::Refused {
+            status,
+            code: v["error"].as_str().unwrap_or("http").to_string(),
+            message: v["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned()),
         }
-        Ok(v)
+    }
+
+    /// Sends a request and returns the JSON answer, or the refusal with its reason.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, ApiClientError> {
+        let resp = self.send(method, path, body).await?;
+        let (status, bytes) = self.read(resp).await?;
+        if !(200..300).contains(&status) {
+            return Err(Self::refusal(status, &bytes));
+        }
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     fn lease_path(lease: &BidId, what: &str) -> String {
         let o = &lease.order;
         format!("/lease/{}/{}/{}/{}/{what}", o.owner, o.dseq, o.gseq, o.oseq)
+    }
+
+    fn logs_path(
+        lease: &BidId,
+        service: &str,
+        replica: u32,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> String {
+        let mut path = format!(
+            "{}?service={service}&replica={replica}&follow={follow}",
+            Self::lease_path(lease, "logs")
+        );
+        if let Some(t) = tail {
+            path.push_str(&format!("&tail={t}"));
+        }
+        path
     }
 
     /// The provider's public status.
@@ -187,29 +218,11 @@ impl ProviderApi {
         replica: u32,
         tail: Option<usize>,
     ) -> Result<String, ApiClientError> {
-        let mut path =
-            format!("{}?service={service}&replica={replica}", Self::lease_path(lease, "logs"));
-        if let Some(t) = tail {
-            path.push_str(&format!("&tail={t}"));
-        }
+        let path = Self::logs_path(lease, service, replica, false, tail);
         let resp = self.send("GET", &path, None).await?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ApiClientError::Unreachable {
-                uri: self.uri.clone(),
-                reason: e.to_string(),
-            })?
-            .to_bytes();
+        let (status, bytes) = self.read(resp).await?;
         if status != 200 {
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            return Err(ApiClientError::Refused {
-                status,
-                code: v["error"].as_str().unwrap_or("http").to_string(),
-                message: v["message"].as_str().unwrap_or_default().to_string(),
-            });
+            return Err(Self::refusal(status, &bytes));
         }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
@@ -224,32 +237,13 @@ impl ProviderApi {
         tail: Option<usize>,
         mut sink: impl FnMut(&[u8]),
     ) -> Result<(), ApiClientError> {
-        let mut path = format!(
-            "{}?service={service}&replica={replica}&follow=true",
-            Self::lease_path(lease, "logs")
-        );
-        if let Some(t) = tail {
-            path.push_str(&format!("&tail={t}"));
-        }
+        let path = Self::logs_path(lease, service, replica, true, tail);
         let resp = self.send("GET", &path, None).await?;
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        if status != 200 {
-            let bytes = body
-                .collect()
-                .await
-                .map_err(|e| ApiClientError::Unreachable {
-                    uri: self.uri.clone(),
-                    reason: e.to_string(),
-                })?
-                .to_bytes();
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            return Err(ApiClientError::Refused {
-                status,
-                code: v["error"].as_str().unwrap_or("http").to_string(),
-                message: v["message"].as_str().unwrap_or_default().to_string(),
-            });
+        if resp.status().as_u16() != 200 {
+            let (status, bytes) = self.read(resp).await?;
+            return Err(Self::refusal(status, &bytes));
         }
+        let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ApiClientError::Unreachable {
                 uri: self.uri.clone(),
