@@ -118,30 +118,41 @@ fn devnet_deploy_answer_close_refund_and_stop() {
     assert_eq!(code, 200, "{text}");
     assert!(text.contains("you said: hello grid") && text.contains("demo model"), "{text}");
 
-    // All three providers bid; the two that lost gave their GPUs back, the winner holds one.
-    let (code, out, err) = gridlease(&home, &rpc, &["providers", "--output", "json"]);
-    assert_eq!(code, Some(0), "{err}");
-    let providers: Value = serde_json::from_str(&out).expect("json");
+    // All three providers bid; the two that lost give their GPUs back, the winner holds one.
     let (code, out, _) = gridlease(&home, &rpc, &["bids", "--output", "json"]);
     assert_eq!(code, Some(0));
     let bids: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(bids.as_array().map(Vec::len), Some(3), "{bids}");
-    let held: u64 = providers
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let total = p["inventory"]["gpus"].as_array().map(Vec::len).unwrap_or(0) as u64;
-            let free: u64 = p["free"]["gpus"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(_, n)| n.as_u64())
-                .sum();
-            total - free
-        })
-        .sum();
-    assert_eq!(held, 1, "only the winner holds a GPU: {providers}");
+    let held_gpus = || -> (u64, Value) {
+        let (code, out, err) = gridlease(&home, &rpc, &["providers", "--output", "json"]);
+        assert_eq!(code, Some(0), "{err}");
+        let providers: Value = serde_json::from_str(&out).expect("json");
+        let held = providers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let total = p["inventory"]["gpus"].as_array().map(Vec::len).unwrap_or(0) as u64;
+                let free: u64 = p["free"]["gpus"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(_, n)| n.as_u64())
+                    .sum();
+                total - free
+            })
+            .sum();
+        (held, providers)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (held, providers) = held_gpus();
+        if held == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only the winner may hold a GPU: {providers}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // A tenant without funds is told so.
     let out = Command::new(GRIDLEASE)
