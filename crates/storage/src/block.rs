@@ -51,18 +51,11 @@ impl Store {
         raw_txs: Vec<Vec<u8>>,
         commit: CommitInfo,
     ) -> Result<(BlockRecord, BlockOutput), BlockError> {
-        let t = std::time::Instant::now();
         let checked = check_txs(&raw_txs);
-        crate::store::prof::add(0, t);
         let ctx = BlockContext { chain_id: chain_id.to_string(), height, time_ms };
         let out = {
-            let t = std::time::Instant::now();
             let view = self.view()?;
-            crate::store::prof::add(1, t);
-            let t = std::time::Instant::now();
-            let o = gridlease_ledger::execute(&view, &ctx, &checked)?;
-            crate::store::prof::add(2, t);
-            o
+            gridlease_ledger::execute(&view, &ctx, &checked)?
         };
         let mut record = BlockRecord {
             height,

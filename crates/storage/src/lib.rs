@@ -8,5 +8,4 @@ pub mod merkle;
 mod store;
 
 pub use block::{BlockError, CommitInfo, check_txs};
-pub use store::prof;
 pub use store::{BlockRecord, Store, StoreConfig, StoreError, StoreView};

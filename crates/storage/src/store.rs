@@ -7,9 +7,17 @@
 //! ordered map that views snapshot for free) until a checkpoint folds them into the `STATE` and
 //! `BUCKETS` tables and trims the log, in one more write transaction, every
 //! [`StoreConfig::checkpoint_every`] blocks. Opening replays the log past the last checkpoint.
+//!
+//! Nothing a block writes depends on how much state or history there is: the transaction index
+//! (`TX_INDEX`, keyed by hash, so its inserts land anywhere in the tree) is folded in at the
+//! checkpoint too, and rebuilt for the blocks past it from their records in `BLOCKS` on open.
+//! Reads of keys that no recent block wrote go to the `STATE` table once and are then served by
+//! a bounded read cache, so a block that rereads the same objects does not walk a deeper B-tree
+//! on a bigger chain.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use gridlease_ledger::{Changes, Genesis, Receipt, StateView, ViewError};
@@ -19,39 +27,14 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefi
 
 use crate::merkle::{self, Hash, Tree};
 
-/// TEMP profiling.
-pub mod prof {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    pub static T: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
-    pub const NAMES: [&str; 12] = [
-        "check",
-        "view",
-        "exec",
-        "stage",
-        "tree",
-        "encode",
-        "redb_ops",
-        "redb_commit",
-        "apply",
-        "checkpoint",
-        "stage_reads",
-        "x",
-    ];
-    pub fn add(i: usize, since: std::time::Instant) {
-        T[i].fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    }
-    pub fn take() -> Vec<(&'static str, u64)> {
-        NAMES.iter().enumerate().map(|(i, n)| (*n, T[i].swap(0, Ordering::Relaxed))).collect()
-    }
-}
-
 const STATE: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("state");
 const BUCKETS: TableDefinition<'static, u32, &[u8]> = TableDefinition::new("merkle_buckets");
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("blocks");
 const ROOTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("roots");
 const LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("change_log");
-/// Transaction hash -> (height, index in block).
+/// Transaction hash -> (height, index in block); the blocks since the checkpoint are only in
+/// memory (`Store::pending_tx_index`) and in their records.
 const TX_INDEX: TableDefinition<'static, &[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
 
 const META_HEIGHT: &str = "height";
@@ -97,15 +80,45 @@ pub struct StoreConfig {
     pub checkpoint_every: u32,
     /// Checkpoint early once this many distinct keys are pending.
     pub checkpoint_max_keys: usize,
+    /// Most keys read from the `STATE` table that the read cache keeps (it starts over when
+    /// full).
+    pub read_cache_max_keys: usize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { checkpoint_every: 64, checkpoint_max_keys: 1_000_000 }
+        StoreConfig {
+            checkpoint_every: 64,
+            checkpoint_max_keys: 1_000_000,
+            read_cache_max_keys: 262_144,
+        }
     }
 }
 
 type Pending = imbl::OrdMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Transaction hash -> (height, index in block), for the blocks since the checkpoint.
+type TxLocations = BTreeMap<[u8; 32], (Height, u32)>;
+
+/// What views read from the `STATE` table, handed to the store's read cache at the next
+/// commit. Only reads made under the current checkpoint count: a view of an older table may
+/// hold values that a checkpoint has replaced since.
+struct TableReads {
+    generation: u64,
+    reads: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    max: usize,
+}
+
+type SharedReads = Arc<Mutex<TableReads>>;
+
+/// The reads are only a cache: one left half-written by a panicking thread is still usable.
+fn lock_reads(reads: &Mutex<TableReads>) -> MutexGuard<'_, TableReads> {
+    reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A changed key as the commitment sees it: its bucket, its hash and its value's (`None`:
+/// deleted).
+type Update = (u32, Hash, Option<Hash>);
 
 /// New contents of the buckets a block touches, applied once its log record is durable.
 type StagedBuckets = BTreeMap<u32, Vec<merkle::Entry>>;
@@ -127,6 +140,16 @@ pub struct Store {
     /// tables hold, so reads of recently written keys (the hot set) skip the B-trees.
     recent: Pending,
     recent_buckets: BTreeMap<u32, Vec<merkle::Entry>>,
+    /// Transaction locations of the blocks since the checkpoint (their records hold them too).
+    pending_tx_index: TxLocations,
+    /// Keys read from the `STATE` table (`None`: absent there) that neither `pending` nor
+    /// `recent` holds; valid for the table as of the current checkpoint, which drops the keys
+    /// it folds in.
+    read_cache: Pending,
+    /// Table reads of the views since the last commit, not yet in `read_cache`.
+    table_reads: SharedReads,
+    /// Checkpoints since opening; names the table version that `table_reads` collects for.
+    generation: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -216,6 +239,14 @@ impl Store {
             pending_buckets: BTreeMap::new(),
             recent: Pending::new(),
             recent_buckets: BTreeMap::new(),
+            pending_tx_index: TxLocations::new(),
+            read_cache: Pending::new(),
+            table_reads: Arc::new(Mutex::new(TableReads {
+                generation: 0,
+                reads: Vec::new(),
+                max: config.read_cache_max_keys,
+            })),
+            generation: 0,
         };
         let log = tryd!(&path, tx.open_table(LOG));
         for item in tryd!(&path, log.range(checkpoint + 1..)) {
@@ -228,7 +259,15 @@ impl Store {
             store.apply_pending(&changes, staged);
             store.height = h.value();
         }
-        drop((log, buckets, meta, tx));
+        // The index of the blocks past the checkpoint is folded in at the next one.
+        let blocks = tryd!(&path, tx.open_table(BLOCKS));
+        for item in tryd!(&path, blocks.range(checkpoint + 1..)) {
+            let (h, v) = tryd!(&path, item);
+            let record: BlockRecord = gridlease_types::decode(v.value())
+                .map_err(|e| StoreError::Corrupt(format!("block {}: {e}", h.value())))?;
+            store.pending_tx_index.extend(tx_locations(&record));
+        }
+        drop((blocks, log, buckets, meta, tx));
         store.root = store.tree.root();
         if store.height != height {
             return Err(StoreError::Corrupt(format!(
@@ -285,13 +324,12 @@ impl Store {
         if record.height != self.height + 1 {
             return Err(StoreError::OutOfOrder { got: record.height, committed: self.height });
         }
+        self.absorb_table_reads();
         let root = self.write(record.height, changes, Some(record), None)?;
         let due = self.height - self.checkpoint >= u64::from(self.config.checkpoint_every)
             || self.pending.len() >= self.config.checkpoint_max_keys;
         if due {
-            let t = std::time::Instant::now();
             self.checkpoint()?;
-            prof::add(9, t);
         }
         Ok(root)
     }
@@ -300,42 +338,63 @@ impl Store {
     fn stage_buckets(
         &self,
         changes: &Changes,
-        buckets: &impl ReadableTable<u32, &'static [u8]>,
+        buckets: &(impl ReadableTable<u32, &'static [u8]> + Sync),
     ) -> Result<(Vec<(u32, Hash)>, StagedBuckets), StoreError> {
         let pairs: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = changes.iter().collect();
-        let hashed: Vec<(Hash, Option<Hash>)> = pairs
+        let mut hashed: Vec<Update> = pairs
             .par_iter()
             .with_min_len(256)
-            .map(|(k, v)| (merkle::hash_key(k), v.as_deref().map(merkle::hash_key)))
+            .map(|(k, v)| {
+                let kh = merkle::hash_key(k);
+                (merkle::bucket_of(&kh), kh, v.as_deref().map(merkle::hash_key))
+            })
             .collect();
-        let mut by_bucket: BTreeMap<u32, Vec<(Hash, Option<Hash>)>> = BTreeMap::new();
-        for (kh, vh) in hashed {
-            by_bucket.entry(merkle::bucket_of(&kh)).or_default().push((kh, vh));
-        }
-        let mut leaves = Vec::with_capacity(by_bucket.len());
-        let mut staged = BTreeMap::new();
-        for (b, updates) in by_bucket {
-            let cached = self.pending_buckets.get(&b).or_else(|| self.recent_buckets.get(&b));
-            let mut entries = match cached {
-                Some(e) => e.clone(),
-                None => match {
-                    let t = std::time::Instant::now();
-                    let r = buckets.get(b);
-                    prof::add(10, t);
-                    tryd!(&self.path, r)
-                } {
-                    Some(v) => merkle::decode_entries(v.value())
-                        .ok_or_else(|| StoreError::Corrupt(format!("bucket {b}")))?,
-                    None => Vec::new(),
-                },
-            };
-            for (kh, vh) in updates {
-                merkle::upsert(&mut entries, kh, vh);
-            }
-            leaves.push((b, merkle::bucket_hash(&entries)));
-            staged.insert(b, entries);
-        }
+        hashed.sort_unstable_by_key(|u| u.0);
+        let chunks: Vec<&[Update]> = hashed.chunk_by(|a, b| a.0 == b.0).collect();
+        // A bucket's current contents come from memory when a block since the checkpoint before
+        // last touched it, else from the table (read on all cores: on a big chain most buckets
+        // are not empty, and each read walks down a B-tree).
+        let new: Vec<(u32, Hash, Vec<merkle::Entry>)> = chunks
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|updates| {
+                let b = updates[0].0;
+                let cached = self.pending_buckets.get(&b).or_else(|| self.recent_buckets.get(&b));
+                let mut entries = match cached {
+                    Some(e) => e.clone(),
+                    None => match tryd!(&self.path, buckets.get(b)) {
+                        Some(v) => merkle::decode_entries(v.value())
+                            .ok_or_else(|| StoreError::Corrupt(format!("bucket {b}")))?,
+                        None => Vec::new(),
+                    },
+                };
+                for &(_, kh, vh) in updates {
+                    merkle::upsert(&mut entries, kh, vh);
+                }
+                Ok((b, merkle::bucket_hash(&entries), entries))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let leaves = new.iter().map(|(b, h, _)| (*b, *h)).collect();
+        let staged = new.into_iter().map(|(b, _, e)| (b, e)).collect();
         Ok((leaves, staged))
+    }
+
+    /// Moves what views read from the table into the read cache.
+    fn absorb_table_reads(&mut self) {
+        let reads = std::mem::take(&mut lock_reads(&self.table_reads).reads);
+        if reads.is_empty() {
+            return;
+        }
+        if self.read_cache.len() + reads.len() > self.config.read_cache_max_keys {
+            self.read_cache = Pending::new();
+        }
+        for (k, v) in reads {
+            // A key written since the checkpoint is served by `pending` and dropped from the
+            // cache when the checkpoint folds it in.
+            if !self.pending.contains_key(&k) {
+                self.read_cache.insert(k, v);
+            }
+        }
     }
 
     fn apply_pending(&mut self, changes: &Changes, staged: StagedBuckets) {
@@ -353,24 +412,18 @@ impl Store {
         chain_id: Option<&[u8]>,
     ) -> Result<Hash, StoreError> {
         let path = self.path.clone();
-        let t = std::time::Instant::now();
         let (leaves, staged) = {
             let rtx = tryd!(&path, self.db.begin_read());
             let buckets = tryd!(&path, rtx.open_table(BUCKETS));
             self.stage_buckets(changes, &buckets)?
         };
-        prof::add(3, t);
-        let t = std::time::Instant::now();
         let undo = self.tree.update(&leaves);
         let root = self.tree.root();
-        prof::add(4, t);
-        let t = std::time::Instant::now();
+        let locations: Option<Vec<_>> = record.as_deref().map(|r| tx_locations(r).collect());
         let log_bytes = gridlease_types::encode(&LogRecord {
             changes: changes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         });
-        prof::add(5, t);
         let result = (|| -> Result<(), StoreError> {
-            let t = std::time::Instant::now();
             let mut tx = tryd!(&path, self.db.begin_write());
             tx.set_durability(Durability::Immediate);
             {
@@ -388,24 +441,15 @@ impl Store {
                     rec.state_root = root;
                     let mut blocks = tryd!(&path, tx.open_table(BLOCKS));
                     tryd!(&path, blocks.insert(height, gridlease_types::encode(&*rec).as_slice()));
-                    let mut index = tryd!(&path, tx.open_table(TX_INDEX));
-                    for (i, r) in rec.receipts.iter().enumerate() {
-                        let at = (height, u32::try_from(i).unwrap_or(u32::MAX));
-                        tryd!(&path, index.insert(&r.tx_hash.0, at));
-                    }
                 }
             }
-            prof::add(6, t);
-            let t = std::time::Instant::now();
             tryd!(&path, tx.commit());
-            prof::add(7, t);
             Ok(())
         })();
         match result {
             Ok(()) => {
-                let t = std::time::Instant::now();
                 self.apply_pending(changes, staged);
-                prof::add(8, t);
+                self.pending_tx_index.extend(locations.into_iter().flatten());
                 self.height = height;
                 self.root = root;
                 Ok(root)
@@ -442,6 +486,10 @@ impl Store {
                     tryd!(&path, buckets.insert(*b, merkle::encode_entries(entries).as_slice()));
                 }
             }
+            let mut index = tryd!(&path, tx.open_table(TX_INDEX));
+            for (hash, at) in &self.pending_tx_index {
+                tryd!(&path, index.insert(hash, *at));
+            }
             let mut log = tryd!(&path, tx.open_table(LOG));
             tryd!(&path, log.retain_in(..=self.height, |_, _| false));
             let mut meta = tryd!(&path, tx.open_table(META));
@@ -449,6 +497,20 @@ impl Store {
         }
         tryd!(&path, tx.commit());
         self.checkpoint = self.height;
+        self.pending_tx_index.clear();
+        // The table changed: cached reads of the keys folded in are stale, and so is whatever
+        // views of the old table read since the last commit.
+        if !self.read_cache.is_empty() {
+            for k in self.pending.keys() {
+                self.read_cache.remove(k);
+            }
+        }
+        self.generation += 1;
+        {
+            let mut reads = lock_reads(&self.table_reads);
+            reads.generation = self.generation;
+            reads.reads.clear();
+        }
         self.recent = std::mem::take(&mut self.pending);
         self.recent_buckets = std::mem::take(&mut self.pending_buckets);
         Ok(())
@@ -458,7 +520,14 @@ impl Store {
     pub fn view(&self) -> Result<StoreView, StoreError> {
         let tx = tryd!(&self.path, self.db.begin_read());
         let table = tryd!(&self.path, tx.open_table(STATE));
-        Ok(StoreView { table, pending: self.pending.clone(), recent: self.recent.clone() })
+        Ok(StoreView {
+            table,
+            pending: self.pending.clone(),
+            recent: self.recent.clone(),
+            cached: self.read_cache.clone(),
+            table_reads: Arc::clone(&self.table_reads),
+            generation: self.generation,
+        })
     }
 
     /// The state root recorded after `height`.
@@ -485,6 +554,9 @@ impl Store {
 
     /// Where a transaction was committed: its block height and index in the block.
     pub fn tx_location(&self, hash: &[u8; 32]) -> Result<Option<(Height, u32)>, StoreError> {
+        if let Some(at) = self.pending_tx_index.get(hash) {
+            return Ok(Some(*at));
+        }
         let tx = tryd!(&self.path, self.db.begin_read());
         let index = tryd!(&self.path, tx.open_table(TX_INDEX));
         Ok(tryd!(&self.path, index.get(hash)).map(|v| v.value()))
@@ -509,12 +581,26 @@ impl Store {
     }
 }
 
+/// Where each transaction of a block landed.
+fn tx_locations(record: &BlockRecord) -> impl Iterator<Item = ([u8; 32], (Height, u32))> + '_ {
+    record
+        .receipts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.tx_hash.0, (record.height, u32::try_from(i).unwrap_or(u32::MAX))))
+}
+
 /// Read-only snapshot of the state: the checkpointed table plus the changes pending over it
-/// (and the last checkpoint's writes as a cache in between).
+/// (and, in between, the last checkpoint's writes and the table reads cached since, which hold
+/// the same values as the table).
 pub struct StoreView {
     table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     pending: Pending,
     recent: Pending,
+    cached: Pending,
+    table_reads: SharedReads,
+    /// The checkpoint this view's table belongs to.
+    generation: u64,
 }
 
 impl std::fmt::Debug for StoreView {
@@ -529,10 +615,16 @@ fn view_err(e: impl std::fmt::Display) -> ViewError {
 
 impl StateView for StoreView {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-        if let Some(v) = self.pending.get(key).or_else(|| self.recent.get(key)) {
+        let layers = [&self.pending, &self.recent, &self.cached];
+        if let Some(v) = layers.into_iter().find_map(|layer| layer.get(key)) {
             return Ok(v.clone());
         }
-        Ok(self.table.get(key).map_err(view_err)?.map(|v| v.value().to_vec()))
+        let value = self.table.get(key).map_err(view_err)?.map(|v| v.value().to_vec());
+        let mut reads = lock_reads(&self.table_reads);
+        if reads.generation == self.generation && reads.reads.len() < reads.max {
+            reads.reads.push((key.to_vec(), value.clone()));
+        }
+        Ok(value)
     }
 
     fn range(

@@ -146,15 +146,23 @@ fn checkpoint_interval_does_not_change_state_or_roots() {
     };
     let mut every_block = open("a.redb", 1);
     let mut rarely = open("b.redb", 1_000);
+    // A read cache that keeps starting over, across frequent checkpoints.
+    let config =
+        StoreConfig { checkpoint_every: 3, read_cache_max_keys: 8, ..StoreConfig::default() };
+    let mut small_cache = Store::open_with(dir.path().join("c.redb"), config).unwrap();
     every_block.init_genesis(&genesis).unwrap();
     rarely.init_genesis(&genesis).unwrap();
+    small_cache.init_genesis(&genesis).unwrap();
     for h in 1..=30 {
         let ra = step(&mut every_block, &generator, h, 12);
         let rb = step(&mut rarely, &generator, h, 12);
+        let rc = step(&mut small_cache, &generator, h, 12);
         assert_eq!(ra, rb, "roots differ at height {h}");
+        assert_eq!(ra, rc, "roots differ at height {h} with a small read cache");
     }
     let all = |s: &Store| s.view().unwrap().range(&[], &[0xff; 8]).unwrap();
     assert_eq!(all(&every_block), all(&rarely));
+    assert_eq!(all(&every_block), all(&small_cache));
     let (root, state) = (rarely.state_root(), all(&rarely));
     drop(rarely);
     // 30 blocks sit in the log: reopening replays them.
@@ -168,4 +176,45 @@ fn checkpoint_interval_does_not_change_state_or_roots() {
     let again = open("b.redb", 1_000);
     assert_eq!((again.height(), again.state_root()), (30, root));
     assert_eq!(all(&again), state);
+}
+
+/// The transaction index is folded in at checkpoints: a location is found before and after
+/// the checkpoint that writes it, and after reopening with it still only in the block records.
+#[test]
+fn tx_locations_survive_checkpoints_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let generator = Generator::new(Actors::new(3, 4, 2));
+    let open = || {
+        let config = StoreConfig { checkpoint_every: 4, ..StoreConfig::default() };
+        Store::open_with(dir.path().join("s.redb"), config).unwrap()
+    };
+    let mut store = open();
+    store.init_genesis(&generator.actors.genesis()).unwrap();
+    let mut located = Vec::new();
+    for h in 1..=10 {
+        let block = generator.block(SEED, h, &store.view().unwrap(), 6);
+        let raw = block.iter().map(|t| t.to_bytes()).collect();
+        let (record, _) =
+            store.execute_block(CHAIN_ID, h, 1_700_000_000_000 + h * 1000, raw).unwrap();
+        for (i, r) in record.receipts.iter().enumerate() {
+            located.push((r.tx_hash.0, (h, i as u32)));
+        }
+        for (hash, at) in &located {
+            assert_eq!(store.tx_location(hash).unwrap(), Some(*at), "at height {h}");
+        }
+    }
+    assert!(located.len() > 20);
+    // Blocks 9 and 10 are past the last checkpoint (8): reopening rebuilds their index.
+    drop(store);
+    let mut store = open();
+    for (hash, at) in &located {
+        assert_eq!(store.tx_location(hash).unwrap(), Some(*at));
+    }
+    store.checkpoint().unwrap();
+    drop(store);
+    let store = open();
+    for (hash, at) in &located {
+        assert_eq!(store.tx_location(hash).unwrap(), Some(*at));
+    }
+    assert_eq!(store.tx_location(&[7; 32]).unwrap(), None);
 }
