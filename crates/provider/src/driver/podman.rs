@@ -122,6 +122,28 @@ pub struct PodmanDriver {
     engine: Engine,
 }
 
+/// Whether an error was caused by the socket refusing or dropping the connection (a runtime
+/// that is gone), wherever that sits in its chain of sources.
+fn connection_lost(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::NotFound
+            )
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
 impl PodmanDriver {
     /// Connects to the API socket at `socket_path` (with or without `unix://`) and checks that
     /// the runtime answers.
@@ -174,7 +196,7 @@ impl PodmanDriver {
             ApiError::SocketNotFoundError(_) => {
                 unreachable(format!("{action}: the socket is gone"))
             }
-            ApiError::HyperLegacyError { err } if err.is_connect() => {
+            ApiError::HyperLegacyError { err } if err.is_connect() || connection_lost(&err) => {
                 unreachable(format!("{action}: {}", error_chain(&err)))
             }
             ApiError::IOError { err }
