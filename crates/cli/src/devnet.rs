@@ -553,11 +553,14 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         home.display()
     );
 
-    // Until Ctrl-C or SIGTERM, or a child dies.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Until Ctrl-C or SIGTERM, or a child dies. The signal streams live across iterations so
+    // that a signal arriving between two polls is not lost.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
     let died = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break None,
+            _ = int.recv() => break None,
             _ = term.recv() => break None,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 let dead = procs.0.iter_mut().find_map(|(name, c)| {

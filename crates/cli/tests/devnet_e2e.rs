@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{GRIDLEASE, free_port};
@@ -90,8 +90,8 @@ fn devnet_deploy_answer_close_refund_and_stop() {
             "--home",
         ])
         .arg(&home)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("devnet.out")).expect("create devnet.out"))
+        .stderr(std::fs::File::create(dir.path().join("devnet.err")).expect("create devnet.err"))
         .spawn()
         .expect("start devnet");
     let info_path = home.join("devnet.json");
@@ -191,7 +191,12 @@ fn devnet_deploy_answer_close_refund_and_stop() {
         if let Ok(Some(s)) = devnet.try_wait() {
             break s;
         }
-        assert!(Instant::now() < deadline, "devnet did not stop");
+        if Instant::now() > deadline {
+            let out = std::fs::read_to_string(dir.path().join("devnet.out")).unwrap_or_default();
+            let err = std::fs::read_to_string(dir.path().join("devnet.err")).unwrap_or_default();
+            let left = processes_mentioning(home.to_str().expect("utf8"));
+            panic!("devnet did not stop:\n{out}\n{err}\nstill running: {left:?}");
+        }
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "devnet exited with {status}");
