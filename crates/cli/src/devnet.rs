@@ -543,8 +543,10 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         home.display(),
         crate::keys::PASSPHRASE_ENV
     );
+    // The command as this shell can run it: `gridlease` may not be on PATH (cargo run).
+    let me = self_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "gridlease".into());
     println!(
-        "  gridlease providers; gridlease leases; gridlease status {}",
+        "  {me} providers; {me} leases; {me} status {}",
         state.demo_dseq.map(|d| d.to_string()).unwrap_or_else(|| "DSEQ".into())
     );
     println!(
