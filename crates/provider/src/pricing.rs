@@ -52,6 +52,31 @@ pub fn script_input(spec: &GroupSpec, offer: &[ResourceOffer], denom: &str) -> s
     json!({ "group": spec, "offer": offer, "denom": denom, "price_precision": 18 })
 }
 
+/// Starts the script. A script written moments ago can still be open for writing in a child
+/// that another thread forked and has not yet exec'd (ETXTBSY): that clears within
+/// milliseconds, so it is retried briefly.
+async fn spawn_script(path: &Path) -> std::io::Result<tokio::process::Child> {
+    let mut tries = 0;
+    loop {
+        let spawned = tokio::process::Command::new(path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn();
+        match spawned {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Linux's "text file busy".
+const ETXTBSY: i32 = 26;
+
 /// Runs the price script and parses the decimal it prints.
 pub async fn run_script(
     path: &Path,
@@ -59,21 +84,30 @@ pub async fn run_script(
     timeout: Duration,
 ) -> Result<DecAmount, PriceError> {
     let err = |message: String| PriceError::Script { path: path.display().to_string(), message };
-    let mut child = tokio::process::Command::new(path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| err(format!("cannot start: {e}")))?;
+    let mut child = spawn_script(path).await.map_err(|e| err(format!("cannot start: {e}")))?;
     let body = input.to_string();
     let mut stdin = child.stdin.take().ok_or_else(|| err("no stdin".into()))?;
     let mut stdout = child.stdout.take().ok_or_else(|| err("no stdout".into()))?;
     let run = async {
-        stdin.write_all(body.as_bytes()).await.map_err(|e| err(format!("write: {e}")))?;
-        drop(stdin);
+        // Feed stdin while reading stdout, so a script that prints before it has read
+        // everything cannot deadlock against us. A script that never reads its input (or
+        // exits early) closes the pipe: that is its choice, not an error.
+        let feed = async {
+            match stdin.write_all(body.as_bytes()).await {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(err(format!("write: {e}")))
+                }
+                _ => Ok(()),
+            }?;
+            drop(stdin);
+            Ok::<(), PriceError>(())
+        };
         let mut out = String::new();
-        stdout.read_to_string(&mut out).await.map_err(|e| err(format!("read: {e}")))?;
+        let read =
+            async { stdout.read_to_string(&mut out).await.map_err(|e| err(format!("read: {e}"))) };
+        let (fed, read) = tokio::join!(feed, read);
+        fed?;
+        read?;
         let status = child.wait().await.map_err(|e| err(format!("wait: {e}")))?;
         if !status.success() {
             return Err(err(format!("exited with {status}")));
@@ -157,5 +191,13 @@ mod tests {
         assert!(e.contains("took longer than 500 ms"), "{e}");
         let e = run_script(&bad, &input, t).await.expect_err("bad").to_string();
         assert!(e.contains("printed `lots`"), "{e}");
+        // A script that ignores an input larger than the pipe buffer still prices.
+        let big = json!({"x": "y".repeat(1 << 20)});
+        let quick = dir.path().join("quick.sh");
+        std::fs::write(&quick, "#!/bin/sh\necho 3\n").expect("write");
+        let mut perm = std::fs::metadata(&quick).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&quick, perm).expect("chmod");
+        assert_eq!(run_script(&quick, &big, t).await.ok(), "3".parse().ok());
     }
 }
