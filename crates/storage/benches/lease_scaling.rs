@@ -2,8 +2,17 @@
 //! 500 lease withdrawals from 500 distinct deployments, 100 escrow deposits) on a chain with
 //! 1,000 and with 1,000,000 active leases. Both chains have at least 1,000 deployments, so the
 //! block touches the same number of distinct objects on each. Escrow settles lazily and due
-//! work sits in height-keyed queues, so the ledger's work is the same on both; the ratio of the
-//! median block times (execute + commit, and execute alone) is printed at the end.
+//! work sits in height-keyed queues, so the ledger's work is the same on both.
+//!
+//! Criterion times each size in turn; then a paired pass alternates blocks between the sizes,
+//! so that drift in the machine's speed over the minutes between them cancels out. Both print
+//! the ratios of the median block times (check + execute + commit), of the mean block times
+//! (checkpoints amortized) and of execute alone.
+//!
+//! Each chain is built by real blocks in a child process (the bench binary run again), and the
+//! measuring process opens all of them before timing any, as a node opens its store: every size
+//! is then measured in the same process, with the same memory, instead of the largest one
+//! inheriting the heap left behind by minutes of 128,000-transaction setup blocks.
 //!
 //! `cargo bench -p gridlease-storage --bench lease_scaling`
 //! (`GRIDLEASE_BENCH_LEASES=1000,100000` picks other sizes.)
@@ -13,7 +22,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group};
 use gridlease_sim::ugrid;
 use gridlease_storage::Store;
 use gridlease_types::*;
@@ -33,17 +42,27 @@ struct Chain {
     leases: u64,
 }
 
-fn build(dir: &std::path::Path, leases: u64) -> Chain {
+/// Environment variable that makes the bench binary build one chain (`PATH,LEASES`) and exit.
+const BUILD_ENV: &str = "GRIDLEASE_LEASE_SCALING_BUILD";
+
+fn chain_path(dir: &std::path::Path, leases: u64) -> std::path::PathBuf {
+    dir.join(format!("leases-{leases}.redb"))
+}
+
+fn participants(leases: u64) -> (Vec<Keypair>, Keypair) {
+    let deployments = leases.div_ceil(groups_for(leases) as u64);
+    assert!(deployments >= 1_000, "the block needs 600 distinct deployments");
+    ((0..deployments.max(2_000)).map(|i| key(4, i)).collect(), key(5, 0))
+}
+
+/// Builds a chain with `leases` active leases at `path` by executing and committing blocks.
+fn build(path: &std::path::Path, leases: u64) {
     let groups_per = groups_for(leases);
     let deployments = leases.div_ceil(groups_per as u64);
-    let tenants: Vec<Keypair> = (0..deployments.max(2_000)).map(|i| key(4, i)).collect();
-    assert!(deployments >= 1_000, "the block needs 600 distinct deployments");
-    let provider = key(5, 0);
+    let (tenants, provider) = participants(leases);
     let mut all: Vec<&Keypair> = tenants.iter().collect();
     all.push(&provider);
-    let mut store =
-        Store::open_with(dir.join(format!("leases-{leases}.redb")), bench_store_config(16))
-            .unwrap();
+    let mut store = Store::open_with(path, bench_store_config(16)).unwrap();
     store.init_genesis(&genesis(&all)).unwrap();
     let started = Instant::now();
     commit(
@@ -124,11 +143,23 @@ fn build(dir: &std::path::Path, leases: u64) -> Chain {
         started.elapsed().as_secs_f64(),
         store.height()
     );
+}
+
+/// Builds the chain in a child process and opens it here.
+fn open(dir: &std::path::Path, leases: u64) -> Chain {
+    let path = chain_path(dir, leases);
+    let exe = std::env::current_exe().unwrap();
+    let status = std::process::Command::new(exe)
+        .env(BUILD_ENV, format!("{},{leases}", path.display()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the chain with {leases} leases failed: {status}");
+    let store = Store::open_with(&path, bench_store_config(16)).unwrap();
+    let (tenants, provider) = participants(leases);
     let mut seqs = std::collections::BTreeMap::new();
-    for t in &tenants {
-        seqs.insert(t.address(), sequence(&store, t));
+    for k in tenants.iter().chain([&provider]) {
+        seqs.insert(k.address(), sequence(&store, k));
     }
-    seqs.insert(provider.address(), pseq);
     Chain { store, tenants, provider, seqs, leases }
 }
 
@@ -193,89 +224,175 @@ fn scaling(c: &mut Criterion) {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let mut medians = Vec::new();
+    let mut sequential: Vec<(&str, u64, Times)> = Vec::new();
     let mut group = c.benchmark_group("lease_scaling");
     group
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .measurement_time(Duration::from_secs(30));
-    for &n in &sizes {
-        let mut chain = build(dir.path(), n);
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(n);
+    let mut chains: Vec<Chain> = sizes.iter().map(|&n| open(dir.path(), n)).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for chain in &mut chains {
+        let n = chain.leases;
         for (mode, random) in [("fixed", false), ("random", true)] {
-            let mut times: Vec<Duration> = Vec::new();
-            let mut exec_times: Vec<Duration> = Vec::new();
+            let mut times = Times::default();
             group.bench_function(format!("{mode}_working_set/block_with_{n}_active_leases"), |b| {
                 b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let txs = chain.next_block(&mut rng, random);
-                        let h = chain.store.height() + 1;
-                        // Execute alone first, on the same snapshot, committing nothing.
-                        let checked = gridlease_storage::check_txs(&txs);
-                        let ctx = gridlease_ledger::BlockContext {
-                            chain_id: gridlease_sim::CHAIN_ID.into(),
-                            height: h,
-                            time_ms: h * 1000,
-                        };
-                        let view = chain.store.view().unwrap();
-                        let exec_start = Instant::now();
-                        let dry = gridlease_ledger::execute(&view, &ctx, &checked).unwrap();
-                        exec_times.push(exec_start.elapsed());
-                        drop((view, dry));
-                        let start = Instant::now();
-                        let (_, out) = chain
-                            .store
-                            .execute_block(gridlease_sim::CHAIN_ID, h, h * 1000, txs)
-                            .unwrap();
-                        let took = start.elapsed();
-                        total += took;
-                        times.push(took);
-                        let failed: Vec<_> = out
-                            .receipts
-                            .iter()
-                            .filter(|r| r.code != gridlease_ledger::ReceiptCode::Ok)
-                            .take(3)
-                            .map(|r| r.log.clone())
-                            .collect();
-                        assert!(
-                            failed.is_empty(),
-                            "benchmark transactions must succeed: {failed:?}"
-                        );
-                    }
-                    total
+                    (0..iters).map(|_| times.push(chain.run_block(&mut rng, random))).sum()
                 })
             });
-            times.sort();
-            exec_times.sort();
-            let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
-            medians.push((mode, n, times[times.len() / 2], exec_times[exec_times.len() / 2], mean));
+            eprintln!(
+                "{mode} working set, {n} active leases: block (check + execute + commit) {}; execute alone median {:.2} ms",
+                times.summary(),
+                ms(times.exec_median())
+            );
+            sequential.push((mode, n, times));
         }
-        drop(chain);
     }
     group.finish();
-    for (mode, n, full, exec, mean) in &medians {
-        eprintln!(
-            "{mode} working set, {n} active leases: block (check + execute + commit) median {:.2} ms, mean with checkpoints {:.2} ms; execute alone median {:.2} ms",
-            full.as_secs_f64() * 1e3,
-            mean.as_secs_f64() * 1e3,
-            exec.as_secs_f64() * 1e3
-        );
-    }
     for mode in ["fixed", "random"] {
-        let of: Vec<_> = medians.iter().filter(|m| m.0 == mode).collect();
+        let of: Vec<_> = sequential.iter().filter(|m| m.0 == mode).collect();
         if let (Some(first), Some(last)) = (of.first(), of.last()) {
             eprintln!(
-                "{mode} working set, ratio {} leases / {} leases: block median {:.3}, block mean (amortized checkpoints) {:.3}, execute median {:.3}",
+                "{mode} working set, sizes one after the other, {} / {} leases: {}",
                 last.1,
                 first.1,
-                last.2.as_secs_f64() / first.2.as_secs_f64(),
-                last.4.as_secs_f64() / first.4.as_secs_f64(),
-                last.3.as_secs_f64() / first.3.as_secs_f64()
+                last.2.ratio_to(&first.2)
+            );
+        }
+    }
+    // The machine's speed drifts over the minutes between the sizes measured one after the
+    // other. Pairs cancel that: blocks alternate between the sizes (in alternating order), so
+    // each size sees the same moments.
+    let pairs: usize =
+        std::env::var("GRIDLEASE_BENCH_PAIRS").ok().and_then(|p| p.parse().ok()).unwrap_or(96);
+    for (mode, random) in [("fixed", false), ("random", true)] {
+        let mut times: Vec<Times> = chains.iter().map(|_| Times::default()).collect();
+        for i in 0..pairs {
+            let order: Vec<usize> = if i % 2 == 0 {
+                (0..chains.len()).collect()
+            } else {
+                (0..chains.len()).rev().collect()
+            };
+            for c in order {
+                times[c].push(chains[c].run_block(&mut rng, random));
+            }
+        }
+        for (chain, t) in chains.iter().zip(&times) {
+            eprintln!(
+                "{mode} working set, {} active leases, {pairs} paired blocks: {}",
+                chain.leases,
+                t.summary()
+            );
+        }
+        if let (Some(first), Some(last)) = (times.first(), times.last()) {
+            eprintln!(
+                "{mode} working set, paired, {} / {} leases: {}",
+                chains[chains.len() - 1].leases,
+                chains[0].leases,
+                last.ratio_to(first)
             );
         }
     }
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Block times (check + execute + commit, checkpoints included when due) and execute-alone
+/// times of one chain.
+#[derive(Default)]
+struct Times {
+    block: Vec<Duration>,
+    exec: Vec<Duration>,
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+impl Times {
+    fn push(&mut self, (block, exec): (Duration, Duration)) -> Duration {
+        self.block.push(block);
+        self.exec.push(exec);
+        block
+    }
+
+    fn median(&self) -> Duration {
+        median(&self.block)
+    }
+
+    fn mean(&self) -> Duration {
+        self.block.iter().sum::<Duration>() / self.block.len().max(1) as u32
+    }
+
+    fn exec_median(&self) -> Duration {
+        median(&self.exec)
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "median {:.2} ms, mean with checkpoints {:.2} ms over {} blocks",
+            ms(self.median()),
+            ms(self.mean()),
+            self.block.len()
+        )
+    }
+
+    fn ratio_to(&self, base: &Times) -> String {
+        let r = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        format!(
+            "block median ratio {:.3}, block mean (amortized checkpoints) ratio {:.3}, execute median ratio {:.3}",
+            r(self.median(), base.median()),
+            r(self.mean(), base.mean()),
+            r(self.exec_median(), base.exec_median())
+        )
+    }
+}
+
+impl Chain {
+    /// Executes the next block alone (on the same snapshot, committing nothing), then executes
+    /// and commits it; returns the time of the commit path and of the execution alone.
+    fn run_block(&mut self, rng: &mut impl Rng, random: bool) -> (Duration, Duration) {
+        let txs = self.next_block(rng, random);
+        let h = self.store.height() + 1;
+        let checked = gridlease_storage::check_txs(&txs);
+        let ctx = gridlease_ledger::BlockContext {
+            chain_id: gridlease_sim::CHAIN_ID.into(),
+            height: h,
+            time_ms: h * 1000,
+        };
+        let view = self.store.view().unwrap();
+        let exec_start = Instant::now();
+        let dry = gridlease_ledger::execute(&view, &ctx, &checked).unwrap();
+        let exec = exec_start.elapsed();
+        drop((view, dry));
+        let start = Instant::now();
+        let (_, out) = self.store.execute_block(gridlease_sim::CHAIN_ID, h, h * 1000, txs).unwrap();
+        let block = start.elapsed();
+        let failed: Vec<_> = out
+            .receipts
+            .iter()
+            .filter(|r| r.code != gridlease_ledger::ReceiptCode::Ok)
+            .take(3)
+            .map(|r| r.log.clone())
+            .collect();
+        assert!(failed.is_empty(), "benchmark transactions must succeed: {failed:?}");
+        (block, exec)
+    }
+}
+
 criterion_group!(benches, scaling);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var(BUILD_ENV) {
+        let (path, leases) = spec.rsplit_once(',').expect("PATH,LEASES");
+        build(std::path::Path::new(path), leases.parse().expect("a number of leases"));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

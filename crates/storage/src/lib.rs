@@ -8,4 +8,4 @@ pub mod merkle;
 mod store;
 
 pub use block::{BlockError, CommitInfo, check_txs};
-pub use store::{BlockRecord, Store, StoreConfig, StoreError, StoreView};
+pub use store::{BlockRecord, Store, StoreConfig, StoreError, StoreView, state_path_of};

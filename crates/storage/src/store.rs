@@ -1,12 +1,17 @@
-//! The redb-backed store.
+//! The redb-backed store, in two files.
 //!
-//! Each block is made durable by one write transaction that appends its changes to a log
-//! (`LOG`), its record (`BLOCKS`), its root (`ROOTS`) and the new height and root (`META`).
-//! Appends land at the right edge of their B-trees, so a block costs the same few page writes
-//! however large the state is. The changes themselves live in memory (`pending`, a persistent
-//! ordered map that views snapshot for free) until a checkpoint folds them into the `STATE` and
-//! `BUCKETS` tables and trims the log, in one more write transaction, every
-//! [`StoreConfig::checkpoint_every`] blocks. Opening replays the log past the last checkpoint.
+//! The chain file (the path given) makes each block durable with one write transaction that
+//! appends its changes to a log (`LOG`), its record (`BLOCKS`), its root (`ROOTS`) and the new
+//! height and root (`META`). Appends land at the right edge of their B-trees, so a block costs
+//! the same few page writes however large the state is. The changes themselves live in memory
+//! (`pending`, a persistent ordered map that views snapshot for free) until a checkpoint folds
+//! them into the `STATE` and `BUCKETS` tables of the state file (`*.state.redb`), every
+//! [`StoreConfig::checkpoint_every`] blocks. A checkpoint rewrites pages all over tables as big
+//! as the state, so it runs on its own thread, in the state file's own write transaction, while
+//! the next blocks keep committing to the chain file; until it is durable its changes stay a
+//! layer that views and the commitment read. The state file records the height it holds, and
+//! opening replays the chain file's log past it; the log is trimmed up to that height by the
+//! next block's write, so a crash at any moment leaves a state that one replay completes.
 //!
 //! Nothing a block writes depends on how much state or history there is: the transaction index
 //! (`TX_INDEX`, keyed by hash, so its inserts land anywhere in the tree) is folded in at the
@@ -27,15 +32,20 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefi
 
 use crate::merkle::{self, Hash, Tree};
 
+// The state file.
 const STATE: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("state");
 const BUCKETS: TableDefinition<'static, u32, &[u8]> = TableDefinition::new("merkle_buckets");
+/// Transaction hash -> (height, index in block); the blocks since the checkpoint are only in
+/// memory (`Store::pending_tx_index`) and in their records.
+const TX_INDEX: TableDefinition<'static, &[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
+/// The height the state file's tables hold (`META_CHECKPOINT`).
+const STATE_META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("state_meta");
+
+// The chain file.
 const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("blocks");
 const ROOTS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("roots");
 const LOG: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("change_log");
-/// Transaction hash -> (height, index in block); the blocks since the checkpoint are only in
-/// memory (`Store::pending_tx_index`) and in their records.
-const TX_INDEX: TableDefinition<'static, &[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
 
 const META_HEIGHT: &str = "height";
 const META_ROOT: &str = "state_root";
@@ -53,6 +63,11 @@ pub enum StoreError {
     OutOfOrder { got: Height, committed: Height },
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "store at {0} was written by an older gridlease that kept the state in the chain file; \
+         remove its data directory and sync again"
+    )]
+    OldLayout(PathBuf),
 }
 
 /// A committed block as stored: the raw transactions, their receipts and begin-block events.
@@ -123,23 +138,63 @@ type Update = (u32, Hash, Option<Hash>);
 /// New contents of the buckets a block touches, applied once its log record is durable.
 type StagedBuckets = BTreeMap<u32, Vec<merkle::Entry>>;
 
+/// A checkpoint on its way into the state file: what it writes, kept readable until it is
+/// durable and installed.
+struct Fold {
+    /// The height it brings the state file to.
+    height: Height,
+    changes: Pending,
+    buckets: Arc<StagedBuckets>,
+    tx_index: Arc<TxLocations>,
+    /// The thread writing it; `None` when it was written on the caller's thread.
+    thread: Option<std::thread::JoinHandle<Result<(), StoreError>>>,
+    /// The outcome when it was written on the caller's thread.
+    outcome: Option<Result<(), StoreError>>,
+}
+
+impl Fold {
+    fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(std::thread::JoinHandle::is_finished)
+    }
+
+    fn wait(&mut self) -> Result<(), StoreError> {
+        match (self.thread.take(), self.outcome.take()) {
+            (Some(thread), _) => thread.join().unwrap_or_else(|_| {
+                Err(StoreError::Corrupt("the checkpoint thread panicked".into()))
+            }),
+            (None, Some(outcome)) => outcome,
+            (None, None) => Ok(()),
+        }
+    }
+}
+
 /// The ledger state in redb plus the in-memory Merkle tree and pending changes over it.
 pub struct Store {
+    /// The chain file: blocks, roots, the change log, height and root.
     db: Database,
+    /// The state file: state and bucket tables, transaction index, the height they hold.
+    state_db: Arc<Database>,
     path: PathBuf,
+    state_path: PathBuf,
     config: StoreConfig,
     tree: Tree,
     height: Height,
     root: Hash,
+    /// The height the state file holds (durable and installed).
     checkpoint: Height,
-    /// State changes committed (in the log) since the checkpoint; `None` is a deletion.
+    /// Log records up to this height are gone from the chain file.
+    log_trimmed: Height,
+    /// State changes committed (in the log) since the checkpoint and the fold in flight;
+    /// `None` is a deletion.
     pending: Pending,
-    /// Bucket contents changed since the checkpoint.
-    pending_buckets: BTreeMap<u32, Vec<merkle::Entry>>,
+    /// Bucket contents changed since then.
+    pending_buckets: StagedBuckets,
+    /// The checkpoint being written by its thread.
+    folding: Option<Fold>,
     /// What the last checkpoint folded in, kept as a read cache: the same values as the
     /// tables hold, so reads of recently written keys (the hot set) skip the B-trees.
     recent: Pending,
-    recent_buckets: BTreeMap<u32, Vec<merkle::Entry>>,
+    recent_buckets: Arc<StagedBuckets>,
     /// Transaction locations of the blocks since the checkpoint (their records hold them too).
     pending_tx_index: TxLocations,
     /// Keys read from the `STATE` table (`None`: absent there) that neither `pending` nor
@@ -193,36 +248,63 @@ impl Store {
     /// log past the last checkpoint.
     pub fn open_with(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
+        let state_path = state_path_of(&path);
+        let existed = path.exists();
         let db = tryd!(&path, Database::create(&path));
         {
             let tx = tryd!(&path, db.begin_write());
-            tryd!(&path, tx.open_table(STATE));
-            tryd!(&path, tx.open_table(BUCKETS));
             tryd!(&path, tx.open_table(META));
             tryd!(&path, tx.open_table(BLOCKS));
             tryd!(&path, tx.open_table(ROOTS));
             tryd!(&path, tx.open_table(LOG));
-            tryd!(&path, tx.open_table(TX_INDEX));
             tryd!(&path, tx.commit());
         }
         let tx = tryd!(&path, db.begin_read());
         let meta = tryd!(&path, tx.open_table(META));
-        let read_height = |key: &str| -> Result<Height, StoreError> {
-            match tryd!(&path, meta.get(key)) {
-                Some(v) => height_from(v.value()),
-                None => Ok(0),
-            }
+        if tryd!(&path, meta.get(META_CHECKPOINT)).is_some() {
+            return Err(StoreError::OldLayout(path));
+        }
+        let height = match tryd!(&path, meta.get(META_HEIGHT)) {
+            Some(v) => height_from(v.value())?,
+            None => 0,
         };
-        let height = read_height(META_HEIGHT)?;
-        let checkpoint = read_height(META_CHECKPOINT)?;
         let recorded_root = match tryd!(&path, meta.get(META_ROOT)) {
             Some(v) => Some(hash_from(v.value())?),
             None => None,
         };
-        let buckets = tryd!(&path, tx.open_table(BUCKETS));
-        let mut leaves = Vec::with_capacity(tryd!(&path, buckets.len()) as usize);
-        for item in tryd!(&path, buckets.range::<u32>(..)) {
-            let (k, v) = tryd!(&path, item);
+        let initialized = tryd!(&path, meta.get(META_CHAIN_ID)).is_some();
+        if existed && initialized && !state_path.exists() {
+            return Err(StoreError::Corrupt(format!(
+                "the state file {} of this chain is missing",
+                state_path.display()
+            )));
+        }
+        let state_db = tryd!(&state_path, Database::create(&state_path));
+        {
+            let tx = tryd!(&state_path, state_db.begin_write());
+            tryd!(&state_path, tx.open_table(STATE));
+            tryd!(&state_path, tx.open_table(BUCKETS));
+            tryd!(&state_path, tx.open_table(TX_INDEX));
+            tryd!(&state_path, tx.open_table(STATE_META));
+            tryd!(&state_path, tx.commit());
+        }
+        let stx = tryd!(&state_path, state_db.begin_read());
+        let checkpoint = match tryd!(
+            &state_path,
+            tryd!(&state_path, stx.open_table(STATE_META)).get(META_CHECKPOINT)
+        ) {
+            Some(v) => height_from(v.value())?,
+            None => 0,
+        };
+        if checkpoint > height {
+            return Err(StoreError::Corrupt(format!(
+                "the state file holds height {checkpoint} but the chain ends at {height}"
+            )));
+        }
+        let buckets = tryd!(&state_path, stx.open_table(BUCKETS));
+        let mut leaves = Vec::with_capacity(tryd!(&state_path, buckets.len()) as usize);
+        for item in tryd!(&state_path, buckets.range::<u32>(..)) {
+            let (k, v) = tryd!(&state_path, item);
             let entries = merkle::decode_entries(v.value())
                 .ok_or_else(|| StoreError::Corrupt(format!("bucket {}", k.value())))?;
             leaves.push((k.value(), merkle::bucket_hash(&entries)));
@@ -230,15 +312,20 @@ impl Store {
         let mut store = Store {
             tree: Tree::build(leaves),
             db,
+            state_db: Arc::new(state_db),
             path: path.clone(),
+            state_path: state_path.clone(),
             config,
             height: checkpoint,
             root: [0; 32],
             checkpoint,
+            // Records at or below the checkpoint that a crash left behind go with the next block.
+            log_trimmed: 0,
             pending: Pending::new(),
-            pending_buckets: BTreeMap::new(),
+            pending_buckets: StagedBuckets::new(),
+            folding: None,
             recent: Pending::new(),
-            recent_buckets: BTreeMap::new(),
+            recent_buckets: Arc::new(StagedBuckets::new()),
             pending_tx_index: TxLocations::new(),
             read_cache: Pending::new(),
             table_reads: Arc::new(Mutex::new(TableReads {
@@ -267,7 +354,7 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("block {}: {e}", h.value())))?;
             store.pending_tx_index.extend(tx_locations(&record));
         }
-        drop((blocks, log, buckets, meta, tx));
+        drop((blocks, log, buckets, stx, meta, tx));
         store.root = store.tree.root();
         if store.height != height {
             return Err(StoreError::Corrupt(format!(
@@ -324,12 +411,22 @@ impl Store {
         if record.height != self.height + 1 {
             return Err(StoreError::OutOfOrder { got: record.height, committed: self.height });
         }
+        // A checkpoint that failed puts its changes back and fails this commit, before the
+        // block is written: the caller may retry it.
+        self.finish_fold(false)?;
         self.absorb_table_reads();
         let root = self.write(record.height, changes, Some(record), None)?;
-        let due = self.height - self.checkpoint >= u64::from(self.config.checkpoint_every)
-            || self.pending.len() >= self.config.checkpoint_max_keys;
-        if due {
-            self.checkpoint()?;
+        let since = self.folding.as_ref().map_or(self.checkpoint, |f| f.height);
+        let too_many = self.pending.len() >= self.config.checkpoint_max_keys;
+        if self.height - since >= u64::from(self.config.checkpoint_every) || too_many {
+            // One checkpoint at a time: a due one waits for the one in flight only when the
+            // changes in memory have reached their bound, else it starts after a later block.
+            if too_many {
+                self.finish_fold(true)?;
+            }
+            if self.folding.is_none() {
+                self.start_fold();
+            }
         }
         Ok(root)
     }
@@ -359,10 +456,10 @@ impl Store {
             .with_min_len(64)
             .map(|updates| {
                 let b = updates[0].0;
-                let cached = self.pending_buckets.get(&b).or_else(|| self.recent_buckets.get(&b));
+                let cached = self.cached_bucket(b);
                 let mut entries = match cached {
                     Some(e) => e.clone(),
-                    None => match tryd!(&self.path, buckets.get(b)) {
+                    None => match tryd!(&self.state_path, buckets.get(b)) {
                         Some(v) => merkle::decode_entries(v.value())
                             .ok_or_else(|| StoreError::Corrupt(format!("bucket {b}")))?,
                         None => Vec::new(),
@@ -377,6 +474,14 @@ impl Store {
         let leaves = new.iter().map(|(b, h, _)| (*b, *h)).collect();
         let staged = new.into_iter().map(|(b, _, e)| (b, e)).collect();
         Ok((leaves, staged))
+    }
+
+    /// A bucket's contents when a block since the checkpoint before last touched it.
+    fn cached_bucket(&self, b: u32) -> Option<&Vec<merkle::Entry>> {
+        self.pending_buckets
+            .get(&b)
+            .or_else(|| self.folding.as_ref().and_then(|f| f.buckets.get(&b)))
+            .or_else(|| self.recent_buckets.get(&b))
     }
 
     /// Moves what views read from the table into the read cache.
@@ -413,8 +518,8 @@ impl Store {
     ) -> Result<Hash, StoreError> {
         let path = self.path.clone();
         let (leaves, staged) = {
-            let rtx = tryd!(&path, self.db.begin_read());
-            let buckets = tryd!(&path, rtx.open_table(BUCKETS));
+            let rtx = tryd!(&self.state_path, self.state_db.begin_read());
+            let buckets = tryd!(&self.state_path, rtx.open_table(BUCKETS));
             self.stage_buckets(changes, &buckets)?
         };
         let undo = self.tree.update(&leaves);
@@ -428,6 +533,9 @@ impl Store {
             tx.set_durability(Durability::Immediate);
             {
                 let mut log = tryd!(&path, tx.open_table(LOG));
+                if self.log_trimmed < self.checkpoint {
+                    tryd!(&path, log.retain_in(..=self.checkpoint, |_, _| false));
+                }
                 tryd!(&path, log.insert(height, log_bytes.as_slice()));
                 let mut meta = tryd!(&path, tx.open_table(META));
                 tryd!(&path, meta.insert(META_HEIGHT, height.to_be_bytes().as_slice()));
@@ -448,6 +556,7 @@ impl Store {
         })();
         match result {
             Ok(()) => {
+                self.log_trimmed = self.checkpoint;
                 self.apply_pending(changes, staged);
                 self.pending_tx_index.extend(locations.into_iter().flatten());
                 self.height = height;
@@ -461,47 +570,63 @@ impl Store {
         }
     }
 
-    /// Folds the pending changes into the state and bucket tables and trims the log, in one
-    /// durable transaction.
+    /// Folds the pending changes into the state file and waits until that is durable (the log
+    /// is trimmed by the next block). Blocks call this on their own when it is due, without
+    /// waiting.
     pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.finish_fold(true)?;
         if self.checkpoint == self.height && self.pending.is_empty() {
             return Ok(());
         }
-        let path = self.path.clone();
-        let mut tx = tryd!(&path, self.db.begin_write());
-        tx.set_durability(Durability::Immediate);
-        {
-            let mut state = tryd!(&path, tx.open_table(STATE));
-            for (k, v) in self.pending.iter() {
-                match v {
-                    Some(v) => tryd!(&path, state.insert(k.as_slice(), v.as_slice())),
-                    None => tryd!(&path, state.remove(k.as_slice())),
-                };
+        self.start_fold();
+        self.finish_fold(true)
+    }
+
+    /// Hands the pending changes to a thread that writes them into the state file; they stay
+    /// readable as the fold's layer until [`Store::finish_fold`] installs it.
+    fn start_fold(&mut self) {
+        debug_assert!(self.folding.is_none(), "one checkpoint at a time");
+        let changes = std::mem::take(&mut self.pending);
+        let buckets = Arc::new(std::mem::take(&mut self.pending_buckets));
+        let tx_index = Arc::new(std::mem::take(&mut self.pending_tx_index));
+        let height = self.height;
+        let job = {
+            let (db, path) = (Arc::clone(&self.state_db), self.state_path.clone());
+            let (changes, buckets, tx_index) =
+                (changes.clone(), Arc::clone(&buckets), Arc::clone(&tx_index));
+            move || write_fold(&db, &path, height, &changes, &buckets, &tx_index)
+        };
+        // Without a thread (none could be started) the fold is written here and now.
+        let (thread, outcome) =
+            match std::thread::Builder::new().name("state-checkpoint".into()).spawn(job.clone()) {
+                Ok(thread) => (Some(thread), None),
+                Err(_) => (None, Some(job())),
+            };
+        self.folding = Some(Fold { height, changes, buckets, tx_index, thread, outcome });
+    }
+
+    /// Installs the fold in flight once it is durable (`wait`: waits for it). A fold that failed
+    /// puts its changes back under the pending ones and returns its error.
+    fn finish_fold(&mut self, wait: bool) -> Result<(), StoreError> {
+        let Some(mut fold) = self.folding.take_if(|f| wait || f.is_finished()) else {
+            return Ok(());
+        };
+        if let Err(e) = fold.wait() {
+            let changes = std::mem::take(&mut self.pending);
+            self.pending = changes.union(fold.changes);
+            for (b, entries) in fold.buckets.iter() {
+                self.pending_buckets.entry(*b).or_insert_with(|| entries.clone());
             }
-            let mut buckets = tryd!(&path, tx.open_table(BUCKETS));
-            for (b, entries) in &self.pending_buckets {
-                if entries.is_empty() {
-                    tryd!(&path, buckets.remove(*b));
-                } else {
-                    tryd!(&path, buckets.insert(*b, merkle::encode_entries(entries).as_slice()));
-                }
+            for (hash, at) in fold.tx_index.iter() {
+                self.pending_tx_index.entry(*hash).or_insert(*at);
             }
-            let mut index = tryd!(&path, tx.open_table(TX_INDEX));
-            for (hash, at) in &self.pending_tx_index {
-                tryd!(&path, index.insert(hash, *at));
-            }
-            let mut log = tryd!(&path, tx.open_table(LOG));
-            tryd!(&path, log.retain_in(..=self.height, |_, _| false));
-            let mut meta = tryd!(&path, tx.open_table(META));
-            tryd!(&path, meta.insert(META_CHECKPOINT, self.height.to_be_bytes().as_slice()));
+            return Err(e);
         }
-        tryd!(&path, tx.commit());
-        self.checkpoint = self.height;
-        self.pending_tx_index.clear();
+        self.checkpoint = fold.height;
         // The table changed: cached reads of the keys folded in are stale, and so is whatever
         // views of the old table read since the last commit.
         if !self.read_cache.is_empty() {
-            for k in self.pending.keys() {
+            for k in fold.changes.keys() {
                 self.read_cache.remove(k);
             }
         }
@@ -511,18 +636,19 @@ impl Store {
             reads.generation = self.generation;
             reads.reads.clear();
         }
-        self.recent = std::mem::take(&mut self.pending);
-        self.recent_buckets = std::mem::take(&mut self.pending_buckets);
+        self.recent = fold.changes;
+        self.recent_buckets = fold.buckets;
         Ok(())
     }
 
     /// A snapshot of the committed state for executing the next block or answering queries.
     pub fn view(&self) -> Result<StoreView, StoreError> {
-        let tx = tryd!(&self.path, self.db.begin_read());
-        let table = tryd!(&self.path, tx.open_table(STATE));
+        let tx = tryd!(&self.state_path, self.state_db.begin_read());
+        let table = tryd!(&self.state_path, tx.open_table(STATE));
         Ok(StoreView {
             table,
             pending: self.pending.clone(),
+            folding: self.folding.as_ref().map(|f| f.changes.clone()).unwrap_or_default(),
             recent: self.recent.clone(),
             cached: self.read_cache.clone(),
             table_reads: Arc::clone(&self.table_reads),
@@ -554,23 +680,24 @@ impl Store {
 
     /// Where a transaction was committed: its block height and index in the block.
     pub fn tx_location(&self, hash: &[u8; 32]) -> Result<Option<(Height, u32)>, StoreError> {
-        if let Some(at) = self.pending_tx_index.get(hash) {
+        let folding = self.folding.as_ref().and_then(|f| f.tx_index.get(hash));
+        if let Some(at) = self.pending_tx_index.get(hash).or(folding) {
             return Ok(Some(*at));
         }
-        let tx = tryd!(&self.path, self.db.begin_read());
-        let index = tryd!(&self.path, tx.open_table(TX_INDEX));
-        Ok(tryd!(&self.path, index.get(hash)).map(|v| v.value()))
+        let tx = tryd!(&self.state_path, self.state_db.begin_read());
+        let index = tryd!(&self.state_path, tx.open_table(TX_INDEX));
+        Ok(tryd!(&self.state_path, index.get(hash)).map(|v| v.value()))
     }
 
     /// A Merkle proof for `key` at the current root: its bucket's entries and sibling path.
     pub fn prove(&self, key: &[u8]) -> Result<(Vec<merkle::Entry>, Vec<Hash>), StoreError> {
         let b = merkle::bucket_of(&merkle::hash_key(key));
-        let entries = match self.pending_buckets.get(&b).or_else(|| self.recent_buckets.get(&b)) {
+        let entries = match self.cached_bucket(b) {
             Some(e) => e.clone(),
             None => {
-                let tx = tryd!(&self.path, self.db.begin_read());
-                let buckets = tryd!(&self.path, tx.open_table(BUCKETS));
-                match tryd!(&self.path, buckets.get(b)) {
+                let tx = tryd!(&self.state_path, self.state_db.begin_read());
+                let buckets = tryd!(&self.state_path, tx.open_table(BUCKETS));
+                match tryd!(&self.state_path, buckets.get(b)) {
                     Some(v) => merkle::decode_entries(v.value())
                         .ok_or_else(|| StoreError::Corrupt(format!("bucket {b}")))?,
                     None => Vec::new(),
@@ -579,6 +706,60 @@ impl Store {
         };
         Ok((entries, self.tree.proof(b)))
     }
+}
+
+impl Drop for Store {
+    /// Waits for a checkpoint in flight, so that the files are closed when the store is gone
+    /// (a store opened again at once would otherwise find them still open). Its outcome does
+    /// not matter here: opening replays whatever it did not make durable.
+    fn drop(&mut self) {
+        if let Some(mut fold) = self.folding.take() {
+            let _ = fold.wait();
+        }
+    }
+}
+
+/// The state file that goes with the chain file at `path`: `chain.redb` -> `chain.state.redb`.
+pub fn state_path_of(path: &Path) -> PathBuf {
+    path.with_extension("state.redb")
+}
+
+/// Writes a checkpoint into the state file in one durable transaction.
+fn write_fold(
+    db: &Database,
+    path: &Path,
+    height: Height,
+    changes: &Pending,
+    buckets: &StagedBuckets,
+    tx_index: &TxLocations,
+) -> Result<(), StoreError> {
+    let mut tx = tryd!(path, db.begin_write());
+    tx.set_durability(Durability::Immediate);
+    {
+        let mut state = tryd!(path, tx.open_table(STATE));
+        for (k, v) in changes.iter() {
+            match v {
+                Some(v) => tryd!(path, state.insert(k.as_slice(), v.as_slice())),
+                None => tryd!(path, state.remove(k.as_slice())),
+            };
+        }
+        let mut table = tryd!(path, tx.open_table(BUCKETS));
+        for (b, entries) in buckets {
+            if entries.is_empty() {
+                tryd!(path, table.remove(*b));
+            } else {
+                tryd!(path, table.insert(*b, merkle::encode_entries(entries).as_slice()));
+            }
+        }
+        let mut index = tryd!(path, tx.open_table(TX_INDEX));
+        for (hash, at) in tx_index {
+            tryd!(path, index.insert(hash, *at));
+        }
+        let mut meta = tryd!(path, tx.open_table(STATE_META));
+        tryd!(path, meta.insert(META_CHECKPOINT, height.to_be_bytes().as_slice()));
+    }
+    tryd!(path, tx.commit());
+    Ok(())
 }
 
 /// Where each transaction of a block landed.
@@ -596,6 +777,8 @@ fn tx_locations(record: &BlockRecord) -> impl Iterator<Item = ([u8; 32], (Height
 pub struct StoreView {
     table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     pending: Pending,
+    /// The changes of the checkpoint in flight (empty when none is).
+    folding: Pending,
     recent: Pending,
     cached: Pending,
     table_reads: SharedReads,
@@ -615,7 +798,7 @@ fn view_err(e: impl std::fmt::Display) -> ViewError {
 
 impl StateView for StoreView {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
-        let layers = [&self.pending, &self.recent, &self.cached];
+        let layers = [&self.pending, &self.folding, &self.recent, &self.cached];
         if let Some(v) = layers.into_iter().find_map(|layer| layer.get(key)) {
             return Ok(v.clone());
         }
@@ -640,7 +823,7 @@ impl StateView for StoreView {
             let (k, v) = item.map_err(view_err)?;
             merged.insert(k.value().to_vec(), Some(v.value().to_vec()));
         }
-        for layer in [&self.recent, &self.pending] {
+        for layer in [&self.recent, &self.folding, &self.pending] {
             for (k, v) in layer.range(start.to_vec()..end.to_vec()) {
                 merged.insert(k.clone(), v.clone());
             }

@@ -218,3 +218,73 @@ fn tx_locations_survive_checkpoints_and_reopening() {
     }
     assert_eq!(store.tx_location(&[7; 32]).unwrap(), None);
 }
+
+/// A store keeps its state in a second file next to the chain file; a chain file without it,
+/// or one written with the old one-file layout, is refused with a sentence that says so.
+#[test]
+fn missing_state_file_and_old_layout_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let generator = Generator::new(Actors::new(1, 1, 1));
+    let path = dir.path().join("s.redb");
+    {
+        let mut store = fresh(&dir, "s.redb", &generator);
+        step(&mut store, &generator, 1, 4);
+    }
+    let state = gridlease_storage::state_path_of(&path);
+    assert_eq!(state, dir.path().join("s.state.redb"));
+    assert!(state.exists());
+    std::fs::remove_file(&state).unwrap();
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(err.contains("state file") && err.contains("missing"), "{err}");
+
+    let old = dir.path().join("old.redb");
+    {
+        let db = redb::Database::create(&old).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<'static, &str, &[u8]> =
+                redb::TableDefinition::new("meta");
+            let mut meta = tx.open_table(def).unwrap();
+            meta.insert("checkpoint", 7u64.to_be_bytes().as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let err = Store::open(&old).unwrap_err();
+    assert!(matches!(err, StoreError::OldLayout(_)), "{err}");
+    assert!(err.to_string().contains("older gridlease"), "{err}");
+}
+
+/// Blocks keep committing while checkpoints are written on their thread: with a checkpoint
+/// due after every block, views, proofs and transaction lookups see every committed change,
+/// and the state equals a store that checkpoints synchronously after every block.
+#[test]
+fn blocks_and_reads_during_background_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let generator = Generator::new(Actors::new(3, 4, 2));
+    let config = StoreConfig { checkpoint_every: 1, ..StoreConfig::default() };
+    let mut busy = Store::open_with(dir.path().join("busy.redb"), config).unwrap();
+    busy.init_genesis(&generator.actors.genesis()).unwrap();
+    let mut sync = fresh(&dir, "sync.redb", &generator);
+    for h in 1..=25 {
+        let block = generator.block(SEED, h, &busy.view().unwrap(), 30);
+        let raw: Vec<Vec<u8>> = block.iter().map(|t| t.to_bytes()).collect();
+        let time = 1_700_000_000_000 + h * 1000;
+        let (record, _) = busy.execute_block(CHAIN_ID, h, time, raw.clone()).unwrap();
+        let (expected, _) = sync.execute_block(CHAIN_ID, h, time, raw).unwrap();
+        sync.checkpoint().unwrap();
+        assert_eq!(record.state_root, expected.state_root, "height {h}");
+        for (i, receipt) in record.receipts.iter().enumerate() {
+            assert_eq!(busy.tx_location(&receipt.tx_hash.0).unwrap(), Some((h, i as u32)));
+        }
+        let (a, b) = (busy.view().unwrap(), sync.view().unwrap());
+        assert_eq!(a.range(&[], &[0xff; 8]).unwrap(), b.range(&[], &[0xff; 8]).unwrap());
+        let (key, _) = a.range(&[], &[0xff; 8]).unwrap().into_iter().nth(h as usize).unwrap();
+        let (entries, path) = busy.prove(&key).unwrap();
+        let value = a.get(&key).unwrap();
+        assert!(verify_proof(&busy.state_root(), &key, value.as_deref(), &entries, &path));
+    }
+    drop(busy);
+    let reopened = Store::open_with(dir.path().join("busy.redb"), config).unwrap();
+    assert_eq!(reopened.state_root(), sync.state_root());
+    assert_eq!(reopened.height(), 25);
+}
