@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use gridlease_sim::ugrid;
-use gridlease_storage::Store;
+use gridlease_storage::{Store, state_path_of};
 use gridlease_types::*;
 
 const TXS: usize = 10_000;
@@ -127,7 +127,9 @@ fn throughput(c: &mut Criterion) {
                 blocks.push(chain.block(blocks.len() as u64));
             }
             let path = dir.path().join("run.redb");
+            // A store is two files: the chain file and its state file.
             std::fs::copy(&template, &path).unwrap();
+            std::fs::copy(state_path_of(&template), state_path_of(&path)).unwrap();
             let mut store = Store::open_with(&path, bench_store_config(4)).unwrap();
             let mut total = Duration::ZERO;
             for block in blocks.iter().take(iters as usize) {

@@ -4,10 +4,9 @@
 //! block touches the same number of distinct objects on each. Escrow settles lazily and due
 //! work sits in height-keyed queues, so the ledger's work is the same on both.
 //!
-//! Criterion times each size in turn; then a paired pass alternates blocks between the sizes,
-//! so that drift in the machine's speed over the minutes between them cancels out. Both print
-//! the ratios of the median block times (check + execute + commit), of the mean block times
-//! (checkpoints amortized) and of execute alone.
+//! Criterion times each size in turn; the ratios of the median block times (check + execute +
+//! commit), of the mean block times (checkpoints amortized) and of execute alone are printed at
+//! the end.
 //!
 //! Each chain is built by real blocks in a child process (the bench binary run again), and the
 //! measuring process opens all of them before timing any, as a node opens its store: every size
@@ -224,7 +223,7 @@ fn scaling(c: &mut Criterion) {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let mut sequential: Vec<(&str, u64, Times)> = Vec::new();
+    let mut measured: Vec<(&str, u64, Times)> = Vec::new();
     let mut group = c.benchmark_group("lease_scaling");
     group
         .sampling_mode(SamplingMode::Flat)
@@ -246,51 +245,18 @@ fn scaling(c: &mut Criterion) {
                 times.summary(),
                 ms(times.exec_median())
             );
-            sequential.push((mode, n, times));
+            measured.push((mode, n, times));
         }
     }
     group.finish();
     for mode in ["fixed", "random"] {
-        let of: Vec<_> = sequential.iter().filter(|m| m.0 == mode).collect();
+        let of: Vec<_> = measured.iter().filter(|m| m.0 == mode).collect();
         if let (Some(first), Some(last)) = (of.first(), of.last()) {
             eprintln!(
-                "{mode} working set, sizes one after the other, {} / {} leases: {}",
+                "{mode} working set, {} / {} leases: {}",
                 last.1,
                 first.1,
                 last.2.ratio_to(&first.2)
-            );
-        }
-    }
-    // The machine's speed drifts over the minutes between the sizes measured one after the
-    // other. Pairs cancel that: blocks alternate between the sizes (in alternating order), so
-    // each size sees the same moments.
-    let pairs: usize =
-        std::env::var("GRIDLEASE_BENCH_PAIRS").ok().and_then(|p| p.parse().ok()).unwrap_or(96);
-    for (mode, random) in [("fixed", false), ("random", true)] {
-        let mut times: Vec<Times> = chains.iter().map(|_| Times::default()).collect();
-        for i in 0..pairs {
-            let order: Vec<usize> = if i % 2 == 0 {
-                (0..chains.len()).collect()
-            } else {
-                (0..chains.len()).rev().collect()
-            };
-            for c in order {
-                times[c].push(chains[c].run_block(&mut rng, random));
-            }
-        }
-        for (chain, t) in chains.iter().zip(&times) {
-            eprintln!(
-                "{mode} working set, {} active leases, {pairs} paired blocks: {}",
-                chain.leases,
-                t.summary()
-            );
-        }
-        if let (Some(first), Some(last)) = (times.first(), times.last()) {
-            eprintln!(
-                "{mode} working set, paired, {} / {} leases: {}",
-                chains[chains.len() - 1].leases,
-                chains[0].leases,
-                last.ratio_to(first)
             );
         }
     }
