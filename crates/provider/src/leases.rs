@@ -232,6 +232,13 @@ fn build_workload(
                     proto: if e.proto == "UDP" { Proto::Udp } else { Proto::Tcp },
                 });
             }
+            let volumes = match s.volumes() {
+                Ok(volumes) => volumes,
+                Err(e) => {
+                    lock(&p.ports).give_back(taken.iter().copied());
+                    return Err(refuse(400, e.to_string()));
+                }
+            };
             replicas.push(ReplicaSpec {
                 service: s.name.clone(),
                 replica,
@@ -243,6 +250,7 @@ fn build_workload(
                 memory_bytes: s.resources.memory_bytes,
                 gpus,
                 ports,
+                volumes,
             });
         }
     }

@@ -1,7 +1,8 @@
 //! The manifest a tenant sends: the services of each group of the deployment, in the JSON
 //! shape `gridlease sdl manifest --output json` prints. The provider checks that the exact
 //! bytes hash (SHA-256) to the deployment's on-chain `manifest_hash`, then reads only what it
-//! runs: images, commands, env, resources per replica, counts and exposed ports.
+//! runs: images, commands, env, resources per replica, storage volumes and their mounts,
+//! counts and exposed ports.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -36,6 +37,112 @@ pub struct Service {
     pub count: u32,
     #[serde(default)]
     pub expose: Vec<Expose>,
+    #[serde(default)]
+    pub params: Option<Params>,
+}
+
+/// Service parameters; the provider reads where storage volumes are mounted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    #[serde(default)]
+    pub storage: Option<Vec<StorageParam>>,
+}
+
+/// Where one of the service's storage volumes is mounted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageParam {
+    pub name: String,
+    pub mount: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// A storage volume of the service's resources.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageVolume {
+    pub name: String,
+    pub bytes: u64,
+    #[serde(default)]
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribute {
+    pub key: String,
+    pub value: String,
+}
+
+/// How a mounted volume lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeKind {
+    /// Kept for the whole lease, across restarts and re-creations of the replica.
+    Persistent,
+    /// Starts empty whenever the replica is created.
+    Ephemeral,
+    /// In memory (`class: ram`), at most its size.
+    Ram,
+}
+
+/// A volume a replica mounts, as drivers get it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// The volume's name in the SDL.
+    pub name: String,
+    /// Absolute path inside the container.
+    pub mount: String,
+    pub read_only: bool,
+    pub kind: VolumeKind,
+    pub bytes: u64,
+}
+
+impl Service {
+    /// The volumes this service mounts (volumes without a mount, such as the root one, are
+    /// its containers' own disk).
+    pub fn volumes(&self) -> Result<Vec<VolumeMount>, ManifestError> {
+        let params = self.params.as_ref().and_then(|p| p.storage.as_deref()).unwrap_or(&[]);
+        let bad = |message: String| ManifestError::Service { service: self.name.clone(), message };
+        let mut mounts: Vec<VolumeMount> = Vec::with_capacity(params.len());
+        for param in params {
+            let volume =
+                self.resources.storage.iter().find(|v| v.name == param.name).ok_or_else(|| {
+                    bad(format!(
+                        "mounts storage `{}` that its resources do not declare",
+                        param.name
+                    ))
+                })?;
+            if !param.mount.starts_with('/') || param.mount.split('/').any(|c| c == "..") {
+                return Err(bad(format!(
+                    "storage `{}` must be mounted at an absolute path without `..`, not `{}`",
+                    param.name, param.mount
+                )));
+            }
+            if mounts.iter().any(|m| m.mount == param.mount || m.name == param.name) {
+                return Err(bad(format!(
+                    "storage `{}` or its mount `{}` appears twice",
+                    param.name, param.mount
+                )));
+            }
+            let attr = |key: &str| {
+                volume.attributes.iter().find(|a| a.key == key).map(|a| a.value.as_str())
+            };
+            let kind = if attr("class") == Some("ram") {
+                VolumeKind::Ram
+            } else if attr("persistent") == Some("true") {
+                VolumeKind::Persistent
+            } else {
+                VolumeKind::Ephemeral
+            };
+            mounts.push(VolumeMount {
+                name: param.name.clone(),
+                mount: param.mount.clone(),
+                read_only: param.read_only,
+                kind,
+                bytes: volume.bytes,
+            });
+        }
+        Ok(mounts)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +153,8 @@ pub struct ServiceResources {
     pub memory_bytes: u64,
     #[serde(default)]
     pub gpu: Gpu,
+    #[serde(default)]
+    pub storage: Vec<StorageVolume>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +207,7 @@ impl Manifest {
                 if s.count == 0 || s.count > 1000 {
                     return Err(bad("count must be 1 to 1000"));
                 }
+                s.volumes()?;
                 for e in &s.expose {
                     if e.port == 0 || e.port > 65535 {
                         return Err(bad("exposed port must be 1 to 65535"));
@@ -146,5 +256,47 @@ mod tests {
         let zero = DOC.replace("\"count\":2", "\"count\":0");
         let e = Manifest::parse(zero.as_bytes()).expect_err("count").to_string();
         assert_eq!(e, "service `web`: count must be 1 to 1000");
+        let unknown = DOC.replace(
+            "\"params\":null",
+            r#""params":{"storage":[{"name":"data","mount":"/data","read_only":false}]}"#,
+        );
+        let e = Manifest::parse(unknown.as_bytes()).expect_err("volume").to_string();
+        assert_eq!(e, "service `web`: mounts storage `data` that its resources do not declare");
+        let relative = DOC.replace("\"storage\":[]", STORAGE).replace(
+            "\"params\":null",
+            r#""params":{"storage":[{"name":"data","mount":"data","read_only":false}]}"#,
+        );
+        let e = Manifest::parse(relative.as_bytes()).expect_err("relative").to_string();
+        assert!(e.contains("absolute path"), "{e}");
+    }
+
+    const STORAGE: &str = r#""storage":[{"name":"default","bytes":1073741824,"attributes":[]},
+      {"name":"data","bytes":2147483648,"attributes":[{"key":"persistent","value":"true"}]},
+      {"name":"scratch","bytes":1048576,"attributes":[]},
+      {"name":"shm","bytes":67108864,"attributes":[{"key":"class","value":"ram"},
+      {"key":"persistent","value":"false"}]}]"#;
+
+    #[test]
+    fn volumes_are_mounted_by_kind() {
+        let doc = DOC.replace("\"storage\":[]", STORAGE).replace(
+            "\"params\":null",
+            r#""params":{"storage":[{"name":"data","mount":"/var/data","read_only":false},
+              {"name":"shm","mount":"/dev/shm","read_only":false},
+              {"name":"scratch","mount":"/scratch","read_only":true}],"permissions":null}"#,
+        );
+        let m = Manifest::parse(doc.as_bytes()).expect("parses");
+        let volumes = m.0[0].services[0].volumes().expect("volumes");
+        let summary: Vec<_> = volumes
+            .iter()
+            .map(|v| (v.name.as_str(), v.mount.as_str(), v.kind, v.read_only, v.bytes))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("data", "/var/data", VolumeKind::Persistent, false, 2 << 30),
+                ("shm", "/dev/shm", VolumeKind::Ram, false, 64 << 20),
+                ("scratch", "/scratch", VolumeKind::Ephemeral, true, 1 << 20),
+            ]
+        );
     }
 }

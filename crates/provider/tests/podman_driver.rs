@@ -14,7 +14,8 @@ use anyhow::{Context, bail, ensure};
 use futures_util::StreamExt;
 use gridlease_provider::driver::podman::{PodmanDriver, container_name, network_name};
 use gridlease_provider::driver::{
-    Driver, DriverError, LeaseTag, PortMapping, Proto, ReplicaSpec, ReplicaState, Workload,
+    Driver, DriverError, LeaseTag, PortMapping, Proto, ReplicaSpec, ReplicaState, VolumeKind,
+    VolumeMount, Workload,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, sleep, timeout};
@@ -67,6 +68,7 @@ async fn podman_driver_runs_a_lease_end_to_end() -> anyhow::Result<()> {
             memory_bytes: MEMORY_BYTES,
             gpus: vec![],
             ports: vec![PortMapping { container_port: 8080, host_port, proto: Proto::Tcp }],
+            volumes: vec![],
         }],
     };
     let container = container_name(&tag, "web", 0);
@@ -258,6 +260,71 @@ async fn podman_driver_runs_a_lease_end_to_end() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Storage volumes: a persistent one keeps its files when the replica's container is created
+/// again, an ephemeral one starts empty, a `ram` one is a tmpfs of the volume's size; all of
+/// them go with the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_driver_mounts_volumes_by_kind() -> anyhow::Result<()> {
+    let Some(socket) = podman_socket_or_skip().await? else {
+        return Ok(());
+    };
+    ensure_test_image()?;
+    let driver = PodmanDriver::connect(&socket).await?;
+    let lease_id = format!("gridlease-test/{}/{}/6/provider", std::process::id(), nanos());
+    let tag = LeaseTag::of(&lease_id);
+    let _cleanup = Cleanup(tag.clone());
+    let volume = |name: &str, mount: &str, kind: VolumeKind, bytes: u64| VolumeMount {
+        name: name.to_owned(),
+        mount: mount.to_owned(),
+        read_only: false,
+        kind,
+        bytes,
+    };
+    let workload = Workload {
+        tag: tag.clone(),
+        lease_id,
+        replicas: vec![ReplicaSpec {
+            service: "web".to_owned(),
+            replica: 0,
+            image: TEST_IMAGE.to_owned(),
+            command: vec![],
+            args: strings(&["sleep", "300"]),
+            env: vec![],
+            cpu_millis: 100,
+            memory_bytes: MEMORY_BYTES,
+            gpus: vec![],
+            ports: vec![],
+            volumes: vec![
+                volume("data", "/data", VolumeKind::Persistent, 1 << 30),
+                volume("scratch", "/scratch", VolumeKind::Ephemeral, 1 << 30),
+                volume("shm", "/mem", VolumeKind::Ram, 8 << 20),
+            ],
+        }],
+    };
+    driver.deploy(&workload).await.context("deploy")?;
+    exec_ok(&driver, &tag, &["sh", "-c", "echo kept > /data/f && echo gone > /scratch/f"]).await?;
+    let mounts = exec_ok(&driver, &tag, &["cat", "/proc/mounts"]).await?;
+    let mem = mounts.lines().find(|l| l.split_whitespace().nth(1) == Some("/mem"));
+    ensure!(
+        mem.is_some_and(|l| l.starts_with("tmpfs") && l.contains("size=8192k")),
+        "/mem is not an 8 MiB tmpfs: {mem:?}"
+    );
+    let label = format!("label=gridlease.lease={tag}");
+    let volumes = podman(&["volume", "ls", "--quiet", "--filter", &label])?;
+    ensure!(volumes.lines().count() == 2, "two labelled disk volumes expected: {volumes:?}");
+
+    // The container goes (as if someone removed it); the next deploy creates it again.
+    podman(&["rm", "--force", "--time", "0", &container_name(&tag, "web", 0)])?;
+    driver.deploy(&workload).await.context("deploy again")?;
+    let after = exec_ok(&driver, &tag, &["sh", "-c", "cat /data/f; ls /scratch | wc -l"]).await?;
+    ensure!(after.split_whitespace().collect::<Vec<_>>() == ["kept", "0"], "after: {after:?}");
+
+    driver.remove(&tag).await.context("remove")?;
+    let left = podman(&["volume", "ls", "--quiet", "--filter", &label])?;
+    ensure!(left.trim().is_empty(), "volumes left after the lease: {left:?}");
+    Ok(())
+}
+
 /// Podman reports its own states (`stopped`, `stopping`) while a container exits and restarts;
 /// reads must keep working through them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,6 +351,7 @@ async fn podman_driver_reads_a_crash_looping_lease() -> anyhow::Result<()> {
             memory_bytes: MEMORY_BYTES,
             gpus: vec![],
             ports: vec![],
+            volumes: vec![],
         }],
     };
     driver.deploy(&workload).await?;
@@ -328,6 +396,7 @@ async fn podman_driver_never_drops_gpus_silently() -> anyhow::Result<()> {
             memory_bytes: MEMORY_BYTES,
             gpus: strings(&["nvidia.com/gpu=0"]),
             ports: vec![],
+            volumes: vec![],
         }],
     };
     let version = podman(&["version", "--format", "{{.Server.Version}}"])?;
@@ -391,6 +460,7 @@ async fn podman_driver_names_a_missing_image_and_creates_nothing() -> anyhow::Re
             memory_bytes: MEMORY_BYTES,
             gpus: vec![],
             ports: vec![],
+            volumes: vec![],
         }],
     };
     match driver.deploy(&workload).await {
@@ -519,5 +589,10 @@ impl Drop for Cleanup {
             }
         }
         let _ = podman(&["network", "rm", "--force", &network_name(&self.0)]);
+        if let Ok(names) = podman(&["volume", "ls", "--quiet", "--filter", &label]) {
+            for name in names.lines().filter(|name| !name.is_empty()) {
+                let _ = podman(&["volume", "rm", "--force", name]);
+            }
+        }
     }
 }

@@ -2,8 +2,10 @@
 //! command, or the program its image maps to in the config) started with the service's args
 //! and env, in a process group of its own, with its output in a log file. `PORT` and
 //! `GRIDLEASE_PORT_<container port>` tell it the host ports it must listen on, since a local
-//! program cannot be remapped. No CPU or memory limits and no network isolation: that is what
-//! the podman driver is for, and why production mode refuses this driver unless allowed.
+//! program cannot be remapped. A storage volume cannot be mounted either: each is a folder of
+//! the lease, named to the program by `GRIDLEASE_VOLUME_<NAME>`. No CPU or memory limits and no
+//! network isolation: that is what the podman driver is for, and why production mode refuses
+//! this driver unless allowed.
 //!
 //! Everything lives under one directory, one folder per lease holding, per replica, a
 //! `.json` record (spec, pid, process start time, restarts) and a `.log`, so a restarted
@@ -69,8 +71,24 @@ fn process_start(pid: u32) -> Option<u64> {
     fields.get(19)?.parse().ok()
 }
 
-/// The environment of a replica: the service's, then the host ports it must listen on.
-fn replica_env(spec: &ReplicaSpec) -> Vec<(String, String)> {
+/// The folder standing in for a replica's volume.
+fn volume_dir(lease_dir: &Path, spec: &ReplicaSpec, volume: &str) -> PathBuf {
+    lease_dir.join("volumes").join(format!("{}-{}-{volume}", spec.service, spec.replica))
+}
+
+/// `GRIDLEASE_VOLUME_<NAME>`: the volume's name in upper case, other than letters and digits
+/// as `_`.
+fn volume_var(volume: &str) -> String {
+    let name: String = volume
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect();
+    format!("GRIDLEASE_VOLUME_{name}")
+}
+
+/// The environment of a replica: the service's, then the host ports it must listen on and the
+/// folders of its volumes.
+fn replica_env(spec: &ReplicaSpec, lease_dir: &Path) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = spec
         .env
         .iter()
@@ -81,6 +99,10 @@ fn replica_env(spec: &ReplicaSpec) -> Vec<(String, String)> {
     }
     for p in &spec.ports {
         env.push((format!("GRIDLEASE_PORT_{}", p.container_port), p.host_port.to_string()));
+    }
+    for v in &spec.volumes {
+        let dir = volume_dir(lease_dir, spec, &v.name);
+        env.push((volume_var(&v.name), dir.display().to_string()));
     }
     env
 }
@@ -179,6 +201,10 @@ impl ExecDriver {
             .open(self.log_path(tag, &spec.service, spec.replica))
             .map_err(runtime)?;
         let log2 = log.try_clone().map_err(runtime)?;
+        for v in &spec.volumes {
+            std::fs::create_dir_all(volume_dir(&self.lease_dir(tag), spec, &v.name))
+                .map_err(runtime)?;
+        }
         let mut cmd = std::process::Command::new(&program);
         cmd.args(&args)
             .stdin(Stdio::null())
@@ -186,7 +212,7 @@ impl ExecDriver {
             .stderr(log2)
             .current_dir(self.lease_dir(tag));
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        cmd.envs(replica_env(spec));
+        cmd.envs(replica_env(spec, &self.lease_dir(tag)));
         let child = cmd.spawn().map_err(|e| {
             DriverError::Runtime(format!("cannot start {}: {e}", program.display()))
         })?;
@@ -382,7 +408,7 @@ impl Driver for ExecDriver {
             cmd.split_first().ok_or_else(|| DriverError::Runtime("the command is empty".into()))?;
         let mut c = tokio::process::Command::new(program);
         c.args(args).current_dir(self.lease_dir(tag)).kill_on_drop(true);
-        c.envs(replica_env(&record.spec));
+        c.envs(replica_env(&record.spec, &self.lease_dir(tag)));
         let out = tokio::time::timeout(Duration::from_secs(60), c.output())
             .await
             .map_err(|_| DriverError::Runtime("the command ran longer than 60 s".into()))?
@@ -451,6 +477,13 @@ mod tests {
             memory_bytes: 1 << 20,
             gpus: vec![],
             ports: vec![PortMapping { container_port: 80, host_port: 31999, proto: Proto::Tcp }],
+            volumes: vec![crate::driver::VolumeMount {
+                name: "model-cache".into(),
+                mount: "/cache".into(),
+                read_only: false,
+                kind: crate::driver::VolumeKind::Persistent,
+                bytes: 1 << 30,
+            }],
         }
     }
 
@@ -469,7 +502,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = ExecDriver::new(dir.path(), BTreeMap::new(), false, false).expect("driver");
         let tag = LeaseTag::of("lease-1");
-        let script = "echo $GREETING on $PORT; sleep 0.3; exit 3";
+        let script = "echo $GREETING on $PORT; echo run >> $GRIDLEASE_VOLUME_MODEL_CACHE/runs; \
+                      sleep 0.3; exit 3";
         let w = Workload {
             tag: tag.clone(),
             lease_id: "lease-1".into(),
@@ -488,7 +522,12 @@ mod tests {
         let out =
             d.exec(&tag, "web", 0, &["/bin/sh".into(), "-c".into(), "echo $GREETING".into()]).await;
         assert_eq!(out.map(|o| (o.exit_code, o.stdout)).ok(), Some((0, "hello\n".to_string())));
+        // The volume's folder outlives each run of the program.
+        let runs = dir.path().join(tag.as_str()).join("volumes/web-0-model-cache/runs");
+        let count = std::fs::read_to_string(&runs).expect("volume folder").lines().count();
+        assert!(count >= 2, "{count} runs recorded in the volume");
         d.remove(&tag).await.expect("remove");
+        assert!(!runs.exists(), "the volume is removed with the lease");
         assert!(d.list().await.expect("list").is_empty());
         assert!(matches!(d.status(&tag).await, Err(DriverError::UnknownLease(_))));
         d.remove(&tag).await.expect("removing twice is fine");

@@ -16,6 +16,8 @@ use bytes::Bytes;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
+pub use crate::manifest::{VolumeKind, VolumeMount};
+
 /// A short, runtime-safe name for one lease (`gl-` and 16 hex digits of the SHA-256 of the
 /// lease id), used as a name prefix and a label value.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -79,6 +81,9 @@ pub struct ReplicaSpec {
     /// CDI device names of the GPUs given to this replica (`nvidia.com/gpu=0`).
     pub gpus: Vec<String>,
     pub ports: Vec<PortMapping>,
+    /// Storage volumes mounted into the replica.
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
 }
 
 /// Everything a lease runs.
@@ -172,7 +177,7 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         cmd: &[String],
     ) -> Result<ExecOutput, DriverError>;
 
-    /// Stops and deletes everything of the lease (replicas and network).
+    /// Stops and deletes everything of the lease (replicas, volumes and network).
     async fn remove(&self, tag: &LeaseTag) -> Result<(), DriverError>;
 
     /// The leases this runtime runs something for, for re-adoption after a restart.

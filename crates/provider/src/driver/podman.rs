@@ -29,22 +29,23 @@ use bollard::errors::Error as ApiError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerState, ContainerStateStatusEnum,
-    DeviceRequest, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum, SystemVersion,
+    DeviceRequest, EndpointSettings, HostConfig, Mount, MountTmpfsOptions, MountType,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    SystemVersion, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::{
     Driver, DriverError, ExecOutput, LeaseTag, LogStream, Proto, ReplicaSpec, ReplicaState,
-    ReplicaStatus, Workload,
+    ReplicaStatus, VolumeKind, Workload,
 };
 
-/// Label holding the lease tag, on every container and network of a lease.
+/// Label holding the lease tag, on every container, network and volume of a lease.
 pub const LABEL_LEASE: &str = "gridlease.lease";
 /// Label holding the on-chain lease id.
 pub const LABEL_LEASE_ID: &str = "gridlease.lease_id";
@@ -328,6 +329,60 @@ impl PodmanDriver {
     }
 
     /// Creates (unless it exists) and starts (unless it runs) one replica.
+    /// Creates the replica's disk volumes before its container: persistent ones unless they
+    /// exist (their data lives as long as the lease), ephemeral ones afresh.
+    async fn ensure_volumes(
+        &self,
+        workload: &Workload,
+        spec: &ReplicaSpec,
+    ) -> Result<(), DriverError> {
+        for volume in spec.volumes.iter().filter(|v| v.kind != VolumeKind::Ram) {
+            let name = volume_name(&workload.tag, &spec.service, spec.replica, &volume.name);
+            let exists = match self.docker.inspect_volume(&name).await {
+                Ok(_) => true,
+                Err(err) if is_status(&err, 404) => false,
+                Err(err) => return Err(self.api_error(&format!("inspect volume {name}"), err)),
+            };
+            if exists && volume.kind == VolumeKind::Persistent {
+                continue;
+            }
+            if exists {
+                self.remove_volume(&name).await?;
+            }
+            let request = VolumeCreateRequest {
+                name: Some(name.clone()),
+                labels: Some(HashMap::from([
+                    (LABEL_LEASE.to_owned(), workload.tag.to_string()),
+                    (LABEL_LEASE_ID.to_owned(), workload.lease_id.clone()),
+                    (LABEL_SERVICE.to_owned(), spec.service.clone()),
+                    (LABEL_REPLICA.to_owned(), spec.replica.to_string()),
+                ])),
+                ..Default::default()
+            };
+            match self.docker.create_volume(request).await {
+                Ok(_) => {
+                    tracing::info!(volume = %name, kind = ?volume.kind, "podman.volume_created")
+                }
+                // Created meanwhile by a concurrent deploy.
+                Err(err) if is_status(&err, 409) => {}
+                Err(err) => return Err(self.api_error(&format!("create volume {name}"), err)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), DriverError> {
+        let options = RemoveVolumeOptionsBuilder::new().force(true).build();
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => {
+                tracing::info!(volume = %name, "podman.volume_removed");
+                Ok(())
+            }
+            Err(err) if is_status(&err, 404) => Ok(()),
+            Err(err) => Err(self.api_error(&format!("remove volume {name}"), err)),
+        }
+    }
+
     async fn ensure_replica(
         &self,
         workload: &Workload,
@@ -342,6 +397,7 @@ impl PodmanDriver {
             }
             Some(_) => {}
             None => {
+                self.ensure_volumes(workload, spec).await?;
                 let body = container_body(workload, network, spec)?;
                 let options = CreateContainerOptionsBuilder::new().name(&name).build();
                 match self.docker.create_container(Some(options), body).await {
@@ -549,8 +605,16 @@ impl Driver for PodmanDriver {
                 Err(err) => return Err(self.api_error(&format!("remove container {id}"), err)),
             }
         }
-        let mut networks = BTreeSet::from([network_name(tag)]);
         let filters = HashMap::from([("label", vec![format!("{LABEL_LEASE}={tag}")])]);
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(|err| self.api_error("list volumes", err))?;
+        for volume in volumes.volumes.unwrap_or_default() {
+            self.remove_volume(&volume.name).await?;
+        }
+        let mut networks = BTreeSet::from([network_name(tag)]);
         let labelled = self
             .docker
             .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
@@ -634,7 +698,31 @@ fn container_body(
             });
     }
     let memory = memory_bytes(spec)?;
+    let mut mounts = Vec::with_capacity(spec.volumes.len());
+    for volume in &spec.volumes {
+        if !runtime_safe(&volume.name) {
+            return Err(DriverError::Runtime(format!(
+                "storage volume name `{}` cannot name a volume: use ascii letters, digits, `-`, \
+                 `_` and `.`, starting with a letter or digit",
+                volume.name
+            )));
+        }
+        let ram = volume.kind == VolumeKind::Ram;
+        mounts.push(Mount {
+            target: Some(volume.mount.clone()),
+            source: (!ram)
+                .then(|| volume_name(&workload.tag, &spec.service, spec.replica, &volume.name)),
+            typ: Some(if ram { MountType::TMPFS } else { MountType::VOLUME }),
+            read_only: Some(volume.read_only),
+            tmpfs_options: ram.then(|| MountTmpfsOptions {
+                size_bytes: i64::try_from(volume.bytes).ok(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     let host_config = HostConfig {
+        mounts: (!mounts.is_empty()).then_some(mounts),
         nano_cpus: nano_cpus(spec)?,
         memory,
         // No swap beyond the memory limit.
@@ -713,12 +801,16 @@ fn memory_bytes(spec: &ReplicaSpec) -> Result<Option<i64>, DriverError> {
     })
 }
 
+/// Whether `name` can be part of a container, network or volume name.
+fn runtime_safe(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|first| first.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// Service names become container names and DNS aliases.
 fn check_service_name(service: &str) -> Result<(), DriverError> {
-    let mut chars = service.chars();
-    let valid = chars.next().is_some_and(|first| first.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
+    if runtime_safe(service) {
         Ok(())
     } else {
         Err(DriverError::Runtime(format!(
@@ -734,6 +826,11 @@ pub fn container_name(tag: &LeaseTag, service: &str, replica: u32) -> String {
 }
 
 /// `<tag>-net`.
+/// The disk volume of one replica's storage volume `volume`.
+pub fn volume_name(tag: &LeaseTag, service: &str, replica: u32, volume: &str) -> String {
+    format!("{tag}-{service}-{replica}-{volume}")
+}
+
 pub fn network_name(tag: &LeaseTag) -> String {
     format!("{tag}-net")
 }
@@ -825,6 +922,22 @@ mod tests {
             memory_bytes: 64 << 20,
             gpus: vec!["nvidia.com/gpu=0".to_owned()],
             ports: vec![PortMapping { container_port: 8080, host_port: 31000, proto: Proto::Tcp }],
+            volumes: vec![
+                crate::driver::VolumeMount {
+                    name: "data".into(),
+                    mount: "/var/data".into(),
+                    read_only: false,
+                    kind: VolumeKind::Persistent,
+                    bytes: 10 << 30,
+                },
+                crate::driver::VolumeMount {
+                    name: "shm".into(),
+                    mount: "/dev/shm".into(),
+                    read_only: false,
+                    kind: VolumeKind::Ram,
+                    bytes: 64 << 20,
+                },
+            ],
         }
     }
 
@@ -858,6 +971,17 @@ mod tests {
         let endpoints =
             body.networking_config.and_then(|config| config.endpoints_config).expect("endpoints");
         assert_eq!(endpoints["net"].aliases, Some(vec!["web".to_owned()]));
+        let mounts = host.mounts.expect("mounts");
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[0].source, Some(format!("{}-web-1-data", workload.tag)));
+        assert_eq!(mounts[0].target.as_deref(), Some("/var/data"));
+        assert_eq!(mounts[1].typ, Some(MountType::TMPFS));
+        assert_eq!(mounts[1].source, None);
+        assert_eq!(mounts[1].tmpfs_options.as_ref().and_then(|t| t.size_bytes), Some(64 << 20));
+        let mut bad = workload.clone();
+        bad.replicas[0].volumes[0].name = "../x".into();
+        let e = container_body(&bad, "net", &bad.replicas[0]).expect_err("bad name").to_string();
+        assert!(e.contains("storage volume name `../x`"), "{e}");
     }
 
     #[test]
