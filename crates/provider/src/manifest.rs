@@ -96,6 +96,15 @@ pub struct VolumeMount {
     pub bytes: u64,
 }
 
+/// Whether a name from the manifest can become part of a file, container or volume name:
+/// ascii letters, digits, `-`, `_` and `.`, starting with a letter or digit (so never `..` or
+/// a path).
+pub fn is_safe_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|first| first.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 impl Service {
     /// The volumes this service mounts (volumes without a mount, such as the root one, are
     /// its containers' own disk).
@@ -104,6 +113,13 @@ impl Service {
         let bad = |message: String| ManifestError::Service { service: self.name.clone(), message };
         let mut mounts: Vec<VolumeMount> = Vec::with_capacity(params.len());
         for param in params {
+            if !is_safe_name(&param.name) {
+                return Err(bad(format!(
+                    "storage name `{}` must be ascii letters, digits, `-`, `_` and `.`, starting \
+                     with a letter or digit",
+                    param.name
+                )));
+            }
             let volume =
                 self.resources.storage.iter().find(|v| v.name == param.name).ok_or_else(|| {
                     bad(format!(
@@ -201,6 +217,12 @@ impl Manifest {
                     service: s.name.clone(),
                     message: message.to_string(),
                 };
+                if !is_safe_name(&s.name) {
+                    return Err(bad(
+                        "the service name must be ascii letters, digits, `-`, `_` and `.`, \
+                         starting with a letter or digit",
+                    ));
+                }
                 if s.image.is_empty() {
                     return Err(bad("image is empty"));
                 }
@@ -268,6 +290,16 @@ mod tests {
         );
         let e = Manifest::parse(relative.as_bytes()).expect_err("relative").to_string();
         assert!(e.contains("absolute path"), "{e}");
+        let escaping =
+            DOC.replace("\"storage\":[]", &STORAGE.replace("\"data\"", "\"../d\"")).replace(
+                "\"params\":null",
+                r#""params":{"storage":[{"name":"../d","mount":"/d","read_only":false}]}"#,
+            );
+        let e = Manifest::parse(escaping.as_bytes()).expect_err("escaping").to_string();
+        assert!(e.contains("storage name `../d`"), "{e}");
+        let service = DOC.replace("\"name\":\"web\"", "\"name\":\"../web\"");
+        let e = Manifest::parse(service.as_bytes()).expect_err("service name").to_string();
+        assert!(e.contains("the service name must be"), "{e}");
     }
 
     const STORAGE: &str = r#""storage":[{"name":"default","bytes":1073741824,"attributes":[]},

@@ -284,21 +284,12 @@ async fn podman_driver_mounts_volumes_by_kind() -> anyhow::Result<()> {
         tag: tag.clone(),
         lease_id,
         replicas: vec![ReplicaSpec {
-            service: "web".to_owned(),
-            replica: 0,
-            image: TEST_IMAGE.to_owned(),
-            command: vec![],
-            args: strings(&["sleep", "300"]),
-            env: vec![],
-            cpu_millis: 100,
-            memory_bytes: MEMORY_BYTES,
-            gpus: vec![],
-            ports: vec![],
             volumes: vec![
                 volume("data", "/data", VolumeKind::Persistent, 1 << 30),
                 volume("scratch", "/scratch", VolumeKind::Ephemeral, 1 << 30),
                 volume("shm", "/mem", VolumeKind::Ram, 8 << 20),
             ],
+            ..replica("web", &["sleep", "300"])
         }],
     };
     driver.deploy(&workload).await.context("deploy")?;
@@ -340,19 +331,7 @@ async fn podman_driver_reads_a_crash_looping_lease() -> anyhow::Result<()> {
     let workload = Workload {
         tag: tag.clone(),
         lease_id,
-        replicas: vec![ReplicaSpec {
-            service: "crashy".to_owned(),
-            replica: 0,
-            image: TEST_IMAGE.to_owned(),
-            command: vec![],
-            args: strings(&["sh", "-c", "sleep 0.1; exit 1"]),
-            env: vec![],
-            cpu_millis: 100,
-            memory_bytes: MEMORY_BYTES,
-            gpus: vec![],
-            ports: vec![],
-            volumes: vec![],
-        }],
+        replicas: vec![replica("crashy", &["sh", "-c", "sleep 0.1; exit 1"])],
     };
     driver.deploy(&workload).await?;
     let mut restarts = 0;
@@ -386,17 +365,8 @@ async fn podman_driver_never_drops_gpus_silently() -> anyhow::Result<()> {
         tag: tag.clone(),
         lease_id,
         replicas: vec![ReplicaSpec {
-            service: "gpu".to_owned(),
-            replica: 0,
-            image: TEST_IMAGE.to_owned(),
-            command: vec![],
-            args: strings(&["sleep", "300"]),
-            env: vec![],
-            cpu_millis: 100,
-            memory_bytes: MEMORY_BYTES,
             gpus: strings(&["nvidia.com/gpu=0"]),
-            ports: vec![],
-            volumes: vec![],
+            ..replica("gpu", &["sleep", "300"])
         }],
     };
     let version = podman(&["version", "--format", "{{.Server.Version}}"])?;
@@ -449,19 +419,7 @@ async fn podman_driver_names_a_missing_image_and_creates_nothing() -> anyhow::Re
     let workload = Workload {
         tag: tag.clone(),
         lease_id,
-        replicas: vec![ReplicaSpec {
-            service: "web".to_owned(),
-            replica: 0,
-            image: image.to_owned(),
-            command: vec![],
-            args: vec![],
-            env: vec![],
-            cpu_millis: 100,
-            memory_bytes: MEMORY_BYTES,
-            gpus: vec![],
-            ports: vec![],
-            volumes: vec![],
-        }],
+        replicas: vec![ReplicaSpec { image: image.to_owned(), ..replica("web", &[]) }],
     };
     match driver.deploy(&workload).await {
         Err(DriverError::Runtime(message)) => {
@@ -571,6 +529,23 @@ fn nanos() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_nanos())
         .unwrap_or_default()
+}
+
+/// Replica 0 of `service` on the test image, running `args`, small limits, nothing else.
+fn replica(service: &str, args: &[&str]) -> ReplicaSpec {
+    ReplicaSpec {
+        service: service.to_owned(),
+        replica: 0,
+        image: TEST_IMAGE.to_owned(),
+        command: vec![],
+        args: strings(args),
+        env: vec![],
+        cpu_millis: 100,
+        memory_bytes: MEMORY_BYTES,
+        gpus: vec![],
+        ports: vec![],
+        volumes: vec![],
+    }
 }
 
 fn strings(items: &[&str]) -> Vec<String> {

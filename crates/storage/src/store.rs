@@ -249,7 +249,6 @@ impl Store {
     pub fn open_with(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
         let state_path = state_path_of(&path);
-        let existed = path.exists();
         let db = tryd!(&path, Database::create(&path));
         {
             let tx = tryd!(&path, db.begin_write());
@@ -273,7 +272,7 @@ impl Store {
             None => None,
         };
         let initialized = tryd!(&path, meta.get(META_CHAIN_ID)).is_some();
-        if existed && initialized && !state_path.exists() {
+        if initialized && !state_path.exists() {
             return Err(StoreError::Corrupt(format!(
                 "the state file {} of this chain is missing",
                 state_path.display()

@@ -40,6 +40,8 @@ use bollard::query_parameters::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 
+use crate::manifest::is_safe_name;
+
 use super::{
     Driver, DriverError, ExecOutput, LeaseTag, LogStream, Proto, ReplicaSpec, ReplicaState,
     ReplicaStatus, VolumeKind, Workload,
@@ -700,7 +702,7 @@ fn container_body(
     let memory = memory_bytes(spec)?;
     let mut mounts = Vec::with_capacity(spec.volumes.len());
     for volume in &spec.volumes {
-        if !runtime_safe(&volume.name) {
+        if !is_safe_name(&volume.name) {
             return Err(DriverError::Runtime(format!(
                 "storage volume name `{}` cannot name a volume: use ascii letters, digits, `-`, \
                  `_` and `.`, starting with a letter or digit",
@@ -801,16 +803,9 @@ fn memory_bytes(spec: &ReplicaSpec) -> Result<Option<i64>, DriverError> {
     })
 }
 
-/// Whether `name` can be part of a container, network or volume name.
-fn runtime_safe(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|first| first.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 /// Service names become container names and DNS aliases.
 fn check_service_name(service: &str) -> Result<(), DriverError> {
-    if runtime_safe(service) {
+    if is_safe_name(service) {
         Ok(())
     } else {
         Err(DriverError::Runtime(format!(
