@@ -62,6 +62,9 @@ pub struct Provider {
     pub leases: Mutex<BTreeMap<String, LeaseRecord>>,
     pub decisions: Mutex<VecDeque<DecisionRecord>>,
     pub ports: Mutex<leases::PortPool>,
+    /// Lease records found at start that cannot be read, with why: while there is any, the
+    /// daemon removes nothing it finds running without a record.
+    pub unreadable_records: Vec<(PathBuf, String)>,
     pub bid_ctx: Mutex<BidContext>,
     pub bid_deposit: Coin,
     pub height: AtomicU64,
@@ -174,12 +177,14 @@ impl Provider {
                 }
             }
         }
-        let lease_records = leases::load_records(&home.state_dir());
+        let leases::LoadedRecords { records: lease_records, unreadable } =
+            leases::load_records(&home.state_dir())?;
         let ports = leases::PortPool::new(config.driver.port_range, &lease_records);
         let signer = TxBuilder { key, chain_id: status.chain_id, sequence: 0, fee };
         let provider = Arc::new(Provider {
             ports: Mutex::new(ports),
             leases: Mutex::new(lease_records),
+            unreadable_records: unreadable,
             reservations: Mutex::new(reservations),
             decisions: Mutex::new(VecDeque::new()),
             bid_ctx: Mutex::new(bid_ctx),

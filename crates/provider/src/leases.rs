@@ -3,6 +3,13 @@
 //! out through periodic withdrawals, and is removed when it closes on chain. Each lease has a
 //! record in `state/leases/`, written before anything is started, so a restarted daemon
 //! re-adopts exactly what it was running.
+//!
+//! Records hold tenants' environment variables, so they are readable by the provider's user
+//! only (0600, in a 0700 folder), and they are written atomically and durably
+//! ([`crate::durable_file`]). A record that cannot be read is an error, never taken as "no
+//! lease": the daemon then removes nothing it finds running. And nothing of a lease that is
+//! active on chain is ever removed because the records miss it: the chain is asked first, and
+//! when it cannot be asked nothing is removed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
@@ -17,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::daemon::{Provider, lock};
 use crate::driver::{LeaseTag, PortMapping, Proto, ReplicaSpec, ReplicaState, Workload};
+use crate::durable_file::{remove_durably, write_durably};
 use crate::manifest::Manifest;
 
 /// Where a lease stands on this provider.
@@ -58,40 +66,86 @@ fn records_dir(state: &Path) -> PathBuf {
     state.join("leases")
 }
 
-/// Every lease record on disk, by hold key.
-pub fn load_records(state: &Path) -> BTreeMap<String, LeaseRecord> {
-    let mut out = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(records_dir(state)) else { return out };
-    for e in entries.flatten() {
-        let Ok(bytes) = std::fs::read(e.path()) else { continue };
-        match serde_json::from_slice::<LeaseRecord>(&bytes) {
-            Ok(r) => {
-                out.insert(r.id.order.to_string(), r);
+/// Why the lease records cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read the lease records in {path}: {source}; fix the folder's permissions (the \
+     daemon's user must own it) and start again"
+)]
+pub struct RecordsUnreadable {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The lease records on disk.
+#[derive(Debug, Default)]
+pub struct LoadedRecords {
+    /// Readable records, by hold key.
+    pub records: BTreeMap<String, LeaseRecord>,
+    /// Records that exist but cannot be read (empty, cut short, not a record): each with why.
+    /// While there is any, the daemon removes nothing it finds running.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Every lease record on disk. A missing folder is a provider without leases (its first
+/// start, or a lost folder: what runs is then checked against the chain); a folder that
+/// cannot be listed is an error; a record that cannot be read is reported in `unreadable`.
+pub fn load_records(state: &Path) -> Result<LoadedRecords, RecordsUnreadable> {
+    let dir = records_dir(state);
+    let mut out = LoadedRecords::default();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_symlink() => return Ok(out),
+        Err(source) => return Err(RecordsUnreadable { path: dir, source }),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| RecordsUnreadable { path: dir.clone(), source })?;
+        let path = entry.path();
+        // `*.json.tmp` is a write that never finished: the record before it still stands.
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let parsed = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| {
+            if bytes.is_empty() {
+                return Err("the file is empty".to_string());
             }
-            Err(err) => {
-                tracing::warn!(path = %e.path().display(), error = %err, "lease.record unreadable")
+            serde_json::from_slice::<LeaseRecord>(&bytes).map_err(|e| e.to_string())
+        });
+        match parsed {
+            Ok(r) => {
+                out.records.insert(r.id.order.to_string(), r);
+            }
+            Err(why) => {
+                tracing::error!(
+                    path = %path.display(),
+                    error = %why,
+                    "lease.record unreadable: nothing running will be removed until it is \
+                     repaired or deleted and the daemon restarted"
+                );
+                out.unreadable.push((path, why));
             }
         }
     }
-    out
+    Ok(out)
 }
 
+/// Writes a lease's record (0600: it holds the tenant's environment), atomically and durably.
 fn save_record(p: &Provider, r: &LeaseRecord) {
-    let dir = records_dir(&p.home.state_dir());
-    let path = dir.join(format!("{}.json", r.tag));
-    let tmp = dir.join(format!("{}.json.tmp", r.tag));
-    let ok = std::fs::create_dir_all(&dir)
-        .ok()
-        .and_then(|_| serde_json::to_vec_pretty(r).ok())
-        .and_then(|b| std::fs::write(&tmp, b).ok())
-        .and_then(|_| std::fs::rename(&tmp, &path).ok());
-    if ok.is_none() {
-        tracing::warn!(path = %path.display(), "lease.record cannot be saved");
+    let path = records_dir(&p.home.state_dir()).join(format!("{}.json", r.tag));
+    let written = serde_json::to_vec_pretty(r)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| write_durably(&path, &bytes, 0o600).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        tracing::error!(lease = %r.id, error = %e, "lease.record cannot be saved");
     }
 }
 
 fn delete_record(p: &Provider, tag: &LeaseTag) {
-    let _ = std::fs::remove_file(records_dir(&p.home.state_dir()).join(format!("{tag}.json")));
+    let path = records_dir(&p.home.state_dir()).join(format!("{tag}.json"));
+    if let Err(e) = remove_durably(&path) {
+        tracing::warn!(error = %e, "lease.record cannot be deleted");
+    }
 }
 
 /// Host ports handed to published container ports.
@@ -311,8 +365,8 @@ pub async fn stop_all(p: &Arc<Provider>) {
 }
 
 /// After a restart: deploys every recorded workload again (the driver leaves running replicas
-/// alone, so this only restarts what stopped meanwhile) and removes workloads no record
-/// knows.
+/// alone, so this only restarts what stopped meanwhile) and removes what runs for leases that
+/// are over ([`remove_orphans`]).
 pub async fn readopt(p: &Arc<Provider>) {
     let records: Vec<LeaseRecord> = lock(&p.leases).values().cloned().collect();
     let mut known = BTreeSet::new();
@@ -325,14 +379,71 @@ pub async fn readopt(p: &Arc<Provider>) {
             }
         }
     }
-    match p.driver.list().await {
-        Ok(tags) => {
-            for t in tags.into_iter().filter(|t| !known.contains(t)) {
-                tracing::info!(tag = %t, "lease.orphan removed");
-                let _ = p.driver.remove(&t).await;
-            }
+    let running = match p.driver.list().await {
+        Ok(tags) => tags,
+        Err(e) => {
+            tracing::warn!(error = %e, "lease.list failed");
+            return;
         }
-        Err(e) => tracing::warn!(error = %e, "lease.list failed"),
+    };
+    let unknown: Vec<LeaseTag> = running.into_iter().filter(|t| !known.contains(t)).collect();
+    if unknown.is_empty() {
+        return;
+    }
+    let active = if p.unreadable_records.is_empty() {
+        active_lease_tags(p).await
+    } else {
+        Err(format!(
+            "{} lease records cannot be read ({}): repair or delete them and restart the daemon",
+            p.unreadable_records.len(),
+            p.unreadable_records
+                .iter()
+                .map(|(path, why)| format!("{}: {why}", path.display()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    };
+    for t in orphans_to_remove(unknown, active) {
+        tracing::info!(tag = %t, "lease.orphan removed");
+        if let Err(e) = p.driver.remove(&t).await {
+            tracing::warn!(tag = %t, error = %e, "lease.orphan remove failed");
+        }
+    }
+}
+
+/// The tags of this provider's leases that are active on chain, or why they are unknown.
+async fn active_lease_tags(p: &Provider) -> Result<BTreeSet<LeaseTag>, String> {
+    let q =
+        ListQuery { provider: Some(p.address), state: Some("active".into()), ..Default::default() };
+    let leases = p.client.leases(&q).await.map_err(|e| format!("cannot ask the chain: {e}"))?;
+    Ok(leases.iter().map(|l| LeaseTag::of(&l.id.to_string())).collect())
+}
+
+/// Which of the runtime's leases that no record knows may be removed: only those the chain
+/// says are not active. When the chain cannot tell (`active` is an error: the node is
+/// unreachable, a record is unreadable), none.
+fn orphans_to_remove(
+    unknown: Vec<LeaseTag>,
+    active: Result<BTreeSet<LeaseTag>, String>,
+) -> Vec<LeaseTag> {
+    match active {
+        Ok(active) => {
+            let (keep, remove): (Vec<LeaseTag>, Vec<LeaseTag>) =
+                unknown.into_iter().partition(|t| active.contains(t));
+            for t in keep {
+                tracing::warn!(
+                    tag = %t,
+                    "lease.orphan kept: no record here, but its lease is active on chain"
+                );
+            }
+            remove
+        }
+        Err(why) => {
+            for t in &unknown {
+                tracing::error!(tag = %t, reason = %why, "lease.orphan kept: removing nothing");
+            }
+            Vec::new()
+        }
     }
 }
 
@@ -465,4 +576,68 @@ pub async fn status_json(p: &Provider, r: &LeaseRecord) -> Value {
         "services": services,
         "replicas": replicas,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use gridlease_types::{Address, OrderId};
+
+    use super::*;
+
+    fn record(dseq: u64) -> LeaseRecord {
+        let owner = Address([1; 20]);
+        let id = BidId { order: OrderId { owner, dseq, gseq: 1, oseq: 1 }, provider: owner };
+        LeaseRecord {
+            id,
+            tag: LeaseTag::of(&id.to_string()),
+            phase: Phase::AwaitingManifest,
+            message: String::new(),
+            manifest_hash: None,
+            workload: None,
+            ready_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_missing_folder_is_no_lease_but_a_bad_record_is_an_error() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let loaded = load_records(state.path()).expect("a missing folder is fine");
+        assert!(loaded.records.is_empty() && loaded.unreadable.is_empty());
+
+        let dir = records_dir(state.path());
+        let good = record(1);
+        let bytes = serde_json::to_vec(&good).expect("json");
+        write_durably(&dir.join(format!("{}.json", good.tag)), &bytes, 0o600).expect("write");
+        std::fs::write(dir.join("gl-empty.json"), b"").expect("empty record");
+        std::fs::write(dir.join("gl-cut.json"), &bytes[..bytes.len() / 2]).expect("cut record");
+        std::fs::write(dir.join("gl-left.json.tmp"), b"{").expect("unfinished write");
+        let loaded = load_records(state.path()).expect("the folder reads");
+        assert_eq!(loaded.records.keys().collect::<Vec<_>>(), [&good.id.order.to_string()]);
+        let mut bad: Vec<String> = loaded
+            .unreadable
+            .iter()
+            .map(|(path, why)| {
+                format!("{}: {why}", path.file_name().unwrap_or_default().to_string_lossy())
+            })
+            .collect();
+        bad.sort();
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(bad[0].starts_with("gl-cut.json: "), "{bad:?}");
+        assert_eq!(bad[1], "gl-empty.json: the file is empty");
+
+        // A records folder that cannot be listed is not an empty one.
+        let broken = tempfile::tempdir().expect("tempdir");
+        std::fs::write(records_dir(broken.path()), b"not a folder").expect("file");
+        let e = load_records(broken.path()).expect_err("unreadable folder").to_string();
+        assert!(e.starts_with("cannot read the lease records in"), "{e}");
+    }
+
+    #[test]
+    fn orphans_are_removed_only_when_the_chain_says_their_lease_is_over() {
+        let (a, b) = (LeaseTag::of("a"), LeaseTag::of("b"));
+        let unknown = vec![a.clone(), b.clone()];
+        let active = BTreeSet::from([a.clone()]);
+        assert_eq!(orphans_to_remove(unknown.clone(), Ok(active)), [b]);
+        assert!(orphans_to_remove(unknown, Err("node unreachable".into())).is_empty());
+    }
 }

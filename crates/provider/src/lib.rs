@@ -7,6 +7,7 @@ pub mod bidengine;
 pub mod config;
 pub mod daemon;
 pub mod driver;
+pub mod durable_file;
 pub mod home;
 pub mod inventory;
 pub mod leases;
