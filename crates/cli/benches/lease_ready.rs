@@ -71,7 +71,7 @@ async fn main() {
     let (_node, rpc) = start_node(dir.path(), &[pkey.address(), tkey.address()]);
     let phome = dir.path().join("provider");
     setup_provider(&phome, &rpc, driver, &m, |t| {
-        with_demo_image(t).replace("health_interval_ms = 1000", "health_interval_ms = 100")
+        enable_exec_with_demo(t).replace("health_interval_ms = 1000", "health_interval_ms = 100")
     });
     let _daemon = start_provider(&phome);
     let mut tenant = Tenant::new(&rpc, tkey).await;

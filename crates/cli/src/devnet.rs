@@ -337,10 +337,14 @@ fn provider_config(text: String, driver: DevnetDriver, demo: &Path, fleet: usize
             ),
         );
     if driver == DevnetDriver::Exec {
-        t = t.replace(
-            "# \"gridlease/demo-llm\" = \"/usr/local/bin/gridlease-demo-llm\"",
-            &format!("\"{DEMO_IMAGE}\" = \"{}\"", demo.display()),
-        );
+        // A devnet is a development machine: the exec driver runs, and only the demo program
+        // (mapped from the demo image, which allows it).
+        t = t
+            .replace("allow_exec_for_development = false", "allow_exec_for_development = true")
+            .replace(
+                "# \"gridlease/demo-llm\" = \"/usr/local/bin/gridlease-demo-llm\"",
+                &format!("\"{DEMO_IMAGE}\" = \"{}\"", demo.display()),
+            );
     }
     t
 }

@@ -47,7 +47,8 @@ fn mnemonic(seed: u8) -> String {
 }
 
 fn provider_config(text: String) -> String {
-    with_demo_image(text)
+    enable_exec_with_demo(text)
+        .replace("exec_allowed_programs = []", "exec_allowed_programs = [\"/usr/bin/printenv\"]")
         .replace("region = \"local\"", "region = \"test\"")
         .replace("storage_classes = [\"default\", \"beta2\"]", "storage_classes = [\"default\", \"beta2\"]\nskip_nvml = true\ncpu_millis = 4000\nmemory_bytes = 8589934592\nstorage_bytes = 107374182400\n[[inventory.gpus]]\nvendor = \"nvidia\"\nmodel = \"rtx4090\"\nram = \"24Gi\"\ninterface = \"pcie\"\ncount = 2")
         .replace("withdraw_every_blocks = 600", "withdraw_every_blocks = 5")
@@ -101,10 +102,16 @@ async fn exec_lease_lifecycle_authorization_and_restart() {
     let logs = api.logs(&lease, "web", 0, None).await.expect("logs");
     assert!(logs.contains(&format!("listening on port {host_port}")), "{logs}");
     let out = api
-        .shell(&lease, "web", 0, &["/bin/sh".into(), "-c".into(), "echo $PORT".into()])
+        .shell(&lease, "web", 0, &["/usr/bin/printenv".into(), "PORT".into()])
         .await
         .expect("shell");
     assert_eq!(out["stdout"].as_str(), Some(format!("{host_port}\n").as_str()));
+    // The exec driver runs only allow-listed programs, in a shell too: no host shell.
+    let e = api
+        .shell(&lease, "web", 0, &["/bin/sh".into(), "-c".into(), "echo $PORT".into()])
+        .await
+        .expect_err("a program off the allow-list");
+    assert_eq!(status_of(&e), (422, "exec_failed".into()), "{e}");
 
     // Authorization matrix.
     let pinned = ProviderApi::from_chain(&alice.client, &lease.provider, None).await.expect("api");

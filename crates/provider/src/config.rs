@@ -22,9 +22,10 @@ pub struct Config {
     pub listen: String,
     /// Host name or IP put in the service URIs tenants receive.
     pub public_host: String,
-    /// Production mode: the exec driver refuses to run unless explicitly allowed.
-    #[serde(default)]
-    pub production: bool,
+    /// No longer used: the exec driver is off unless `driver.allow_exec_for_development`.
+    /// Still accepted so that older files load.
+    #[serde(default, skip_serializing)]
+    pub production: Option<bool>,
     /// Attributes published on chain (`region = "eu-west"`).
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
@@ -141,13 +142,22 @@ pub struct DriverConfig {
     /// Docker Engine API socket of podman (or Docker).
     #[serde(default = "default_podman_socket")]
     pub podman_socket: String,
-    /// The exec driver runs even in production mode.
+    /// The exec driver runs tenants' programs on this host without isolation: it starts only
+    /// when this is true, for development.
     #[serde(default)]
-    pub allow_exec_in_production: bool,
+    pub allow_exec_for_development: bool,
+    /// Replaced by `allow_exec_for_development`; `true` here is refused with a pointer to it.
+    #[serde(default, skip_serializing)]
+    pub allow_exec_in_production: Option<bool>,
     /// Exec driver: program to run for an image name (`"gridlease/demo-llm" = "/usr/bin/x"`);
-    /// an image absent here runs as a program path when it is absolute.
+    /// an image absent here runs as a program path when it is absolute. These programs are
+    /// allowed to run.
     #[serde(default)]
     pub exec_images: BTreeMap<String, PathBuf>,
+    /// Exec driver: the other programs a manifest's command or image may name (absolute paths,
+    /// or bare names looked up in the daemon's `PATH`); any other program is refused.
+    #[serde(default)]
+    pub exec_allowed_programs: Vec<PathBuf>,
     /// Host ports handed to published container ports, inclusive.
     #[serde(default = "default_port_range")]
     pub port_range: (u16, u16),
@@ -170,6 +180,10 @@ pub struct LeaseConfig {
     /// How often replicas are checked, in milliseconds.
     #[serde(default = "default_health_interval")]
     pub health_interval_ms: u64,
+    /// Most processes and threads one replica may run at once (podman's `PidsLimit`; 1 or
+    /// more, never unlimited).
+    #[serde(default = "default_pids_limit")]
+    pub pids_limit: u64,
 }
 
 impl Default for LeaseConfig {
@@ -177,6 +191,7 @@ impl Default for LeaseConfig {
         LeaseConfig {
             withdraw_every_blocks: default_withdraw_every(),
             health_interval_ms: default_health_interval(),
+            pids_limit: default_pids_limit(),
         }
     }
 }
@@ -187,6 +202,10 @@ fn default_withdraw_every() -> u64 {
 
 fn default_health_interval() -> u64 {
     1_000
+}
+
+fn default_pids_limit() -> u64 {
+    crate::driver::DEFAULT_PIDS_LIMIT
 }
 
 /// Why the configuration cannot be used.
@@ -242,8 +261,32 @@ impl Config {
         if lo == 0 || lo > hi {
             return Err(invalid("driver.port_range", format!("[{lo}, {hi}] is not a port range")));
         }
+        if self.driver.allow_exec_in_production == Some(true) {
+            return Err(invalid(
+                "driver.allow_exec_in_production",
+                "is replaced by driver.allow_exec_for_development (the exec driver is for development only): remove it, and set allow_exec_for_development = true if this is a development machine".into(),
+            ));
+        }
+        for program in
+            self.driver.exec_allowed_programs.iter().chain(self.driver.exec_images.values())
+        {
+            let text = program.to_string_lossy();
+            let bare = !text.is_empty() && !text.contains('/');
+            if !program.is_absolute() && !bare {
+                return Err(invalid(
+                    "driver.exec_allowed_programs",
+                    format!("`{text}` must be an absolute path or a bare program name"),
+                ));
+            }
+        }
         if self.lease.withdraw_every_blocks == 0 || self.lease.health_interval_ms == 0 {
             return Err(invalid("lease", "intervals must be above zero".into()));
+        }
+        if self.lease.pids_limit == 0 || i64::try_from(self.lease.pids_limit).is_err() {
+            return Err(invalid(
+                "lease.pids_limit",
+                format!("must be 1 to {} (0 would mean no limit)", i64::MAX),
+            ));
         }
         Ok(())
     }
@@ -303,9 +346,6 @@ host_uri = "https://127.0.0.1:{listen_port}"
 listen = "0.0.0.0:{listen_port}"
 # Host name or IP that tenants use to reach the services of their leases.
 public_host = "127.0.0.1"
-# In production mode the exec driver refuses to run (see driver.allow_exec_in_production).
-production = false
-
 # Attributes published on chain; tenants require them in their SDL placement.
 [attributes]
 region = "local"
@@ -351,16 +391,24 @@ storage_classes = ["default", "beta2"]
 # "podman" (Docker Engine API of `podman system service`, also Docker) or "exec" (development).
 kind = "{driver}"
 podman_socket = "/run/podman/podman.sock"
-allow_exec_in_production = false
+# The exec driver runs tenants' programs on this host, unisolated: whoever wins a lease gets
+# to run the programs below with arguments of their choosing. It starts only when this is true;
+# never on a machine that takes leases from strangers.
+allow_exec_for_development = false
+# Exec driver: the only programs a manifest may run, besides those of exec_images (absolute
+# paths, or bare names looked up in PATH).
+exec_allowed_programs = []
 port_range = [31000, 32767]
 
 [driver.exec_images]
-# Exec driver: the program to run for an image name.
+# Exec driver: the program to run for an image name (allowed to run).
 # "gridlease/demo-llm" = "/usr/local/bin/gridlease-demo-llm"
 
 [lease]
 withdraw_every_blocks = 600
 health_interval_ms = 1000
+# Most processes and threads one replica may run at once (podman's pids limit, never unlimited).
+pids_limit = 4096
 "#
     )
 }
@@ -381,6 +429,29 @@ mod tests {
         assert_eq!(rates.denom.as_str(), "uusdc");
         assert_eq!(rates.memory_per_gib, "0.5".parse().expect("dec"));
         assert_eq!(config.attribute_list()[0], Attribute::new("region", "local"));
+        assert!(!config.driver.allow_exec_for_development, "exec is off by default");
+        assert!(config.driver.exec_allowed_programs.is_empty());
+    }
+
+    #[test]
+    fn the_old_exec_switch_is_refused_and_programs_are_paths_or_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("provider.toml");
+        let base = template("http://x", 8443, DriverKind::Exec);
+        let old = base.replace(
+            "allow_exec_for_development = false",
+            "allow_exec_in_production = true\nallow_exec_for_development = false",
+        );
+        std::fs::write(&path, format!("production = true\n{old}")).expect("write");
+        let err = Config::load(&path).expect_err("old switch").to_string();
+        assert!(err.contains("allow_exec_for_development"), "{err}");
+        for (list, ok) in [("[\"/bin/x\", \"x\"]", true), ("[\"bin/x\"]", false), ("[\"\"]", false)]
+        {
+            let text = base
+                .replace("exec_allowed_programs = []", &format!("exec_allowed_programs = {list}"));
+            std::fs::write(&path, text).expect("write");
+            assert_eq!(Config::load(&path).is_ok(), ok, "{list}");
+        }
     }
 
     #[test]

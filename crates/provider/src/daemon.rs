@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::bidengine::{self, BidContext};
 use crate::config::{Config, DriverKind};
 use crate::driver::Driver;
-use crate::driver::exec::ExecDriver;
+use crate::driver::exec::{ExecDriver, ExecSettings};
 use crate::driver::podman::PodmanDriver;
 use crate::home::Home;
 use crate::inventory::{self, GpuDetection, Inventory};
@@ -145,14 +145,18 @@ impl Provider {
         let (inventory, source) = detect_inventory(&config, &home.dir)?;
         tracing::info!(gpus = inventory.gpus.len(), %source, "provider.inventory");
         let driver: Arc<dyn Driver> = match config.driver.kind {
-            DriverKind::Podman => {
-                Arc::new(PodmanDriver::connect(&config.driver.podman_socket).await?)
-            }
+            DriverKind::Podman => Arc::new(
+                PodmanDriver::connect(&config.driver.podman_socket)
+                    .await?
+                    .with_pids_limit(config.lease.pids_limit)?,
+            ),
             DriverKind::Exec => Arc::new(ExecDriver::new(
                 &home.exec_dir(),
-                config.driver.exec_images.clone(),
-                config.production,
-                config.driver.allow_exec_in_production,
+                ExecSettings {
+                    enabled_for_development: config.driver.allow_exec_for_development,
+                    images: config.driver.exec_images.clone(),
+                    allowed_programs: config.driver.exec_allowed_programs.clone(),
+                },
             )?),
         };
         let rates = config.rates().map_err(|(f, m)| anyhow::anyhow!("{f}: {m}"))?;

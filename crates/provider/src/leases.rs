@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use crate::daemon::{Provider, lock};
 use crate::driver::{LeaseTag, PortMapping, Proto, ReplicaSpec, ReplicaState, Workload};
 use crate::durable_file::{remove_durably, write_durably};
+use crate::leased::Leased;
 use crate::manifest::Manifest;
 
 /// Where a lease stands on this provider.
@@ -224,23 +225,26 @@ pub async fn close_local(p: &Arc<Provider>, key: &str, why: &str) {
     p.release(key);
 }
 
-/// Why a manifest was not deployed, with the HTTP status the tenant gets.
+/// Why a manifest was not deployed, with the HTTP status and error code the tenant gets.
 #[derive(Debug)]
 pub struct DeployRefusal {
     pub status: u16,
+    pub code: &'static str,
     pub message: String,
 }
 
 fn refuse(status: u16, message: impl Into<String>) -> DeployRefusal {
-    DeployRefusal { status, message: message.into() }
+    DeployRefusal { status, code: "manifest_refused", message: message.into() }
 }
 
-/// Builds the workload of `group` for a lease: replicas per service, GPUs from the hold,
-/// host ports for globally exposed ports.
+/// Builds the workload of `group` (already checked against `leased`) for a lease: replicas
+/// per service with the leased CPU, memory and storage sizes (never the manifest's own
+/// numbers), GPUs from the hold, host ports for globally exposed ports.
 fn build_workload(
     p: &Provider,
     record: &LeaseRecord,
     group: &crate::manifest::ManifestGroup,
+    leased: &Leased,
 ) -> Result<Workload, DeployRefusal> {
     let key = record.id.order.to_string();
     let hold = lock(&p.reservations).get(&key).cloned();
@@ -248,8 +252,14 @@ fn build_workload(
     let mut replicas = Vec::new();
     let mut taken = Vec::new();
     for s in &group.services {
-        let unit = s.resources.id.saturating_sub(1) as usize;
-        let per = u32::try_from(s.resources.gpu.units).unwrap_or(u32::MAX);
+        let Some(leased_unit) = leased.unit(s.resources.id) else {
+            return Err(refuse(
+                422,
+                format!("service `{}` runs on a resource unit the lease does not have", s.name),
+            ));
+        };
+        let unit = leased_unit.index;
+        let per = leased_unit.gpu_units;
         for replica in 0..s.count {
             let within_unit = next_replica.entry(s.resources.id).or_insert(0);
             let gpu_idx =
@@ -286,13 +296,18 @@ fn build_workload(
                     proto: if e.proto == "UDP" { Proto::Udp } else { Proto::Tcp },
                 });
             }
-            let volumes = match s.volumes() {
+            let mut volumes = match s.volumes() {
                 Ok(volumes) => volumes,
                 Err(e) => {
                     lock(&p.ports).give_back(taken.iter().copied());
                     return Err(refuse(400, e.to_string()));
                 }
             };
+            for v in &mut volumes {
+                if let Some(l) = leased_unit.storage.iter().find(|l| l.name == v.name) {
+                    v.bytes = l.bytes;
+                }
+            }
             replicas.push(ReplicaSpec {
                 service: s.name.clone(),
                 replica,
@@ -300,8 +315,8 @@ fn build_workload(
                 command: s.command.clone().unwrap_or_default(),
                 args: s.args.clone().unwrap_or_default(),
                 env: s.env.clone().unwrap_or_default(),
-                cpu_millis: s.resources.cpu.millis,
-                memory_bytes: s.resources.memory_bytes,
+                cpu_millis: leased_unit.cpu_millis,
+                memory_bytes: leased_unit.memory_bytes,
                 gpus,
                 ports,
                 volumes,
@@ -311,16 +326,24 @@ fn build_workload(
     Ok(Workload { tag: record.tag.clone(), lease_id: record.id.to_string(), replicas })
 }
 
-/// Deploys a checked manifest (its hash matches the chain) for the lease under `key`.
+/// Deploys a manifest whose hash matches the chain for the lease under `key`, after checking
+/// that it asks for no more than `leased` (a 422 `manifest_exceeds_lease` saying what exceeded
+/// what when it does).
 pub async fn deploy_manifest(
     p: &Arc<Provider>,
     key: &str,
     group_name: &str,
+    leased: &Leased,
     bytes: &[u8],
     hash_hex: &str,
 ) -> Result<LeaseRecord, DeployRefusal> {
     let manifest = Manifest::parse(bytes).map_err(|e| refuse(400, e.to_string()))?;
     let group = manifest.group(group_name).map_err(|e| refuse(400, e.to_string()))?;
+    leased.check(group).map_err(|e| DeployRefusal {
+        status: 422,
+        code: "manifest_exceeds_lease",
+        message: e.to_string(),
+    })?;
     let mut record = lock(&p.leases).get(key).cloned().ok_or_else(|| {
         refuse(409, "this provider has no record of the lease yet: retry in a block")
     })?;
@@ -328,12 +351,15 @@ pub async fn deploy_manifest(
         return Ok(record);
     }
     if let Some(old) = record.workload.take() {
-        // A new manifest version: the old workload goes first.
-        let _ = p.driver.remove(&old.tag).await;
+        // A new manifest version: the old replicas go first; the lease's persistent volumes
+        // stay.
+        if let Err(e) = p.driver.stop(&old.tag).await {
+            tracing::warn!(lease = %record.id, error = %e, "lease.stop failed");
+        }
         lock(&p.ports)
             .give_back(old.replicas.iter().flat_map(|s| s.ports.iter().map(|x| x.host_port)));
     }
-    let workload = build_workload(p, &record, group)?;
+    let workload = build_workload(p, &record, group, leased)?;
     record.workload = Some(workload.clone());
     record.manifest_hash = Some(hash_hex.to_string());
     record.phase = Phase::Deploying;
@@ -352,13 +378,14 @@ pub async fn deploy_manifest(
     Ok(record)
 }
 
-/// Stops every workload but keeps its record, so the next start deploys it again (for
-/// `provider run --stop-workloads-on-exit`: a devnet that stops everything on Ctrl-C).
+/// Stops every workload but keeps its record and its persistent volumes, so the next start
+/// deploys it again (for `provider run --stop-workloads-on-exit`: a devnet that stops
+/// everything on Ctrl-C).
 pub async fn stop_all(p: &Arc<Provider>) {
     let tags: Vec<LeaseTag> =
         lock(&p.leases).values().filter(|r| r.workload.is_some()).map(|r| r.tag.clone()).collect();
     for t in tags {
-        if let Err(e) = p.driver.remove(&t).await {
+        if let Err(e) = p.driver.stop(&t).await {
             tracing::warn!(tag = %t, error = %e, "lease.stop failed");
         }
     }

@@ -10,6 +10,7 @@ pub mod driver;
 pub mod durable_file;
 pub mod home;
 pub mod inventory;
+pub mod leased;
 pub mod leases;
 pub mod manifest;
 pub mod pricing;

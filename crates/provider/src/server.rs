@@ -1,8 +1,10 @@
 //! The manifest service: HTTPS with mutual TLS. A tenant presents the certificate it
 //! registered on chain; only the owner of a lease may send its manifest, read its status and
 //! logs, or run a command in it, and the manifest must hash to the deployment's on-chain
-//! version. Every refusal is a 401 (who are you), 403 (not yours), 404 (no such lease here)
-//! or 409 (not now: closed lease, wrong manifest version) with a JSON reason.
+//! version. Every refusal is a 401 (who are you), 403 (not yours), 404 (no such lease here),
+//! 409 (not now: closed lease, wrong manifest version) or 422 (`manifest_exceeds_lease`: the
+//! manifest asks for more than the lease's group spec and winning bid pay for, see
+//! [`crate::leased`]) with a JSON reason.
 //!
 //! Routes: `GET /status` (public: inventory, free resources, recent bid decisions);
 //! `PUT /lease/{owner}/{dseq}/{gseq}/{oseq}/manifest`; `GET .../status`;
@@ -20,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use gridlease_client::{ClientError, ListQuery, state_name};
-use gridlease_types::{Address, BidId, OrderId};
+use gridlease_types::{Address, BidId, GroupSpec, OrderId};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::daemon::{Provider, lock};
+use crate::leased::Leased;
 use crate::leases;
 use crate::tls;
 
@@ -255,18 +258,39 @@ async fn send_manifest(
     let group = record.groups.iter().find(|g| g.id.gseq == id.order.gseq).ok_or_else(|| {
         err(StatusCode::NOT_FOUND, "no_such_group", "the lease's group does not exist")
     })?;
+    let leased = leased_limits(&p, &id, &group.spec).await?;
     let key = id.order.to_string();
     // The lease is active on chain: take it in now if its event has not arrived yet.
     leases::adopt_lease(&p, id, &key).await;
-    let r = leases::deploy_manifest(&p, &key, &group.spec.name, &body, &got).await.map_err(
-        |refusal| ApiError {
+    let r = leases::deploy_manifest(&p, &key, &group.spec.name, &leased, &body, &got)
+        .await
+        .map_err(|refusal| ApiError {
             status: StatusCode::from_u16(refusal.status)
                 .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
-            code: "manifest_refused",
+            code: refusal.code,
             message: refusal.message,
-        },
-    )?;
+        })?;
     Ok(Json(leases::status_json(&p, &r).await))
+}
+
+/// What the lease pays for: the shape of its group spec with the amounts of its winning bid
+/// (this provider's own offer, as the chain recorded it).
+async fn leased_limits(p: &Provider, id: &BidId, spec: &GroupSpec) -> ApiResult<Leased> {
+    let q = ListQuery { owner: Some(id.order.owner), provider: Some(p.address), state: None };
+    let bid = p.client.bids(&q).await?.into_iter().find(|b| b.id == *id).ok_or_else(|| {
+        err(
+            StatusCode::NOT_FOUND,
+            "no_such_bid",
+            format!("the chain has no winning bid of this provider for lease {}", id.order),
+        )
+    })?;
+    Leased::new(spec, &bid.offer).map_err(|e| {
+        err(
+            StatusCode::CONFLICT,
+            "lease_inconsistent",
+            format!("lease {} cannot be run: {e}", id.order),
+        )
+    })
 }
 
 /// Service names as SDL allows them; anything else never reaches a driver (it names files

@@ -38,12 +38,15 @@ pub fn demo_binary() -> PathBuf {
     bin
 }
 
-/// Maps the image `gridlease/demo-llm` to the demo binary in an exec-driver config.
-pub fn with_demo_image(config: String) -> String {
-    config.replace(
-        "# \"gridlease/demo-llm\" = \"/usr/local/bin/gridlease-demo-llm\"",
-        &format!("\"gridlease/demo-llm\" = \"{}\"", demo_binary().display()),
-    )
+/// Enables the exec driver for development in a provider config and maps the image
+/// `gridlease/demo-llm` to the demo binary (which allows that program to run).
+pub fn enable_exec_with_demo(config: String) -> String {
+    config
+        .replace("allow_exec_for_development = false", "allow_exec_for_development = true")
+        .replace(
+            "# \"gridlease/demo-llm\" = \"/usr/local/bin/gridlease-demo-llm\"",
+            &format!("\"gridlease/demo-llm\" = \"{}\"", demo_binary().display()),
+        )
 }
 
 /// A child process killed (SIGKILL) when dropped.

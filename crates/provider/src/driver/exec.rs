@@ -4,8 +4,12 @@
 //! `GRIDLEASE_PORT_<container port>` tell it the host ports it must listen on, since a local
 //! program cannot be remapped. A storage volume cannot be mounted either: each is a folder of
 //! the lease, named to the program by `GRIDLEASE_VOLUME_<NAME>`. No CPU or memory limits and no
-//! network isolation: that is what the podman driver is for, and why production mode refuses
-//! this driver unless allowed.
+//! network isolation: that is what the podman driver is for. A lease holder chooses the
+//! program and its arguments, so this driver is a shell on the host for whoever wins a lease:
+//! it starts only when the provider enables it for development
+//! (`driver.allow_exec_for_development`), and it runs only programs the provider allow-listed
+//! (`driver.exec_allowed_programs` and the programs of `driver.exec_images`), for replicas and
+//! for commands run inside them alike.
 //!
 //! Everything lives under one directory, one folder per lease holding, per replica, a
 //! `.json` record (spec, pid, process start time, restarts) and a `.log`, so a restarted
@@ -46,11 +50,25 @@ struct ReplicaRecord {
     stopped: bool,
 }
 
+/// What the provider lets the exec driver do, from `[driver]` in its config.
+#[derive(Clone, Debug, Default)]
+pub struct ExecSettings {
+    /// `allow_exec_for_development`: without it the driver refuses to start.
+    pub enabled_for_development: bool,
+    /// Program to run for an image name.
+    pub images: BTreeMap<String, PathBuf>,
+    /// Programs that may run besides those of `images`: absolute paths, or bare names looked
+    /// up in the daemon's `PATH` (a manifest must then name the program by that bare name).
+    pub allowed_programs: Vec<PathBuf>,
+}
+
 /// Local programs as replicas.
 #[derive(Debug, Clone)]
 pub struct ExecDriver {
     root: PathBuf,
     images: BTreeMap<String, PathBuf>,
+    /// Every program this driver may start: the allow-list and the programs of `images`.
+    allowed: std::collections::BTreeSet<PathBuf>,
     /// Serializes record updates between the supervisor and the API calls.
     lock: Arc<Mutex<()>>,
 }
@@ -124,20 +142,21 @@ fn signal_group(pid: u32, signal: &str) {
 }
 
 impl ExecDriver {
-    /// A driver keeping its records under `root`; `images` maps image names to programs.
+    /// A driver keeping its records under `root`, when `settings` enable it for development.
     /// Starts supervising what earlier runs left running.
-    pub fn new(
-        root: &Path,
-        images: BTreeMap<String, PathBuf>,
-        production: bool,
-        allow_in_production: bool,
-    ) -> Result<ExecDriver, DriverError> {
-        if production && !allow_in_production {
-            return Err(DriverError::ExecRefused);
+    pub fn new(root: &Path, settings: ExecSettings) -> Result<ExecDriver, DriverError> {
+        if !settings.enabled_for_development {
+            return Err(DriverError::ExecNotEnabled);
         }
         std::fs::create_dir_all(root).map_err(runtime)?;
-        let driver =
-            ExecDriver { root: root.to_path_buf(), images, lock: Arc::new(Mutex::new(())) };
+        let allowed =
+            settings.allowed_programs.iter().chain(settings.images.values()).cloned().collect();
+        let driver = ExecDriver {
+            root: root.to_path_buf(),
+            images: settings.images,
+            allowed,
+            lock: Arc::new(Mutex::new(())),
+        };
         let supervisor = driver.clone();
         tokio::spawn(async move {
             loop {
@@ -160,6 +179,18 @@ impl ExecDriver {
         self.lease_dir(tag).join(format!("{service}-{replica}.log"))
     }
 
+    /// Refuses a program the provider did not allow-list. Paths are compared as given (after
+    /// `Path`'s normalisation of `.` and repeated slashes): a bare name matches only the same
+    /// bare name, never a path ending in it.
+    fn allowed(&self, program: &Path) -> Result<(), DriverError> {
+        if self.allowed.contains(program) {
+            Ok(())
+        } else {
+            Err(DriverError::ProgramNotAllowed { program: program.display().to_string() })
+        }
+    }
+
+    /// The program of a replica and its arguments; refused unless allow-listed.
     fn program_for(&self, spec: &ReplicaSpec) -> Result<(PathBuf, Vec<String>), DriverError> {
         let mut args = Vec::new();
         let program = if let Some((first, rest)) = spec.command.split_first() {
@@ -175,6 +206,7 @@ impl ExecDriver {
                 spec.image
             )));
         };
+        self.allowed(&program)?;
         args.extend(spec.args.iter().cloned());
         Ok((program, args))
     }
@@ -406,6 +438,7 @@ impl Driver for ExecDriver {
             .ok_or_else(|| DriverError::UnknownReplica { service: service.into(), replica })?;
         let (program, args) =
             cmd.split_first().ok_or_else(|| DriverError::Runtime("the command is empty".into()))?;
+        self.allowed(Path::new(program))?;
         let mut c = tokio::process::Command::new(program);
         c.args(args).current_dir(self.lease_dir(tag)).kill_on_drop(true);
         c.envs(replica_env(&record.spec, &self.lease_dir(tag)));
@@ -500,7 +533,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_restarts_logs_and_removes_local_programs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let d = ExecDriver::new(dir.path(), BTreeMap::new(), false, false).expect("driver");
+        let d = ExecDriver::new(dir.path(), enabled(&["/bin/sh"])).expect("driver");
         let tag = LeaseTag::of("lease-1");
         let script = "echo $GREETING on $PORT; echo run >> $GRIDLEASE_VOLUME_MODEL_CACHE/runs; \
                       sleep 0.3; exit 3";
@@ -533,18 +566,79 @@ mod tests {
         d.remove(&tag).await.expect("removing twice is fine");
     }
 
+    /// Enabled for development, running only `programs`.
+    fn enabled(programs: &[&str]) -> ExecSettings {
+        ExecSettings {
+            enabled_for_development: true,
+            images: BTreeMap::new(),
+            allowed_programs: programs.iter().map(PathBuf::from).collect(),
+        }
+    }
+
     #[tokio::test]
-    async fn production_mode_refuses_unless_allowed() {
+    async fn attack_exec_driver_off_by_default() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let refused = ExecDriver::new(dir.path(), BTreeMap::new(), true, false);
-        assert!(matches!(refused, Err(DriverError::ExecRefused)));
-        assert!(ExecDriver::new(dir.path(), BTreeMap::new(), true, true).is_ok());
+        let root = dir.path().join("exec");
+        let settings =
+            ExecSettings { allowed_programs: vec!["/bin/sh".into()], ..ExecSettings::default() };
+        let refused = ExecDriver::new(&root, settings).expect_err("off unless enabled");
+        assert!(matches!(refused, DriverError::ExecNotEnabled));
+        let message = refused.to_string();
+        assert!(message.contains("allow_exec_for_development = true"), "{message}");
+        assert!(!root.exists(), "a refused driver creates nothing");
+        assert!(ExecDriver::new(&root, enabled(&[])).is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attack_exec_program_not_allow_listed_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = enabled(&["/bin/sleep", "sh"]);
+        settings.images.insert("demo".into(), PathBuf::from("/bin/sleep"));
+        let d = ExecDriver::new(dir.path(), settings).expect("driver");
+        let marker = dir.path().join("pwned");
+        let attack = format!("touch {}", marker.display());
+        let tag = LeaseTag::of("lease-attack");
+        let allowed =
+            ReplicaSpec { image: "demo".into(), args: vec!["30".into()], ..spec("ok", vec![]) };
+        let by_image = ReplicaSpec { image: "/bin/sh".into(), ..spec("img", vec![]) };
+        let mut in_path = spec("path", vec!["/tmp/sh", "-c", &attack]);
+        in_path.replica = 1;
+        // Any program off the list is refused before any replica of the workload starts:
+        // a command, an absolute image path, a path ending in an allowed bare name.
+        for bad in [spec("sh", vec!["/bin/sh", "-c", &attack]), by_image, in_path] {
+            let w = Workload {
+                tag: tag.clone(),
+                lease_id: "lease-attack".into(),
+                replicas: vec![allowed.clone(), bad],
+            };
+            let e = d.deploy(&w).await.expect_err("not allow-listed");
+            assert!(matches!(e, DriverError::ProgramNotAllowed { .. }), "{e}");
+            assert!(e.to_string().contains("exec_allowed_programs"), "{e}");
+            let started = d.status(&tag).await.map(|s| s.len()).unwrap_or(0);
+            assert_eq!(started, 0, "nothing of the workload started");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!marker.exists(), "a refused program ran");
+
+        // Allowed programs run; a command inside a replica obeys the same list.
+        let w =
+            Workload { tag: tag.clone(), lease_id: "lease-attack".into(), replicas: vec![allowed] };
+        d.deploy(&w).await.expect("allow-listed image program");
+        let e = d
+            .exec(&tag, "ok", 0, &["/bin/sh".into(), "-c".into(), attack.clone()])
+            .await
+            .expect_err("shell refused");
+        assert!(matches!(e, DriverError::ProgramNotAllowed { .. }), "{e}");
+        let out = d.exec(&tag, "ok", 0, &["sh".into(), "-c".into(), "echo $GREETING".into()]).await;
+        assert_eq!(out.map(|o| o.stdout).ok(), Some("hello\n".to_string()));
+        assert!(!marker.exists(), "a refused program ran");
+        d.remove(&tag).await.expect("remove");
     }
 
     #[tokio::test]
     async fn unknown_images_start_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let d = ExecDriver::new(dir.path(), BTreeMap::new(), false, false).expect("driver");
+        let d = ExecDriver::new(dir.path(), enabled(&[])).expect("driver");
         let w = Workload {
             tag: LeaseTag::of("x"),
             lease_id: "x".into(),

@@ -76,7 +76,7 @@ pub struct ReplicaSpec {
     pub env: Vec<String>,
     /// CPU limit in thousandths of a core.
     pub cpu_millis: u64,
-    /// Memory limit in bytes.
+    /// Memory limit in bytes (swap included: none beyond it).
     pub memory_bytes: u64,
     /// CDI device names of the GPUs given to this replica (`nvidia.com/gpu=0`).
     pub gpus: Vec<String>,
@@ -85,6 +85,10 @@ pub struct ReplicaSpec {
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
 }
+
+/// Processes and threads one replica may run at once (a fork bomb stops there) unless the
+/// provider's configuration says otherwise (`[lease] pids_limit`).
+pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
 
 /// Everything a lease runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,8 +141,14 @@ pub enum DriverError {
     UnknownLease(LeaseTag),
     #[error("service `{service}` replica {replica} is not running here")]
     UnknownReplica { service: String, replica: u32 },
-    #[error("the exec driver refuses to run in production mode: set `allow_exec_in_production`")]
-    ExecRefused,
+    #[error(
+        "the exec driver runs tenants' programs on this host without isolation and is for development only: set `allow_exec_for_development = true` under [driver] in provider.toml to use it, or use the podman driver"
+    )]
+    ExecNotEnabled,
+    #[error(
+        "program `{program}` is not allowed on this provider: the exec driver runs only the programs in driver.exec_allowed_programs and driver.exec_images"
+    )]
+    ProgramNotAllowed { program: String },
     #[error("{0}")]
     Runtime(String),
 }
@@ -177,8 +187,16 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         cmd: &[String],
     ) -> Result<ExecOutput, DriverError>;
 
-    /// Stops and deletes everything of the lease (replicas, volumes and network).
+    /// Stops and deletes everything of the lease (replicas, volumes and network). Only for a
+    /// lease that is over: persistent volumes go too.
     async fn remove(&self, tag: &LeaseTag) -> Result<(), DriverError>;
+
+    /// Stops and deletes the lease's replicas but keeps its persistent volumes, for a lease
+    /// that goes on (a new manifest version, a provider stopping its workloads for a while).
+    /// Drivers without volumes of their own remove everything.
+    async fn stop(&self, tag: &LeaseTag) -> Result<(), DriverError> {
+        self.remove(tag).await
+    }
 
     /// The leases this runtime runs something for, for re-adoption after a restart.
     async fn list(&self) -> Result<Vec<LeaseTag>, DriverError>;

@@ -43,8 +43,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use crate::manifest::is_safe_name;
 
 use super::{
-    Driver, DriverError, ExecOutput, LeaseTag, LogStream, Proto, ReplicaSpec, ReplicaState,
-    ReplicaStatus, VolumeKind, Workload,
+    DEFAULT_PIDS_LIMIT, Driver, DriverError, ExecOutput, LeaseTag, LogStream, Proto, ReplicaSpec,
+    ReplicaState, ReplicaStatus, VolumeKind, Workload,
 };
 
 /// Label holding the lease tag, on every container, network and volume of a lease.
@@ -123,6 +123,8 @@ pub struct PodmanDriver {
     /// `unix://<path>`, for error messages.
     endpoint: String,
     engine: Engine,
+    /// `PidsLimit` of every container: processes and threads one replica may run at once.
+    pids_limit: i64,
 }
 
 /// Whether an error was caused by the socket refusing or dropping the connection (a runtime
@@ -170,6 +172,7 @@ impl PodmanDriver {
             docker,
             endpoint: endpoint.clone(),
             engine: Engine::Other { version: String::new() },
+            pids_limit: DEFAULT_PIDS_LIMIT as i64,
         };
         driver.docker.ping().await.map_err(|err| driver.api_error("ping the runtime", err))?;
         // Speak the API version the runtime offers when it is older than bollard's (podman 4
@@ -188,6 +191,18 @@ impl PodmanDriver {
         driver.engine = Engine::of(&version);
         tracing::info!(endpoint = %driver.endpoint, engine = ?driver.engine, "podman.connected");
         Ok(driver)
+    }
+
+    /// Sets the most processes and threads one replica may run at once (the default is
+    /// [`DEFAULT_PIDS_LIMIT`]). Zero would mean no limit to the runtime, so it is refused.
+    pub fn with_pids_limit(mut self, limit: u64) -> Result<PodmanDriver, DriverError> {
+        self.pids_limit = i64::try_from(limit).ok().filter(|l| *l > 0).ok_or_else(|| {
+            DriverError::Runtime(format!(
+                "a pids limit of {limit} is not a limit: use 1 to {}",
+                i64::MAX
+            ))
+        })?;
+        Ok(self)
     }
 
     /// Turns a bollard error into a driver error; `action` says what was being done, in
@@ -385,6 +400,52 @@ impl PodmanDriver {
         }
     }
 
+    /// Stops and removes every container of the lease.
+    async fn remove_containers(&self, tag: &LeaseTag) -> Result<(), DriverError> {
+        for summary in self.lease_containers(tag).await? {
+            let Some(id) = summary.id else { continue };
+            let stop = StopContainerOptionsBuilder::new().t(STOP_TIMEOUT_S).build();
+            match self.docker.stop_container(&id, Some(stop)).await {
+                Ok(()) => {}
+                // Gone already; 304 (already stopped) is not an error for bollard.
+                Err(err) if is_status(&err, 404) => continue,
+                // Stopping failed (e.g. a container stuck in a bad state): the forced removal
+                // below kills it.
+                Err(err) => {
+                    tracing::warn!(container = %id, error = %error_chain(&err), "podman.stop_failed");
+                }
+            }
+            // `v`: anonymous volumes only; the named (persistent) ones stay.
+            let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+            match self.docker.remove_container(&id, Some(options)).await {
+                Ok(()) => tracing::info!(container = %id, "podman.container_removed"),
+                Err(err) if is_status(&err, 404) => {}
+                Err(err) => return Err(self.api_error(&format!("remove container {id}"), err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the lease's network (and any other network labelled with it).
+    async fn remove_networks(&self, tag: &LeaseTag) -> Result<(), DriverError> {
+        let filters = HashMap::from([("label", vec![format!("{LABEL_LEASE}={tag}")])]);
+        let mut networks = BTreeSet::from([network_name(tag)]);
+        let labelled = self
+            .docker
+            .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(|err| self.api_error("list networks", err))?;
+        networks.extend(labelled.into_iter().filter_map(|network| network.name));
+        for network in networks {
+            match self.docker.remove_network(&network).await {
+                Ok(()) => tracing::info!(network, "podman.network_removed"),
+                Err(err) if is_status(&err, 404) => {}
+                Err(err) => return Err(self.api_error(&format!("remove network {network}"), err)),
+            }
+        }
+        Ok(())
+    }
+
     async fn ensure_replica(
         &self,
         workload: &Workload,
@@ -400,7 +461,7 @@ impl PodmanDriver {
             Some(_) => {}
             None => {
                 self.ensure_volumes(workload, spec).await?;
-                let body = container_body(workload, network, spec)?;
+                let body = container_body(workload, network, spec, self.pids_limit)?;
                 let options = CreateContainerOptionsBuilder::new().name(&name).build();
                 match self.docker.create_container(Some(options), body).await {
                     Ok(created) => {
@@ -435,10 +496,10 @@ impl Driver for PodmanDriver {
     #[tracing::instrument(name = "podman.deploy", skip_all, fields(tag = %workload.tag))]
     async fn deploy(&self, workload: &Workload) -> Result<(), DriverError> {
         // Check everything that can be checked before creating anything.
+        let network = network_name(&workload.tag);
         for spec in &workload.replicas {
             check_service_name(&spec.service)?;
-            nano_cpus(spec)?;
-            memory_bytes(spec)?;
+            container_body(workload, &network, spec, self.pids_limit)?;
         }
         if workload.replicas.iter().any(|spec| !spec.gpus.is_empty()) {
             self.engine.check_cdi_support()?;
@@ -587,26 +648,7 @@ impl Driver for PodmanDriver {
 
     #[tracing::instrument(name = "podman.remove", skip_all, fields(tag = %tag))]
     async fn remove(&self, tag: &LeaseTag) -> Result<(), DriverError> {
-        for summary in self.lease_containers(tag).await? {
-            let Some(id) = summary.id else { continue };
-            let stop = StopContainerOptionsBuilder::new().t(STOP_TIMEOUT_S).build();
-            match self.docker.stop_container(&id, Some(stop)).await {
-                Ok(()) => {}
-                // Gone already; 304 (already stopped) is not an error for bollard.
-                Err(err) if is_status(&err, 404) => continue,
-                // Stopping failed (e.g. a container stuck in a bad state): the forced removal
-                // below kills it.
-                Err(err) => {
-                    tracing::warn!(container = %id, error = %error_chain(&err), "podman.stop_failed");
-                }
-            }
-            let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-            match self.docker.remove_container(&id, Some(options)).await {
-                Ok(()) => tracing::info!(container = %id, "podman.container_removed"),
-                Err(err) if is_status(&err, 404) => {}
-                Err(err) => return Err(self.api_error(&format!("remove container {id}"), err)),
-            }
-        }
+        self.remove_containers(tag).await?;
         let filters = HashMap::from([("label", vec![format!("{LABEL_LEASE}={tag}")])]);
         let volumes = self
             .docker
@@ -616,21 +658,14 @@ impl Driver for PodmanDriver {
         for volume in volumes.volumes.unwrap_or_default() {
             self.remove_volume(&volume.name).await?;
         }
-        let mut networks = BTreeSet::from([network_name(tag)]);
-        let labelled = self
-            .docker
-            .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
-            .await
-            .map_err(|err| self.api_error("list networks", err))?;
-        networks.extend(labelled.into_iter().filter_map(|network| network.name));
-        for network in networks {
-            match self.docker.remove_network(&network).await {
-                Ok(()) => tracing::info!(network, "podman.network_removed"),
-                Err(err) if is_status(&err, 404) => {}
-                Err(err) => return Err(self.api_error(&format!("remove network {network}"), err)),
-            }
-        }
-        Ok(())
+        self.remove_networks(tag).await
+    }
+
+    #[tracing::instrument(name = "podman.stop", skip_all, fields(tag = %tag))]
+    async fn stop(&self, tag: &LeaseTag) -> Result<(), DriverError> {
+        // Ephemeral volumes are created afresh with their replica; persistent ones stay.
+        self.remove_containers(tag).await?;
+        self.remove_networks(tag).await
     }
 
     #[tracing::instrument(name = "podman.list", skip_all)]
@@ -674,6 +709,7 @@ fn container_body(
     workload: &Workload,
     network: &str,
     spec: &ReplicaSpec,
+    pids_limit: i64,
 ) -> Result<ContainerCreateBody, DriverError> {
     let mut exposed_ports = Vec::with_capacity(spec.ports.len());
     let mut port_bindings = HashMap::new();
@@ -716,19 +752,24 @@ fn container_body(
                 .then(|| volume_name(&workload.tag, &spec.service, spec.replica, &volume.name)),
             typ: Some(if ram { MountType::TMPFS } else { MountType::VOLUME }),
             read_only: Some(volume.read_only),
-            tmpfs_options: ram.then(|| MountTmpfsOptions {
-                size_bytes: i64::try_from(volume.bytes).ok(),
-                ..Default::default()
-            }),
+            tmpfs_options: if ram {
+                Some(MountTmpfsOptions {
+                    size_bytes: Some(tmpfs_bytes(spec, volume)?),
+                    ..Default::default()
+                })
+            } else {
+                None
+            },
             ..Default::default()
         });
     }
     let host_config = HostConfig {
         mounts: (!mounts.is_empty()).then_some(mounts),
-        nano_cpus: nano_cpus(spec)?,
-        memory,
+        nano_cpus: Some(nano_cpus(spec)?),
+        memory: Some(memory),
         // No swap beyond the memory limit.
-        memory_swap: memory,
+        memory_swap: Some(memory),
+        pids_limit: Some(pids_limit),
         port_bindings: Some(port_bindings),
         restart_policy: Some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::ON_FAILURE),
@@ -773,32 +814,52 @@ fn container_body(
     })
 }
 
-/// `NanoCpus` for the replica's CPU limit; `None` (no limit) for 0.
-fn nano_cpus(spec: &ReplicaSpec) -> Result<Option<i64>, DriverError> {
+/// `NanoCpus` for the replica's CPU limit. Zero would mean no limit to the runtime: refused.
+fn nano_cpus(spec: &ReplicaSpec) -> Result<i64, DriverError> {
     if spec.cpu_millis == 0 {
-        return Ok(None);
+        return Err(DriverError::Runtime(format!(
+            "service `{}` has no cpu limit (0 millicpus): every replica runs with the cpu it leased",
+            spec.service
+        )));
     }
-    spec.cpu_millis
-        .checked_mul(1_000_000)
-        .and_then(|nanos| i64::try_from(nanos).ok())
-        .map(Some)
-        .ok_or_else(|| {
+    spec.cpu_millis.checked_mul(1_000_000).and_then(|nanos| i64::try_from(nanos).ok()).ok_or_else(
+        || {
             DriverError::Runtime(format!(
                 "service `{}` asks for {} millicpus, more than the runtime can express",
                 spec.service, spec.cpu_millis
             ))
-        })
+        },
+    )
 }
 
-/// The replica's memory limit in bytes; `None` (no limit) for 0.
-fn memory_bytes(spec: &ReplicaSpec) -> Result<Option<i64>, DriverError> {
+/// The replica's memory limit in bytes. Zero would mean no limit to the runtime: refused.
+fn memory_bytes(spec: &ReplicaSpec) -> Result<i64, DriverError> {
     if spec.memory_bytes == 0 {
-        return Ok(None);
+        return Err(DriverError::Runtime(format!(
+            "service `{}` has no memory limit (0 bytes): every replica runs with the memory it \
+             leased",
+            spec.service
+        )));
     }
-    i64::try_from(spec.memory_bytes).map(Some).map_err(|_| {
+    i64::try_from(spec.memory_bytes).map_err(|_| {
         DriverError::Runtime(format!(
             "service `{}` asks for {} bytes of memory, more than the runtime can express",
             spec.service, spec.memory_bytes
+        ))
+    })
+}
+
+/// The size of a `ram` volume's tmpfs. Zero would be a tmpfs without a size limit, and a size
+/// the runtime cannot express would be dropped (also no limit): both refused.
+fn tmpfs_bytes(spec: &ReplicaSpec, volume: &super::VolumeMount) -> Result<i64, DriverError> {
+    i64::try_from(volume.bytes).ok().filter(|bytes| *bytes > 0).ok_or_else(|| {
+        DriverError::Runtime(format!(
+            "service `{}`: ram volume `{}` of {} bytes cannot be bounded: its size must be 1 to \
+             {} bytes",
+            spec.service,
+            volume.name,
+            volume.bytes,
+            i64::MAX
         ))
     })
 }
@@ -947,10 +1008,13 @@ mod tests {
     #[test]
     fn container_body_carries_limits_ports_labels_and_gpus() {
         let workload = workload();
-        let body = container_body(&workload, "net", &workload.replicas[0]).expect("valid spec");
+        let body =
+            container_body(&workload, "net", &workload.replicas[0], 4096).expect("valid spec");
         let host = body.host_config.expect("host config");
         assert_eq!(host.nano_cpus, Some(1_500_000_000));
         assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.memory_swap, Some(64 << 20));
+        assert_eq!(host.pids_limit, Some(4096));
         let bindings = host.port_bindings.expect("bindings");
         let binding = &bindings["8080/tcp"].as_ref().expect("binding")[0];
         assert_eq!(binding.host_ip, None);
@@ -975,21 +1039,30 @@ mod tests {
         assert_eq!(mounts[1].tmpfs_options.as_ref().and_then(|t| t.size_bytes), Some(64 << 20));
         let mut bad = workload.clone();
         bad.replicas[0].volumes[0].name = "../x".into();
-        let e = container_body(&bad, "net", &bad.replicas[0]).expect_err("bad name").to_string();
+        let e =
+            container_body(&bad, "net", &bad.replicas[0], 4096).expect_err("bad name").to_string();
         assert!(e.contains("storage volume name `../x`"), "{e}");
     }
 
     #[test]
-    fn limits_of_zero_mean_none_and_overflow_is_an_error() {
-        let mut spec = spec();
-        spec.cpu_millis = 0;
-        spec.memory_bytes = 0;
-        assert_eq!(nano_cpus(&spec).ok(), Some(None));
-        assert_eq!(memory_bytes(&spec).ok(), Some(None));
-        spec.cpu_millis = u64::MAX;
-        spec.memory_bytes = u64::MAX;
-        assert!(nano_cpus(&spec).is_err());
-        assert!(memory_bytes(&spec).is_err());
+    fn limits_of_zero_are_refused_never_unlimited() {
+        let workload = workload();
+        let refused = |edit: &dyn Fn(&mut ReplicaSpec)| {
+            let mut w = workload.clone();
+            edit(&mut w.replicas[0]);
+            container_body(&w, "net", &w.replicas[0], 4096).expect_err("refused").to_string()
+        };
+        assert!(refused(&|s| s.cpu_millis = 0).contains("no cpu limit"));
+        assert!(refused(&|s| s.memory_bytes = 0).contains("no memory limit"));
+        assert!(refused(&|s| s.cpu_millis = u64::MAX).contains("more than the runtime"));
+        assert!(refused(&|s| s.memory_bytes = u64::MAX).contains("more than the runtime"));
+        // A ram volume of 0 bytes or beyond i64::MAX would be a tmpfs without a size limit.
+        let e = refused(&|s| s.volumes[1].bytes = 0);
+        assert!(e.contains("ram volume `shm` of 0 bytes cannot be bounded"), "{e}");
+        let e = refused(&|s| s.volumes[1].bytes = u64::MAX);
+        assert!(e.contains("cannot be bounded"), "{e}");
+        let e = refused(&|s| s.volumes[1].bytes = i64::MAX as u64 + 1);
+        assert!(e.contains("cannot be bounded"), "{e}");
     }
 
     #[test]
