@@ -316,6 +316,133 @@ async fn podman_driver_mounts_volumes_by_kind() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issue 10, item 3: a zero CPU or memory limit used to reach podman as "no limit", a `ram`
+/// volume beyond i64::MAX as a tmpfs without a size, and no container had a pids limit. Now
+/// each is refused before anything is created, and every container carries all four limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_zero_limits_never_unlimited() -> anyhow::Result<()> {
+    let Some(socket) = podman_socket_or_skip().await? else {
+        return Ok(());
+    };
+    ensure_test_image()?;
+    ensure!(
+        PodmanDriver::connect(&socket).await?.with_pids_limit(0).is_err(),
+        "a pids limit of 0 (no limit) was accepted"
+    );
+    let driver = PodmanDriver::connect(&socket).await?.with_pids_limit(64)?;
+    let lease_id = format!("gridlease-test/{}/{}/7/provider", std::process::id(), nanos());
+    let tag = LeaseTag::of(&lease_id);
+    let _cleanup = Cleanup(tag.clone());
+    let workload = |spec: ReplicaSpec| Workload {
+        tag: tag.clone(),
+        lease_id: lease_id.clone(),
+        replicas: vec![spec],
+    };
+    let ram = |bytes: u64| VolumeMount {
+        name: "shm".to_owned(),
+        mount: "/mem".to_owned(),
+        read_only: false,
+        kind: VolumeKind::Ram,
+        bytes,
+    };
+    let attacks = [
+        ("cpu 0", ReplicaSpec { cpu_millis: 0, ..replica("web", &["sleep", "300"]) }),
+        ("memory 0", ReplicaSpec { memory_bytes: 0, ..replica("web", &["sleep", "300"]) }),
+        (
+            "ram volume of u64::MAX bytes",
+            ReplicaSpec { volumes: vec![ram(u64::MAX)], ..replica("web", &["sleep", "300"]) },
+        ),
+        (
+            "ram volume of 0 bytes",
+            ReplicaSpec { volumes: vec![ram(0)], ..replica("web", &["sleep", "300"]) },
+        ),
+    ];
+    for (what, spec) in attacks {
+        match driver.deploy(&workload(spec)).await {
+            Err(DriverError::Runtime(message)) => eprintln!("{what}: refused: {message}"),
+            other => bail!("{what} was not refused: {other:?}"),
+        }
+        match driver.status(&tag).await {
+            Err(DriverError::UnknownLease(_)) => {}
+            other => bail!("a refused deploy ({what}) left something: {other:?}"),
+        }
+    }
+
+    // An honest replica runs with every limit set, as the runtime reports it.
+    let honest = ReplicaSpec { volumes: vec![ram(8 << 20)], ..replica("web", &["sleep", "300"]) };
+    driver.deploy(&workload(honest)).await.context("deploy the honest replica")?;
+    let container = container_name(&tag, "web", 0);
+    let limits = podman(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} \
+         {{.HostConfig.PidsLimit}}",
+        &container,
+    ])?;
+    let expected = format!("{} {MEMORY_BYTES} {MEMORY_BYTES} 64", 100 * 1_000_000);
+    ensure!(limits == expected, "limits {limits:?}, expected {expected:?}");
+    // The kernel enforces the pids limit (cgroup v2 or v1).
+    let pids = exec_ok(
+        &driver,
+        &tag,
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+        ],
+    )
+    .await?;
+    ensure!(pids.trim() == "64", "pids.max in the container: {pids:?}");
+    let mounts = exec_ok(&driver, &tag, &["cat", "/proc/mounts"]).await?;
+    let mem = mounts.lines().find(|l| l.split_whitespace().nth(1) == Some("/mem"));
+    ensure!(mem.is_some_and(|l| l.contains("size=8192k")), "/mem is not bounded: {mem:?}");
+    driver.remove(&tag).await?;
+    Ok(())
+}
+
+/// A lease that goes on (a new manifest version, a provider stopping its workloads for a
+/// while) loses its replicas but keeps its persistent volumes; only `remove` deletes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_driver_stop_keeps_persistent_volumes() -> anyhow::Result<()> {
+    let Some(socket) = podman_socket_or_skip().await? else {
+        return Ok(());
+    };
+    ensure_test_image()?;
+    let driver = PodmanDriver::connect(&socket).await?;
+    let lease_id = format!("gridlease-test/{}/{}/8/provider", std::process::id(), nanos());
+    let tag = LeaseTag::of(&lease_id);
+    let _cleanup = Cleanup(tag.clone());
+    let workload = Workload {
+        tag: tag.clone(),
+        lease_id,
+        replicas: vec![ReplicaSpec {
+            volumes: vec![VolumeMount {
+                name: "data".to_owned(),
+                mount: "/data".to_owned(),
+                read_only: false,
+                kind: VolumeKind::Persistent,
+                bytes: 1 << 30,
+            }],
+            ..replica("web", &["sleep", "300"])
+        }],
+    };
+    driver.deploy(&workload).await.context("deploy")?;
+    exec_ok(&driver, &tag, &["sh", "-c", "echo kept > /data/f"]).await?;
+    driver.stop(&tag).await.context("stop")?;
+    match driver.status(&tag).await {
+        Err(DriverError::UnknownLease(_)) => {}
+        other => bail!("replicas left after stop: {other:?}"),
+    }
+    driver.deploy(&workload).await.context("deploy after stop")?;
+    let after = exec_ok(&driver, &tag, &["cat", "/data/f"]).await?;
+    ensure!(after.trim() == "kept", "the persistent volume lost its file: {after:?}");
+    driver.remove(&tag).await.context("remove")?;
+    let label = format!("label=gridlease.lease={tag}");
+    let left = podman(&["volume", "ls", "--quiet", "--filter", &label])?;
+    ensure!(left.trim().is_empty(), "volumes left after remove: {left:?}");
+    Ok(())
+}
+
 /// Podman reports its own states (`stopped`, `stopping`) while a container exits and restarts;
 /// reads must keep working through them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
