@@ -8,7 +8,7 @@ use gridlease_types::{CheckedTx, Coin, Height, Msg, VerifiedTx};
 
 use crate::genesis::Params;
 use crate::keyspace;
-use crate::receipt::{Event, Receipt, ReceiptCode};
+use crate::receipt::{BeginBlockItem, Event, Receipt, ReceiptCode};
 use crate::state::Account;
 use crate::view::{Changes, Overlay, StateView, ViewError};
 
@@ -86,12 +86,12 @@ pub fn execute<V: StateView + ?Sized>(
         tx_index: 0,
         msg_index: 0,
     };
-    match ctx.begin_block() {
-        Ok(()) => ctx.st.commit_tx(),
-        Err(Fail::Fatal(e)) => return Err(e.into()),
-        // Begin-block work only fails on a broken invariant; keep the block valid and drop it.
-        Err(Fail::Tx { .. }) => ctx.st.rollback_tx(),
+    // Each begin-block item is atomic on its own (`begin_item`): only a store failure stops
+    // the block.
+    if let Err(Fail::Fatal(e)) = ctx.begin_block() {
+        return Err(e.into());
     }
+    ctx.st.commit_tx();
     let begin_events = std::mem::take(&mut ctx.events);
     let mut receipts = Vec::with_capacity(txs.len());
     for (i, tx) in txs.iter().enumerate() {
@@ -118,6 +118,33 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         self.process_grace_expiries()?;
         self.process_auctions()?;
         Ok(())
+    }
+
+    /// Runs one begin-block item atomically. What came before it (its queue entry's removal
+    /// included) is kept first; the item's own writes and events are kept when it succeeds.
+    /// When it fails they are dropped and a `BeginBlockItemFailed` event says why, so one bad
+    /// item never stops the others, in this block or any later one. Only a store failure
+    /// (`Fail::Fatal`) propagates.
+    pub(crate) fn begin_item(
+        &mut self,
+        item: BeginBlockItem,
+        work: impl FnOnce(&mut Self) -> Res<()>,
+    ) -> Res<bool> {
+        self.st.commit_tx();
+        let mark = self.events.len();
+        match work(self) {
+            Ok(()) => {
+                self.st.commit_tx();
+                Ok(true)
+            }
+            Err(Fail::Fatal(e)) => Err(Fail::Fatal(e)),
+            Err(Fail::Tx { code, log }) => {
+                self.st.rollback_tx();
+                self.events.truncate(mark);
+                self.events.push(Event::BeginBlockItemFailed { item, code, reason: log });
+                Ok(false)
+            }
+        }
     }
 
     fn run_tx(&mut self, tx: &CheckedTx, chain_id: &str) -> Result<Receipt, ExecError> {
@@ -246,6 +273,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             Msg::AcceptBid { bid } => self.msg_accept_bid(signer, bid),
             Msg::CloseLease { lease } => self.msg_close_lease(signer, lease),
             Msg::WithdrawLease { lease } => self.msg_withdraw_lease(signer, lease),
+            Msg::ReopenOrder { order } => self.msg_reopen_order(signer, order),
         }
     }
 

@@ -33,8 +33,26 @@ pub struct Params {
     pub min_fee: u128,
     /// Most groups in one deployment.
     pub max_groups: u32,
-    /// Most bids on one order.
+    /// Most bids open at once on one order (withdrawn and closed bids do not count).
     pub max_bids_per_order: u32,
+    /// Share of a bid's deposit kept (to the community pool) when the provider withdraws the
+    /// bid before its auction closes, in parts per million.
+    #[serde(default = "default_bid_withdraw_penalty_ppm")]
+    pub bid_withdraw_penalty_ppm: u32,
+    /// Most certificates one account keeps registered; revoked ones make room for new ones.
+    #[serde(default = "default_max_certs_per_owner")]
+    pub max_certs_per_owner: u32,
+    /// Accounts allowed to sign provider attributes (audits). Nobody else can.
+    #[serde(default)]
+    pub auditors: Vec<Address>,
+}
+
+fn default_bid_withdraw_penalty_ppm() -> u32 {
+    100_000
+}
+
+fn default_max_certs_per_owner() -> u32 {
+    16
 }
 
 impl Params {
@@ -63,6 +81,9 @@ impl Params {
             min_fee: 1_000,
             max_groups: 20,
             max_bids_per_order: 100,
+            bid_withdraw_penalty_ppm: default_bid_withdraw_penalty_ppm(),
+            max_certs_per_owner: default_max_certs_per_owner(),
+            auditors: Vec::new(),
         }
     }
 
@@ -94,8 +115,19 @@ impl Params {
                 ));
             }
         }
-        if self.max_groups == 0 || self.max_bids_per_order == 0 {
-            return Err("max_groups and max_bids_per_order must be at least 1".into());
+        if self.max_groups == 0 || self.max_bids_per_order == 0 || self.max_certs_per_owner == 0 {
+            return Err(
+                "max_groups, max_bids_per_order and max_certs_per_owner must be at least 1".into(),
+            );
+        }
+        if self.bid_withdraw_penalty_ppm > 1_000_000 {
+            return Err("bid_withdraw_penalty_ppm must be at most 1000000".into());
+        }
+        let mut auditors = self.auditors.clone();
+        auditors.sort();
+        auditors.dedup();
+        if auditors.len() != self.auditors.len() {
+            return Err("auditors lists an account twice".into());
         }
         Ok(())
     }

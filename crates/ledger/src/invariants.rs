@@ -135,12 +135,17 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
         }
     }
     for order in query::orders(view)? {
-        let placed = query::bids_of_order(view, &order.id)?.len();
-        if placed != order.bids as usize {
-            return broken(format!(
-                "order {} counts {} bids, {placed} exist",
-                order.id, order.bids
-            ));
+        if matches!(order.state, OrderState::Open { .. }) {
+            let open = query::bids_of_order(view, &order.id)?
+                .iter()
+                .filter(|b| b.state == BidState::Open)
+                .count();
+            if open != order.bids as usize {
+                return broken(format!(
+                    "open order {} counts {} open bids, {open} exist",
+                    order.id, order.bids
+                ));
+            }
         }
         if let OrderState::Open { closes_at: Some(at), .. } = order.state {
             let key = keyspace::due(keyspace::DUE_AUCTION, at, &keyspace::order(&order.id)[1..]);
@@ -202,13 +207,23 @@ fn legal_cert(a: &CertState, b: &CertState) -> bool {
 }
 
 /// Checks that every object that changed between two states moved along a legal transition and
-/// that none of them disappeared.
+/// that none of them disappeared (except revoked certificates, dropped to make room).
 pub fn check_transitions(before: &MemState, after: &MemState) -> Result<(), InvariantError> {
     fn pair<T: borsh::BorshDeserialize>(
         before: &MemState,
         after: &MemState,
         tag: u8,
         legal: impl Fn(&T, &T) -> bool,
+        name: &str,
+    ) -> Result<(), InvariantError> {
+        pair_vanishing(before, after, tag, legal, |_: &T| false, name)
+    }
+    fn pair_vanishing<T: borsh::BorshDeserialize>(
+        before: &MemState,
+        after: &MemState,
+        tag: u8,
+        legal: impl Fn(&T, &T) -> bool,
+        may_vanish: impl Fn(&T) -> bool,
         name: &str,
     ) -> Result<(), InvariantError> {
         let range = |s: &MemState| s.range(&[tag], &[tag + 1]);
@@ -224,8 +239,8 @@ pub fn check_transitions(before: &MemState, after: &MemState) -> Result<(), Inva
                 }
             }
         }
-        for k in old.keys() {
-            if !after.entries.contains_key(k) {
+        for (k, v) in &old {
+            if !after.entries.contains_key(k) && !may_vanish(&decode_at::<T>(k, v)?) {
                 return broken(format!("{name} at key {k:02x?} disappeared"));
             }
         }
@@ -274,11 +289,12 @@ pub fn check_transitions(before: &MemState, after: &MemState) -> Result<(), Inva
         |a, b| legal_payment(&a.state, &b.state) && b.withdrawn >= a.withdrawn,
         "payment",
     )?;
-    pair::<Certificate>(
+    pair_vanishing::<Certificate>(
         before,
         after,
         keyspace::CERT,
         |a, b| legal_cert(&a.state, &b.state),
+        |c| matches!(c.state, CertState::Revoked { .. }),
         "certificate",
     )?;
     pair::<Account>(before, after, keyspace::ACCOUNT, |a, b| b.sequence >= a.sequence, "account")?;

@@ -102,6 +102,13 @@ pub fn cert(owner: &Address, serial: &[u8; 32]) -> Vec<u8> {
     k
 }
 
+/// Every certificate of one owner.
+pub fn certs_of(owner: &Address) -> Vec<u8> {
+    let mut k = with_tag(CERT, 20);
+    k.extend_from_slice(&owner.0);
+    k
+}
+
 fn push_deployment(k: &mut Vec<u8>, d: &DeploymentId) {
     k.extend_from_slice(&d.owner.0);
     k.extend_from_slice(&d.dseq.to_be_bytes());

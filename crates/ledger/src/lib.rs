@@ -18,5 +18,5 @@ pub mod view;
 
 pub use exec::{BlockContext, BlockOutput, ExecError, execute};
 pub use genesis::{Genesis, GenesisBalance, GenesisError, Params};
-pub use receipt::{Event, Receipt, ReceiptCode};
+pub use receipt::{BeginBlockItem, Event, Receipt, ReceiptCode};
 pub use view::{Changes, MemState, StateView, ViewError};

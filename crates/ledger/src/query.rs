@@ -102,6 +102,13 @@ pub fn deployments(view: &(impl StateView + ?Sized)) -> Result<Vec<Deployment>, 
     list_prefix(view, &[keyspace::DEPLOYMENT])
 }
 
+pub fn group(
+    view: &(impl StateView + ?Sized),
+    id: &gridlease_types::GroupId,
+) -> Result<Option<Group>, ViewError> {
+    get(view, &keyspace::group(id))
+}
+
 pub fn groups(view: &(impl StateView + ?Sized)) -> Result<Vec<Group>, ViewError> {
     list_prefix(view, &[keyspace::GROUP])
 }

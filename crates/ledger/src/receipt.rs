@@ -50,11 +50,12 @@ pub enum ReceiptCode {
     InvalidRequest = 21,
     Overflow = 22,
     TooManyBids = 23,
+    TooManyCertificates = 24,
 }
 
 impl ReceiptCode {
     /// Every code, for tables and docs.
-    pub const ALL: [ReceiptCode; 24] = [
+    pub const ALL: [ReceiptCode; 25] = [
         ReceiptCode::Ok,
         ReceiptCode::WrongChainId,
         ReceiptCode::BadSignature,
@@ -79,6 +80,7 @@ impl ReceiptCode {
         ReceiptCode::InvalidRequest,
         ReceiptCode::Overflow,
         ReceiptCode::TooManyBids,
+        ReceiptCode::TooManyCertificates,
     ];
 
     /// Whether the fee was charged and the sequence advanced (the message step ran).
@@ -99,29 +101,121 @@ impl ReceiptCode {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    Transfer { from: Address, to: Address, amount: Coin },
-    FeePaid { payer: Address, amount: Coin },
-    ProviderCreated { owner: Address },
-    ProviderUpdated { owner: Address },
-    AttributesSigned { provider: Address, auditor: Address },
-    AttributesDeleted { provider: Address, auditor: Address },
-    CertificateCreated { owner: Address, serial: [u8; 32] },
-    CertificateRevoked { owner: Address, serial: [u8; 32] },
-    DeploymentCreated { id: DeploymentId, deposit: Coin },
-    DeploymentUpdated { id: DeploymentId },
-    DeploymentDeposit { id: DeploymentId, amount: Coin },
-    DeploymentClosed { id: DeploymentId, reason: CloseReason },
-    OrderOpened { id: OrderId, max_price: DecCoin, closes_at: Height },
-    OrderStalled { id: OrderId, reason: NoBidReason },
-    OrderClosed { id: OrderId, reason: CloseReason },
-    BidCreated { id: BidId, price: DecCoin },
-    BidClosed { id: BidId, reason: CloseReason },
-    LeaseCreated { id: BidId, price: DecCoin },
-    LeaseClosed { id: BidId, reason: CloseReason },
-    EscrowOverdrawn { id: DeploymentId, grace_until: Height },
-    EscrowResumed { id: DeploymentId },
-    PaymentWithdrawn { lease: BidId, to_provider: Coin, to_pool: DecAmount },
-    EscrowRefunded { id: DeploymentId, amount: Coin },
+    Transfer {
+        from: Address,
+        to: Address,
+        amount: Coin,
+    },
+    FeePaid {
+        payer: Address,
+        amount: Coin,
+    },
+    ProviderCreated {
+        owner: Address,
+    },
+    ProviderUpdated {
+        owner: Address,
+    },
+    AttributesSigned {
+        provider: Address,
+        auditor: Address,
+    },
+    AttributesDeleted {
+        provider: Address,
+        auditor: Address,
+    },
+    CertificateCreated {
+        owner: Address,
+        serial: [u8; 32],
+    },
+    CertificateRevoked {
+        owner: Address,
+        serial: [u8; 32],
+    },
+    DeploymentCreated {
+        id: DeploymentId,
+        deposit: Coin,
+    },
+    DeploymentUpdated {
+        id: DeploymentId,
+    },
+    DeploymentDeposit {
+        id: DeploymentId,
+        amount: Coin,
+    },
+    DeploymentClosed {
+        id: DeploymentId,
+        reason: CloseReason,
+    },
+    OrderOpened {
+        id: OrderId,
+        max_price: DecCoin,
+        closes_at: Height,
+    },
+    OrderStalled {
+        id: OrderId,
+        reason: NoBidReason,
+    },
+    OrderClosed {
+        id: OrderId,
+        reason: CloseReason,
+    },
+    BidCreated {
+        id: BidId,
+        price: DecCoin,
+    },
+    BidClosed {
+        id: BidId,
+        reason: CloseReason,
+    },
+    LeaseCreated {
+        id: BidId,
+        price: DecCoin,
+    },
+    LeaseClosed {
+        id: BidId,
+        reason: CloseReason,
+    },
+    EscrowOverdrawn {
+        id: DeploymentId,
+        grace_until: Height,
+    },
+    EscrowResumed {
+        id: DeploymentId,
+    },
+    PaymentWithdrawn {
+        lease: BidId,
+        to_provider: Coin,
+        to_pool: DecAmount,
+    },
+    EscrowRefunded {
+        id: DeploymentId,
+        amount: Coin,
+    },
+    /// A begin-block item failed: its own changes were dropped, it left its queue, and the
+    /// rest of the block went on.
+    BeginBlockItemFailed {
+        item: BeginBlockItem,
+        code: ReceiptCode,
+        reason: String,
+    },
+    /// The tenant closed an order that could not find a winner and opened a fresh one.
+    OrderReopened {
+        closed: OrderId,
+        opened: OrderId,
+    },
+}
+
+/// One unit of begin-block work, as named in `BeginBlockItemFailed`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BeginBlockItem {
+    /// An escrow account whose balance ran out.
+    Depletion { id: DeploymentId },
+    /// An overdrawn escrow account whose grace period ended.
+    GraceExpiry { id: DeploymentId },
+    /// An order whose bid window ended.
+    Auction { id: OrderId },
 }
 
 /// The result of one transaction.

@@ -29,6 +29,8 @@ pub enum CloseReason {
     BidWithdrawn,
     /// The order's lease ended.
     LeaseEnded,
+    /// The tenant replaced an order that found no winner with a fresh one.
+    Reopened,
 }
 
 #[derive(
@@ -134,6 +136,9 @@ pub enum NoBidReason {
     AllBidsWithdrawn,
     /// The deployment's escrow is overdrawn: the auction retries after a deposit.
     EscrowOverdrawn,
+    /// Deciding the auction failed (see the block's `BeginBlockItemFailed` event): the next
+    /// valid bid starts a new window, or the tenant reopens the order.
+    AuctionFailed,
 }
 
 #[derive(
@@ -162,7 +167,8 @@ pub struct Order {
     pub id: OrderId,
     pub max_price: DecCoin,
     pub state: OrderState,
-    /// Bids placed on this order so far (open or not).
+    /// Bids open on this order while it is open: a withdrawn bid frees its place, so bids
+    /// that come and go cannot fill the limit.
     pub bids: u32,
     pub created_at: Height,
 }

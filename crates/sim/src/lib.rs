@@ -19,6 +19,9 @@ use gridlease_types::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub mod world;
+pub use world::World;
+
 pub const CHAIN_ID: &str = "gridlease-sim";
 
 pub fn ugrid() -> Denom {
@@ -76,6 +79,7 @@ impl Actors {
             min_deposits: vec![Coin::new(10_000, &ugrid()), Coin::new(10_000, &uusdc())],
             bid_deposit: Coin::new(5_000, &ugrid()),
             max_bids_per_order: 8,
+            auditors: self.auditors.iter().map(Keypair::address).collect(),
             ..Params::devnet()
         };
         let balances = self
@@ -214,11 +218,14 @@ pub struct Generator {
     pub actors: Actors,
     /// Share of transactions built to fail (0.0 to 1.0).
     pub invalid_share: f64,
+    /// Share of transactions that play an attack (0.0 to 1.0): prices that seek overflows,
+    /// bid/withdraw churn, gapped sequences, oversized groups, reopening others' orders.
+    pub adversarial_share: f64,
 }
 
 impl Generator {
     pub fn new(actors: Actors) -> Self {
-        Generator { actors, invalid_share: 0.1 }
+        Generator { actors, invalid_share: 0.1, adversarial_share: 0.0 }
     }
 
     /// A block of up to `n` transactions for `height`, a pure function of (seed, height, state).
@@ -252,6 +259,16 @@ impl Generator {
         let auditors: Vec<Address> = self.actors.auditors.iter().map(|k| k.address()).collect();
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
+            if self.adversarial_share > 0.0 && rng.gen_bool(self.adversarial_share) {
+                let attack = self.attack(&mut rng, &open_orders, &seqs, view);
+                if let Some((key, tx, next)) = attack {
+                    if let Some(next) = next {
+                        seqs.insert(key, next);
+                    }
+                    out.push(tx);
+                }
+                continue;
+            }
             let bad = rng.gen_bool(self.invalid_share);
             let choice = rng.gen_range(0..100);
             let (key, msg): (&Keypair, Msg) = match choice {
@@ -429,5 +446,103 @@ impl Generator {
             out.push(tx);
         }
         out
+    }
+}
+
+impl Generator {
+    /// One attacking transaction, its signer and (when it uses the signer's sequence) the
+    /// sequence after it.
+    fn attack(
+        &self,
+        rng: &mut ChaCha8Rng,
+        open_orders: &[OrderId],
+        seqs: &BTreeMap<Address, u64>,
+        view: &impl StateView,
+    ) -> Option<(Address, Tx, Option<u64>)> {
+        let next_seq = |k: &Keypair| {
+            seqs.get(&k.address()).copied().unwrap_or_else(|| {
+                query::account(view, &k.address()).ok().flatten().map_or(0, |a| a.sequence)
+            })
+        };
+        let tenant = &self.actors.tenants[rng.gen_range(0..self.actors.tenants.len())];
+        let provider = &self.actors.providers[rng.gen_range(0..self.actors.providers.len())];
+        let (key, msgs, gap) = match rng.gen_range(0..6) {
+            // Groups whose prices each fit but whose sum (or price × count) overflows.
+            0 => {
+                let denom = if rng.gen_bool(0.5) { ugrid() } else { uusdc() };
+                let groups = (0..rng.gen_range(2..=3))
+                    .map(|g| {
+                        let mut spec = random_group(rng, &format!("g{g}"), &denom, &[]);
+                        for u in &mut spec.resources {
+                            u.price.amount = DecAmount(u128::MAX / 10 * rng.gen_range(3..=9));
+                            u.count = 1;
+                        }
+                        spec.resources.truncate(1);
+                        spec
+                    })
+                    .collect();
+                let msg = Msg::CreateDeployment {
+                    dseq: rng.gen_range(1..=1_000_000),
+                    groups,
+                    manifest_hash: [rng.r#gen(); 32],
+                    deposit: Coin::new(20_000, &denom),
+                };
+                (tenant, vec![msg], 0)
+            }
+            // Bid and withdraw in one transaction, over and over.
+            1 if !open_orders.is_empty() => {
+                let order = open_orders[rng.gen_range(0..open_orders.len())];
+                let max = query::order(view, &order).ok().flatten()?.max_price;
+                let spec = query::group(view, &order.group()).ok().flatten()?.spec;
+                let gpu = self.actors.provider_gpu(rng.gen_range(0..4));
+                let bid = Msg::CreateBid {
+                    order,
+                    price: DecCoin { denom: max.denom, amount: max.amount },
+                    offer: offer_for(&spec, gpu),
+                    deposit: Coin::new(5_000, &ugrid()),
+                };
+                (provider, vec![bid, Msg::CloseBid { order }], 0)
+            }
+            // A sequence far ahead of the account's: never executable.
+            2 => {
+                let to = tenant.address();
+                (tenant, vec![Msg::Send { to, amount: Coin::new(1, &ugrid()) }], 1_000)
+            }
+            // More replicas and groups than allowed.
+            3 => {
+                let mut spec = random_group(rng, "huge", &ugrid(), &[]);
+                for u in &mut spec.resources {
+                    u.count = u32::MAX;
+                }
+                let msg = Msg::CreateDeployment {
+                    dseq: rng.gen_range(1..=1_000_000),
+                    groups: vec![spec; rng.gen_range(1..=40)],
+                    manifest_hash: [0; 32],
+                    deposit: Coin::new(20_000, &ugrid()),
+                };
+                (tenant, vec![msg], 0)
+            }
+            // Reopening somebody else's order, or one whose auction still runs.
+            4 if !open_orders.is_empty() => {
+                let order = open_orders[rng.gen_range(0..open_orders.len())];
+                let signer = if rng.gen_bool(0.5) {
+                    self.actors.by_address(&order.owner).unwrap_or(tenant)
+                } else {
+                    provider
+                };
+                (signer, vec![Msg::ReopenOrder { order }], 0)
+            }
+            // Signing attributes without being a registered auditor.
+            _ => {
+                let msg = Msg::SignProviderAttributes {
+                    provider: provider.address(),
+                    attributes: vec![Attribute::new("tier", "platinum")],
+                };
+                (tenant, vec![msg], 0)
+            }
+        };
+        let seq = next_seq(key);
+        let tx = sign(key, seq + gap, 100, msgs);
+        Some((key.address(), tx, (gap == 0).then_some(seq + 1)))
     }
 }

@@ -1,6 +1,9 @@
 //! Property tests over random sequences of blocks from several accounts: supply conservation,
 //! escrow accounting, lease/order/bid consistency and legal state transitions after every
-//! block. Cases default to 10,000 (`PROPTEST_CASES` overrides).
+//! block. Cases default to 10,000 (`PROPTEST_CASES` overrides). A fifth of the transactions
+//! are attacks (overflow-seeking prices, bid/withdraw churn, gapped sequences, oversized
+//! groups, reopening others' orders, unregistered audits): the invariants hold through them
+//! and no begin-block item ever fails.
 
 use gridlease_ledger::ReceiptCode;
 use gridlease_ledger::invariants::{check_state, check_transitions};
@@ -11,8 +14,12 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
 }
 
+fn adversarial() -> Generator {
+    Generator { adversarial_share: 0.2, ..Generator::new(Actors::new(3, 4, 2)) }
+}
+
 fn run_scenario(seed: u64, blocks: u64, txs: usize) -> Result<(usize, usize), TestCaseError> {
-    let generator = Generator::new(Actors::new(3, 4, 2));
+    let generator = adversarial();
     let mut state = generator.actors.genesis().mem_state();
     check_state(&state).map_err(|e| TestCaseError::fail(format!("genesis: {e}")))?;
     let (mut ok, mut failed) = (0, 0);
@@ -22,6 +29,12 @@ fn run_scenario(seed: u64, blocks: u64, txs: usize) -> Result<(usize, usize), Te
         let out = run_block(&mut state, height, &block)
             .map_err(|e| TestCaseError::fail(format!("block {height} aborted: {e}")))?;
         prop_assert_eq!(out.receipts.len(), block.len());
+        let failed_items: Vec<_> = out
+            .begin_events
+            .iter()
+            .filter(|e| matches!(e, gridlease_ledger::Event::BeginBlockItemFailed { .. }))
+            .collect();
+        prop_assert!(failed_items.is_empty(), "seed {} block {}: {:?}", seed, height, failed_items);
         for r in &out.receipts {
             if r.code == ReceiptCode::Ok { ok += 1 } else { failed += 1 }
         }
@@ -46,7 +59,20 @@ proptest! {
 /// succeed, many fail, and leases come and go.
 #[test]
 fn long_run_exercises_the_market() {
-    let generator = Generator::new(Actors::new(3, 4, 2));
+    long_run(Generator::new(Actors::new(3, 4, 2)));
+}
+
+/// The same long run with a fifth of the transactions attacking: the attacks are refused
+/// (overflow, oversized and unauthorized receipts occur) and the market still works.
+#[test]
+fn long_run_with_adversaries_still_exercises_the_market() {
+    let codes = long_run(adversarial());
+    for code in [ReceiptCode::Overflow, ReceiptCode::InvalidRequest, ReceiptCode::Unauthorized] {
+        assert!(codes.contains_key(&code), "no {code:?} receipt among {codes:?}");
+    }
+}
+
+fn long_run(generator: Generator) -> std::collections::BTreeMap<ReceiptCode, usize> {
     let mut state = generator.actors.genesis().mem_state();
     let mut codes = std::collections::BTreeMap::new();
     let mut leases_created = 0;
@@ -57,6 +83,9 @@ fn long_run_exercises_the_market() {
         let out = run_block(&mut state, height, &block).unwrap();
         for e in out.begin_events.iter().chain(out.receipts.iter().flat_map(|r| r.events.iter())) {
             match e {
+                gridlease_ledger::Event::BeginBlockItemFailed { .. } => {
+                    panic!("begin-block item failed in block {height}: {e:?}")
+                }
                 gridlease_ledger::Event::LeaseCreated { .. } => leases_created += 1,
                 gridlease_ledger::Event::EscrowOverdrawn { .. } => overdrawn += 1,
                 _ => {}
@@ -75,4 +104,5 @@ fn long_run_exercises_the_market() {
     assert!(leases_created >= 20, "auctions should produce leases, got {leases_created}");
     eprintln!("codes {codes:?} leases {leases_created} overdrawn {overdrawn}");
     assert!(overdrawn >= 1, "some escrow should run dry, got {overdrawn}");
+    codes
 }

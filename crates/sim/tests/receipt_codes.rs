@@ -71,11 +71,20 @@ fn bid(order: OrderId, spec: &GroupSpec, price: u128) -> Msg {
     }
 }
 
+fn certificate(n: u8) -> Msg {
+    Msg::CreateCertificate {
+        cert_pem: format!("-----BEGIN CERTIFICATE-----\n{n}\n-----END CERTIFICATE-----\n")
+            .into_bytes(),
+        pubkey_pem: b"-----BEGIN PUBLIC KEY-----\nk\n-----END PUBLIC KEY-----\n".to_vec(),
+    }
+}
+
 fn setup() -> (World, GroupSpec, GroupSpec) {
     let actors = Actors::new(2, 10, 1);
     // Auctions stay open through the whole test, so orders keep taking bids.
     let mut genesis = actors.genesis();
     genesis.params.bid_window = 10_000;
+    genesis.params.max_certs_per_owner = 1;
     let state = genesis.mem_state();
     let mut w = World { actors, state, height: 0 };
     let a = w.actors.clone();
@@ -122,6 +131,7 @@ fn setup() -> (World, GroupSpec, GroupSpec) {
     for p in 1..=8 {
         w.ok(&a.providers[p], vec![bid(w.order(t, 5), &plain, 5 * DEC_ONE)]);
     }
+    w.ok(t, vec![certificate(1)]);
     (w, plain, strict)
 }
 
@@ -333,6 +343,11 @@ fn every_error_code_is_reported_and_leaves_state_untouched() {
         ReceiptCode::TooManyBids,
         "ninth bid on an order limited to eight",
         w.tx(p(9), vec![bid(w.order(t, 5), &plain, DEC_ONE)]),
+    ));
+    cases.push((
+        ReceiptCode::TooManyCertificates,
+        "a second valid certificate where the limit is one",
+        w.tx(t, vec![certificate(2)]),
     ));
     // A transaction whose second message fails keeps nothing of the first.
     cases.push((

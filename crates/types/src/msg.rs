@@ -25,27 +25,80 @@ pub struct ProviderInfo {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Msg {
     // bank
-    Send { to: Address, amount: Coin },
+    Send {
+        to: Address,
+        amount: Coin,
+    },
     // provider
-    CreateProvider { host_uri: String, attributes: Vec<Attribute>, info: ProviderInfo },
-    UpdateProvider { host_uri: String, attributes: Vec<Attribute>, info: ProviderInfo },
+    CreateProvider {
+        host_uri: String,
+        attributes: Vec<Attribute>,
+        info: ProviderInfo,
+    },
+    UpdateProvider {
+        host_uri: String,
+        attributes: Vec<Attribute>,
+        info: ProviderInfo,
+    },
     // audit
-    SignProviderAttributes { provider: Address, attributes: Vec<Attribute> },
-    DeleteProviderAttributes { provider: Address, keys: Vec<String> },
+    SignProviderAttributes {
+        provider: Address,
+        attributes: Vec<Attribute>,
+    },
+    DeleteProviderAttributes {
+        provider: Address,
+        keys: Vec<String>,
+    },
     // cert
-    CreateCertificate { cert_pem: Vec<u8>, pubkey_pem: Vec<u8> },
-    RevokeCertificate { serial: [u8; 32] },
+    CreateCertificate {
+        cert_pem: Vec<u8>,
+        pubkey_pem: Vec<u8>,
+    },
+    RevokeCertificate {
+        serial: [u8; 32],
+    },
     // deployment
-    CreateDeployment { dseq: u64, groups: Vec<GroupSpec>, manifest_hash: [u8; 32], deposit: Coin },
-    DepositDeployment { dseq: u64, amount: Coin },
-    UpdateDeployment { dseq: u64, manifest_hash: [u8; 32] },
-    CloseDeployment { dseq: u64 },
+    CreateDeployment {
+        dseq: u64,
+        groups: Vec<GroupSpec>,
+        manifest_hash: [u8; 32],
+        deposit: Coin,
+    },
+    DepositDeployment {
+        dseq: u64,
+        amount: Coin,
+    },
+    UpdateDeployment {
+        dseq: u64,
+        manifest_hash: [u8; 32],
+    },
+    CloseDeployment {
+        dseq: u64,
+    },
     // market
-    CreateBid { order: OrderId, price: DecCoin, offer: Vec<ResourceOffer>, deposit: Coin },
-    CloseBid { order: OrderId },
-    AcceptBid { bid: BidId },
-    CloseLease { lease: BidId },
-    WithdrawLease { lease: BidId },
+    CreateBid {
+        order: OrderId,
+        price: DecCoin,
+        offer: Vec<ResourceOffer>,
+        deposit: Coin,
+    },
+    CloseBid {
+        order: OrderId,
+    },
+    AcceptBid {
+        bid: BidId,
+    },
+    CloseLease {
+        lease: BidId,
+    },
+    WithdrawLease {
+        lease: BidId,
+    },
+    /// The tenant replaces an open order that could not find a winner (stalled) with a fresh
+    /// one for the same group.
+    ReopenOrder {
+        order: OrderId,
+    },
 }
 
 impl Msg {
@@ -68,6 +121,7 @@ impl Msg {
             Msg::AcceptBid { .. } => "market.accept_bid",
             Msg::CloseLease { .. } => "market.close_lease",
             Msg::WithdrawLease { .. } => "market.withdraw_lease",
+            Msg::ReopenOrder { .. } => "market.reopen_order",
         }
     }
 

@@ -127,6 +127,7 @@ fn messages() -> Vec<(&'static str, Msg)> {
         ("accept_bid", Msg::AcceptBid { bid }),
         ("close_lease", Msg::CloseLease { lease: bid }),
         ("withdraw_lease", Msg::WithdrawLease { lease: bid }),
+        ("reopen_order", Msg::ReopenOrder { order: order() }),
     ]
 }
 

@@ -49,6 +49,12 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         provider: Address,
         attributes: &[Attribute],
     ) -> Res<()> {
+        if !self.params.auditors.contains(&auditor) {
+            return fail(
+                ReceiptCode::Unauthorized,
+                format!("{auditor} is not a registered auditor (genesis param `auditors`)"),
+            );
+        }
         validate_attributes(attributes)?;
         if attributes.is_empty() {
             return fail(ReceiptCode::InvalidRequest, "sign at least one attribute");

@@ -7,7 +7,7 @@ use crate::exec::{Ctx, Res, fail};
 use crate::keyspace;
 use crate::receipt::{Event, ReceiptCode};
 use crate::state::{CertState, Certificate};
-use crate::view::StateView;
+use crate::view::{StateView, decode_at};
 
 const MAX_PEM: usize = 8 * 1024;
 
@@ -41,6 +41,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if self.st.get(&key)?.is_some() {
             return fail(ReceiptCode::AlreadyExists, "this certificate is already registered");
         }
+        self.make_room_for_certificate(owner)?;
         let cert = Certificate {
             owner,
             serial,
@@ -52,6 +53,37 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         self.st.save(key, &cert);
         self.events.push(Event::CertificateCreated { owner, serial });
         Ok(())
+    }
+
+    /// Keeps an owner's registered certificates at `max_certs_per_owner`: at the limit, the
+    /// oldest revoked certificate is dropped to make room; with none revoked, the new one is
+    /// refused. The scan reads at most the limit's worth of records.
+    fn make_room_for_certificate(&mut self, owner: Address) -> Res<()> {
+        let limit = self.params.max_certs_per_owner as usize;
+        let mut held = Vec::new();
+        for (key, bytes) in self.st.scan_prefix(&keyspace::certs_of(&owner))? {
+            held.push((key.clone(), decode_at::<Certificate>(&key, &bytes)?));
+        }
+        if held.len() < limit {
+            return Ok(());
+        }
+        let oldest_revoked = held
+            .iter()
+            .filter_map(|(k, c)| match c.state {
+                CertState::Revoked { at } => Some((at, k)),
+                CertState::Valid => None,
+            })
+            .min();
+        match oldest_revoked {
+            Some((_, key)) if held.len() == limit => {
+                self.st.delete(key.clone());
+                Ok(())
+            }
+            _ => fail(
+                ReceiptCode::TooManyCertificates,
+                format!("{owner} already has {limit} valid certificates: revoke one first"),
+            ),
+        }
     }
 
     pub(crate) fn msg_revoke_certificate(&mut self, owner: Address, serial: &[u8; 32]) -> Res<()> {

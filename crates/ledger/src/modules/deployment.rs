@@ -45,13 +45,30 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             );
         };
         let mut names = std::collections::BTreeSet::new();
+        // Every group's lease pays out of the one escrow account, whose rate is the sum of
+        // the lease prices: refuse here any deployment whose groups' maximum prices cannot be
+        // summed, so that starting its leases in begin-block can never overflow that rate.
+        let mut total_max = gridlease_types::DecAmount::ZERO;
         for g in groups {
-            if let Err(gridlease_types::resources::PriceError::Overflow) = g.max_price() {
-                return fail(
-                    ReceiptCode::Overflow,
-                    format!("group `{}`: total price overflows", g.name),
-                );
-            }
+            let max = match g.max_price() {
+                Ok(p) => p.amount,
+                Err(gridlease_types::resources::PriceError::Overflow) => {
+                    return fail(
+                        ReceiptCode::Overflow,
+                        format!("group `{}`: total price overflows", g.name),
+                    );
+                }
+                Err(_) => gridlease_types::DecAmount::ZERO,
+            };
+            total_max = match total_max.checked_add(max) {
+                Ok(t) => t,
+                Err(_) => {
+                    return fail(
+                        ReceiptCode::Overflow,
+                        "the sum of the groups' maximum prices overflows: lower the prices",
+                    );
+                }
+            };
             if let Err(e) = g.validate() {
                 return fail(ReceiptCode::InvalidRequest, e);
             }

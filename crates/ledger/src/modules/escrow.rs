@@ -10,7 +10,7 @@ use gridlease_types::{BidId, Coin, DecAmount, Denom, DeploymentId, Height};
 
 use crate::exec::{Ctx, Res, fail};
 use crate::keyspace::{self, DUE_DEPLETION, DUE_GRACE};
-use crate::receipt::{Event, ReceiptCode};
+use crate::receipt::{BeginBlockItem, Event, ReceiptCode};
 use crate::state::{CloseReason, EscrowAccount, EscrowState, Payment, PaymentState};
 use crate::view::{StateView, decode_at};
 
@@ -269,20 +269,25 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
     pub(crate) fn process_depletions(&mut self) -> Res<()> {
         for (key, id, _) in self.due_ids(DUE_DEPLETION)? {
             self.st.delete(key);
-            let Some(mut acc) = self.escrow(&id)? else {
-                continue;
-            };
-            if acc.state != EscrowState::Open {
-                continue;
-            }
-            acc.depletes_at = None;
-            self.settle(&mut acc);
-            let grace_until = self.height.saturating_add(self.params.overdraw_grace);
-            acc.state = EscrowState::Overdrawn { since: self.height, grace_until };
-            self.st.put(keyspace::due(DUE_GRACE, grace_until, &id_bytes(&id)), id_bytes(&id));
-            self.save_escrow(&acc);
-            self.events.push(Event::EscrowOverdrawn { id, grace_until });
+            self.begin_item(BeginBlockItem::Depletion { id }, |ctx| ctx.deplete(&id))?;
         }
+        Ok(())
+    }
+
+    fn deplete(&mut self, id: &DeploymentId) -> Res<()> {
+        let Some(mut acc) = self.escrow(id)? else {
+            return Ok(());
+        };
+        if acc.state != EscrowState::Open {
+            return Ok(());
+        }
+        acc.depletes_at = None;
+        self.settle(&mut acc);
+        let grace_until = self.height.saturating_add(self.params.overdraw_grace);
+        acc.state = EscrowState::Overdrawn { since: self.height, grace_until };
+        self.st.put(keyspace::due(DUE_GRACE, grace_until, &id_bytes(id)), id_bytes(id));
+        self.save_escrow(&acc);
+        self.events.push(Event::EscrowOverdrawn { id: *id, grace_until });
         Ok(())
     }
 
@@ -290,13 +295,16 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
     pub(crate) fn process_grace_expiries(&mut self) -> Res<()> {
         for (key, id, _) in self.due_ids(DUE_GRACE)? {
             self.st.delete(key);
-            let Some(acc) = self.escrow(&id)? else {
-                continue;
-            };
-            if matches!(acc.state, EscrowState::Overdrawn { grace_until, .. } if grace_until <= self.height)
-            {
-                self.close_deployment(&id, CloseReason::InsufficientFunds)?;
-            }
+            self.begin_item(BeginBlockItem::GraceExpiry { id }, |ctx| {
+                let Some(acc) = ctx.escrow(&id)? else {
+                    return Ok(());
+                };
+                if matches!(acc.state, EscrowState::Overdrawn { grace_until, .. } if grace_until <= ctx.height)
+                {
+                    ctx.close_deployment(&id, CloseReason::InsufficientFunds)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }

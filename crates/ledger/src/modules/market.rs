@@ -2,11 +2,11 @@
 //! bid window (lowest price wins, earliest bid breaks ties), leases and their close reasons.
 
 use gridlease_types::attributes::attributes_satisfied;
-use gridlease_types::{Address, BidId, Coin, DecCoin, OrderId, ResourceOffer};
+use gridlease_types::{Address, BidId, Coin, DecAmount, DecCoin, OrderId, ResourceOffer};
 
 use crate::exec::{Ctx, Res, fail};
 use crate::keyspace::{self, DUE_AUCTION};
-use crate::receipt::{Event, ReceiptCode};
+use crate::receipt::{BeginBlockItem, Event, ReceiptCode};
 use crate::state::{
     Bid, BidState, BidTime, CloseReason, Group, GroupState, Lease, LeaseState, NoBidReason, Order,
     OrderState,
@@ -138,7 +138,8 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         Ok(())
     }
 
-    /// Decides the auctions whose bid window ended.
+    /// Decides the auctions whose bid window ended, each on its own: an auction that fails
+    /// leaves its order stalled (`AuctionFailed`, reopenable) and the others go on.
     pub(crate) fn process_auctions(&mut self) -> Res<()> {
         let (start, end) = keyspace::due_until(DUE_AUCTION, self.height);
         for (key, value) in self.st.range(&start, &end)? {
@@ -146,40 +147,60 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             let Some(id) = parse_order_id(&value) else {
                 continue;
             };
-            let Some(mut order) = self.st.load::<Order>(&keyspace::order(&id))? else {
-                continue;
-            };
-            if !matches!(order.state, OrderState::Open { closes_at: Some(at), .. } if at <= self.height)
-            {
-                continue;
-            }
-            let bids = self.bids_of(&id)?;
-            let best = bids
-                .iter()
-                .filter(|b| b.state == BidState::Open)
-                .min_by_key(|b| (b.price.amount, b.placed))
-                .map(|b| b.id);
-            let stalled = match best {
-                None if bids.is_empty() => Some((NoBidReason::NoBids, None)),
-                None => Some((NoBidReason::AllBidsWithdrawn, None)),
-                Some(_) if self.escrow_is_overdrawn(&id.deployment())? => {
-                    let retry = self.height.saturating_add(self.params.bid_window);
-                    Some((NoBidReason::EscrowOverdrawn, Some(retry)))
-                }
-                Some(_) => None,
-            };
-            match (stalled, best) {
-                (Some((reason, retry)), _) => {
-                    order.state = OrderState::Open { closes_at: retry, stalled: Some(reason) };
-                    if let Some(at) = retry {
-                        self.st.put(keyspace::due(DUE_AUCTION, at, &value), value.clone());
+            let decided =
+                self.begin_item(BeginBlockItem::Auction { id }, |ctx| ctx.decide_auction(&id))?;
+            if !decided {
+                self.begin_item(BeginBlockItem::Auction { id }, |ctx| {
+                    let mut order = ctx.order_required(&id)?;
+                    if matches!(order.state, OrderState::Open { .. }) {
+                        let reason = NoBidReason::AuctionFailed;
+                        order.state = OrderState::Open { closes_at: None, stalled: Some(reason) };
+                        ctx.st.save(keyspace::order(&id), &order);
+                        ctx.events.push(Event::OrderStalled { id, reason });
                     }
-                    self.st.save(keyspace::order(&id), &order);
-                    self.events.push(Event::OrderStalled { id, reason });
-                }
-                (None, Some(winner)) => self.match_order(&mut order, &winner)?,
-                (None, None) => {}
+                    Ok(())
+                })?;
             }
+        }
+        Ok(())
+    }
+
+    fn decide_auction(&mut self, id: &OrderId) -> Res<()> {
+        let id = *id;
+        let Some(mut order) = self.st.load::<Order>(&keyspace::order(&id))? else {
+            return Ok(());
+        };
+        if !matches!(order.state, OrderState::Open { closes_at: Some(at), .. } if at <= self.height)
+        {
+            return Ok(());
+        }
+        let bids = self.bids_of(&id)?;
+        let best = bids
+            .iter()
+            .filter(|b| b.state == BidState::Open)
+            .min_by_key(|b| (b.price.amount, b.placed))
+            .map(|b| b.id);
+        let stalled = match best {
+            None if bids.is_empty() => Some((NoBidReason::NoBids, None)),
+            None => Some((NoBidReason::AllBidsWithdrawn, None)),
+            Some(_) if self.escrow_is_overdrawn(&id.deployment())? => {
+                let retry = self.height.saturating_add(self.params.bid_window);
+                Some((NoBidReason::EscrowOverdrawn, Some(retry)))
+            }
+            Some(_) => None,
+        };
+        match (stalled, best) {
+            (Some((reason, retry)), _) => {
+                order.state = OrderState::Open { closes_at: retry, stalled: Some(reason) };
+                if let Some(at) = retry {
+                    let idb = order_id_bytes(&id);
+                    self.st.put(keyspace::due(DUE_AUCTION, at, &idb), idb);
+                }
+                self.st.save(keyspace::order(&id), &order);
+                self.events.push(Event::OrderStalled { id, reason });
+            }
+            (None, Some(winner)) => self.match_order(&mut order, &winner)?,
+            (None, None) => {}
         }
         Ok(())
     }
@@ -198,6 +219,9 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 format!("{provider} is not a registered provider: create the provider first"),
             );
         };
+        if provider == order_id.owner {
+            return fail(ReceiptCode::Unauthorized, "a provider cannot bid on its own deployment");
+        }
         let mut order = self.order_required(order_id)?;
         let OrderState::Open { closes_at, .. } = order.state else {
             return fail(
@@ -287,7 +311,10 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             return fail(ReceiptCode::AlreadyExists, "this provider already bid on the order");
         }
         if order.bids >= self.params.max_bids_per_order {
-            return fail(ReceiptCode::TooManyBids, "the order has reached its bid limit");
+            return fail(
+                ReceiptCode::TooManyBids,
+                format!("the order has {} open bids, its limit: wait for one to close", order.bids),
+            );
         }
         self.debit(&provider, deposit)?;
         let bid = Bid {
@@ -318,8 +345,11 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         Ok(())
     }
 
-    pub(crate) fn msg_close_bid(&mut self, provider: Address, order: &OrderId) -> Res<()> {
-        let id = BidId { order: *order, provider };
+    /// A provider withdraws its open bid before the auction closes. The bid frees its place
+    /// on the order and gets its deposit back less `bid_withdraw_penalty_ppm`, which goes to
+    /// the community pool: bidding and withdrawing is never free.
+    pub(crate) fn msg_close_bid(&mut self, provider: Address, order_id: &OrderId) -> Res<()> {
+        let id = BidId { order: *order_id, provider };
         let mut bid = self.bid_required(&id)?;
         if bid.state != BidState::Open {
             return fail(
@@ -327,7 +357,57 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 "only an open bid can be withdrawn; close the lease instead",
             );
         }
-        self.refund_bid(&mut bid, CloseReason::BidWithdrawn)
+        let mut order = self.order_required(order_id)?;
+        order.bids = order.bids.saturating_sub(1);
+        self.st.save(keyspace::order(order_id), &order);
+        let penalty = bid.deposit.amount
+            * u128::from(self.params.bid_withdraw_penalty_ppm.min(1_000_000))
+            / 1_000_000;
+        let denom = bid.deposit.denom.clone();
+        let back = Coin::new(bid.deposit.amount - penalty, &denom);
+        if back.amount > 0 {
+            self.credit(&provider, &back)?;
+        }
+        if penalty > 0 {
+            let kept = DecAmount::from_integer(penalty)
+                .or_else(|e| fail(ReceiptCode::Overflow, e.to_string()))?;
+            self.pool_add(&denom, kept)?;
+        }
+        bid.state = BidState::Closed { reason: CloseReason::BidWithdrawn, at: self.height };
+        self.st.save(keyspace::bid(&id), &bid);
+        self.events.push(Event::BidClosed { id, reason: CloseReason::BidWithdrawn });
+        Ok(())
+    }
+
+    /// The tenant replaces a stalled order (its window ended without a winner) with a fresh
+    /// one for the same group: open bids on the old order are refunded in full.
+    pub(crate) fn msg_reopen_order(&mut self, tenant: Address, order_id: &OrderId) -> Res<()> {
+        if order_id.owner != tenant {
+            return fail(
+                ReceiptCode::Unauthorized,
+                "only the deployment's owner can reopen its order",
+            );
+        }
+        let mut order = self.order_required(order_id)?;
+        let OrderState::Open { stalled, .. } = order.state else {
+            return fail(ReceiptCode::InvalidState, format!("order {order_id} is not open"));
+        };
+        if stalled.is_none() {
+            return fail(
+                ReceiptCode::InvalidState,
+                format!("order {order_id} is not stalled: its auction is still running"),
+            );
+        }
+        let mut group = self.group_required(&order_id.group())?;
+        if group.oseq != order_id.oseq || group.state != GroupState::Open {
+            return fail(ReceiptCode::InvalidState, "the order is not its group's current order");
+        }
+        self.close_open_order(&mut order, CloseReason::Reopened)?;
+        self.open_order(&mut group)?;
+        self.st.save(keyspace::group(&group.id), &group);
+        let opened = group.id.order(group.oseq);
+        self.events.push(Event::OrderReopened { closed: *order_id, opened });
+        Ok(())
     }
 
     pub(crate) fn msg_accept_bid(&mut self, tenant: Address, bid_id: &BidId) -> Res<()> {
