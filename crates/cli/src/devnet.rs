@@ -423,7 +423,14 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     DriverKind::Exec
                 };
-                let address = crate::provider::init_home(&dir, &rpc, port, kind, &new_mnemonic()?)?;
+                let address = crate::provider::init_home(
+                    &dir,
+                    &rpc,
+                    port,
+                    kind,
+                    &new_mnemonic()?,
+                    &passphrase,
+                )?;
                 let cfg = dir.join("provider.toml");
                 let text = std::fs::read_to_string(&cfg)?;
                 std::fs::write(&cfg, provider_config(text, driver, &demo_bin, i))?;
@@ -479,10 +486,12 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     // The providers: registered on the first run, then their daemons.
     for p in &state.providers {
         if fresh {
-            crate::provider::register(&p.home).await?;
+            crate::provider::register(&p.home, Some(&passphrase)).await?;
         }
         let mut cmd = Command::new(self_exe()?);
-        cmd.args(["provider", "run", "--stop-workloads-on-exit", "--home"]).arg(&p.home);
+        cmd.args(["provider", "run", "--stop-workloads-on-exit", "--home"])
+            .arg(&p.home)
+            .env(crate::keys::PASSPHRASE_ENV, &passphrase);
         let log = home.join(format!("logs/{}.log", p.name));
         let (child, _) = spawn_ready(cmd, &log, "provider ", Duration::from_secs(60))?;
         procs.0.push((p.name.clone(), child));

@@ -12,11 +12,16 @@ use gridlease_provider::config::{self, Config, DriverKind};
 use gridlease_provider::home::Home;
 use gridlease_provider::{daemon, tls};
 use gridlease_types::msg::ProviderInfo;
-use gridlease_types::{Coin, Msg};
+use gridlease_types::{Address, Coin, Keypair, Msg};
+
+use crate::context::{bad, failed};
+use crate::keys::{Keystore, PASSPHRASE_ENV, create_private_dir};
 
 #[derive(Debug, Subcommand)]
 pub enum ProviderCommand {
-    /// Create a provider home: commented provider.toml, a new account key, a TLS certificate.
+    /// Create a provider home: commented provider.toml, an account key in the encrypted
+    /// keystore (new, or from --mnemonic-file; an existing key is always kept), a TLS
+    /// certificate.
     Init(InitArgs),
     /// Publish the provider (host URI, attributes) and its certificate on chain.
     Register(HomeArgs),
@@ -49,7 +54,7 @@ pub struct InitArgs {
     /// Use the BIP39 mnemonic in this file instead of a new one.
     #[arg(long)]
     mnemonic_file: Option<PathBuf>,
-    /// Overwrite an existing home.
+    /// Rewrite the provider.toml of an existing home (its key is kept all the same).
     #[arg(long)]
     force: bool,
 }
@@ -85,10 +90,11 @@ pub fn run(cmd: ProviderCommand) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cmd {
         ProviderCommand::Init(a) => init(a),
-        ProviderCommand::Register(a) => rt.block_on(register(&a.home)),
+        ProviderCommand::Register(a) => rt.block_on(register(&a.home, None)),
         ProviderCommand::Run(a) => {
             init_tracing();
-            rt.block_on(daemon::run(Home::new(&a.home), a.stop_workloads_on_exit))?;
+            let key = load_key(&a.home, None)?;
+            rt.block_on(daemon::run(Home::new(&a.home), key, a.stop_workloads_on_exit))?;
             Ok(ExitCode::SUCCESS)
         }
         ProviderCommand::Status(a) => rt.block_on(status(&a.home, &a.output)),
@@ -101,57 +107,212 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).try_init();
 }
 
-/// Writes a provider home: key from `mnemonic`, the config template, a TLS certificate.
+/// Name of the provider's account key in the keystore of its home (`keys/provider.json`).
+pub const PROVIDER_KEY: &str = "provider";
+
+/// The provider's account key, unlocked with `passphrase` (else `GRIDLEASE_PASSPHRASE` or a
+/// prompt).
+pub fn load_key(dir: &Path, passphrase: Option<&str>) -> anyhow::Result<Keypair> {
+    let keystore = Keystore::new(dir);
+    if !keystore.exists(PROVIDER_KEY) {
+        let clear = Home::new(dir).clear_key_path();
+        if clear.exists() {
+            return Err(bad(format!(
+                "{} holds the provider key in clear: run `gridlease provider init --home {}` once to move it into the encrypted keystore (same key, same address)",
+                clear.display(),
+                dir.display()
+            )));
+        }
+        return Err(bad(format!(
+            "there is no provider key in {}: run `gridlease provider init --home {}` first",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    match passphrase {
+        Some(p) => keystore.unlock_with(PROVIDER_KEY, p),
+        None => keystore.unlock(PROVIDER_KEY),
+    }
+}
+
+/// The address of a mnemonic.
+fn address_of(mnemonic: &str) -> anyhow::Result<Address> {
+    let words = mnemonic.split_whitespace().collect::<Vec<_>>().join(" ");
+    Ok(Keypair::from_mnemonic(&words, "", 0)
+        .map_err(|e| bad(format!("the mnemonic is not valid: {e}")))?
+        .address())
+}
+
+/// What [`ensure_key`] did.
+enum KeyOutcome {
+    /// The home already had the key: kept as it is.
+    Kept(Address),
+    /// A clear `key.json` moved into the keystore.
+    Moved(Address),
+    /// A key stored from the given mnemonic.
+    Imported(Address),
+    /// A new key; its mnemonic must be shown once.
+    Created(Address, String),
+}
+
+/// Makes sure the home holds the provider key in its encrypted keystore, never replacing one:
+/// an existing key is kept (a `--mnemonic-file` for another key is refused), a clear
+/// `key.json` is moved in, else the key comes from `mnemonic` or a new mnemonic.
+fn ensure_key(
+    dir: &Path,
+    mnemonic: Option<&str>,
+    passphrase: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<KeyOutcome> {
+    let keystore = Keystore::new(dir);
+    let home = Home::new(dir);
+    let refuse = |existing: Address, path: &Path| {
+        bad(format!(
+            "{} already holds the provider key {existing}, which is never replaced: drop --mnemonic-file, or use another --home",
+            path.display()
+        ))
+    };
+    if keystore.exists(PROVIDER_KEY) {
+        let existing = keystore.address(PROVIDER_KEY)?;
+        if let Some(m) = mnemonic
+            && address_of(m)? != existing
+        {
+            return Err(refuse(existing, &dir.join("keys")));
+        }
+        return Ok(KeyOutcome::Kept(existing));
+    }
+    let clear = home.clear_key_path();
+    if clear.exists() {
+        #[derive(serde::Deserialize)]
+        struct ClearKeyFile {
+            mnemonic: String,
+        }
+        let text = std::fs::read_to_string(&clear)
+            .with_context(|| format!("cannot read {}", clear.display()))?;
+        let old: ClearKeyFile = serde_json::from_str(&text).map_err(|e| {
+            failed(format!(
+                "{} is not a provider key file ({e}): move it away by hand",
+                clear.display()
+            ))
+        })?;
+        let existing = address_of(&old.mnemonic)?;
+        if let Some(m) = mnemonic
+            && address_of(m)? != existing
+        {
+            return Err(refuse(existing, &clear));
+        }
+        let address = keystore.store(PROVIDER_KEY, &old.mnemonic, &passphrase()?)?;
+        std::fs::remove_file(&clear)
+            .with_context(|| format!("cannot remove {} after moving it", clear.display()))?;
+        return Ok(KeyOutcome::Moved(address));
+    }
+    let (words, created) = match mnemonic {
+        Some(m) => (m.to_string(), false),
+        None => (crate::keys::new_mnemonic()?, true),
+    };
+    let address = keystore.store(PROVIDER_KEY, &words, &passphrase()?)?;
+    Ok(if created { KeyOutcome::Created(address, words) } else { KeyOutcome::Imported(address) })
+}
+
+/// Writes the config template, and a TLS certificate unless the home has one.
+fn write_config_and_tls(
+    dir: &Path,
+    node: &str,
+    port: u16,
+    driver: DriverKind,
+    address: &Address,
+) -> anyhow::Result<()> {
+    let home = Home::new(dir);
+    std::fs::write(home.config_path(), config::template(node, port, driver))
+        .with_context(|| format!("cannot write {}", home.config_path().display()))?;
+    if home.load_tls().is_err() {
+        let bundle = tls::generate(address, &["localhost".into(), "127.0.0.1".into()])?;
+        home.save_tls(&bundle)?;
+    }
+    Ok(())
+}
+
+/// Writes a new provider home (devnet): the key from `mnemonic` sealed with `passphrase`, the
+/// config template, a TLS certificate.
 pub fn init_home(
     dir: &Path,
     node: &str,
     port: u16,
     driver: DriverKind,
     mnemonic: &str,
-) -> anyhow::Result<gridlease_types::Address> {
-    let home = Home::new(dir);
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let address = home.save_key(mnemonic)?;
-    std::fs::write(home.config_path(), config::template(node, port, driver))?;
-    let bundle = tls::generate(&address, &["localhost".into(), "127.0.0.1".into()])?;
-    home.save_tls(&bundle)?;
+    passphrase: &str,
+) -> anyhow::Result<Address> {
+    create_private_dir(dir)?;
+    let address = match ensure_key(dir, Some(mnemonic), || Ok(passphrase.to_string()))? {
+        KeyOutcome::Kept(a) | KeyOutcome::Moved(a) | KeyOutcome::Imported(a) => a,
+        KeyOutcome::Created(a, _) => a,
+    };
+    write_config_and_tls(dir, node, port, driver, &address)?;
     Ok(address)
 }
 
 fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
     let home = Home::new(&a.home);
     if home.config_path().exists() && !a.force {
-        anyhow::bail!(
-            "{} already exists: use another --home, or --force to overwrite it",
+        return Err(bad(format!(
+            "{} already exists: use another --home, or --force to rewrite it (the provider key is kept)",
             home.config_path().display()
-        );
+        )));
     }
     let mnemonic = match &a.mnemonic_file {
-        Some(f) => {
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
-        }
-        None => crate::keys::new_mnemonic()?,
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| bad(format!("cannot read {}: {e}", f.display())))?,
+        ),
+        None => None,
     };
     let driver = match a.driver {
         DriverArg::Podman => DriverKind::Podman,
         DriverArg::Exec => DriverKind::Exec,
     };
-    let address = init_home(&a.home, &a.node, a.port, driver, &mnemonic)?;
+    create_private_dir(&a.home)?;
+    let outcome = ensure_key(&a.home, mnemonic.as_deref(), || {
+        crate::keys::passphrase("encrypt the provider key", true)
+    })?;
+    let key_file = a.home.join("keys").join(format!("{PROVIDER_KEY}.json"));
+    let address = match &outcome {
+        KeyOutcome::Kept(a) | KeyOutcome::Moved(a) | KeyOutcome::Imported(a) => *a,
+        KeyOutcome::Created(a, _) => *a,
+    };
+    write_config_and_tls(&a.home, &a.node, a.port, driver, &address)?;
     println!("provider home: {}", a.home.display());
     println!("address: {address}");
+    match &outcome {
+        KeyOutcome::Kept(_) => {
+            println!("key: kept the existing key in {}", key_file.display())
+        }
+        KeyOutcome::Moved(_) => println!(
+            "key: moved from the clear key.json into the encrypted keystore ({})",
+            key_file.display()
+        ),
+        KeyOutcome::Imported(_) => println!("key: encrypted in {}", key_file.display()),
+        KeyOutcome::Created(_, words) => {
+            println!("key: new, encrypted in {}", key_file.display());
+            println!(
+                "mnemonic (write it down now, it is shown once: it is the only way to recover this provider's funds):"
+            );
+            println!("{words}");
+        }
+    }
     println!(
         "next: fund {address} with ugrid (fees, bid deposits), review {},",
         home.config_path().display()
     );
     println!("      then `gridlease provider register --home {}`", a.home.display());
+    println!("      the daemon unlocks the key with {PASSPHRASE_ENV} (or a prompt) at each start");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Publishes the provider and its certificate; running it again updates the record.
-pub async fn register(home_dir: &Path) -> anyhow::Result<ExitCode> {
+/// Publishes the provider and its certificate; running it again updates the record. The key
+/// is unlocked with `passphrase`, else `GRIDLEASE_PASSPHRASE` or a prompt.
+pub async fn register(home_dir: &Path, passphrase: Option<&str>) -> anyhow::Result<ExitCode> {
     let home = Home::new(home_dir);
     let config = Config::load(&home.config_path())?;
-    let key = home.load_key()?;
+    let key = load_key(home_dir, passphrase)?;
     let bundle = home.load_tls()?;
     let client = Client::new(&config.node);
     let params = client

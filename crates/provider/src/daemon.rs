@@ -17,7 +17,7 @@ use anyhow::Context;
 use gridlease_client::{
     AuditDto, BlockEvents, Client, ClientError, ListQuery, ReceiptInfo, TxBuilder, state_name,
 };
-use gridlease_types::{Address, BidId, Coin, DecCoin, Msg, OrderId};
+use gridlease_types::{Address, BidId, Coin, DecCoin, Keypair, Msg, OrderId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -114,11 +114,11 @@ fn holds_path(home: &Home) -> PathBuf {
 }
 
 impl Provider {
-    /// Opens everything the daemon needs; fails with one clear sentence when something is
-    /// missing (config, key, certificate, registration, runtime).
-    pub async fn open(home: Home) -> anyhow::Result<Arc<Provider>> {
+    /// Opens everything the daemon needs, signing with `key` (the provider's account key);
+    /// fails with one clear sentence when something is missing (config, certificate,
+    /// registration, runtime).
+    pub async fn open(home: Home, key: Keypair) -> anyhow::Result<Arc<Provider>> {
         let config = Config::load(&home.config_path())?;
-        let key = home.load_key()?;
         let tls = home.load_tls()?;
         let address = key.address();
         let client = Client::new(&config.node);
@@ -524,8 +524,8 @@ enum Outcome {
 
 /// Runs the daemon until SIGINT or SIGTERM. Workloads keep running after it stops, unless
 /// `stop_workloads` (they are then started again at the next start).
-pub async fn run(home: Home, stop_workloads: bool) -> anyhow::Result<()> {
-    let provider = Provider::open(home).await?;
+pub async fn run(home: Home, key: Keypair, stop_workloads: bool) -> anyhow::Result<()> {
+    let provider = Provider::open(home, key).await?;
     leases::readopt(&provider).await;
     let listener = tokio::net::TcpListener::bind(&provider.config.listen)
         .await

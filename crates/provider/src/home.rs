@@ -1,12 +1,11 @@
-//! The provider's home directory: `provider.toml`, the account key (`key.json`), the TLS
-//! certificate of the manifest service (`tls/`), and the daemon's state (`state/`: holds and
-//! one record per lease, `exec/`: the exec driver's replicas).
+//! The provider's home directory: `provider.toml`, the account key (`keys/provider.json`, in
+//! the CLI's encrypted keystore: this crate never reads it, the daemon is handed the unlocked
+//! key), the TLS certificate of the manifest service (`tls/`), and the daemon's state
+//! (`state/`: holds and one record per lease, `exec/`: the exec driver's replicas).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use gridlease_types::{Address, Keypair};
-use serde::{Deserialize, Serialize};
 
 use crate::tls::CertBundle;
 
@@ -14,13 +13,6 @@ use crate::tls::CertBundle;
 #[derive(Clone, Debug)]
 pub struct Home {
     pub dir: PathBuf,
-}
-
-/// `key.json`.
-#[derive(Serialize, Deserialize)]
-struct KeyFile {
-    address: Address,
-    mnemonic: String,
 }
 
 /// Writes `text` to `path` readable by the owner only.
@@ -46,7 +38,8 @@ impl Home {
         self.dir.join("provider.toml")
     }
 
-    pub fn key_path(&self) -> PathBuf {
+    /// Where homes made before the encrypted keystore kept the key's mnemonic in clear.
+    pub fn clear_key_path(&self) -> PathBuf {
         self.dir.join("key.json")
     }
 
@@ -60,26 +53,6 @@ impl Home {
 
     pub fn exec_dir(&self) -> PathBuf {
         self.dir.join("exec")
-    }
-
-    /// Saves the account key as its mnemonic.
-    pub fn save_key(&self, mnemonic: &str) -> anyhow::Result<Address> {
-        let key = Keypair::from_mnemonic(mnemonic, "", 0)
-            .map_err(|e| anyhow::anyhow!("the mnemonic is not valid: {e}"))?;
-        let file = KeyFile { address: key.address(), mnemonic: mnemonic.trim().to_string() };
-        write_private(&self.key_path(), &serde_json::to_string_pretty(&file)?)?;
-        Ok(file.address)
-    }
-
-    pub fn load_key(&self) -> anyhow::Result<Keypair> {
-        let path = self.key_path();
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!("cannot read {}: run `gridlease provider init` first", path.display())
-        })?;
-        let file: KeyFile = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a key file", path.display()))?;
-        Keypair::from_mnemonic(&file.mnemonic, "", 0)
-            .map_err(|e| anyhow::anyhow!("{}: the mnemonic is not valid: {e}", path.display()))
     }
 
     pub fn save_tls(&self, bundle: &CertBundle) -> anyhow::Result<()> {

@@ -145,9 +145,17 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// Runs `gridlease ARGS` to completion and returns (success, stdout, stderr).
+/// The keystore passphrase of the providers these tests set up.
+pub const PROVIDER_PASSPHRASE: &str = "e2e provider passphrase";
+
+/// Runs `gridlease ARGS` to completion, with the providers' passphrase, and returns (success,
+/// stdout, stderr).
 pub fn gridlease(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(GRIDLEASE).args(args).output().expect("run gridlease");
+    let out = Command::new(GRIDLEASE)
+        .args(args)
+        .env("GRIDLEASE_PASSPHRASE", PROVIDER_PASSPHRASE)
+        .output()
+        .expect("run gridlease");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -194,7 +202,10 @@ pub fn setup_provider(
 /// Starts `gridlease provider run`; returns once it listens.
 pub fn start_provider(home: &Path) -> Proc {
     let mut cmd = Command::new(GRIDLEASE);
-    cmd.args(["provider", "run", "--home"]).arg(home).env("GRIDLEASE_LOG", "debug");
+    cmd.args(["provider", "run", "--home"])
+        .arg(home)
+        .env("GRIDLEASE_LOG", "debug")
+        .env("GRIDLEASE_PASSPHRASE", PROVIDER_PASSPHRASE);
     spawn_until(cmd, &home.join("provider.log"), "provider ").0
 }
 
