@@ -79,6 +79,9 @@ pub struct Global {
     /// `GRIDLEASE_PASSPHRASE` or a prompt.
     #[arg(skip)]
     pub passphrase: Option<String>,
+    /// The passphrase once asked for, so one command asks once (key, then mTLS key).
+    #[arg(skip)]
+    pub asked_passphrase: std::sync::OnceLock<String>,
 }
 
 fn default_home() -> PathBuf {
@@ -101,12 +104,21 @@ impl Global {
         Keystore::new(&self.home)
     }
 
+    /// The keystore passphrase: given by the caller, else from `GRIDLEASE_PASSPHRASE` or a
+    /// prompt (asked once per command).
+    pub fn passphrase(&self) -> anyhow::Result<String> {
+        if let Some(p) = self.passphrase.as_ref().or(self.asked_passphrase.get()) {
+            return Ok(p.clone());
+        }
+        let p = crate::keys::passphrase(&format!("unlock key `{}`", self.from), false)?;
+        Ok(self.asked_passphrase.get_or_init(|| p).clone())
+    }
+
     /// The signing key named by `--from`, unlocked.
     pub fn key(&self) -> anyhow::Result<Keypair> {
-        match &self.passphrase {
-            Some(p) => self.keystore().unlock_with(&self.from, p),
-            None => self.keystore().unlock(&self.from),
-        }
+        let keystore = self.keystore();
+        keystore.address(&self.from)?;
+        keystore.unlock_with(&self.from, &self.passphrase()?)
     }
 
     /// A signer for the `--from` key, with the chain's minimum fee.

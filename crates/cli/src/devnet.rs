@@ -504,6 +504,7 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         from: TENANT.into(),
         output: "text".into(),
         passphrase: Some(passphrase.clone()),
+        asked_passphrase: Default::default(),
     };
     let client = Client::new(&rpc);
     let mut demo = Value::Null;
@@ -607,7 +608,7 @@ async fn active_endpoints(g: &Global, client: &Client, dseq: u64) -> Option<Valu
         client.leases(&ListQuery { owner: Some(owner), ..Default::default() }).await.ok()?;
     let lease =
         leases.into_iter().find(|l| l.id.order.dseq == dseq && state_name(&l.state) == "active")?;
-    let cert = crate::tenant::load_cert_pub(g, &owner)?;
+    let cert = crate::tenant::load_cert_pub(g, &owner).ok()??;
     let api = gridlease_provider::api_client::ProviderApi::from_chain(
         client,
         &lease.id.provider,

@@ -187,6 +187,15 @@ impl SealedFile {
         Ok(file)
     }
 
+    /// The address in clear (authenticated only once the file is opened).
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    pub fn kind(&self) -> SecretKind {
+        self.secret
+    }
+
     /// The clear fields, in a fixed order, as the cipher's associated data.
     fn associated_data(&self) -> anyhow::Result<Vec<u8>> {
         let fields = (

@@ -16,6 +16,7 @@ use gridlease_types::{Address, BidId, Coin, DecAmount, DecCoin, Denom, Msg};
 use serde_json::{Value, json};
 
 use crate::context::{CliError, Global, bad, balance_of, chain_error, failed, parse_coin, submit};
+use crate::keys::{SealedFile, SecretKind, create_private_dir};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -209,18 +210,68 @@ fn cert_dir(g: &Global, owner: &Address) -> PathBuf {
     g.home.join("certs").join(owner.to_string())
 }
 
-pub fn load_cert_pub(g: &Global, owner: &Address) -> Option<CertBundle> {
+/// Name bound into the sealed file of a tenant's mTLS client key.
+const TLS_KEY_NAME: &str = "tls-client-key";
+
+pub fn load_cert_pub(g: &Global, owner: &Address) -> anyhow::Result<Option<CertBundle>> {
     load_cert(g, owner)
 }
 
-fn load_cert(g: &Global, owner: &Address) -> Option<CertBundle> {
+/// The tenant's client certificate, `None` when this home has none. Its private key is sealed
+/// with the keystore passphrase in `key.json`; a clear `key.pem` left by an older gridlease
+/// is sealed and removed here.
+fn load_cert(g: &Global, owner: &Address) -> anyhow::Result<Option<CertBundle>> {
     let dir = cert_dir(g, owner);
     let read = |n: &str| std::fs::read_to_string(dir.join(n)).ok();
-    Some(CertBundle {
-        cert_pem: read("cert.pem")?,
-        key_pem: read("key.pem")?,
-        pubkey_pem: read("pubkey.pem")?,
-    })
+    let (Some(cert_pem), Some(pubkey_pem)) = (read("cert.pem"), read("pubkey.pem")) else {
+        return Ok(None);
+    };
+    let sealed = dir.join("key.json");
+    let clear = dir.join("key.pem");
+    let what = format!("the mTLS client key of {owner}");
+    let key_pem = if sealed.exists() {
+        let file = SealedFile::read(&sealed)?;
+        if file.kind() != SecretKind::TlsClientKey || file.address() != *owner {
+            return Err(failed(format!("{} is not {what}", sealed.display())));
+        }
+        String::from_utf8(file.open(&g.passphrase()?, &what)?)
+            .map_err(|_| failed(format!("{what} is not text")))?
+    } else if let Some(key_pem) = read("key.pem") {
+        seal_tls_key(g, owner, &key_pem, &sealed)?;
+        std::fs::remove_file(&clear)
+            .map_err(|e| failed(format!("cannot remove {}: {e}", clear.display())))?;
+        key_pem
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(CertBundle { cert_pem, key_pem, pubkey_pem }))
+}
+
+fn seal_tls_key(g: &Global, owner: &Address, key_pem: &str, path: &Path) -> anyhow::Result<()> {
+    let file = SealedFile::seal(
+        SecretKind::TlsClientKey,
+        TLS_KEY_NAME,
+        *owner,
+        key_pem.as_bytes(),
+        &g.passphrase()?,
+    )?;
+    file.write_new(path)
+}
+
+/// A new client certificate for `owner`, stored in this home with its key sealed.
+fn create_cert(g: &Global, owner: &Address) -> anyhow::Result<CertBundle> {
+    let b = tls::generate(owner, &[]).map_err(|e| failed(e.to_string()))?;
+    let dir = cert_dir(g, owner);
+    create_private_dir(&dir)?;
+    std::fs::write(dir.join("cert.pem"), &b.cert_pem)?;
+    std::fs::write(dir.join("pubkey.pem"), &b.pubkey_pem)?;
+    // A key left without its certificate (an interrupted run) is of no use.
+    let key = dir.join("key.json");
+    if key.exists() {
+        std::fs::remove_file(&key)?;
+    }
+    seal_tls_key(g, owner, &b.key_pem, &key)?;
+    Ok(b)
 }
 
 /// The tenant's client certificate, and the message that registers it when the chain does
@@ -230,17 +281,9 @@ async fn ensure_cert(
     client: &Client,
     owner: &Address,
 ) -> anyhow::Result<(CertBundle, Option<Msg>)> {
-    let bundle = match load_cert(g, owner) {
+    let bundle = match load_cert(g, owner)? {
         Some(b) => b,
-        None => {
-            let b = tls::generate(owner, &[]).map_err(|e| failed(e.to_string()))?;
-            let dir = cert_dir(g, owner);
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(dir.join("cert.pem"), &b.cert_pem)?;
-            std::fs::write(dir.join("pubkey.pem"), &b.pubkey_pem)?;
-            gridlease_provider::home::write_private(&dir.join("key.pem"), &b.key_pem)?;
-            b
-        }
+        None => create_cert(g, owner)?,
     };
     let registered = client
         .certificates(owner)
@@ -613,9 +656,10 @@ async fn status(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
         .await
         .map_err(chain_error)?
         .ok_or_else(|| bad(format!("you have no deployment {dseq}")))?;
-    let cert = load_cert(g, &owner);
+    let ids = leases_of(&client, owner, dseq).await?;
+    let cert = if ids.is_empty() { None } else { load_cert(g, &owner)? };
     let mut leases = Vec::new();
-    for id in leases_of(&client, owner, dseq).await? {
+    for id in ids {
         let svc = match &cert {
             Some(c) => match provider_api(&client, &id, c).await {
                 Ok(api) => api
@@ -673,7 +717,7 @@ async fn logs(
 ) -> anyhow::Result<ExitCode> {
     let owner = me(g)?;
     let client = g.client();
-    let cert = load_cert(g, &owner)
+    let cert = load_cert(g, &owner)?
         .ok_or_else(|| bad("no client certificate in this home: deploy from it first"))?;
     let ids = leases_of(&client, owner, dseq).await?;
     let id = ids.first().ok_or_else(|| failed(format!("deployment {dseq} has no active lease")))?;
@@ -730,7 +774,7 @@ async fn update(g: &Global, dseq: u64, file: &Path) -> anyhow::Result<ExitCode> 
     let (client, mut b) = g.signer().await?;
     let owner = b.key.address();
     submit(&client, &mut b, vec![Msg::UpdateDeployment { dseq, manifest_hash }]).await?;
-    let cert = load_cert(g, &owner).ok_or_else(|| bad("no client certificate in this home"))?;
+    let cert = load_cert(g, &owner)?.ok_or_else(|| bad("no client certificate in this home"))?;
     let mut sent = Vec::new();
     for id in leases_of(&client, owner, dseq).await? {
         let api = provider_api(&client, &id, &cert).await?;
@@ -893,4 +937,65 @@ async fn balance(g: &Global, address: Option<String>) -> anyhow::Result<ExitCode
         t
     });
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn global(home: &Path, passphrase: &str) -> Global {
+        Global {
+            home: home.to_path_buf(),
+            node: "http://127.0.0.1:9".into(),
+            from: "tenant".into(),
+            output: "text".into(),
+            passphrase: Some(passphrase.into()),
+            asked_passphrase: Default::default(),
+        }
+    }
+
+    #[test]
+    fn attack_tenant_mtls_key_is_not_stored_in_clear() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = global(dir.path(), "pw");
+        let owner = gridlease_types::Keypair::from_secret([3; 32]).address();
+        let made = create_cert(&g, &owner).expect("certificate");
+        let cert_dir = cert_dir(&g, &owner);
+        for entry in std::fs::read_dir(&cert_dir).expect("cert dir").flatten() {
+            let text = std::fs::read_to_string(entry.path()).expect("read");
+            assert!(!text.contains("PRIVATE KEY"), "{} holds a clear key", entry.path().display());
+        }
+        let key = cert_dir.join("key.json");
+        let mode = std::fs::metadata(&key).expect("sealed key").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let loaded = load_cert(&g, &owner).expect("load").expect("a certificate");
+        assert_eq!(loaded.key_pem, made.key_pem);
+        let e = load_cert(&global(dir.path(), "nope"), &owner).expect_err("wrong passphrase");
+        assert!(e.to_string().contains("wrong passphrase"), "{e}");
+        // The sealed key is bound to its owner: moved under another address it is refused.
+        let other = gridlease_types::Keypair::from_secret([4; 32]).address();
+        let moved = cert_dir.with_file_name(other.to_string());
+        std::fs::rename(&cert_dir, &moved).expect("move");
+        assert!(load_cert(&g, &other).is_err(), "another owner's sealed key");
+    }
+
+    #[test]
+    fn a_clear_mtls_key_from_an_older_home_is_sealed_at_first_use() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = global(dir.path(), "pw");
+        let owner = gridlease_types::Keypair::from_secret([5; 32]).address();
+        let b = tls::generate(&owner, &[]).expect("generate");
+        let d = cert_dir(&g, &owner);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(d.join("cert.pem"), &b.cert_pem).expect("write");
+        std::fs::write(d.join("pubkey.pem"), &b.pubkey_pem).expect("write");
+        std::fs::write(d.join("key.pem"), &b.key_pem).expect("write");
+        let loaded = load_cert(&g, &owner).expect("load").expect("a certificate");
+        assert_eq!(loaded.key_pem, b.key_pem);
+        assert!(!d.join("key.pem").exists(), "the clear key is gone");
+        let again = load_cert(&g, &owner).expect("load").expect("a certificate");
+        assert_eq!(again.key_pem, b.key_pem, "the sealed key opens");
+    }
 }

@@ -59,6 +59,20 @@ fn uusdc(home: &Path, rpc: &str) -> u128 {
         .unwrap_or(0)
 }
 
+/// Every file under `dir`.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -117,6 +131,27 @@ fn devnet_deploy_answer_close_refund_and_stop() {
     let (code, text) = post(&endpoint, "/v1/chat/completions", req).expect("the demo answers");
     assert_eq!(code, 200, "{text}");
     assert!(text.contains("you said: hello grid") && text.contains("demo model"), "{text}");
+
+    // `status` reaches the provider over mutual TLS with the tenant's client key, which the
+    // home holds only sealed with the keystore passphrase; no secret is in clear on disk.
+    let (code, out, err) =
+        gridlease(&home, &rpc, &["status", &dseq.to_string(), "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let status: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(status["leases"][0]["status"]["phase"], "ready", "{status}");
+    for f in files_under(&home) {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        if f.extension().is_some_and(|e| e == "log") || bytes.len() > 1 << 20 {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("PRIVATE KEY") || f.ends_with("tls/key.pem"),
+            "{} holds a clear private key",
+            f.display()
+        );
+        assert!(!text.contains("\"mnemonic\":"), "{} holds a clear mnemonic", f.display());
+    }
 
     // All three providers bid; the two that lost give their GPUs back, the winner holds one.
     let (code, out, _) = gridlease(&home, &rpc, &["bids", "--output", "json"]);
