@@ -70,17 +70,9 @@ impl Application for ChainApp {
     }
 
     async fn propose(&mut self, height: u64, _round: u32) -> Vec<u8> {
-        let (view, parent_root) = {
-            let store = read(&self.node.store);
-            (store.view(), store.state_root())
-        };
-        let txs = match view {
-            Ok(view) => lock(&self.node.mempool).reap(&view, MAX_BLOCK_TXS, MAX_BLOCK_BYTES / 2),
-            Err(e) => {
-                warn!(target: "node.propose", error = %e, "state unavailable; proposing an empty block");
-                Vec::new()
-            }
-        };
+        let parent_root = read(&self.node.store).state_root();
+        // The mempool keeps each account's committed sequence itself: reaping reads no state.
+        let txs = lock(&self.node.mempool).reap(MAX_BLOCK_TXS, MAX_BLOCK_BYTES / 2);
         let time_ms = now_ms().max(self.last_block_time() + 1);
         Block { chain_id: self.node.chain_id.clone(), height, time_ms, parent_root, txs }.encode()
     }
@@ -116,6 +108,13 @@ impl Application for ChainApp {
                 return Ok(None); // already committed before a restart
             }
             let checked = gridlease_storage::check_txs(&block.txs);
+            let signers: Vec<gridlease_types::Address> = checked
+                .iter()
+                .filter_map(|c| match c {
+                    gridlease_types::CheckedTx::Valid(v) => Some(v.body().signer),
+                    gridlease_types::CheckedTx::Invalid { .. } => None,
+                })
+                .collect();
             let ctx = gridlease_ledger::BlockContext {
                 chain_id: node.chain_id.clone(),
                 height,
@@ -137,11 +136,11 @@ impl Application for ChainApp {
             let mut store = write(&node.store);
             store.commit_block(&mut record, &out.changes)?;
             let view = store.view()?;
-            Ok(Some((record, out, view)))
+            Ok(Some((record, out, view, signers)))
         })?;
-        let Some((record, out, view)) = committed else { return Ok(()) };
+        let Some((record, out, view, signers)) = committed else { return Ok(()) };
         let hashes: Vec<_> = out.receipts.iter().map(|r| r.tx_hash).collect();
-        lock(&self.node.mempool).update(&hashes, &view);
+        lock(&self.node.mempool).update(record.height, &hashes, &signers, &view);
         let m = &self.node.metrics;
         Metrics::add(&m.blocks_committed, 1);
         Metrics::add(&m.txs_committed, out.receipts.len() as u64);

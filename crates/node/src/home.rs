@@ -18,6 +18,9 @@ pub struct NodeConfig {
     pub block_time_ms: u64,
     #[serde(default)]
     pub persistent_peers: Vec<SocketAddr>,
+    /// Mempool limits (see `MempoolLimits` for each field and its default).
+    #[serde(default)]
+    pub mempool: crate::mempool::MempoolLimits,
 }
 
 impl Default for NodeConfig {
@@ -28,6 +31,7 @@ impl Default for NodeConfig {
             p2p_addr: SocketAddr::from(([127, 0, 0, 1], 26656)),
             block_time_ms: 1000,
             persistent_peers: Vec::new(),
+            mempool: crate::mempool::MempoolLimits::default(),
         }
     }
 }

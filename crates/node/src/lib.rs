@@ -51,7 +51,7 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
         chain_id: genesis.chain_id.clone(),
         params: genesis.params.clone(),
         store: RwLock::new(store),
-        mempool: Mutex::new(mempool::Mempool::new(mempool::MempoolLimits::default())),
+        mempool: Mutex::new(mempool::Mempool::new(config.mempool)),
         committed,
         metrics: state::Metrics::default(),
     });
@@ -65,7 +65,8 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut rpc_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
+        // Peer addresses feed the mempool's per-peer limits.
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = rpc_stop.changed().await;
             })

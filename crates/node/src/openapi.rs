@@ -64,9 +64,10 @@ pub fn document() -> Value {
                     "200": { "description": "committed, with its receipt" },
                     "202": { "description": "admitted to the mempool (or still pending after the wait)" },
                     "400": { "description": "invalid transaction or request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                    "402": { "description": "the signer's balance cannot pay this fee and its pending fees", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "409": { "description": "sequence conflict or duplicate", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "413": { "description": "body too large" },
-                    "429": { "description": "mempool full" },
+                    "429": { "description": "mempool full, or this peer's pending or gapped transactions at their limit", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                     "503": { "description": "the node's store is unavailable", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
                 }
             } },

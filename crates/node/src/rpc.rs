@@ -68,6 +68,9 @@ impl From<Rejection> for ApiError {
             Rejection::SequenceTooHigh { .. } => (StatusCode::CONFLICT, "sequence_too_high"),
             Rejection::SequencePending(_) => (StatusCode::CONFLICT, "sequence_pending"),
             Rejection::FeeTooLow { .. } => (StatusCode::BAD_REQUEST, "fee_too_low"),
+            Rejection::CannotPayFee { .. } => (StatusCode::PAYMENT_REQUIRED, "cannot_pay_fee"),
+            Rejection::PeerLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "peer_limit"),
+            Rejection::PeerGapLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "peer_gap_limit"),
             Rejection::Duplicate => (StatusCode::CONFLICT, "duplicate"),
             Rejection::Full => (StatusCode::TOO_MANY_REQUESTS, "mempool_full"),
             Rejection::State(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -450,6 +453,7 @@ struct SubmitQuery {
 
 async fn submit(
     State(node): State<Arc<Node>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     q: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Json<SubmitBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -482,8 +486,9 @@ async fn submit(
     let mut commits = node.committed.subscribe();
     let hash = {
         let v = view(&node)?;
+        let peer = peer.map(|axum::Extension(info)| info.0.ip());
         let admitted =
-            lock(&node.mempool).admit_verified(bytes, &vtx, &node.chain_id, &node.params, &v);
+            lock(&node.mempool).admit_verified(bytes, &vtx, &node.chain_id, &node.params, &v, peer);
         match admitted {
             Ok(h) => {
                 Metrics::add(&node.metrics.txs_admitted, 1);
