@@ -16,6 +16,7 @@
 //! daemon finds the programs it started and supervises them again.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -125,6 +126,12 @@ fn replica_env(spec: &ReplicaSpec, lease_dir: &Path) -> Vec<(String, String)> {
     env
 }
 
+/// Creates `dir` readable by the owner only (records and logs hold tenants' secrets).
+fn private_dir(dir: &Path) -> Result<(), DriverError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(runtime)
+}
+
 fn alive(record: &ReplicaRecord) -> bool {
     match (record.pid, record.started) {
         (Some(pid), Some(started)) => process_start(pid) == Some(started),
@@ -148,7 +155,7 @@ impl ExecDriver {
         if !settings.enabled_for_development {
             return Err(DriverError::ExecNotEnabled);
         }
-        std::fs::create_dir_all(root).map_err(runtime)?;
+        private_dir(root)?;
         let allowed =
             settings.allowed_programs.iter().chain(settings.images.values()).cloned().collect();
         let driver = ExecDriver {
@@ -216,11 +223,10 @@ impl ExecDriver {
         serde_json::from_slice(&text).ok()
     }
 
+    /// Writes a record durably and privately: it holds the tenant's environment variables.
     fn write_record(path: &Path, record: &ReplicaRecord) -> Result<(), DriverError> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(record).map_err(runtime)?)
-            .map_err(runtime)?;
-        std::fs::rename(&tmp, path).map_err(runtime)
+        let bytes = serde_json::to_vec_pretty(record).map_err(runtime)?;
+        crate::durable_file::write_durably(path, &bytes, 0o600).map_err(runtime)
     }
 
     /// Starts the program of `record`, updating its pid and start time.
@@ -230,6 +236,7 @@ impl ExecDriver {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(self.log_path(tag, &spec.service, spec.replica))
             .map_err(runtime)?;
         let log2 = log.try_clone().map_err(runtime)?;
@@ -314,11 +321,11 @@ impl Driver for ExecDriver {
 
     async fn deploy(&self, workload: &Workload) -> Result<(), DriverError> {
         let _guard = self.lock.lock().await;
-        std::fs::create_dir_all(self.lease_dir(&workload.tag)).map_err(runtime)?;
         for spec in &workload.replicas {
             // Check the program before anything starts, so a bad manifest starts nothing.
             self.program_for(spec)?;
         }
+        private_dir(&self.lease_dir(&workload.tag))?;
         for spec in &workload.replicas {
             let path = self.record_path(&workload.tag, &spec.service, spec.replica);
             let mut record = match Self::read_record(&path) {
@@ -559,6 +566,12 @@ mod tests {
         let runs = dir.path().join(tag.as_str()).join("volumes/web-0-model-cache/runs");
         let count = std::fs::read_to_string(&runs).expect("volume folder").lines().count();
         assert!(count >= 2, "{count} runs recorded in the volume");
+        // The record holds the service's environment, the log what it printed: owner only.
+        use std::os::unix::fs::PermissionsExt;
+        for name in ["web-0.json", "web-0.log"] {
+            let meta = std::fs::metadata(dir.path().join(tag.as_str()).join(name)).expect("file");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+        }
         d.remove(&tag).await.expect("remove");
         assert!(!runs.exists(), "the volume is removed with the lease");
         assert!(d.list().await.expect("list").is_empty());
@@ -614,8 +627,7 @@ mod tests {
             let e = d.deploy(&w).await.expect_err("not allow-listed");
             assert!(matches!(e, DriverError::ProgramNotAllowed { .. }), "{e}");
             assert!(e.to_string().contains("exec_allowed_programs"), "{e}");
-            let started = d.status(&tag).await.map(|s| s.len()).unwrap_or(0);
-            assert_eq!(started, 0, "nothing of the workload started");
+            assert!(d.list().await.expect("list").is_empty(), "nothing of the workload exists");
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!marker.exists(), "a refused program ran");
