@@ -298,6 +298,11 @@ fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
             println!("{words}");
         }
     }
+    if driver == DriverKind::Exec {
+        println!(
+            "driver: exec runs tenants' programs on this host unisolated, for development only: it starts only with allow_exec_for_development = true under [driver], and runs only the programs in exec_allowed_programs and exec_images"
+        );
+    }
     println!(
         "next: fund {address} with ugrid (fees, bid deposits), review {},",
         home.config_path().display()
