@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gridlease_client::ListQuery;
+use gridlease_client::{ListQuery, state_name};
 use gridlease_types::{BidId, Msg};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -417,8 +417,8 @@ pub async fn readopt(p: &Arc<Provider>) {
     if unknown.is_empty() {
         return;
     }
-    let active = if p.unreadable_records.is_empty() {
-        active_lease_tags(p).await
+    let on_chain = if p.unreadable_records.is_empty() {
+        lease_states_on_chain(p).await
     } else {
         Err(format!(
             "{} lease records cannot be read ({}): repair or delete them and restart the daemon",
@@ -430,7 +430,7 @@ pub async fn readopt(p: &Arc<Provider>) {
                 .join("; ")
         ))
     };
-    for t in orphans_to_remove(unknown, active) {
+    for t in orphans_to_remove(unknown, on_chain) {
         tracing::info!(tag = %t, "lease.orphan removed");
         if let Err(e) = p.driver.remove(&t).await {
             tracing::warn!(tag = %t, error = %e, "lease.orphan remove failed");
@@ -438,40 +438,50 @@ pub async fn readopt(p: &Arc<Provider>) {
     }
 }
 
-/// The tags of this provider's leases that are active on chain, or why they are unknown.
-async fn active_lease_tags(p: &Provider) -> Result<BTreeSet<LeaseTag>, String> {
-    let q =
-        ListQuery { provider: Some(p.address), state: Some("active".into()), ..Default::default() };
+/// Where this provider's leases stand on chain, by tag (`true`: active), or why that is
+/// unknown.
+async fn lease_states_on_chain(p: &Provider) -> Result<BTreeMap<LeaseTag, bool>, String> {
+    let q = ListQuery { provider: Some(p.address), ..Default::default() };
     let leases = p.client.leases(&q).await.map_err(|e| format!("cannot ask the chain: {e}"))?;
-    Ok(leases.iter().map(|l| LeaseTag::of(&l.id.to_string())).collect())
+    Ok(leases
+        .iter()
+        .map(|l| (LeaseTag::of(&l.id.to_string()), state_name(&l.state) == "active"))
+        .collect())
 }
 
-/// Which of the runtime's leases that no record knows may be removed: only those the chain
-/// says are not active. When the chain cannot tell (`active` is an error: the node is
-/// unreachable, a record is unreadable), none.
+/// Which of the runtime's leases that no record knows may be removed: only this provider's
+/// leases that the chain says are over. A lease active on chain keeps everything; a tag the
+/// chain does not know as this provider's (another provider sharing the runtime, a lease
+/// pruned from the chain) is left alone; and when the chain cannot tell (`on_chain` is an
+/// error: the node is unreachable, a record is unreadable), nothing is removed.
 fn orphans_to_remove(
     unknown: Vec<LeaseTag>,
-    active: Result<BTreeSet<LeaseTag>, String>,
+    on_chain: Result<BTreeMap<LeaseTag, bool>, String>,
 ) -> Vec<LeaseTag> {
-    match active {
-        Ok(active) => {
-            let (keep, remove): (Vec<LeaseTag>, Vec<LeaseTag>) =
-                unknown.into_iter().partition(|t| active.contains(t));
-            for t in keep {
-                tracing::warn!(
-                    tag = %t,
-                    "lease.orphan kept: no record here, but its lease is active on chain"
-                );
-            }
-            remove
-        }
+    let on_chain = match on_chain {
+        Ok(states) => states,
         Err(why) => {
             for t in &unknown {
                 tracing::error!(tag = %t, reason = %why, "lease.orphan kept: removing nothing");
             }
-            Vec::new()
+            return Vec::new();
+        }
+    };
+    let mut remove = Vec::new();
+    for t in unknown {
+        match on_chain.get(&t) {
+            Some(false) => remove.push(t),
+            Some(true) => tracing::warn!(
+                tag = %t,
+                "lease.orphan kept: no record here, but its lease is active on chain"
+            ),
+            None => tracing::warn!(
+                tag = %t,
+                "lease.orphan kept: not a lease of this provider on chain"
+            ),
         }
     }
+    remove
 }
 
 fn port_answers(port: u16) -> bool {
@@ -661,10 +671,10 @@ mod tests {
 
     #[test]
     fn orphans_are_removed_only_when_the_chain_says_their_lease_is_over() {
-        let (a, b) = (LeaseTag::of("a"), LeaseTag::of("b"));
-        let unknown = vec![a.clone(), b.clone()];
-        let active = BTreeSet::from([a.clone()]);
-        assert_eq!(orphans_to_remove(unknown.clone(), Ok(active)), [b]);
+        let (active, closed, stranger) = (LeaseTag::of("a"), LeaseTag::of("b"), LeaseTag::of("c"));
+        let unknown = vec![active.clone(), closed.clone(), stranger];
+        let on_chain = BTreeMap::from([(active, true), (closed.clone(), false)]);
+        assert_eq!(orphans_to_remove(unknown.clone(), Ok(on_chain)), [closed]);
         assert!(orphans_to_remove(unknown, Err("node unreachable".into())).is_empty());
     }
 }
