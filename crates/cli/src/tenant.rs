@@ -507,10 +507,23 @@ pub async fn deploy(
         let block = match tokio::time::timeout(Duration::from_secs(5), events.next_block()).await {
             Ok(Ok(Some(b))) => b,
             Ok(Ok(None)) | Ok(Err(_)) => {
+                // The stream ended or missed blocks: resubscribe, then learn from the queries
+                // what the missed blocks held (leases of this deployment).
                 events = client
                     .subscribe(&["bid_created", "lease_created", "order_stalled", "order_closed"])
                     .await
                     .map_err(chain_error)?;
+                let q = ListQuery {
+                    owner: Some(owner),
+                    state: Some("active".into()),
+                    ..Default::default()
+                };
+                for l in client.leases(&q).await.map_err(chain_error)? {
+                    if l.id.order.dseq == dseq && !leases.contains_key(&l.id.order.gseq) {
+                        say(g, &format!("lease: group {} with {}", l.id.order.gseq, l.id.provider));
+                        leases.insert(l.id.order.gseq, l.id);
+                    }
+                }
                 continue;
             }
             Err(_) => continue,

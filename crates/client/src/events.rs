@@ -9,7 +9,15 @@ use crate::{BlockEvents, Client, ClientError};
 #[derive(Debug)]
 pub struct EventStream {
     response: reqwest::Response,
+    decoder: Decoder,
+}
+
+/// Turns the stream's bytes into blocks, and says when blocks were missed.
+#[derive(Debug, Default)]
+struct Decoder {
     buffer: Vec<u8>,
+    /// Height of the last block yielded.
+    last_height: Option<u64>,
 }
 
 impl Client {
@@ -39,15 +47,17 @@ impl Client {
                 message: format!("{url} refused the subscription"),
             });
         }
-        Ok(EventStream { response, buffer: Vec::new() })
+        Ok(EventStream { response, decoder: Decoder::default() })
     }
 }
 
 impl EventStream {
-    /// The next block's events; `Ok(None)` when the node closed the stream.
+    /// The next block's events; `Ok(None)` when the node closed the stream, and
+    /// `Err(ClientError::EventsMissed)` when blocks were skipped (the node reported that this
+    /// subscriber lagged, or heights jumped): every block is seen, or the gap is said.
     pub async fn next_block(&mut self) -> Result<Option<BlockEvents>, ClientError> {
         loop {
-            if let Some(block) = self.take_event()? {
+            if let Some(block) = self.decoder.next_block()? {
                 return Ok(Some(block));
             }
             let Some(chunk) = self
@@ -58,8 +68,26 @@ impl EventStream {
             else {
                 return Ok(None);
             };
-            self.buffer.extend_from_slice(&chunk);
+            self.decoder.buffer.extend_from_slice(&chunk);
         }
+    }
+}
+
+impl Decoder {
+    /// The next complete block in the buffer, checked to follow the previous one.
+    fn next_block(&mut self) -> Result<Option<BlockEvents>, ClientError> {
+        let Some(block) = self.take_event()? else { return Ok(None) };
+        let after = self.last_height;
+        self.last_height = Some(block.height);
+        if let Some(last) = after
+            && block.height != last + 1
+        {
+            return Err(ClientError::EventsMissed {
+                after,
+                why: format!("the next block was {}", block.height),
+            });
+        }
+        Ok(Some(block))
     }
 
     /// Parses one complete SSE message out of the buffer, skipping keep-alives.
@@ -68,6 +96,13 @@ impl EventStream {
             let Some(end) = find_message_end(&self.buffer) else { return Ok(None) };
             let message: Vec<u8> = self.buffer.drain(..end.0 + end.1).collect();
             let text = String::from_utf8_lossy(&message[..end.0]);
+            let name = text.lines().find_map(|l| l.strip_prefix("event:")).map(str::trim);
+            if name == Some("lagged") {
+                return Err(ClientError::EventsMissed {
+                    after: self.last_height,
+                    why: "the node reported that this subscriber fell behind".into(),
+                });
+            }
             let data: String = text
                 .lines()
                 .filter_map(|l| l.strip_prefix("data:"))
@@ -96,7 +131,31 @@ fn find_message_end(buf: &[u8]) -> Option<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::find_message_end;
+    use super::{Decoder, find_message_end};
+    use crate::ClientError;
+
+    fn block(height: u64) -> String {
+        format!("event: block\ndata: {{\"height\":{height},\"time\":\"t\",\"events\":[]}}\n\n")
+    }
+
+    #[test]
+    fn a_lagged_stream_or_a_height_gap_is_reported_not_skipped() {
+        let mut d = Decoder::default();
+        d.buffer.extend_from_slice(block(1).as_bytes());
+        d.buffer.extend_from_slice(b": keep-alive\n\n");
+        d.buffer.extend_from_slice(block(2).as_bytes());
+        d.buffer
+            .extend_from_slice(b"event: lagged\ndata: {\"lagged\":true,\"missed_blocks\":7}\n\n");
+        assert_eq!(d.next_block().unwrap().unwrap().height, 1);
+        assert_eq!(d.next_block().unwrap().unwrap().height, 2);
+        assert!(matches!(d.next_block(), Err(ClientError::EventsMissed { after: Some(2), .. })));
+
+        let mut d = Decoder::default();
+        d.buffer.extend_from_slice((block(5) + &block(9)).as_bytes());
+        assert_eq!(d.next_block().unwrap().unwrap().height, 5);
+        assert!(matches!(d.next_block(), Err(ClientError::EventsMissed { after: Some(5), .. })));
+        assert!(d.next_block().unwrap().is_none());
+    }
 
     #[test]
     fn messages_split_on_blank_lines() {

@@ -23,6 +23,10 @@ pub enum ClientError {
     Refused { status: u16, code: String, message: String },
     #[error("node answered with something unexpected: {0}")]
     BadResponse(String),
+    /// The event stream skipped blocks (the node said it lagged, or heights jumped): the
+    /// follower must resubscribe and reconcile from the queries.
+    #[error("event stream missed blocks after height {after:?}: {why}; resubscribe and reconcile")]
+    EventsMissed { after: Option<u64>, why: String },
 }
 
 /// `GET /status`.

@@ -54,6 +54,8 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
         mempool: Mutex::new(mempool::Mempool::new(config.mempool)),
         committed,
         metrics: state::Metrics::default(),
+        requests: Arc::new(tokio::sync::Semaphore::new(state::MAX_RPC_IN_FLIGHT)),
+        subscribers: Arc::new(tokio::sync::Semaphore::new(state::MAX_SUBSCRIBERS)),
     });
     let listener = tokio::net::TcpListener::bind(config.rpc_addr)
         .await

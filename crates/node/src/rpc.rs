@@ -13,17 +13,15 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use gridlease_ledger::{Receipt, query};
 use gridlease_storage::StoreView;
 use gridlease_types::{Address, DeploymentId, TxHash};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
 
 use crate::mempool::Rejection;
-use crate::state::{Metrics, Node, lock, read};
+use crate::state::{CommittedBlock, MAX_RPC_IN_FLIGHT, MAX_SUBSCRIBERS, Metrics, Node, lock, read};
 
 /// Largest request body.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -140,6 +138,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("no such endpoint: see /openapi.json") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(node.clone(), limit_in_flight))
         .with_state(node)
 }
 
@@ -568,29 +567,94 @@ async fn events(
     let types: Option<Vec<String>> =
         f.types.map(|t| t.split(',').map(|s| s.trim().to_string()).collect());
     let address = f.address.as_deref().map(parse_address).transpose()?.map(|a| a.to_string());
-    let stream = BroadcastStream::new(node.committed.subscribe()).filter_map(move |item| {
-        let block = item.ok()?;
-        let mut out = Vec::new();
-        let tagged = block.begin_events.iter().map(|e| (None, e)).chain(
-            block.receipts.iter().flat_map(|r| r.events.iter().map(move |e| (Some(r.tx_hash), e))),
-        );
-        for (tx, e) in tagged {
-            let v = to_json(e);
-            let kind = v["type"].as_str().unwrap_or_default().to_string();
-            if types.as_ref().is_some_and(|t| !t.contains(&kind)) {
-                continue;
+    let permit = Arc::clone(&node.subscribers).try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_subscribers",
+            format!("{MAX_SUBSCRIBERS} event streams are open: retry later"),
+        )
+    })?;
+    let rx = node.committed.subscribe();
+    let stream = follow_blocks(rx, permit).map(move |item| {
+        Ok(match item {
+            Followed::Block(block) => block_event(&block, &types, &address),
+            Followed::Lagged(missed) => {
+                let data = json!({ "lagged": true, "missed_blocks": missed });
+                SseEvent::default().event("lagged").data(data.to_string())
             }
-            if address.as_ref().is_some_and(|a| !mentions(&v, a)) {
-                continue;
-            }
-            out.push(
-                json!({ "height": block.height, "tx_hash": tx.map(|h| h.to_string()), "event": v }),
-            );
-        }
-        let data = json!({ "height": block.height, "time": rfc3339(block.time_ms), "events": out });
-        Some(Ok(SseEvent::default().event("block").data(data.to_string())))
+        })
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// What a subscriber's stream yields: every committed block in order, or, once it fell more
+/// than the channel's capacity behind, `Lagged` with the number of blocks it missed, after
+/// which the stream ends (the subscriber must reconnect and reconcile from the queries; it
+/// never silently skips blocks). `permit` is held for as long as the stream lives.
+fn follow_blocks<P: Send + 'static>(
+    rx: tokio::sync::broadcast::Receiver<Arc<CommittedBlock>>,
+    permit: P,
+) -> impl Stream<Item = Followed> + Send {
+    futures_util::stream::unfold(Some((rx, permit)), |state| async move {
+        let (mut rx, permit) = state?;
+        match rx.recv().await {
+            Ok(block) => Some((Followed::Block(block), Some((rx, permit)))),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                Some((Followed::Lagged(missed), None))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    })
+}
+
+#[derive(Debug)]
+enum Followed {
+    Block(Arc<CommittedBlock>),
+    Lagged(u64),
+}
+
+/// One committed block as an SSE `block` event, holding the events that pass the filters.
+fn block_event(
+    block: &CommittedBlock,
+    types: &Option<Vec<String>>,
+    address: &Option<String>,
+) -> SseEvent {
+    let mut out = Vec::new();
+    let tagged = block.begin_events.iter().map(|e| (None, e)).chain(
+        block.receipts.iter().flat_map(|r| r.events.iter().map(move |e| (Some(r.tx_hash), e))),
+    );
+    for (tx, e) in tagged {
+        let v = to_json(e);
+        let kind = v["type"].as_str().unwrap_or_default().to_string();
+        if types.as_ref().is_some_and(|t| !t.contains(&kind)) {
+            continue;
+        }
+        if address.as_ref().is_some_and(|a| !mentions(&v, a)) {
+            continue;
+        }
+        out.push(
+            json!({ "height": block.height, "tx_hash": tx.map(|h| h.to_string()), "event": v }),
+        );
+    }
+    let data = json!({ "height": block.height, "time": rfc3339(block.time_ms), "events": out });
+    SseEvent::default().event("block").data(data.to_string())
+}
+
+/// Refuses a request at once (503) when `MAX_RPC_IN_FLIGHT` are being served.
+async fn limit_in_flight(
+    State(node): State<Arc<Node>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_permit) = Arc::clone(&node.requests).try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{MAX_RPC_IN_FLIGHT} requests are in flight: retry later"),
+        )
+        .into_response();
+    };
+    next.run(request).await
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
@@ -621,4 +685,47 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
 
 async fn openapi() -> Json<Value> {
     Json(crate::openapi::document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(height: u64) -> Arc<CommittedBlock> {
+        Arc::new(CommittedBlock {
+            height,
+            time_ms: 0,
+            state_root: [0; 32],
+            begin_events: Vec::new(),
+            receipts: Vec::new(),
+        })
+    }
+
+    /// Issue 10 item 6: a subscriber that falls behind is told how many blocks it missed and
+    /// its stream ends; before, the missed blocks were dropped without a word.
+    #[tokio::test]
+    async fn attack_lagging_subscriber_is_told_and_closed() {
+        let (tx, rx) = tokio::sync::broadcast::channel(2);
+        let stream = follow_blocks(rx, ());
+        for h in 1..=5 {
+            tx.send(block(h)).unwrap();
+        }
+        let items: Vec<Followed> = stream.collect().await;
+        assert!(matches!(items.as_slice(), [Followed::Lagged(3)]), "{items:?}");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_keeps_up_sees_every_block_in_order() {
+        let (tx, rx) = tokio::sync::broadcast::channel(2);
+        let mut stream = Box::pin(follow_blocks(rx, ()));
+        for h in 1..=5 {
+            tx.send(block(h)).unwrap();
+            match stream.next().await {
+                Some(Followed::Block(b)) => assert_eq!(b.height, h),
+                other => panic!("block {h}: {other:?}"),
+            }
+        }
+        drop(tx);
+        assert!(stream.next().await.is_none());
+    }
 }

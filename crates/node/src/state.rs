@@ -59,7 +59,17 @@ pub struct Node {
     pub mempool: Mutex<Mempool>,
     pub committed: broadcast::Sender<Arc<CommittedBlock>>,
     pub metrics: Metrics,
+    /// Permits for RPC requests in flight; one is held for the whole life of an event stream
+    /// in `subscribers` instead.
+    pub requests: Arc<tokio::sync::Semaphore>,
+    /// Permits for open `/events` streams.
+    pub subscribers: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most RPC requests served at once; more get 503 at once rather than queueing without end.
+pub const MAX_RPC_IN_FLIGHT: usize = 512;
+/// Most `/events` subscribers at once.
+pub const MAX_SUBSCRIBERS: usize = 256;
 
 /// Locks that survive a panicked holder: the data is still consistent (every mutation is
 /// completed before the guard drops), so poisoning is ignored.
