@@ -173,8 +173,22 @@ impl Provider {
             storage_bytes: inventory.storage_bytes,
             gpus: inventory.gpus.clone(),
         });
-        if let Ok(bytes) = std::fs::read(holds_path(&home)) {
-            let saved: BTreeMap<String, Hold> = serde_json::from_slice(&bytes).unwrap_or_default();
+        let holds_file = holds_path(&home);
+        let saved_holds = match std::fs::read(&holds_file) {
+            Ok(bytes) => {
+                Some(serde_json::from_slice::<BTreeMap<String, Hold>>(&bytes).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{} cannot be read ({e}): without it this provider could promise the \
+                         resources of its running leases twice; restore it, or delete it to \
+                         start without holds",
+                        holds_file.display()
+                    )
+                })?)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => anyhow::bail!("cannot read {}: {e}", holds_file.display()),
+        };
+        if let Some(saved) = saved_holds {
             for (k, h) in saved {
                 if let Err(e) = reservations.restore(&k, h) {
                     tracing::warn!(hold = %k, error = %e, "provider.restore_hold");
@@ -214,13 +228,11 @@ impl Provider {
         let holds: BTreeMap<String, Hold> =
             lock(&self.reservations).holds().map(|(k, h)| (k.clone(), h.clone())).collect();
         let path = holds_path(&self.home);
-        let tmp = path.with_extension("json.tmp");
-        let ok = serde_json::to_vec(&holds)
-            .ok()
-            .and_then(|b| std::fs::write(&tmp, b).ok())
-            .and_then(|_| std::fs::rename(&tmp, &path).ok());
-        if ok.is_none() {
-            tracing::warn!(path = %path.display(), "provider.save_holds failed");
+        let written = serde_json::to_vec(&holds).map_err(|e| e.to_string()).and_then(|bytes| {
+            crate::durable_file::write_durably(&path, &bytes, 0o600).map_err(|e| e.to_string())
+        });
+        if let Err(e) = written {
+            tracing::error!(path = %path.display(), error = %e, "provider.save_holds failed");
         }
     }
 
