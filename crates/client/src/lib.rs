@@ -149,12 +149,60 @@ impl Client {
         not_found_is_none(self.get(&format!("/providers/{address}")).await)
     }
 
+    /// Every registered provider (all pages of `GET /providers`).
     pub async fn providers(&self) -> Result<Vec<ProviderDto>, ClientError> {
-        #[derive(Deserialize)]
-        struct List {
-            providers: Vec<ProviderDto>,
+        self.list_all("/providers", "providers", &ListQuery::default()).await
+    }
+
+    /// Every item of a paged list endpoint: follows `next_cursor` page by page.
+    async fn list_all<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        field: &str,
+        query: &ListQuery,
+    ) -> Result<Vec<T>, ClientError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut parts = query.parts();
+            parts.push(format!("limit={LIST_PAGE}"));
+            if let Some(c) = &cursor {
+                parts.push(format!("cursor={c}"));
+            }
+            let page: Value = self.get(&format!("{path}?{}", parts.join("&"))).await?;
+            let items: Vec<T> = serde_json::from_value(page[field].clone())
+                .map_err(|e| ClientError::BadResponse(format!("{path}: {e}")))?;
+            out.extend(items);
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return Ok(out),
+            }
         }
-        Ok(self.get::<List>("/providers").await?.providers)
+    }
+
+    /// `GET /leases/{id}`: one lease, `None` when it does not exist.
+    pub async fn lease(&self, id: &gridlease_types::BidId) -> Result<Option<LeaseDto>, ClientError> {
+        #[derive(Deserialize)]
+        struct One {
+            lease: LeaseDto,
+        }
+        let o = &id.order;
+        let path = format!("/leases/{}/{}/{}/{}/{}", o.owner, o.dseq, o.gseq, o.oseq, id.provider);
+        Ok(not_found_is_none(self.get::<One>(&path).await)?.map(|one| one.lease))
+    }
+
+    /// `GET /certificates/{address}/{serial}`: one certificate, `None` when unknown.
+    pub async fn certificate(
+        &self,
+        address: &Address,
+        serial: &[u8; 32],
+    ) -> Result<Option<CertificateDto>, ClientError> {
+        #[derive(Deserialize)]
+        struct One {
+            certificate: CertificateDto,
+        }
+        let path = format!("/certificates/{address}/{}", hex(serial));
+        Ok(not_found_is_none(self.get::<One>(&path).await)?.map(|one| one.certificate))
     }
 
     /// Every certificate of `address`, valid or revoked.
@@ -180,29 +228,17 @@ impl Client {
 
     /// `GET /orders` with optional `owner` and `state` filters.
     pub async fn orders(&self, query: &ListQuery) -> Result<Vec<OrderDto>, ClientError> {
-        #[derive(Deserialize)]
-        struct List {
-            orders: Vec<OrderDto>,
-        }
-        Ok(self.get::<List>(&format!("/orders{}", query.to_query())).await?.orders)
+        self.list_all("/orders", "orders", query).await
     }
 
     /// `GET /bids` with optional `owner`, `provider` and `state` filters.
     pub async fn bids(&self, query: &ListQuery) -> Result<Vec<BidDto>, ClientError> {
-        #[derive(Deserialize)]
-        struct List {
-            bids: Vec<BidDto>,
-        }
-        Ok(self.get::<List>(&format!("/bids{}", query.to_query())).await?.bids)
+        self.list_all("/bids", "bids", query).await
     }
 
     /// `GET /leases` with optional `owner`, `provider` and `state` filters.
     pub async fn leases(&self, query: &ListQuery) -> Result<Vec<LeaseDto>, ClientError> {
-        #[derive(Deserialize)]
-        struct List {
-            leases: Vec<LeaseDto>,
-        }
-        Ok(self.get::<List>(&format!("/leases{}", query.to_query())).await?.leases)
+        self.list_all("/leases", "leases", query).await
     }
 
     /// Submits a signed transaction. With `wait_commit`, returns once it is in a block (or
@@ -247,8 +283,11 @@ pub struct ListQuery {
     pub state: Option<String>,
 }
 
+/// Page size the client asks for when it reads a whole list.
+const LIST_PAGE: usize = 1_000;
+
 impl ListQuery {
-    fn to_query(&self) -> String {
+    fn parts(&self) -> Vec<String> {
         let mut parts = Vec::new();
         if let Some(o) = &self.owner {
             parts.push(format!("owner={o}"));
@@ -259,7 +298,7 @@ impl ListQuery {
         if let Some(s) = &self.state {
             parts.push(format!("state={s}"));
         }
-        if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+        parts
     }
 }
 

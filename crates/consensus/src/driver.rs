@@ -38,8 +38,10 @@ use crate::{Application, ConsensusConfig, ConsensusError, DecidedBlock};
 
 /// At most this many decided blocks go into one sync response.
 const MAX_SYNC_BATCH: u64 = 64;
-/// Incomplete incoming proposal streams kept at once.
+/// Incomplete incoming proposal streams kept at once...
 const MAX_OPEN_STREAMS: usize = 256;
+/// ...and from one peer (it only ever needs a few rounds' worth).
+const MAX_STREAMS_PER_PEER: usize = 8;
 /// Proposals for later heights are kept only this far ahead...
 const FUTURE_HEIGHTS: u64 = 2;
 /// ...and only this many of them.
@@ -86,9 +88,56 @@ fn engine_err(e: impl std::fmt::Display) -> ConsensusError {
 struct PartialStream {
     parts: BTreeMap<u64, ProposalPart>,
     fin_seq: Option<u64>,
+    /// Bytes of data parts held.
+    bytes: usize,
+    /// When the stream started (order of arrival among open streams).
+    opened: u64,
+}
+
+/// Why an incoming proposal stream was dropped before completing.
+#[derive(Debug, PartialEq, Eq)]
+enum StreamRefusal {
+    TooManyParts,
+    TooManyBytes,
+    SequenceTooHigh,
 }
 
 impl PartialStream {
+    /// Adds a part, refusing a stream that outgrows what any valid block needs: at most
+    /// `max_parts` parts (init, data, fin) and `max_bytes` of data, sequences below that.
+    fn add(
+        &mut self,
+        sequence: u64,
+        content: StreamContent<ProposalPart>,
+        max_parts: u64,
+        max_bytes: usize,
+    ) -> Result<(), StreamRefusal> {
+        if sequence > max_parts {
+            return Err(StreamRefusal::SequenceTooHigh);
+        }
+        match content {
+            StreamContent::Data(part) => {
+                let size = match &part {
+                    ProposalPart::Data(chunk) => chunk.len(),
+                    _ => 0,
+                };
+                if let Some(ProposalPart::Data(old)) = self.parts.get(&sequence) {
+                    self.bytes -= old.len();
+                }
+                self.bytes += size;
+                self.parts.insert(sequence, part);
+                if self.parts.len() as u64 > max_parts {
+                    return Err(StreamRefusal::TooManyParts);
+                }
+                if self.bytes > max_bytes {
+                    return Err(StreamRefusal::TooManyBytes);
+                }
+            }
+            StreamContent::Fin => self.fin_seq = Some(sequence),
+        }
+        Ok(())
+    }
+
     /// `(init fields, block bytes, claimed hash)` once every part is in.
     fn complete(&self) -> Option<(Height, Round, Round, Address, Vec<u8>, BlockHash)> {
         let fin = self.fin_seq?;
@@ -127,6 +176,9 @@ struct Driver<A> {
     /// Complete proposals for heights above the current one, checked when their height starts.
     future: Vec<Pending>,
     streams: HashMap<(PeerId, StreamId), PartialStream>,
+    /// Counts streams opened, to find the oldest.
+    streams_opened: u64,
+    max_block_bytes: usize,
 }
 
 pub(crate) async fn run<A: Application>(
@@ -236,6 +288,8 @@ pub(crate) async fn run<A: Application>(
         current_height: Height(0),
         future: Vec::new(),
         streams: HashMap::new(),
+        streams_opened: 0,
+        max_block_bytes: config.max_block_bytes,
     };
 
     let outcome = driver.serve(channels, &handle, shutdown).await;
@@ -400,6 +454,20 @@ impl<A: Application> Driver<A> {
         Ok(())
     }
 
+    /// Forgets the oldest open proposal stream (of `peer`, or of anyone).
+    fn drop_oldest_stream(&mut self, peer: Option<PeerId>) {
+        let oldest = self
+            .streams
+            .iter()
+            .filter(|((p, _), _)| peer.is_none_or(|want| *p == want))
+            .min_by_key(|(_, s)| s.opened)
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            warn!(peer = %k.0, "too many open proposal streams; dropping the oldest");
+            self.streams.remove(&k);
+        }
+    }
+
     /// Stream a block as `Init`, `Data`..., `Fin{hash}`, then the stream end marker.
     async fn publish(
         &self,
@@ -438,17 +506,30 @@ impl<A: Application> Driver<A> {
         peer: PeerId,
         msg: StreamMessage<ProposalPart>,
     ) -> Result<Option<ProposedValue<GridContext>>, ConsensusError> {
-        if self.streams.len() >= MAX_OPEN_STREAMS {
-            warn!("too many open proposal streams; dropping them");
-            self.streams.clear();
-        }
         let key = (peer, msg.stream_id.clone());
-        let stream = self.streams.entry(key.clone()).or_default();
-        match msg.content {
-            StreamContent::Data(part) => {
-                stream.parts.insert(msg.sequence, part);
+        if !self.streams.contains_key(&key) {
+            // Room for a new stream: drop this peer's oldest past its share, then the oldest
+            // of all past the total, so one peer cannot push out everyone else's streams.
+            let of_peer = self.streams.keys().filter(|(p, _)| *p == peer).count();
+            if of_peer >= MAX_STREAMS_PER_PEER {
+                self.drop_oldest_stream(Some(peer));
             }
-            StreamContent::Fin => stream.fin_seq = Some(msg.sequence),
+            if self.streams.len() >= MAX_OPEN_STREAMS {
+                self.drop_oldest_stream(None);
+            }
+            self.streams_opened += 1;
+        }
+        let opened = self.streams_opened;
+        let stream = self
+            .streams
+            .entry(key.clone())
+            .or_insert_with(|| PartialStream { opened, ..Default::default() });
+        // Init, the data chunks of the largest block, fin, and the end marker.
+        let max_parts = (self.max_block_bytes / self.part_size.max(1)) as u64 + 3;
+        if let Err(why) = stream.add(msg.sequence, msg.content, max_parts, self.max_block_bytes) {
+            warn!(%peer, ?why, "proposal stream outgrew any valid block; dropped");
+            self.streams.remove(&key);
+            return Ok(None);
         }
         let Some((height, round, pol_round, proposer, block, claimed)) = stream.complete() else {
             return Ok(None);
@@ -585,5 +666,34 @@ mod tests {
         // A stray sequence past the end marker never completes the stream.
         s.parts.insert(7, ProposalPart::Data(vec![]));
         assert!(s.complete().is_none());
+    }
+
+    /// Issue 10 item 10: a peer streaming parts without end made the node buffer them without
+    /// bound. A stream is dropped once it holds more parts, more bytes or a higher sequence
+    /// than the largest valid block needs.
+    #[test]
+    fn attack_endless_proposal_stream_is_capped() {
+        let data = |n: usize| StreamContent::Data(ProposalPart::Data(vec![7; n]));
+        let mut s = PartialStream::default();
+        for seq in 1..=4 {
+            assert_eq!(s.add(seq, data(100), 6, 1_000), Ok(()));
+        }
+        assert_eq!(s.add(5, data(700), 6, 1_000), Err(StreamRefusal::TooManyBytes));
+        let mut s = PartialStream::default();
+        for seq in 0..6 {
+            assert_eq!(s.add(seq, data(1), 6, 1_000), Ok(()));
+        }
+        assert_eq!(s.add(6, data(1), 6, 1_000), Err(StreamRefusal::TooManyParts));
+        let mut s = PartialStream::default();
+        assert_eq!(
+            s.add(u64::MAX, StreamContent::Fin, 6, 1_000),
+            Err(StreamRefusal::SequenceTooHigh)
+        );
+        // Resending a part replaces it without counting its bytes twice.
+        let mut s = PartialStream::default();
+        for _ in 0..50 {
+            assert_eq!(s.add(1, data(600), 6, 1_000), Ok(()));
+        }
+        assert_eq!(s.bytes, 600);
     }
 }

@@ -112,6 +112,9 @@ pub struct ConsensusConfig {
     pub propose_timeout: Duration,
     /// Maximum size of one streamed proposal chunk.
     pub part_size: usize,
+    /// Largest block a proposal may carry: an incoming stream that grows past it (in bytes or
+    /// in parts) is dropped before it completes.
+    pub max_block_bytes: usize,
 }
 
 impl ConsensusConfig {
@@ -134,6 +137,7 @@ impl ConsensusConfig {
             block_time: Duration::from_secs(1),
             propose_timeout: Duration::from_secs(3),
             part_size: 128 * 1024,
+            max_block_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -114,6 +114,29 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
             }
         }
     }
+    // The by-provider indexes hold exactly one entry per bid and per lease.
+    for (tag, primary, name) in [
+        (keyspace::BID_BY_PROVIDER, keyspace::BID, "bid"),
+        (keyspace::LEASE_BY_PROVIDER, keyspace::LEASE, "lease"),
+    ] {
+        let entries = view.range(&[tag], &[tag + 1])?;
+        let objects = view.range(&[primary], &[primary + 1])?.len();
+        if entries.len() != objects {
+            return broken(format!("{} {name} index entries for {objects} {name}s", entries.len()));
+        }
+        for (k, _) in entries {
+            let indexed = keyspace::id_of_by_provider_entry(&k).map(|id| {
+                if tag == keyspace::BID_BY_PROVIDER {
+                    keyspace::bid(&id)
+                } else {
+                    keyspace::lease(&id)
+                }
+            });
+            if indexed.map(|key| view.get(&key)).transpose()?.flatten().is_none() {
+                return broken(format!("{name} index entry {k:02x?} points to nothing"));
+            }
+        }
+    }
     for bid in query::bids(view)? {
         let order = query::order(view, &bid.id.order)?;
         let Some(order) = order else {

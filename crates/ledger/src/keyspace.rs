@@ -24,9 +24,13 @@ pub const DUE_AUCTION: u8 = 0x50;
 pub const DUE_DEPLETION: u8 = 0x51;
 /// Overdrawn escrow accounts whose grace period ends at a height.
 pub const DUE_GRACE: u8 = 0x52;
+/// Secondary index: every bid of a provider (`provider || bid id`, empty value).
+pub const BID_BY_PROVIDER: u8 = 0x60;
+/// Secondary index: every lease of a provider (`provider || lease id`, empty value).
+pub const LEASE_BY_PROVIDER: u8 = 0x61;
 
 /// Every tag, for whole-state walks.
-pub const ALL_TAGS: [u8; 18] = [
+pub const ALL_TAGS: [u8; 20] = [
     PARAMS,
     ACCOUNT,
     BALANCE,
@@ -45,6 +49,8 @@ pub const ALL_TAGS: [u8; 18] = [
     DUE_AUCTION,
     DUE_DEPLETION,
     DUE_GRACE,
+    BID_BY_PROVIDER,
+    LEASE_BY_PROVIDER,
 ];
 
 fn with_tag(tag: u8, cap: usize) -> Vec<u8> {
@@ -157,6 +163,33 @@ pub fn lease(l: &BidId) -> Vec<u8> {
     push_order(&mut k, &l.order);
     k.extend_from_slice(&l.provider.0);
     k
+}
+
+/// Prefix of an index (`BID_BY_PROVIDER` or `LEASE_BY_PROVIDER`) for one provider.
+pub fn by_provider(tag: u8, provider: &Address) -> Vec<u8> {
+    let mut k = with_tag(tag, 76);
+    k.extend_from_slice(&provider.0);
+    k
+}
+
+/// An index entry of `by_provider`: the provider, then the bid or lease id.
+pub fn by_provider_entry(tag: u8, id: &BidId) -> Vec<u8> {
+    let mut k = by_provider(tag, &id.provider);
+    push_order(&mut k, &id.order);
+    k.extend_from_slice(&id.provider.0);
+    k
+}
+
+/// The bid or lease id an index entry of `by_provider` points to.
+pub fn id_of_by_provider_entry(key: &[u8]) -> Option<BidId> {
+    let rest = key.get(21..)?;
+    let owner: [u8; 20] = rest.get(..20)?.try_into().ok()?;
+    let dseq = u64::from_be_bytes(rest.get(20..28)?.try_into().ok()?);
+    let gseq = u32::from_be_bytes(rest.get(28..32)?.try_into().ok()?);
+    let oseq = u32::from_be_bytes(rest.get(32..36)?.try_into().ok()?);
+    let provider: [u8; 20] = rest.get(36..56)?.try_into().ok()?;
+    let order = OrderId { owner: Address(owner), dseq, gseq, oseq };
+    Some(BidId { order, provider: Address(provider) })
 }
 
 pub fn escrow(d: &DeploymentId) -> Vec<u8> {

@@ -196,3 +196,113 @@ pub fn total_holdings_atto(
     }
     Ok(total)
 }
+
+/// One page of a list: the objects kept, and the key to continue after (none: the list ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Vec<u8>>,
+}
+
+/// Where a page starts: the prefix, or just after `after` when that continues a page of this
+/// prefix (a cursor from elsewhere is refused).
+fn page_start(prefix: &[u8], after: Option<&[u8]>) -> Result<Option<Vec<u8>>, ViewError> {
+    match after {
+        None => Ok(Some(prefix.to_vec())),
+        Some(a) if a.starts_with(prefix) => {
+            let mut k = a.to_vec();
+            k.push(0);
+            Ok(Some(k))
+        }
+        Some(_) => Ok(None),
+    }
+}
+
+/// Objects under `prefix` in key order, from after `after`, keeping those `keep` accepts,
+/// until `limit` are kept or `budget` keys were read: the work and the answer are bounded
+/// whatever the size of the state.
+pub fn page<T: BorshDeserialize>(
+    view: &(impl StateView + ?Sized),
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+    budget: usize,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Page<T>, ViewError> {
+    let Some(start) = page_start(prefix, after)? else {
+        return Ok(Page { items: Vec::new(), next: None });
+    };
+    let end = prefix_end(prefix).unwrap_or_else(|| vec![0xff; 80]);
+    let budget = budget.max(limit);
+    let entries = view.range_page(&start, &end, budget)?;
+    let full = entries.len() == budget;
+    let mut items = Vec::new();
+    let mut last = None;
+    for (k, v) in entries {
+        let item: T = decode_at(&k, &v)?;
+        if keep(&item) {
+            items.push(item);
+        }
+        last = Some(k);
+        if items.len() == limit {
+            return Ok(Page { items, next: last });
+        }
+    }
+    Ok(Page { items, next: if full { last } else { None } })
+}
+
+/// [`page`] over a by-provider index (`keyspace::BID_BY_PROVIDER` or `LEASE_BY_PROVIDER`):
+/// each entry is resolved to its object with `primary` (`keyspace::bid` or `keyspace::lease`).
+#[allow(clippy::too_many_arguments)] // the two bounds and the filter are what a page is
+pub fn page_by_provider<T: BorshDeserialize>(
+    view: &(impl StateView + ?Sized),
+    index: u8,
+    provider: &Address,
+    primary: fn(&gridlease_types::BidId) -> Vec<u8>,
+    after: Option<&[u8]>,
+    limit: usize,
+    budget: usize,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Page<T>, ViewError> {
+    let prefix = keyspace::by_provider(index, provider);
+    let Some(start) = page_start(&prefix, after)? else {
+        return Ok(Page { items: Vec::new(), next: None });
+    };
+    let end = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 80]);
+    let budget = budget.max(limit);
+    let entries = view.range_page(&start, &end, budget)?;
+    let full = entries.len() == budget;
+    let mut items = Vec::new();
+    let mut last = None;
+    for (k, _) in entries {
+        let id = keyspace::id_of_by_provider_entry(&k).ok_or_else(|| ViewError::Corrupt {
+            key: gridlease_types::hex::encode(&k),
+            reason: "malformed index entry".into(),
+        })?;
+        if let Some(item) = get::<T>(view, &primary(&id))?
+            && keep(&item)
+        {
+            items.push(item);
+        }
+        last = Some(k);
+        if items.len() == limit {
+            return Ok(Page { items, next: last });
+        }
+    }
+    Ok(Page { items, next: if full { last } else { None } })
+}
+
+pub fn lease(
+    view: &(impl StateView + ?Sized),
+    id: &gridlease_types::BidId,
+) -> Result<Option<Lease>, ViewError> {
+    get(view, &keyspace::lease(id))
+}
+
+pub fn certificate(
+    view: &(impl StateView + ?Sized),
+    owner: &Address,
+    serial: &[u8; 32],
+) -> Result<Option<Certificate>, ViewError> {
+    get(view, &keyspace::cert(owner, serial))
+}

@@ -26,6 +26,13 @@ pub trait StateView {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError>;
     /// Entries with `start <= key < end`, in key order.
     fn range(&self, start: &[u8], end: &[u8]) -> Result<Entries, ViewError>;
+    /// The first `limit` entries of [`StateView::range`]. Views over large states override it
+    /// so that a page costs O(limit), not O(range).
+    fn range_page(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, ViewError> {
+        let mut all = self.range(start, end)?;
+        all.truncate(limit);
+        Ok(all)
+    }
 }
 
 /// A whole state in memory.
@@ -56,6 +63,17 @@ impl StateView for MemState {
         Ok(self
             .entries
             .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+    fn range_page(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, ViewError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .entries
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }

@@ -86,6 +86,7 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
         block_time: opts.block_time.unwrap_or(Duration::from_millis(config.block_time_ms)),
         propose_timeout: Duration::from_secs(3),
         part_size: 128 * 1024,
+        max_block_bytes: block::MAX_BLOCK_BYTES,
     };
     let app = app::ChainApp { node: node.clone() };
     let mut consensus_stop = stop_rx.clone();

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
-use gridlease_ledger::{Receipt, query};
+use gridlease_ledger::{Receipt, keyspace, query};
 use gridlease_storage::StoreView;
 use gridlease_types::{Address, DeploymentId, TxHash};
 use serde::Deserialize;
@@ -124,11 +124,13 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/providers", get(providers))
         .route("/providers/{address}", get(provider))
         .route("/certificates/{address}", get(certificates))
+        .route("/certificates/{address}/{serial}", get(certificate))
         .route("/deployments", get(deployments))
         .route("/deployments/{owner}/{dseq}", get(deployment))
         .route("/orders", get(orders))
         .route("/bids", get(bids))
         .route("/leases", get(leases))
+        .route("/leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}", get(lease))
         .route("/blocks/latest", get(latest_block))
         .route("/blocks/{height}", get(block))
         .route("/txs", post(submit))
@@ -197,9 +199,29 @@ async fn account(State(node): State<Arc<Node>>, Path(address): Path<String>) -> 
     })))
 }
 
-async fn providers(State(node): State<Arc<Node>>) -> ApiResult {
+/// Largest page a list endpoint returns, and its default.
+pub const MAX_PAGE: usize = 1_000;
+const DEFAULT_PAGE: usize = 100;
+/// Keys a page may read per item asked for (filters that match rarely end a page early,
+/// with a cursor to go on).
+const SCAN_PER_ITEM: usize = 8;
+
+async fn providers(
+    State(node): State<Arc<Node>>,
+    q: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let f = query_filter(q)?;
     let v = view(&node)?;
-    Ok(Json(json!({ "providers": to_json(&query::providers(&v).map_err(ApiError::unavailable)?) })))
+    let page = query::page::<gridlease_ledger::state::Provider>(
+        &v,
+        &[keyspace::PROVIDER],
+        f.cursor.as_deref(),
+        f.limit,
+        f.limit * SCAN_PER_ITEM,
+        |_| true,
+    )
+    .map_err(ApiError::unavailable)?;
+    Ok(list_json("providers", to_json(&page.items), page.next))
 }
 
 async fn provider(State(node): State<Arc<Node>>, Path(address): Path<String>) -> ApiResult {
@@ -208,36 +230,51 @@ async fn provider(State(node): State<Arc<Node>>, Path(address): Path<String>) ->
     let p = query::provider(&v, &addr)
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("{addr} is not a registered provider")))?;
-    let audits: Vec<_> = query::audit_records(&v)
-        .map_err(ApiError::unavailable)?
-        .into_iter()
-        .filter(|r| r.provider == addr)
-        .collect();
+    // One record per registered auditor at most.
+    let mut prefix = vec![keyspace::AUDIT];
+    prefix.extend_from_slice(&addr.0);
+    let audits: Vec<gridlease_ledger::state::AuditRecord> =
+        query::list_prefix(&v, &prefix).map_err(ApiError::unavailable)?;
     Ok(Json(json!({ "provider": to_json(&p), "audits": to_json(&audits) })))
+}
+
+fn certificate_json(c: &gridlease_ledger::state::Certificate) -> Value {
+    json!({
+        "owner": c.owner,
+        "serial": crate::hex(&c.serial),
+        "state": to_json(&c.state),
+        "cert_pem": String::from_utf8_lossy(&c.cert_pem),
+        "pubkey_pem": String::from_utf8_lossy(&c.pubkey_pem),
+        "created_at": c.created_at,
+    })
 }
 
 async fn certificates(State(node): State<Arc<Node>>, Path(address): Path<String>) -> ApiResult {
     let addr = parse_address(&address)?;
     let v = view(&node)?;
-    let certs: Vec<Value> = query::certificates(&v)
-        .map_err(ApiError::unavailable)?
-        .into_iter()
-        .filter(|c| c.owner == addr)
-        .map(|c| {
-            json!({
-                "owner": c.owner,
-                "serial": crate::hex(&c.serial),
-                "state": to_json(&c.state),
-                "cert_pem": String::from_utf8_lossy(&c.cert_pem),
-                "pubkey_pem": String::from_utf8_lossy(&c.pubkey_pem),
-                "created_at": c.created_at,
-            })
-        })
-        .collect();
+    // At most `max_certs_per_owner` records under this prefix.
+    let certs: Vec<gridlease_ledger::state::Certificate> =
+        query::list_prefix(&v, &keyspace::certs_of(&addr)).map_err(ApiError::unavailable)?;
+    let certs: Vec<Value> = certs.iter().map(certificate_json).collect();
     Ok(Json(json!({ "certificates": certs })))
 }
 
-/// Filters shared by the list endpoints.
+async fn certificate(
+    State(node): State<Arc<Node>>,
+    Path((address, serial)): Path<(String, String)>,
+) -> ApiResult {
+    let addr = parse_address(&address)?;
+    let serial: [u8; 32] = crate::unhex(&serial)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ApiError::bad("serial must be 32 bytes in hex"))?;
+    let v = view(&node)?;
+    let c = query::certificate(&v, &addr, &serial).map_err(ApiError::unavailable)?.ok_or_else(
+        || ApiError::not_found(format!("{addr} has no certificate with this serial")),
+    )?;
+    Ok(Json(json!({ "certificate": certificate_json(&c) })))
+}
+
+/// Filters and paging shared by the list endpoints.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListFilter {
@@ -245,20 +282,38 @@ struct ListFilter {
     provider: Option<String>,
     /// State name as the objects report it (`open`, `active`, `closed`, ...).
     state: Option<String>,
+    /// Most items in the answer (default 100, at most 1000).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 struct Filter {
     owner: Option<Address>,
     provider: Option<Address>,
     state: Option<String>,
+    limit: usize,
+    cursor: Option<Vec<u8>>,
 }
 
 impl ListFilter {
     fn parse(self) -> Result<Filter, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(ApiError::bad(format!("limit must be 1 to {MAX_PAGE}")));
+        }
+        let cursor = match self.cursor.as_deref() {
+            None => None,
+            Some(c) => Some(crate::unhex(c).ok_or_else(|| {
+                ApiError::bad("cursor must be the next_cursor of a previous page")
+            })?),
+        };
         Ok(Filter {
             owner: self.owner.as_deref().map(parse_address).transpose()?,
             provider: self.provider.as_deref().map(parse_address).transpose()?,
             state: self.state,
+            limit,
+            cursor,
         })
     }
 }
@@ -267,6 +322,24 @@ impl Filter {
     fn state_matches<S: serde::Serialize>(&self, state: &S) -> bool {
         self.state.as_ref().is_none_or(|want| to_json(state)["state"].as_str() == Some(want))
     }
+
+    /// Where a list of objects of `tag` keyed by owner first lives: the owner's prefix, or
+    /// the whole kind.
+    fn owner_prefix(&self, tag: u8) -> Vec<u8> {
+        let mut prefix = vec![tag];
+        if let Some(o) = self.owner {
+            prefix.extend_from_slice(&o.0);
+        }
+        prefix
+    }
+
+    fn budget(&self) -> usize {
+        self.limit * SCAN_PER_ITEM
+    }
+}
+
+fn list_json(name: &str, items: Value, next: Option<Vec<u8>>) -> Json<Value> {
+    Json(json!({ name: items, "next_cursor": next.map(|k| crate::hex(&k)) }))
 }
 
 fn query_filter(
@@ -281,13 +354,19 @@ async fn deployments(
 ) -> ApiResult {
     let f = query_filter(q)?;
     let v = view(&node)?;
-    let list: Vec<_> = query::deployments(&v)
-        .map_err(ApiError::unavailable)?
-        .into_iter()
-        .filter(|d| f.owner.is_none_or(|o| d.id.owner == o) && f.state_matches(&d.state))
+    let page = query::page::<gridlease_ledger::state::Deployment>(
+        &v,
+        &f.owner_prefix(keyspace::DEPLOYMENT),
+        f.cursor.as_deref(),
+        f.limit,
+        f.budget(),
+        |d| f.state_matches(&d.state),
+    )
+    .map_err(ApiError::unavailable)?;
+    let list: Vec<_> = page.items.iter()
         .map(|d| json!({ "id": d.id, "state": to_json(&d.state), "manifest_hash": crate::hex(&d.manifest_hash), "groups": d.groups, "created_at": d.created_at }))
         .collect();
-    Ok(Json(json!({ "deployments": list })))
+    Ok(list_json("deployments", Value::Array(list), page.next))
 }
 
 async fn deployment(
@@ -302,11 +381,11 @@ async fn deployment(
     let d = query::deployment(&v, &id)
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("deployment {id} does not exist")))?;
-    let groups: Vec<_> = query::groups(&v)
-        .map_err(ApiError::unavailable)?
-        .into_iter()
-        .filter(|g| g.id.deployment() == id)
-        .collect();
+    // A deployment has at most `max_groups` groups, all under its own prefix.
+    let mut prefix = keyspace::deployment(&id);
+    prefix[0] = keyspace::GROUP;
+    let groups: Vec<gridlease_ledger::state::Group> =
+        query::list_prefix(&v, &prefix).map_err(ApiError::unavailable)?;
     let escrow = query::escrow(&v, &id).map_err(ApiError::unavailable)?;
     Ok(Json(json!({
         "deployment": { "id": d.id, "state": to_json(&d.state), "manifest_hash": crate::hex(&d.manifest_hash), "groups": d.groups, "created_at": d.created_at },
@@ -321,12 +400,16 @@ async fn orders(
 ) -> ApiResult {
     let f = query_filter(q)?;
     let v = view(&node)?;
-    let list: Vec<_> = query::orders(&v)
-        .map_err(ApiError::unavailable)?
-        .into_iter()
-        .filter(|o| f.owner.is_none_or(|a| o.id.owner == a) && f.state_matches(&o.state))
-        .collect();
-    Ok(Json(json!({ "orders": to_json(&list) })))
+    let page = query::page::<gridlease_ledger::state::Order>(
+        &v,
+        &f.owner_prefix(keyspace::ORDER),
+        f.cursor.as_deref(),
+        f.limit,
+        f.budget(),
+        |o| f.state_matches(&o.state),
+    )
+    .map_err(ApiError::unavailable)?;
+    Ok(list_json("orders", to_json(&page.items), page.next))
 }
 
 async fn bids(
@@ -335,16 +418,33 @@ async fn bids(
 ) -> ApiResult {
     let f = query_filter(q)?;
     let v = view(&node)?;
-    let list: Vec<_> = query::bids(&v)
-        .map_err(ApiError::unavailable)?
-        .into_iter()
-        .filter(|b| {
-            f.owner.is_none_or(|a| b.id.order.owner == a)
-                && f.provider.is_none_or(|p| b.id.provider == p)
-                && f.state_matches(&b.state)
-        })
-        .collect();
-    Ok(Json(json!({ "bids": to_json(&list) })))
+    let keep = |b: &gridlease_ledger::state::Bid| {
+        f.owner.is_none_or(|a| b.id.order.owner == a)
+            && f.provider.is_none_or(|p| b.id.provider == p)
+            && f.state_matches(&b.state)
+    };
+    let page = match (f.owner, f.provider) {
+        (None, Some(p)) => query::page_by_provider(
+            &v,
+            keyspace::BID_BY_PROVIDER,
+            &p,
+            keyspace::bid,
+            f.cursor.as_deref(),
+            f.limit,
+            f.budget(),
+            keep,
+        ),
+        _ => query::page(
+            &v,
+            &f.owner_prefix(keyspace::BID),
+            f.cursor.as_deref(),
+            f.limit,
+            f.budget(),
+            keep,
+        ),
+    }
+    .map_err(ApiError::unavailable)?;
+    Ok(list_json("bids", to_json(&page.items), page.next))
 }
 
 async fn leases(
@@ -353,16 +453,58 @@ async fn leases(
 ) -> ApiResult {
     let f = query_filter(q)?;
     let v = view(&node)?;
-    let list: Vec<_> = query::leases(&v)
+    let keep = |l: &gridlease_ledger::state::Lease| {
+        f.owner.is_none_or(|a| l.id.order.owner == a)
+            && f.provider.is_none_or(|p| l.id.provider == p)
+            && f.state_matches(&l.state)
+    };
+    let page = match (f.owner, f.provider) {
+        (None, Some(p)) => query::page_by_provider(
+            &v,
+            keyspace::LEASE_BY_PROVIDER,
+            &p,
+            keyspace::lease,
+            f.cursor.as_deref(),
+            f.limit,
+            f.budget(),
+            keep,
+        ),
+        _ => query::page(
+            &v,
+            &f.owner_prefix(keyspace::LEASE),
+            f.cursor.as_deref(),
+            f.limit,
+            f.budget(),
+            keep,
+        ),
+    }
+    .map_err(ApiError::unavailable)?;
+    Ok(list_json("leases", to_json(&page.items), page.next))
+}
+
+/// `GET /leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one lease by its id.
+async fn lease(
+    State(node): State<Arc<Node>>,
+    Path((owner, dseq, gseq, oseq, provider)): Path<(String, String, String, String, String)>,
+) -> ApiResult {
+    let num = |what: &str, s: &str| -> Result<u64, ApiError> {
+        s.parse().map_err(|_| ApiError::bad(format!("{what} `{s}` is not a number")))
+    };
+    let small = |what: &str, s: &str| -> Result<u32, ApiError> {
+        s.parse().map_err(|_| ApiError::bad(format!("{what} `{s}` is not a number")))
+    };
+    let order = gridlease_types::OrderId {
+        owner: parse_address(&owner)?,
+        dseq: num("dseq", &dseq)?,
+        gseq: small("gseq", &gseq)?,
+        oseq: small("oseq", &oseq)?,
+    };
+    let id = gridlease_types::BidId { order, provider: parse_address(&provider)? };
+    let v = view(&node)?;
+    let l = query::lease(&v, &id)
         .map_err(ApiError::unavailable)?
-        .into_iter()
-        .filter(|l| {
-            f.owner.is_none_or(|a| l.id.order.owner == a)
-                && f.provider.is_none_or(|p| l.id.provider == p)
-                && f.state_matches(&l.state)
-        })
-        .collect();
-    Ok(Json(json!({ "leases": to_json(&list) })))
+        .ok_or_else(|| ApiError::not_found(format!("lease {id} does not exist")))?;
+    Ok(Json(json!({ "lease": to_json(&l) })))
 }
 
 fn block_json(node: &Node, height: u64) -> ApiResult {

@@ -829,4 +829,65 @@ impl StateView for StoreView {
         }
         Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
+
+    /// Merges the table and the in-memory layers lazily and stops after `limit` live entries,
+    /// so a page of a large range reads O(limit) keys (plus the deletions it skips).
+    fn range_page(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<gridlease_ledger::view::Entries, ViewError> {
+        type Source<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Option<Vec<u8>>), ViewError>> + 'a>;
+        if start >= end || limit == 0 {
+            return Ok(Vec::new());
+        }
+        fn layer<'a>(l: &'a Pending, start: &[u8], end: &[u8]) -> Source<'a> {
+            Box::new(l.range(start.to_vec()..end.to_vec()).map(|(k, v)| Ok((k.clone(), v.clone()))))
+        }
+        let table: Source<'_> = Box::new(self.table.range(start..end).map_err(view_err)?.map(|item| {
+            let (k, v) = item.map_err(view_err)?;
+            Ok((k.value().to_vec(), Some(v.value().to_vec())))
+        }));
+        // Highest priority first: a key in `pending` hides the same key further down.
+        let mut sources: Vec<std::iter::Peekable<Source<'_>>> = vec![
+            layer(&self.pending, start, end).peekable(),
+            layer(&self.folding, start, end).peekable(),
+            layer(&self.recent, start, end).peekable(),
+            table.peekable(),
+        ];
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let mut least: Option<Vec<u8>> = None;
+            for s in &mut sources {
+                match s.peek() {
+                    Some(Ok((k, _))) if least.as_ref().is_none_or(|l| k < l) => {
+                        least = Some(k.clone());
+                    }
+                    Some(Err(_)) => {
+                        if let Some(Err(e)) = s.next() {
+                            return Err(e);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let Some(key) = least else { break };
+            let mut value = None;
+            let mut found = false;
+            for s in &mut sources {
+                if matches!(s.peek(), Some(Ok((k, _))) if *k == key)
+                    && let Some(Ok((_, v))) = s.next()
+                    && !found
+                {
+                    value = v;
+                    found = true;
+                }
+            }
+            if let Some(v) = value {
+                out.push((key, v));
+            }
+        }
+        Ok(out)
+    }
 }

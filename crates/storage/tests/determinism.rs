@@ -288,3 +288,32 @@ fn blocks_and_reads_during_background_checkpoints() {
     assert_eq!(reopened.state_root(), sync.state_root());
     assert_eq!(reopened.height(), 25);
 }
+
+/// A page of a range (what the RPC's list endpoints read) is exactly the start of the range,
+/// across the table, the pending changes and checkpoints, with deletions in every layer.
+#[test]
+fn range_pages_equal_the_start_of_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let generator = Generator::new(Actors::new(3, 4, 2));
+    let config = StoreConfig { checkpoint_every: 7, ..StoreConfig::default() };
+    let mut store = Store::open_with(dir.path().join("p.redb"), config).unwrap();
+    store.init_genesis(&generator.actors.genesis()).unwrap();
+    let bounds: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (vec![0x00], vec![0xff]),
+        (vec![gridlease_ledger::keyspace::BID], vec![gridlease_ledger::keyspace::BID + 1]),
+        (vec![gridlease_ledger::keyspace::ORDER], vec![gridlease_ledger::keyspace::LEASE + 1]),
+        (vec![gridlease_ledger::keyspace::DUE_AUCTION], vec![0x53]),
+        (vec![0x30, 0x80], vec![0x30, 0x40]),
+    ];
+    for h in 1..=40 {
+        step(&mut store, &generator, h, 12);
+        let view = store.view().unwrap();
+        for (start, end) in &bounds {
+            let all = view.range(start, end).unwrap();
+            for limit in [0, 1, 3, 17, all.len(), all.len() + 5] {
+                let page = view.range_page(start, end, limit).unwrap();
+                assert_eq!(page, all[..limit.min(all.len())], "height {h}, limit {limit}");
+            }
+        }
+    }
+}

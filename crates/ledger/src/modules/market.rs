@@ -121,6 +121,10 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                     created_at: self.height,
                 };
                 self.st.save(keyspace::lease(&bid.id), &lease);
+                self.st.put(
+                    keyspace::by_provider_entry(keyspace::LEASE_BY_PROVIDER, &bid.id),
+                    Vec::new(),
+                );
                 self.escrow_add_payment(&bid.id, bid.price.amount)?;
                 self.events.push(Event::LeaseCreated { id: bid.id, price: bid.price.clone() });
             } else {
@@ -330,6 +334,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             },
         };
         self.st.save(keyspace::bid(&id), &bid);
+        self.st.put(keyspace::by_provider_entry(keyspace::BID_BY_PROVIDER, &id), Vec::new());
         order.bids += 1;
         if closes_at.is_none() {
             // The window ended without a winner: this bid starts a new one.
