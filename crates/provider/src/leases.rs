@@ -100,6 +100,9 @@ pub fn load_records(state: &Path) -> Result<LoadedRecords, RecordsUnreadable> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_symlink() => return Ok(out),
         Err(source) => return Err(RecordsUnreadable { path: dir, source }),
     };
+    // Records written by earlier versions were readable by everyone: they hold tenants'
+    // environment variables.
+    make_private(&dir, 0o700);
     for entry in entries {
         let entry = entry.map_err(|source| RecordsUnreadable { path: dir.clone(), source })?;
         let path = entry.path();
@@ -107,6 +110,7 @@ pub fn load_records(state: &Path) -> Result<LoadedRecords, RecordsUnreadable> {
         if path.extension().is_none_or(|x| x != "json") {
             continue;
         }
+        make_private(&path, 0o600);
         let parsed = std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| {
             if bytes.is_empty() {
                 return Err("the file is empty".to_string());
@@ -129,6 +133,23 @@ pub fn load_records(state: &Path) -> Result<LoadedRecords, RecordsUnreadable> {
         }
     }
     Ok(out)
+}
+
+/// Takes away the permissions of group and others on `path` (to `mode`) when it has any.
+fn make_private(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return };
+    if meta.permissions().mode() & 0o077 == 0 || meta.file_type().is_symlink() {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Ok(()) => tracing::warn!(path = %path.display(), "lease.record made private"),
+        Err(e) => tracing::error!(
+            path = %path.display(),
+            error = %e,
+            "lease.record is readable by others and cannot be made private"
+        ),
+    }
 }
 
 /// Writes a lease's record (0600: it holds the tenant's environment), atomically and durably.
@@ -617,6 +638,8 @@ pub async fn status_json(p: &Provider, r: &LeaseRecord) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use gridlease_types::{Address, OrderId};
 
     use super::*;
@@ -648,8 +671,14 @@ mod tests {
         std::fs::write(dir.join("gl-empty.json"), b"").expect("empty record");
         std::fs::write(dir.join("gl-cut.json"), &bytes[..bytes.len() / 2]).expect("cut record");
         std::fs::write(dir.join("gl-left.json.tmp"), b"{").expect("unfinished write");
+        let old = dir.join("gl-old.json");
+        std::fs::write(&old, &bytes).expect("a record of an earlier version");
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let loaded = load_records(state.path()).expect("the folder reads");
         assert_eq!(loaded.records.keys().collect::<Vec<_>>(), [&good.id.order.to_string()]);
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!((mode(&old), mode(&dir)), (0o600, 0o700), "earlier records are made private");
         let mut bad: Vec<String> = loaded
             .unreadable
             .iter()
