@@ -414,7 +414,7 @@ pub async fn stop_all(p: &Arc<Provider>) {
 
 /// After a restart: deploys every recorded workload again (the driver leaves running replicas
 /// alone, so this only restarts what stopped meanwhile) and removes what runs for leases that
-/// are over ([`remove_orphans`]).
+/// are over (`orphans_to_remove`).
 pub async fn readopt(p: &Arc<Provider>) {
     let records: Vec<LeaseRecord> = lock(&p.leases).values().cloned().collect();
     let mut known = BTreeSet::new();
