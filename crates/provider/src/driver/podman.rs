@@ -11,7 +11,7 @@
 //!   container exits and its restart policy or cleanup runs), which the Docker API does not
 //!   define and bollard's typed models reject for the whole response (bollard#701,
 //!   podman#28359). Reads that carry a container state are retried for a short while
-//!   ([`retry_transient_states`]) instead of failing.
+//!   (`retry_transient_states`) instead of failing.
 //! - Podman before 5.4 silently drops CDI device requests sent through the compat API, and
 //!   podman 4 and 5 reject CDI names in `HostConfig.Devices` (`stat nvidia.com/gpu=0: no such
 //!   file or directory`). GPUs go out as
