@@ -181,7 +181,10 @@ impl Client {
     }
 
     /// `GET /leases/{id}`: one lease, `None` when it does not exist.
-    pub async fn lease(&self, id: &gridlease_types::BidId) -> Result<Option<LeaseDto>, ClientError> {
+    pub async fn lease(
+        &self,
+        id: &gridlease_types::BidId,
+    ) -> Result<Option<LeaseDto>, ClientError> {
         #[derive(Deserialize)]
         struct One {
             lease: LeaseDto,
@@ -189,6 +192,17 @@ impl Client {
         let o = &id.order;
         let path = format!("/leases/{}/{}/{}/{}/{}", o.owner, o.dseq, o.gseq, o.oseq, id.provider);
         Ok(not_found_is_none(self.get::<One>(&path).await)?.map(|one| one.lease))
+    }
+
+    /// `GET /bids/{id}`: one bid, `None` when it does not exist.
+    pub async fn bid(&self, id: &gridlease_types::BidId) -> Result<Option<BidDto>, ClientError> {
+        #[derive(Deserialize)]
+        struct One {
+            bid: BidDto,
+        }
+        let o = &id.order;
+        let path = format!("/bids/{}/{}/{}/{}/{}", o.owner, o.dseq, o.gseq, o.oseq, id.provider);
+        Ok(not_found_is_none(self.get::<One>(&path).await)?.map(|one| one.bid))
     }
 
     /// `GET /certificates/{address}/{serial}`: one certificate, `None` when unknown.

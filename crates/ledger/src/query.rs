@@ -299,6 +299,13 @@ pub fn lease(
     get(view, &keyspace::lease(id))
 }
 
+pub fn bid(
+    view: &(impl StateView + ?Sized),
+    id: &gridlease_types::BidId,
+) -> Result<Option<Bid>, ViewError> {
+    get(view, &keyspace::bid(id))
+}
+
 pub fn certificate(
     view: &(impl StateView + ?Sized),
     owner: &Address,

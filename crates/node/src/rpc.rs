@@ -129,6 +129,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/deployments/{owner}/{dseq}", get(deployment))
         .route("/orders", get(orders))
         .route("/bids", get(bids))
+        .route("/bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}", get(bid))
         .route("/leases", get(leases))
         .route("/leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}", get(lease))
         .route("/blocks/latest", get(latest_block))
@@ -482,29 +483,39 @@ async fn leases(
     Ok(list_json("leases", to_json(&page.items), page.next))
 }
 
-/// `GET /leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one lease by its id.
-async fn lease(
-    State(node): State<Arc<Node>>,
-    Path((owner, dseq, gseq, oseq, provider)): Path<(String, String, String, String, String)>,
-) -> ApiResult {
-    let num = |what: &str, s: &str| -> Result<u64, ApiError> {
-        s.parse().map_err(|_| ApiError::bad(format!("{what} `{s}` is not a number")))
-    };
-    let small = |what: &str, s: &str| -> Result<u32, ApiError> {
-        s.parse().map_err(|_| ApiError::bad(format!("{what} `{s}` is not a number")))
-    };
+fn bid_id_of(
+    (owner, dseq, gseq, oseq, provider): (String, String, String, String, String),
+) -> Result<gridlease_types::BidId, ApiError> {
+    let bad = |what: &str, s: &str| ApiError::bad(format!("{what} `{s}` is not a number"));
     let order = gridlease_types::OrderId {
         owner: parse_address(&owner)?,
-        dseq: num("dseq", &dseq)?,
-        gseq: small("gseq", &gseq)?,
-        oseq: small("oseq", &oseq)?,
+        dseq: dseq.parse().map_err(|_| bad("dseq", &dseq))?,
+        gseq: gseq.parse().map_err(|_| bad("gseq", &gseq))?,
+        oseq: oseq.parse().map_err(|_| bad("oseq", &oseq))?,
     };
-    let id = gridlease_types::BidId { order, provider: parse_address(&provider)? };
+    Ok(gridlease_types::BidId { order, provider: parse_address(&provider)? })
+}
+
+type BidPath = Path<(String, String, String, String, String)>;
+
+/// `GET /leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one lease by its id.
+async fn lease(State(node): State<Arc<Node>>, Path(path): BidPath) -> ApiResult {
+    let id = bid_id_of(path)?;
     let v = view(&node)?;
     let l = query::lease(&v, &id)
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("lease {id} does not exist")))?;
     Ok(Json(json!({ "lease": to_json(&l) })))
+}
+
+/// `GET /bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one bid by its id.
+async fn bid(State(node): State<Arc<Node>>, Path(path): BidPath) -> ApiResult {
+    let id = bid_id_of(path)?;
+    let v = view(&node)?;
+    let b = query::bid(&v, &id)
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::not_found(format!("bid {id} does not exist")))?;
+    Ok(Json(json!({ "bid": to_json(&b) })))
 }
 
 fn block_json(node: &Node, height: u64) -> ApiResult {

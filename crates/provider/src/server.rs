@@ -21,7 +21,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
-use gridlease_client::{ClientError, ListQuery, state_name};
+use gridlease_client::{ClientError, state_name};
 use gridlease_types::{Address, BidId, GroupSpec, OrderId};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
@@ -160,6 +160,7 @@ async fn tenant(p: &Provider, peer: &PeerCert) -> ApiResult<Address> {
     })?;
     let owner = tls::owner_of(der)
         .map_err(|e| err(StatusCode::UNAUTHORIZED, "bad_client_certificate", e.to_string()))?;
+    // The owner's own certificates only: at most `max_certs_per_owner`, under one key prefix.
     let certs = p.client.certificates(&owner).await?;
     let found =
         certs.iter().find(|c| tls::pem_to_der(c.cert_pem.as_bytes()).is_ok_and(|d| &d == der));
@@ -213,9 +214,8 @@ async fn authorize(p: &Provider, peer: &PeerCert, id: &BidId) -> ApiResult<()> {
             format!("lease {} belongs to another tenant, not {who}", id.order),
         ));
     }
-    let q = ListQuery { owner: Some(id.order.owner), provider: Some(p.address), state: None };
-    let lease = p.client.leases(&q).await?.into_iter().find(|l| l.id == *id);
-    let Some(lease) = lease else {
+    // One keyed read: the lease itself, never a list.
+    let Some(lease) = p.client.lease(id).await? else {
         return Err(err(
             StatusCode::NOT_FOUND,
             "no_such_lease",
@@ -276,8 +276,7 @@ async fn send_manifest(
 /// What the lease pays for: the shape of its group spec with the amounts of its winning bid
 /// (this provider's own offer, as the chain recorded it).
 async fn leased_limits(p: &Provider, id: &BidId, spec: &GroupSpec) -> ApiResult<Leased> {
-    let q = ListQuery { owner: Some(id.order.owner), provider: Some(p.address), state: None };
-    let bid = p.client.bids(&q).await?.into_iter().find(|b| b.id == *id).ok_or_else(|| {
+    let bid = p.client.bid(id).await?.ok_or_else(|| {
         err(
             StatusCode::NOT_FOUND,
             "no_such_bid",
