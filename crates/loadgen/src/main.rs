@@ -7,6 +7,7 @@
 
 mod accounts;
 mod cpu;
+mod flood;
 mod follow;
 mod presign;
 mod report;
@@ -49,6 +50,31 @@ enum Command {
     Run(RunArgs),
     /// Print a Markdown table comparing the summaries written by `run --summary`.
     Table { summaries: Vec<PathBuf> },
+    /// Flood a node with transactions that must never take its mempool: unfunded strangers
+    /// declaring huge fees, and funded accounts (the seed-derived keys) sending only
+    /// sequences behind a gap. Prints the node's answers by HTTP status.
+    Flood(FloodArgs),
+}
+
+#[derive(Args)]
+struct FloodArgs {
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    rpc: String,
+    /// The funded attacker accounts (fund them at genesis with `accounts`).
+    #[command(flatten)]
+    keys: KeySource,
+    /// Declared fee of every flood transaction, in the native denomination.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    fee: u128,
+    #[arg(long, default_value = "ugrid")]
+    denom: String,
+    /// Distinct transactions signed up front (posted round and round).
+    #[arg(long, default_value_t = 20_000)]
+    txs: usize,
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
 }
 
 #[derive(Args, Clone)]
@@ -129,6 +155,11 @@ fn main() -> std::process::ExitCode {
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(run(args))),
         Command::Table { summaries } => print_table(&summaries),
+        Command::Flood(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(run_flood(args))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -159,6 +190,33 @@ fn print_table(paths: &[PathBuf]) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     print!("{}", report::table(&runs));
+    Ok(())
+}
+
+async fn run_flood(args: FloodArgs) -> anyhow::Result<()> {
+    let attackers = args.keys.keys()?;
+    let base = args.rpc.trim_end_matches('/').to_string();
+    let status = Client::new(&base).status().await?;
+    let denom = Denom::new(&args.denom).map_err(|e| anyhow::anyhow!("--denom: {e}"))?;
+    let bodies =
+        flood::flood_txs(&status.chain_id, &attackers, &Coin::new(args.fee, &denom), args.txs);
+    let http = reqwest::Client::builder()
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(args.concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the HTTP client")?;
+    eprintln!("flooding {base} for {} s, {} in flight", args.duration, args.concurrency);
+    let started = Instant::now();
+    let (counts, sent) =
+        flood::run(http, &base, bodies, Duration::from_secs_f64(args.duration), args.concurrency)
+            .await;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "flood: {sent} sent in {secs:.1} s ({:.0}/s); answers by status: {counts:?}",
+        sent as f64 / secs
+    );
     Ok(())
 }
 
