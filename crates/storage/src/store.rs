@@ -838,17 +838,19 @@ impl StateView for StoreView {
         end: &[u8],
         limit: usize,
     ) -> Result<gridlease_ledger::view::Entries, ViewError> {
-        type Source<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Option<Vec<u8>>), ViewError>> + 'a>;
+        type Source<'a> =
+            Box<dyn Iterator<Item = Result<(Vec<u8>, Option<Vec<u8>>), ViewError>> + 'a>;
         if start >= end || limit == 0 {
             return Ok(Vec::new());
         }
         fn layer<'a>(l: &'a Pending, start: &[u8], end: &[u8]) -> Source<'a> {
             Box::new(l.range(start.to_vec()..end.to_vec()).map(|(k, v)| Ok((k.clone(), v.clone()))))
         }
-        let table: Source<'_> = Box::new(self.table.range(start..end).map_err(view_err)?.map(|item| {
-            let (k, v) = item.map_err(view_err)?;
-            Ok((k.value().to_vec(), Some(v.value().to_vec())))
-        }));
+        let table: Source<'_> =
+            Box::new(self.table.range(start..end).map_err(view_err)?.map(|item| {
+                let (k, v) = item.map_err(view_err)?;
+                Ok((k.value().to_vec(), Some(v.value().to_vec())))
+            }));
         // Highest priority first: a key in `pending` hides the same key further down.
         let mut sources: Vec<std::iter::Peekable<Source<'_>>> = vec![
             layer(&self.pending, start, end).peekable(),
