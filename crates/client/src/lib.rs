@@ -322,7 +322,31 @@ pub struct TxBuilder {
     pub key: Keypair,
     pub chain_id: String,
     pub sequence: u64,
+    /// The fee paid when the size-based fee is lower.
     pub fee: Coin,
+    pub fees: FeeSchedule,
+}
+
+/// The chain's fee per message and per byte (`/params`), for transactions bigger than the
+/// flat minimum covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeeSchedule {
+    pub per_msg: u128,
+    pub per_byte: u128,
+}
+
+impl FeeSchedule {
+    /// Reads `fee_per_msg` and `fee_per_byte` from `/params` (absent: zero).
+    pub fn of_params(params: &Value) -> FeeSchedule {
+        let num = |k: &str| params[k].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+        FeeSchedule { per_msg: num("fee_per_msg"), per_byte: num("fee_per_byte") }
+    }
+
+    pub fn required(&self, msgs: usize, bytes: usize) -> u128 {
+        self.per_msg
+            .saturating_mul(msgs as u128)
+            .saturating_add(self.per_byte.saturating_mul(bytes as u128))
+    }
 }
 
 impl TxBuilder {
@@ -338,20 +362,28 @@ impl TxBuilder {
             Err(ClientError::Refused { status: 404, .. }) => 0,
             Err(e) => return Err(e),
         };
-        Ok(TxBuilder { key, chain_id: status.chain_id, sequence, fee })
+        let fees = FeeSchedule::of_params(&client.params().await?);
+        Ok(TxBuilder { key, chain_id: status.chain_id, sequence, fee, fees })
     }
 
-    /// Signs `messages` with the next sequence.
+    /// Signs `messages` with the next sequence, paying `fee` or, when the transaction is big
+    /// enough, what the chain's fee per message and per byte asks.
     pub fn build(&mut self, messages: Vec<Msg>) -> Tx {
-        let tx = TxBody {
+        let mut body = TxBody {
             chain_id: self.chain_id.clone(),
             signer: self.key.address(),
             sequence: self.sequence,
             fee: self.fee.clone(),
             memo: String::new(),
             messages,
+        };
+        let mut tx = body.clone().sign(&self.key);
+        // The fee is a fixed-width integer: raising it does not change the length.
+        let required = self.fees.required(body.messages.len(), tx.to_bytes().len());
+        if required > body.fee.amount {
+            body.fee.amount = required;
+            tx = body.sign(&self.key);
         }
-        .sign(&self.key);
         self.sequence += 1;
         tx
     }

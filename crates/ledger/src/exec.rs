@@ -217,12 +217,16 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 format!("fees are paid in {}, not {}", self.params.native_denom, body.fee.denom),
             );
         }
-        if body.fee.amount < self.params.min_fee {
+        let required = self.params.required_fee(body.messages.len(), tx.encoded_len());
+        if body.fee.amount < required {
             return fail(
                 ReceiptCode::InsufficientFee,
                 format!(
-                    "fee {} is below the minimum {}{}",
-                    body.fee, self.params.min_fee, self.params.native_denom
+                    "fee {} is below the required {required}{} for {} messages in {} bytes",
+                    body.fee,
+                    self.params.native_denom,
+                    body.messages.len(),
+                    tx.encoded_len()
                 ),
             );
         }

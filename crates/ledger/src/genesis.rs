@@ -45,6 +45,20 @@ pub struct Params {
     /// Accounts allowed to sign provider attributes (audits). Nobody else can.
     #[serde(default)]
     pub auditors: Vec<Address>,
+    /// Fee per message of a transaction (see [`Params::required_fee`]).
+    #[serde(with = "gridlease_types::amount::u128_string", default = "default_fee_per_msg")]
+    pub fee_per_msg: u128,
+    /// Fee per byte of a transaction's canonical encoding.
+    #[serde(with = "gridlease_types::amount::u128_string", default = "default_fee_per_byte")]
+    pub fee_per_byte: u128,
+}
+
+fn default_fee_per_msg() -> u128 {
+    100
+}
+
+fn default_fee_per_byte() -> u128 {
+    1
 }
 
 fn default_bid_withdraw_penalty_ppm() -> u32 {
@@ -62,6 +76,17 @@ impl Params {
     pub fn min_deposit(&self, denom: &Denom) -> Option<u128> {
         self.min_deposits.iter().find(|c| &c.denom == denom).map(|c| c.amount)
     }
+    /// The fee a transaction of `msgs` messages and `bytes` bytes must pay: the minimum fee,
+    /// or its size priced per message and per byte when that is more. Big transactions pay
+    /// for the work and the space they take.
+    pub fn required_fee(&self, msgs: usize, bytes: usize) -> u128 {
+        let by_size = self
+            .fee_per_msg
+            .saturating_mul(msgs as u128)
+            .saturating_add(self.fee_per_byte.saturating_mul(bytes as u128));
+        self.min_fee.max(by_size)
+    }
+
     pub fn take_rate_ppm(&self, denom: &Denom) -> u32 {
         self.take_rates_ppm.iter().find(|(d, _)| d == denom).map_or(0, |(_, r)| *r)
     }
@@ -84,6 +109,8 @@ impl Params {
             bid_withdraw_penalty_ppm: default_bid_withdraw_penalty_ppm(),
             max_certs_per_owner: default_max_certs_per_owner(),
             auditors: Vec::new(),
+            fee_per_msg: default_fee_per_msg(),
+            fee_per_byte: default_fee_per_byte(),
         }
     }
 

@@ -217,10 +217,11 @@ impl Mempool {
                 want: chain_id.into(),
             });
         }
-        if body.fee.denom != params.native_denom || body.fee.amount < params.min_fee {
+        let required = params.required_fee(body.messages.len(), bytes.len());
+        if body.fee.denom != params.native_denom || body.fee.amount < required {
             return Err(Rejection::FeeTooLow {
                 got: body.fee.to_string(),
-                min: format!("{}{}", params.min_fee, params.native_denom),
+                min: format!("{required}{}", params.native_denom),
             });
         }
         let state = |e: gridlease_ledger::ViewError| Rejection::State(e.to_string());

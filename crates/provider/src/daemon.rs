@@ -198,7 +198,8 @@ impl Provider {
         let leases::LoadedRecords { records: lease_records, unreadable } =
             leases::load_records(&home.state_dir())?;
         let ports = leases::PortPool::new(config.driver.port_range, &lease_records);
-        let signer = TxBuilder { key, chain_id: status.chain_id, sequence: 0, fee };
+        let fees = gridlease_client::FeeSchedule::of_params(&params);
+        let signer = TxBuilder { key, chain_id: status.chain_id, sequence: 0, fee, fees };
         let provider = Arc::new(Provider {
             ports: Mutex::new(ports),
             leases: Mutex::new(lease_records),

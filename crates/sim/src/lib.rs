@@ -80,6 +80,9 @@ impl Actors {
             bid_deposit: Coin::new(5_000, &ugrid()),
             max_bids_per_order: 8,
             auditors: self.auditors.iter().map(Keypair::address).collect(),
+            // The simulation signs at a flat fee; tests/attacks.rs checks the size fees.
+            fee_per_msg: 0,
+            fee_per_byte: 0,
             ..Params::devnet()
         };
         let balances = self

@@ -260,3 +260,35 @@ fn attack_unregistered_auditor_cannot_sign_attributes() {
     assert!(w.load::<AuditRecord>(&key).is_none());
     w.ok(&a.auditors[0], vec![sign(&a.providers[0])]);
 }
+
+/// Item 10: one flat fee covered a transaction of 64 messages and 64 KiB, so the biggest
+/// transactions cost the same as a one-message send. Now a transaction pays the minimum fee
+/// or its size per message and per byte, whichever is more.
+#[test]
+fn attack_big_transaction_pays_per_message_and_byte() {
+    let mut w = World::new(Actors::new(2, 0, 0), |g| {
+        g.params.fee_per_msg = 50;
+        g.params.fee_per_byte = 1;
+    });
+    let a = w.actors.clone();
+    let params = query::params(&w.state).unwrap().unwrap();
+    let to = a.tenants[1].address();
+    let sends = vec![Msg::Send { to, amount: Coin::new(1, &ugrid()) }; 64];
+    let seq = w.sequence(&a.tenants[0]);
+    let cheap = gridlease_sim::sign(&a.tenants[0], seq, params.min_fee, sends.clone());
+    let len = cheap.to_bytes().len();
+    let required = params.required_fee(64, len);
+    assert!(required >= 64 * 50 + len as u128 && required > params.min_fee);
+    let before = w.balance(&a.tenants[0]);
+    let r = w.block(vec![cheap]).remove(0);
+    assert_eq!(r.code, ReceiptCode::InsufficientFee, "{}", r.log);
+    assert!(r.log.contains("64 messages"), "{}", r.log);
+    assert_eq!(w.balance(&a.tenants[0]), before, "a refused fee charges nothing");
+    let paid = gridlease_sim::sign(&a.tenants[0], seq, required, sends);
+    assert_eq!(paid.to_bytes().len(), len, "the fee's width does not depend on its value");
+    let r = w.block(vec![paid]).remove(0);
+    assert_eq!(r.code, ReceiptCode::Ok, "{}", r.log);
+    assert_eq!(before - w.balance(&a.tenants[0]), required + 64);
+    // A one-message send still pays just the minimum.
+    assert_eq!(params.required_fee(1, 200), params.min_fee.max(50 + 200));
+}

@@ -169,7 +169,7 @@ impl Tx {
         signed.extend_from_slice(SIGN_DOMAIN);
         signed.extend_from_slice(&bytes[..body_len]);
         self.public_key.verify(&signed, &self.signature)?;
-        Ok(VerifiedTx { tx: self, hash: TxHash::of_bytes(bytes) })
+        Ok(VerifiedTx { tx: self, hash: TxHash::of_bytes(bytes), len: bytes.len() })
     }
 
     /// Runs [`Tx::verify`] and keeps the failure as a value, for the ledger to receipt.
@@ -204,6 +204,8 @@ impl Tx {
 pub struct VerifiedTx {
     tx: Tx,
     hash: TxHash,
+    /// Length of the canonical encoding, in bytes (fees are charged per byte).
+    len: usize,
 }
 
 impl VerifiedTx {
@@ -218,6 +220,10 @@ impl VerifiedTx {
     }
     pub fn public_key(&self) -> PublicKey {
         self.tx.public_key
+    }
+    /// Length of the transaction's canonical encoding, in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.len
     }
 }
 

@@ -21,6 +21,8 @@ pub fn bench_params() -> Params {
     Params {
         bid_window: 1_000_000,
         min_fee: 1,
+        fee_per_msg: 0,
+        fee_per_byte: 0,
         bid_deposit: Coin::new(1, &ugrid()),
         min_deposits: vec![Coin::new(1, &ugrid())],
         max_bids_per_order: 1_000_000,
