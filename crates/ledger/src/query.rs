@@ -229,26 +229,10 @@ pub fn page<T: BorshDeserialize>(
     budget: usize,
     keep: impl Fn(&T) -> bool,
 ) -> Result<Page<T>, ViewError> {
-    let Some(start) = page_start(prefix, after)? else {
-        return Ok(Page { items: Vec::new(), next: None });
-    };
-    let end = prefix_end(prefix).unwrap_or_else(|| vec![0xff; 80]);
-    let budget = budget.max(limit);
-    let entries = view.range_page(&start, &end, budget)?;
-    let full = entries.len() == budget;
-    let mut items = Vec::new();
-    let mut last = None;
-    for (k, v) in entries {
-        let item: T = decode_at(&k, &v)?;
-        if keep(&item) {
-            items.push(item);
-        }
-        last = Some(k);
-        if items.len() == limit {
-            return Ok(Page { items, next: last });
-        }
-    }
-    Ok(Page { items, next: if full { last } else { None } })
+    scan_page(view, prefix, after, limit, budget, |k, v| {
+        let item: T = decode_at(k, v)?;
+        Ok(keep(&item).then_some(item))
+    })
 }
 
 /// [`page`] over a by-provider index (`keyspace::BID_BY_PROVIDER` or `LEASE_BY_PROVIDER`):
@@ -265,24 +249,37 @@ pub fn page_by_provider<T: BorshDeserialize>(
     keep: impl Fn(&T) -> bool,
 ) -> Result<Page<T>, ViewError> {
     let prefix = keyspace::by_provider(index, provider);
-    let Some(start) = page_start(&prefix, after)? else {
+    scan_page(view, &prefix, after, limit, budget, |k, _| {
+        let id = keyspace::id_of_by_provider_entry(k).ok_or_else(|| ViewError::Corrupt {
+            key: gridlease_types::hex::encode(k),
+            reason: "malformed index entry".into(),
+        })?;
+        Ok(get::<T>(view, &primary(&id))?.filter(|item| keep(item)))
+    })
+}
+
+/// Reads at most `budget` entries under `prefix` after `after`, turning each into an item
+/// (or none) with `item`, and stops once `limit` items are kept.
+fn scan_page<T>(
+    view: &(impl StateView + ?Sized),
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+    budget: usize,
+    mut item: impl FnMut(&[u8], &[u8]) -> Result<Option<T>, ViewError>,
+) -> Result<Page<T>, ViewError> {
+    let Some(start) = page_start(prefix, after)? else {
         return Ok(Page { items: Vec::new(), next: None });
     };
-    let end = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; 80]);
+    let end = prefix_end(prefix).unwrap_or_else(|| vec![0xff; 80]);
     let budget = budget.max(limit);
     let entries = view.range_page(&start, &end, budget)?;
     let full = entries.len() == budget;
     let mut items = Vec::new();
     let mut last = None;
-    for (k, _) in entries {
-        let id = keyspace::id_of_by_provider_entry(&k).ok_or_else(|| ViewError::Corrupt {
-            key: gridlease_types::hex::encode(&k),
-            reason: "malformed index entry".into(),
-        })?;
-        if let Some(item) = get::<T>(view, &primary(&id))?
-            && keep(&item)
-        {
-            items.push(item);
+    for (k, v) in entries {
+        if let Some(i) = item(&k, &v)? {
+            items.push(i);
         }
         last = Some(k);
         if items.len() == limit {

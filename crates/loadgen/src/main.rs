@@ -193,6 +193,17 @@ fn print_table(paths: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Keep-alive HTTP/1 connections for posting transactions, `concurrency` at a time.
+fn submit_client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .http1_only()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
 async fn run_flood(args: FloodArgs) -> anyhow::Result<()> {
     let attackers = args.keys.keys()?;
     let base = args.rpc.trim_end_matches('/').to_string();
@@ -200,13 +211,7 @@ async fn run_flood(args: FloodArgs) -> anyhow::Result<()> {
     let denom = Denom::new(&args.denom).map_err(|e| anyhow::anyhow!("--denom: {e}"))?;
     let bodies =
         flood::flood_txs(&status.chain_id, &attackers, &Coin::new(args.fee, &denom), args.txs);
-    let http = reqwest::Client::builder()
-        .http1_only()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(args.concurrency)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("cannot build the HTTP client")?;
+    let http = submit_client(args.concurrency)?;
     eprintln!("flooding {base} for {} s, {} in flight", args.duration, args.concurrency);
     let started = Instant::now();
     let (counts, sent) =
@@ -249,13 +254,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let hashes = Arc::new(presign::index_by_hash(&txs));
     let txs = Arc::new(txs);
 
-    let http = reqwest::Client::builder()
-        .http1_only()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(args.concurrency)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("cannot build the HTTP client")?;
+    let http = submit_client(args.concurrency)?;
     let stream_http = reqwest::Client::builder().http1_only().build()?;
     let follower = follow::start(stream_http, &base, hashes.clone()).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -418,33 +418,12 @@ async fn bids(
     q: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let f = query_filter(q)?;
-    let v = view(&node)?;
-    let keep = |b: &gridlease_ledger::state::Bid| {
-        f.owner.is_none_or(|a| b.id.order.owner == a)
-            && f.provider.is_none_or(|p| b.id.provider == p)
-            && f.state_matches(&b.state)
-    };
-    let page = match (f.owner, f.provider) {
-        (None, Some(p)) => query::page_by_provider(
-            &v,
-            keyspace::BID_BY_PROVIDER,
-            &p,
-            keyspace::bid,
-            f.cursor.as_deref(),
-            f.limit,
-            f.budget(),
-            keep,
-        ),
-        _ => query::page(
-            &v,
-            &f.owner_prefix(keyspace::BID),
-            f.cursor.as_deref(),
-            f.limit,
-            f.budget(),
-            keep,
-        ),
-    }
-    .map_err(ApiError::unavailable)?;
+    let page = bid_like_page::<gridlease_ledger::state::Bid>(
+        &node,
+        &f,
+        (keyspace::BID, keyspace::BID_BY_PROVIDER, keyspace::bid),
+        |b| (b.id, to_json(&b.state)),
+    )?;
     Ok(list_json("bids", to_json(&page.items), page.next))
 }
 
@@ -453,34 +432,43 @@ async fn leases(
     q: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let f = query_filter(q)?;
-    let v = view(&node)?;
-    let keep = |l: &gridlease_ledger::state::Lease| {
-        f.owner.is_none_or(|a| l.id.order.owner == a)
-            && f.provider.is_none_or(|p| l.id.provider == p)
-            && f.state_matches(&l.state)
-    };
-    let page = match (f.owner, f.provider) {
-        (None, Some(p)) => query::page_by_provider(
-            &v,
-            keyspace::LEASE_BY_PROVIDER,
-            &p,
-            keyspace::lease,
-            f.cursor.as_deref(),
-            f.limit,
-            f.budget(),
-            keep,
-        ),
-        _ => query::page(
-            &v,
-            &f.owner_prefix(keyspace::LEASE),
-            f.cursor.as_deref(),
-            f.limit,
-            f.budget(),
-            keep,
-        ),
-    }
-    .map_err(ApiError::unavailable)?;
+    let page = bid_like_page::<gridlease_ledger::state::Lease>(
+        &node,
+        &f,
+        (keyspace::LEASE, keyspace::LEASE_BY_PROVIDER, keyspace::lease),
+        |l| (l.id, to_json(&l.state)),
+    )?;
     Ok(list_json("leases", to_json(&page.items), page.next))
+}
+
+/// (object tag, by-provider index tag, key of one object) of bids or leases.
+type BidLikeKind = (u8, u8, fn(&gridlease_types::BidId) -> Vec<u8>);
+
+/// A page of bids or leases (objects keyed by a bid id): by the owner's key prefix, or by
+/// the provider's index when only the provider is given. `kind` is (object tag, index tag,
+/// key of one object); `parts` gives an object's id and state.
+fn bid_like_page<T: borsh::BorshDeserialize>(
+    node: &Node,
+    f: &Filter,
+    kind: BidLikeKind,
+    parts: impl Fn(&T) -> (gridlease_types::BidId, Value),
+) -> Result<query::Page<T>, ApiError> {
+    let (tag, index, primary) = kind;
+    let v = view(node)?;
+    let keep = |item: &T| {
+        let (id, state) = parts(item);
+        f.owner.is_none_or(|a| id.order.owner == a)
+            && f.provider.is_none_or(|p| id.provider == p)
+            && f.state_matches(&state)
+    };
+    let cursor = f.cursor.as_deref();
+    match (f.owner, f.provider) {
+        (None, Some(p)) => {
+            query::page_by_provider(&v, index, &p, primary, cursor, f.limit, f.budget(), keep)
+        }
+        _ => query::page(&v, &f.owner_prefix(tag), cursor, f.limit, f.budget(), keep),
+    }
+    .map_err(ApiError::unavailable)
 }
 
 fn bid_id_of(

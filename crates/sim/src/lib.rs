@@ -195,6 +195,26 @@ pub fn random_group(
     GroupSpec { name: name.into(), requirements, resources }
 }
 
+/// A group of one replica of 1 CPU, 1 GiB and one GPU of any model, at `price` per block.
+pub fn one_gpu_group(name: &str, price: DecCoin) -> GroupSpec {
+    GroupSpec {
+        name: name.into(),
+        requirements: PlacementRequirements::default(),
+        resources: vec![ResourceUnit {
+            resources: Resources {
+                id: 1,
+                cpu_millis: 1000,
+                memory_bytes: 1 << 30,
+                storage: vec![],
+                gpu: GpuRequirement { units: 1, options: vec![] },
+                endpoints: vec![],
+            },
+            count: 1,
+            price,
+        }],
+    }
+}
+
 /// The offer a provider with `gpu` makes for a group: exactly what is asked, its own GPU model.
 pub fn offer_for(spec: &GroupSpec, gpu: (&str, &str, &str)) -> Vec<ResourceOffer> {
     spec.resources

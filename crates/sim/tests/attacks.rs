@@ -9,22 +9,7 @@ use gridlease_types::*;
 
 /// A one-unit group at `price` (in 10^-18 units) per block, one GPU of any model.
 fn spec(name: &str, price: u128) -> GroupSpec {
-    GroupSpec {
-        name: name.into(),
-        requirements: PlacementRequirements::default(),
-        resources: vec![ResourceUnit {
-            resources: Resources {
-                id: 1,
-                cpu_millis: 1000,
-                memory_bytes: 1 << 30,
-                storage: vec![],
-                gpu: GpuRequirement { units: 1, options: vec![] },
-                endpoints: vec![],
-            },
-            count: 1,
-            price: DecCoin { denom: ugrid(), amount: DecAmount(price) },
-        }],
-    }
+    gridlease_sim::one_gpu_group(name, DecCoin { denom: ugrid(), amount: DecAmount(price) })
 }
 
 fn bid(order: OrderId, price: u128) -> Msg {

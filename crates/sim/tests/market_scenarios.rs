@@ -1,89 +1,25 @@
 //! Scenario tests of the market and escrow rules, block by block.
 
 use gridlease_ledger::state::*;
-use gridlease_ledger::{Event, MemState, ReceiptCode, query};
-use gridlease_sim::{Actors, offer_for, run_block, sign, ugrid};
+use gridlease_ledger::{Event, ReceiptCode, query};
+use gridlease_sim::{Actors, World, offer_for, ugrid};
 use gridlease_types::amount::DEC_ONE;
-use gridlease_types::msg::ProviderInfo;
 use gridlease_types::*;
 
-struct World {
-    actors: Actors,
-    state: MemState,
-    height: u64,
-    events: Vec<Event>,
+fn new_world() -> World {
+    World::new(Actors::new(2, 4, 1), |_| {})
 }
 
-impl World {
-    fn new() -> World {
-        let actors = Actors::new(2, 4, 1);
-        let state = actors.genesis().mem_state();
-        let mut w = World { actors, state, height: 0, events: Vec::new() };
-        let providers = w.actors.providers.clone();
-        for (i, p) in providers.iter().enumerate() {
-            let msg = Msg::CreateProvider {
-                host_uri: format!("https://p{i}.example"),
-                attributes: w.actors.provider_attributes(i),
-                info: ProviderInfo::default(),
-            };
-            w.ok(p, vec![msg]);
-        }
-        w
-    }
-
-    fn block(&mut self, txs: Vec<Tx>) -> Vec<gridlease_ledger::Receipt> {
-        self.height += 1;
-        let out = run_block(&mut self.state, self.height, &txs).unwrap();
-        self.events = out.begin_events.clone();
-        self.events.extend(out.receipts.iter().flat_map(|r| r.events.clone()));
-        gridlease_ledger::invariants::check_state(&self.state).unwrap();
-        out.receipts
-    }
-
-    fn tx(&self, k: &Keypair, msgs: Vec<Msg>) -> Tx {
-        let seq = query::account(&self.state, &k.address()).unwrap().map_or(0, |a| a.sequence);
-        sign(k, seq, 100, msgs)
-    }
-
-    fn ok(&mut self, k: &Keypair, msgs: Vec<Msg>) {
-        let tx = self.tx(k, msgs);
-        let r = self.block(vec![tx]);
-        assert_eq!(r[0].code, ReceiptCode::Ok, "{}", r[0].log);
-    }
-
-    fn empty(&mut self, n: u64) {
-        for _ in 0..n {
-            self.block(vec![]);
-        }
-    }
-
-    fn balance(&self, k: &Keypair) -> u128 {
-        query::balance(&self.state, &k.address(), &ugrid()).unwrap()
-    }
-
-    fn order(&self, id: &OrderId) -> Order {
-        query::order(&self.state, id).unwrap().unwrap()
-    }
+fn order_of(w: &World, id: &OrderId) -> Order {
+    query::order(&w.state, id).unwrap().unwrap()
 }
 
 /// A one-unit group at `price` whole ugrid per block, any GPU.
 fn spec(price: u128) -> GroupSpec {
-    GroupSpec {
-        name: "g".into(),
-        requirements: PlacementRequirements::default(),
-        resources: vec![ResourceUnit {
-            resources: Resources {
-                id: 1,
-                cpu_millis: 1000,
-                memory_bytes: 1 << 30,
-                storage: vec![],
-                gpu: GpuRequirement { units: 1, options: vec![] },
-                endpoints: vec![],
-            },
-            count: 1,
-            price: DecCoin { denom: ugrid(), amount: DecAmount(price * DEC_ONE) },
-        }],
-    }
+    gridlease_sim::one_gpu_group(
+        "g",
+        DecCoin { denom: ugrid(), amount: DecAmount(price * DEC_ONE) },
+    )
 }
 
 fn bid(order: OrderId, price_atto: u128) -> Msg {
@@ -109,7 +45,7 @@ fn deploy(w: &mut World, dseq: u64, price: u128, deposit: u128) -> OrderId {
 
 #[test]
 fn auction_closes_by_itself_lowest_price_then_earliest_wins_and_losers_are_refunded() {
-    let mut w = World::new();
+    let mut w = new_world();
     let order = deploy(&mut w, 1, 10, 1_000_000);
     let opened = w.height;
     let p = w.actors.providers.clone();
@@ -124,10 +60,10 @@ fn auction_closes_by_itself_lowest_price_then_earliest_wins_and_losers_are_refun
     // Still open until the window ends (bid_window = 3 blocks after opening).
     while w.height + 1 < opened + 3 {
         w.empty(1);
-        assert!(matches!(w.order(&order).state, OrderState::Open { .. }));
+        assert!(matches!(order_of(&w, &order).state, OrderState::Open { .. }));
     }
     w.empty(1);
-    assert_eq!(w.order(&order).state, OrderState::Matched { provider: p[1].address() });
+    assert_eq!(order_of(&w, &order).state, OrderState::Matched { provider: p[1].address() });
     let lease = query::leases(&w.state).unwrap().pop().unwrap();
     assert_eq!(lease.id.provider, p[1].address());
     assert_eq!(lease.price.amount, DecAmount(3 * DEC_ONE));
@@ -146,16 +82,16 @@ fn auction_closes_by_itself_lowest_price_then_earliest_wins_and_losers_are_refun
 
 #[test]
 fn an_order_without_bids_says_why_and_the_next_bid_restarts_the_window() {
-    let mut w = World::new();
+    let mut w = new_world();
     let order = deploy(&mut w, 1, 10, 1_000_000);
     w.empty(2);
     assert!(matches!(
-        w.order(&order).state,
+        order_of(&w, &order).state,
         OrderState::Open { closes_at: Some(_), stalled: None }
     ));
     w.empty(1);
     assert_eq!(
-        w.order(&order).state,
+        order_of(&w, &order).state,
         OrderState::Open { closes_at: None, stalled: Some(NoBidReason::NoBids) }
     );
     assert!(
@@ -167,18 +103,18 @@ fn an_order_without_bids_says_why_and_the_next_bid_restarts_the_window() {
     w.ok(&p, vec![bid(order, DEC_ONE)]);
     let restarted = w.height + 3;
     assert_eq!(
-        w.order(&order).state,
+        order_of(&w, &order).state,
         OrderState::Open { closes_at: Some(restarted), stalled: None }
     );
     while w.height < restarted {
         w.empty(1);
     }
-    assert_eq!(w.order(&order).state, OrderState::Matched { provider: p.address() });
+    assert_eq!(order_of(&w, &order).state, OrderState::Matched { provider: p.address() });
 }
 
 #[test]
 fn escrow_pays_by_the_block_goes_overdrawn_then_closes_after_grace() {
-    let mut w = World::new();
+    let mut w = new_world();
     // 10,000 ugrid deposit at 1,000 ugrid per block: ten blocks of lease.
     let order = deploy(&mut w, 1, 1_000, 10_000);
     let p = w.actors.providers[0].clone();
@@ -215,7 +151,7 @@ fn escrow_pays_by_the_block_goes_overdrawn_then_closes_after_grace() {
 
 #[test]
 fn a_deposit_during_grace_resumes_payment() {
-    let mut w = World::new();
+    let mut w = new_world();
     let order = deploy(&mut w, 1, 1_000, 10_000);
     let p = w.actors.providers[0].clone();
     let t = w.actors.tenants[0].clone();
@@ -234,7 +170,7 @@ fn a_deposit_during_grace_resumes_payment() {
 
 #[test]
 fn provider_close_reauctions_the_group_and_tenant_close_refunds_the_rest() {
-    let mut w = World::new();
+    let mut w = new_world();
     let order = deploy(&mut w, 1, 10, 1_000_000);
     let p = w.actors.providers.clone();
     let t = w.actors.tenants[0].clone();
@@ -242,7 +178,7 @@ fn provider_close_reauctions_the_group_and_tenant_close_refunds_the_rest() {
     w.ok(&t, vec![Msg::AcceptBid { bid: BidId { order, provider: p[0].address() } }]);
     w.ok(&p[0], vec![Msg::CloseLease { lease: BidId { order, provider: p[0].address() } }]);
     let next = OrderId { oseq: 2, ..order };
-    assert!(matches!(w.order(&next).state, OrderState::Open { .. }));
+    assert!(matches!(order_of(&w, &next).state, OrderState::Open { .. }));
     assert!(
         w.events
             .iter()
