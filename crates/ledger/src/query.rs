@@ -275,15 +275,19 @@ fn scan_page<T>(
     let budget = budget.max(limit);
     let entries = view.range_page(&start, &end, budget)?;
     let full = entries.len() == budget;
+    let read = entries.len();
     let mut items = Vec::new();
     let mut last = None;
-    for (k, v) in entries {
+    for (n, (k, v)) in entries.into_iter().enumerate() {
         if let Some(i) = item(&k, &v)? {
             items.push(i);
         }
         last = Some(k);
         if items.len() == limit {
-            return Ok(Page { items, next: last });
+            // A cursor only when something may follow: more entries were read, or the read
+            // stopped at its budget.
+            let more = n + 1 < read || full;
+            return Ok(Page { items, next: if more { last } else { None } });
         }
     }
     Ok(Page { items, next: if full { last } else { None } })

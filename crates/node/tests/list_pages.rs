@@ -133,10 +133,13 @@ async fn attack_list_queries_are_bounded_pages_and_do_not_delay_commits() {
     assert_eq!(seen.len(), (LEASES / u32::from(PROVIDERS)) as usize);
     assert!(pages <= 11, "{pages} pages");
 
-    // An owner's leases come from its key prefix: exactly its 100.
-    let (_, _, body) = get(&format!("{url}/leases?owner={}&limit=1000", owner(7))).await;
-    assert_eq!(body["leases"].as_array().unwrap().len(), (LEASES / OWNERS) as usize);
-    assert!(body["next_cursor"].is_null());
+    // An owner's leases come from its key prefix: exactly its 100, and a page that ends the
+    // list exactly at its limit says so (no cursor).
+    for limit in [1000, 100] {
+        let (_, _, body) = get(&format!("{url}/leases?owner={}&limit={limit}", owner(7))).await;
+        assert_eq!(body["leases"].as_array().unwrap().len(), (LEASES / OWNERS) as usize);
+        assert!(body["next_cursor"].is_null(), "limit {limit}: {}", body["next_cursor"]);
+    }
 
     // A cursor that is not hex is refused.
     let (status, _, _) = get(&format!("{url}/leases?cursor=zz")).await;
