@@ -49,22 +49,10 @@ pub fn genesis(keys: &[&Keypair]) -> Genesis {
 
 /// A one-unit group with a GPU, priced at one micro-unit per block.
 pub fn small_group(i: u32) -> GroupSpec {
-    GroupSpec {
-        name: format!("g{i}"),
-        requirements: PlacementRequirements::default(),
-        resources: vec![ResourceUnit {
-            resources: Resources {
-                id: 1,
-                cpu_millis: 1000,
-                memory_bytes: 1 << 30,
-                storage: vec![],
-                gpu: GpuRequirement { units: 1, options: vec![] },
-                endpoints: vec![],
-            },
-            count: 1,
-            price: DecCoin { denom: ugrid(), amount: DecAmount(DEC_ONE / 1_000_000) },
-        }],
-    }
+    gridlease_sim::one_gpu_group(
+        &format!("g{i}"),
+        DecCoin { denom: ugrid(), amount: DecAmount(DEC_ONE / 1_000_000) },
+    )
 }
 
 pub fn offer() -> Vec<ResourceOffer> {
