@@ -161,6 +161,10 @@ pub struct DriverConfig {
     /// Host ports handed to published container ports, inclusive.
     #[serde(default = "default_port_range")]
     pub port_range: (u16, u16),
+    /// Podman driver: where the image files of disk volumes live (default: `volumes` in the
+    /// provider's home). The runtime loop-mounts them, so it must see the same path.
+    #[serde(default)]
+    pub volume_dir: Option<PathBuf>,
 }
 
 fn default_podman_socket() -> String {
@@ -184,6 +188,10 @@ pub struct LeaseConfig {
     /// more, never unlimited).
     #[serde(default = "default_pids_limit")]
     pub pids_limit: u64,
+    /// How often what each replica wrote to its own disk is measured against its lease, in
+    /// milliseconds (a replica can overshoot by what it writes in this time).
+    #[serde(default = "default_disk_check_interval")]
+    pub disk_check_interval_ms: u64,
 }
 
 impl Default for LeaseConfig {
@@ -192,6 +200,7 @@ impl Default for LeaseConfig {
             withdraw_every_blocks: default_withdraw_every(),
             health_interval_ms: default_health_interval(),
             pids_limit: default_pids_limit(),
+            disk_check_interval_ms: default_disk_check_interval(),
         }
     }
 }
@@ -202,6 +211,10 @@ fn default_withdraw_every() -> u64 {
 
 fn default_health_interval() -> u64 {
     1_000
+}
+
+fn default_disk_check_interval() -> u64 {
+    5_000
 }
 
 fn default_pids_limit() -> u64 {
@@ -279,7 +292,10 @@ impl Config {
                 ));
             }
         }
-        if self.lease.withdraw_every_blocks == 0 || self.lease.health_interval_ms == 0 {
+        if self.lease.withdraw_every_blocks == 0
+            || self.lease.health_interval_ms == 0
+            || self.lease.disk_check_interval_ms == 0
+        {
             return Err(invalid("lease", "intervals must be above zero".into()));
         }
         if self.lease.pids_limit == 0 || i64::try_from(self.lease.pids_limit).is_err() {
@@ -409,6 +425,9 @@ withdraw_every_blocks = 600
 health_interval_ms = 1000
 # Most processes and threads one replica may run at once (podman's pids limit, never unlimited).
 pids_limit = 4096
+# How often what each replica wrote to its own disk is measured; one over its lease is started
+# afresh with an empty disk.
+disk_check_interval_ms = 5000
 "#
     )
 }

@@ -148,7 +148,14 @@ impl Provider {
             DriverKind::Podman => Arc::new(
                 PodmanDriver::connect(&config.driver.podman_socket)
                     .await?
-                    .with_pids_limit(config.lease.pids_limit)?,
+                    .with_pids_limit(config.lease.pids_limit)?
+                    .with_volume_dir(
+                        &config
+                            .driver
+                            .volume_dir
+                            .clone()
+                            .unwrap_or_else(|| home.dir.join("volumes")),
+                    )?,
             ),
             DriverKind::Exec => Arc::new(ExecDriver::new(
                 &home.exec_dir(),

@@ -54,6 +54,12 @@ pub struct LeaseRecord {
     pub workload: Option<Workload>,
     /// Unix milliseconds when it first became ready.
     pub ready_at_ms: Option<u64>,
+    /// Times a replica was started afresh for writing more to its own disk than leased.
+    #[serde(default)]
+    pub disk_evictions: u32,
+    /// What the last of those evictions was.
+    #[serde(default)]
+    pub last_disk_eviction: Option<String>,
 }
 
 fn now_ms() -> u64 {
@@ -223,6 +229,8 @@ pub async fn adopt_lease(p: &Arc<Provider>, id: BidId, key: &str) {
         manifest_hash: None,
         workload: None,
         ready_at_ms: None,
+        disk_evictions: 0,
+        last_disk_eviction: None,
     };
     save_record(p, &record);
     tracing::info!(lease = %id, "lease.created");
@@ -329,6 +337,13 @@ fn build_workload(
                     v.bytes = l.bytes;
                 }
             }
+            // The leased volumes the service does not mount are its containers' own disk.
+            let disk_bytes = leased_unit
+                .storage
+                .iter()
+                .filter(|l| l.class.as_deref() != Some("ram"))
+                .filter(|l| !volumes.iter().any(|v| v.name == l.name))
+                .fold(0u64, |sum, l| sum.saturating_add(l.bytes));
             replicas.push(ReplicaSpec {
                 service: s.name.clone(),
                 replica,
@@ -341,6 +356,7 @@ fn build_workload(
                 gpus,
                 ports,
                 volumes,
+                disk_bytes,
             });
         }
     }
@@ -561,11 +577,51 @@ pub async fn check_health(p: &Arc<Provider>) {
     }
 }
 
-/// Health checks forever, at the configured interval.
+/// One pass of the own-disk limit over the deployed leases: replicas that wrote more than
+/// their lease gives them are started afresh ([`crate::driver::Driver::enforce_disk`]), and
+/// the lease's record says so.
+pub async fn check_disk(p: &Arc<Provider>) {
+    let records: Vec<(String, LeaseRecord)> = lock(&p.leases)
+        .iter()
+        .filter(|(_, r)| r.workload.is_some() && r.phase != Phase::Failed)
+        .map(|(k, r)| (k.clone(), r.clone()))
+        .collect();
+    for (key, mut r) in records {
+        let Some(w) = r.workload.clone() else { continue };
+        let evicted = match p.driver.enforce_disk(&w).await {
+            Ok(evicted) => evicted,
+            Err(e) => {
+                tracing::warn!(lease = %r.id, error = %e, "lease.disk_check failed");
+                continue;
+            }
+        };
+        let Some(last) = evicted.last() else { continue };
+        for eviction in &evicted {
+            tracing::warn!(lease = %r.id, %eviction, "lease.disk_eviction");
+        }
+        r.disk_evictions = r.disk_evictions.saturating_add(evicted.len() as u32);
+        r.last_disk_eviction = Some(last.to_string());
+        save_record(p, &r);
+        let mut leases = lock(&p.leases);
+        if let Some(current) = leases.get_mut(&key) {
+            current.disk_evictions = r.disk_evictions;
+            current.last_disk_eviction = r.last_disk_eviction;
+        }
+    }
+}
+
+/// Health checks forever, at the configured interval, and the own-disk limit at its own
+/// (measuring a replica's disk walks its files, so less often).
 pub async fn monitor(p: Arc<Provider>) {
     let every = Duration::from_millis(p.config.lease.health_interval_ms);
+    let disk_every = Duration::from_millis(p.config.lease.disk_check_interval_ms);
+    let mut disk_checked = tokio::time::Instant::now();
     loop {
         check_health(&p).await;
+        if disk_checked.elapsed() >= disk_every {
+            check_disk(&p).await;
+            disk_checked = tokio::time::Instant::now();
+        }
         tokio::time::sleep(every).await;
     }
 }
@@ -631,6 +687,8 @@ pub async fn status_json(p: &Provider, r: &LeaseRecord) -> Value {
         "message": r.message,
         "manifest_hash": r.manifest_hash,
         "ready_at_ms": r.ready_at_ms,
+        "disk_evictions": r.disk_evictions,
+        "last_disk_eviction": r.last_disk_eviction,
         "services": services,
         "replicas": replicas,
     })
@@ -655,6 +713,8 @@ mod tests {
             manifest_hash: None,
             workload: None,
             ready_at_ms: None,
+            disk_evictions: 0,
+            last_disk_eviction: None,
         }
     }
 

@@ -69,6 +69,7 @@ async fn podman_driver_runs_a_lease_end_to_end() -> anyhow::Result<()> {
             gpus: vec![],
             ports: vec![PortMapping { container_port: 8080, host_port, proto: Proto::Tcp }],
             volumes: vec![],
+            disk_bytes: 64 << 20,
         }],
     };
     let container = container_name(&tag, "web", 0);
@@ -398,6 +399,131 @@ async fn attack_zero_limits_never_unlimited() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issue 10, item 3: disk volumes had no size at all (podman's local volumes grow until the
+/// host's disk is full). Each is now a filesystem of the leased size: the replica can write
+/// what it leased and gets ENOSPC beyond it; the image files go with the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_disk_volumes_hold_no_more_than_leased() -> anyhow::Result<()> {
+    let Some((driver, lease_id, tag, _cleanup)) = fresh_lease(11).await? else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let driver = driver.with_volume_dir(dir.path())?;
+    let volume = |name: &str, kind: VolumeKind| VolumeMount {
+        name: name.to_owned(),
+        mount: format!("/{name}"),
+        read_only: false,
+        kind,
+        bytes: 8 << 20,
+    };
+    let workload = Workload {
+        tag: tag.clone(),
+        lease_id,
+        replicas: vec![ReplicaSpec {
+            volumes: vec![
+                volume("data", VolumeKind::Persistent),
+                volume("scratch", VolumeKind::Ephemeral),
+            ],
+            ..replica("web", &["sleep", "300"])
+        }],
+    };
+    driver.deploy(&workload).await.context("deploy")?;
+    for name in ["data", "scratch"] {
+        // What was leased fits (less a few blocks for the file's own metadata)...
+        exec_ok(
+            &driver,
+            &tag,
+            &["sh", "-c", &format!("dd if=/dev/zero of=/{name}/fits bs=64k count=120")],
+        )
+        .await
+        .with_context(|| format!("write 7.5 MiB to the 8 MiB volume {name}"))?;
+        // ...and more than that does not: the filesystem is full, not the host.
+        let over = driver
+            .exec(
+                &tag,
+                "web",
+                0,
+                &strings(&["sh", "-c", &format!("dd if=/dev/zero of=/{name}/over bs=1M count=32")]),
+            )
+            .await?;
+        ensure!(over.exit_code != 0, "32 MiB went into the 8 MiB volume {name}: {over:?}");
+        ensure!(over.stderr.contains("No space left"), "{name}: not refused for space: {over:?}");
+        let size = exec_ok(&driver, &tag, &["sh", "-c", &format!("wc -c < /{name}/over")]).await?;
+        let size: u64 = size.trim().parse().context("size of the file written past the end")?;
+        ensure!(size < 1 << 20, "{name}: {size} bytes written beyond the lease");
+        let listing = exec_ok(&driver, &tag, &["ls", &format!("/{name}")]).await?;
+        ensure!(!listing.contains("lost+found"), "{name} is not empty for the tenant: {listing}");
+    }
+    let images = std::fs::read_dir(dir.path())?.count();
+    ensure!(images == 2, "{images} volume images, expected 2");
+    driver.remove(&tag).await.context("remove")?;
+    let left: Vec<_> = std::fs::read_dir(dir.path())?.collect();
+    ensure!(left.is_empty(), "volume images left after the lease: {left:?}");
+    Ok(())
+}
+
+/// Issue 10, item 3: a replica's own disk (its root filesystem, and what its image declares as
+/// `VOLUME`) had no limit. Declared volumes are now bounded tmpfs mounts, and a replica that
+/// writes more than its lease's own disk is started again with an empty one, while one that
+/// stays within it is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_own_disk_overrun_is_evicted() -> anyhow::Result<()> {
+    let Some((driver, lease_id, tag, _cleanup)) = fresh_lease(12).await? else {
+        return Ok(());
+    };
+    let image = format!("{TEST_IMAGE}-volume");
+    if podman(&["image", "exists", &image]).is_err() {
+        let builder = format!("gridlease-test-volume-builder-{}", nanos());
+        podman(&["create", "--name", &builder, TEST_IMAGE, "true"])?;
+        let committed =
+            podman(&["commit", "--quiet", "--change", "VOLUME /cache", &builder, &image]);
+        podman(&["rm", "--force", &builder])?;
+        committed.context("commit an image declaring VOLUME /cache")?;
+    }
+    let workload = Workload {
+        tag: tag.clone(),
+        lease_id,
+        replicas: vec![ReplicaSpec {
+            image: image.clone(),
+            disk_bytes: 4 << 20,
+            ..replica("web", &["sleep", "300"])
+        }],
+    };
+    driver.deploy(&workload).await.context("deploy")?;
+    let mounts = exec_ok(&driver, &tag, &["cat", "/proc/mounts"]).await?;
+    let cache = mounts.lines().find(|l| l.split_whitespace().nth(1) == Some("/cache"));
+    ensure!(
+        cache.is_some_and(|l| l.starts_with("tmpfs") && l.contains("size=4096k")),
+        "the image's VOLUME /cache is not a 4 MiB tmpfs: {cache:?}"
+    );
+    // Within the lease: nothing happens.
+    exec_ok(&driver, &tag, &["sh", "-c", "dd if=/dev/zero of=/small bs=1M count=2"]).await?;
+    let evicted = driver.enforce_disk(&workload).await.context("check within the lease")?;
+    ensure!(evicted.is_empty(), "a replica within its lease was evicted: {evicted:?}");
+
+    // Over the lease: the replica starts again, its disk empty.
+    exec_ok(&driver, &tag, &["sh", "-c", "dd if=/dev/zero of=/big bs=1M count=16"]).await?;
+    let evicted = driver.enforce_disk(&workload).await.context("check over the lease")?;
+    ensure!(evicted.len() == 1, "one eviction expected: {evicted:?}");
+    ensure!(
+        evicted[0].written_bytes >= 16 << 20 && evicted[0].allowed_bytes < 16 << 20,
+        "{:?}",
+        evicted[0]
+    );
+    let status = driver.status(&tag).await?;
+    ensure!(
+        status.len() == 1 && status[0].state != ReplicaState::Exited,
+        "the evicted replica is not back: {status:?}"
+    );
+    let listing = exec_ok(&driver, &tag, &["ls", "/"]).await?;
+    ensure!(
+        !listing.contains("big") && !listing.contains("small"),
+        "the disk was not emptied: {listing}"
+    );
+    driver.remove(&tag).await.context("remove")?;
+    Ok(())
+}
+
 /// A lease that goes on (a new manifest version, a provider stopping its workloads for a
 /// while) loses its replicas but keeps its persistent volumes; only `remove` deletes them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -655,6 +781,7 @@ fn replica(service: &str, args: &[&str]) -> ReplicaSpec {
         gpus: vec![],
         ports: vec![],
         volumes: vec![],
+        disk_bytes: 4 << 20,
     }
 }
 

@@ -524,6 +524,7 @@ mod tests {
                 kind: crate::driver::VolumeKind::Persistent,
                 bytes: 1 << 30,
             }],
+            disk_bytes: 1 << 20,
         }
     }
 

@@ -6,6 +6,7 @@
 //! daemon can find and re-adopt what it was running ([`Driver::list`]) without any state of
 //! its own: the runtime is the source of truth for what runs.
 
+pub mod disk_image;
 pub mod exec;
 pub mod podman;
 
@@ -84,6 +85,36 @@ pub struct ReplicaSpec {
     /// Storage volumes mounted into the replica.
     #[serde(default)]
     pub volumes: Vec<VolumeMount>,
+    /// Bytes the replica may write to its own disk (its root filesystem, and the volumes its
+    /// image declares): the leased storage it does not mount.
+    #[serde(default)]
+    pub disk_bytes: u64,
+}
+
+/// What a replica may write to its own disk beyond its leased bytes before it is evicted: the
+/// directories the runtime creates for mount points and similar bookkeeping.
+pub const DISK_SLACK_BYTES: u64 = 1 << 20;
+
+/// A replica that wrote more to its own disk than it leased, and was started afresh.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskEviction {
+    pub service: String,
+    pub replica: u32,
+    /// What it had written when it was measured.
+    pub written_bytes: u64,
+    /// What it may write: its `disk_bytes` plus [`DISK_SLACK_BYTES`].
+    pub allowed_bytes: u64,
+}
+
+impl std::fmt::Display for DiskEviction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "replica {}/{} wrote {} bytes to its own disk, more than the {} it may: it was \
+             started again with an empty disk",
+            self.service, self.replica, self.written_bytes, self.allowed_bytes
+        )
+    }
 }
 
 /// Processes and threads one replica may run at once (a fork bomb stops there) unless the
@@ -200,4 +231,12 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
 
     /// The leases this runtime runs something for, for re-adoption after a restart.
     async fn list(&self) -> Result<Vec<LeaseTag>, DriverError>;
+
+    /// Measures what each replica of the workload wrote to its own disk and starts afresh,
+    /// with an empty disk, every replica that wrote more than its `disk_bytes` plus
+    /// [`DISK_SLACK_BYTES`] (what a kubelet does to a pod over its ephemeral storage).
+    /// Drivers that cannot measure (exec, for development) evict nothing.
+    async fn enforce_disk(&self, _workload: &Workload) -> Result<Vec<DiskEviction>, DriverError> {
+        Ok(Vec::new())
+    }
 }

@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,8 +44,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use crate::manifest::is_safe_name;
 
 use super::{
-    DEFAULT_PIDS_LIMIT, Driver, DriverError, ExecOutput, LeaseTag, LogStream, Proto, ReplicaSpec,
-    ReplicaState, ReplicaStatus, VolumeKind, Workload,
+    DEFAULT_PIDS_LIMIT, DISK_SLACK_BYTES, DiskEviction, Driver, DriverError, ExecOutput, LeaseTag,
+    LogStream, Proto, ReplicaSpec, ReplicaState, ReplicaStatus, VolumeKind, Workload, disk_image,
 };
 
 /// Label holding the lease tag, on every container, network and volume of a lease.
@@ -125,6 +126,8 @@ pub struct PodmanDriver {
     engine: Engine,
     /// `PidsLimit` of every container: processes and threads one replica may run at once.
     pids_limit: i64,
+    /// Where the image files of disk volumes live (an absolute path the runtime sees too).
+    volume_dir: PathBuf,
 }
 
 /// Whether an error was caused by the socket refusing or dropping the connection (a runtime
@@ -173,6 +176,7 @@ impl PodmanDriver {
             endpoint: endpoint.clone(),
             engine: Engine::Other { version: String::new() },
             pids_limit: DEFAULT_PIDS_LIMIT as i64,
+            volume_dir: std::env::temp_dir().join("gridlease-volumes"),
         };
         driver.docker.ping().await.map_err(|err| driver.api_error("ping the runtime", err))?;
         // Speak the API version the runtime offers when it is older than bollard's (podman 4
@@ -201,6 +205,16 @@ impl PodmanDriver {
                 "a pids limit of {limit} is not a limit: use 1 to {}",
                 i64::MAX
             ))
+        })?;
+        Ok(self)
+    }
+
+    /// Sets where the image files of disk volumes are kept (the default, for tests, is
+    /// `gridlease-volumes` in the temporary directory; the daemon uses its home's `volumes`).
+    /// The runtime loop-mounts them from there, so it must see the same path.
+    pub fn with_volume_dir(mut self, dir: &Path) -> Result<PodmanDriver, DriverError> {
+        self.volume_dir = std::path::absolute(dir).map_err(|e| {
+            DriverError::Runtime(format!("volume directory {}: {e}", dir.display()))
         })?;
         Ok(self)
     }
@@ -243,8 +257,19 @@ impl PodmanDriver {
         &self,
         label: &str,
     ) -> Result<Vec<bollard::models::ContainerSummary>, DriverError> {
+        self.list_labelled(label, false).await
+    }
+
+    /// Containers carrying `label`; with `size`, each with what it wrote to its own disk
+    /// (`SizeRw`, which the runtime measures by walking the container's writable layer).
+    async fn list_labelled(
+        &self,
+        label: &str,
+        size: bool,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, DriverError> {
         let filters = HashMap::from([("label", vec![label.to_owned()])]);
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let options =
+            ListContainersOptionsBuilder::new().all(true).size(size).filters(&filters).build();
         retry_transient_states(|| self.docker.list_containers(Some(options.clone())))
             .await
             .map_err(|err| self.api_error("list containers", err))
@@ -281,6 +306,17 @@ impl PodmanDriver {
         tag: &LeaseTag,
     ) -> Result<Vec<bollard::models::ContainerSummary>, DriverError> {
         self.containers_labelled(&format!("{LABEL_LEASE}={tag}")).await
+    }
+
+    /// The mount points the image declares (`VOLUME` in its Dockerfile): the runtime would
+    /// give each an anonymous volume of no size limit.
+    async fn image_volumes(&self, image: &str) -> Result<Vec<String>, DriverError> {
+        let inspected = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(|err| self.api_error(&format!("inspect image `{image}`"), err))?;
+        Ok(inspected.config.and_then(|config| config.volumes).unwrap_or_default())
     }
 
     /// Makes sure `image` is in local storage, pulling it when it is not.
@@ -366,8 +402,21 @@ impl PodmanDriver {
             if exists {
                 self.remove_volume(&name).await?;
             }
+            // A filesystem of the leased size: the replica gets ENOSPC beyond it.
+            let image = disk_image::image_path(&self.volume_dir, &name);
+            let bytes = volume.bytes;
+            let path = image.clone();
+            tokio::task::spawn_blocking(move || disk_image::create(&path, bytes))
+                .await
+                .map_err(|e| DriverError::Runtime(format!("create volume {name}: {e}")))?
+                .map_err(|e| DriverError::Runtime(format!("create volume {name}: {e}")))?;
             let request = VolumeCreateRequest {
                 name: Some(name.clone()),
+                driver_opts: Some(HashMap::from([
+                    ("type".to_owned(), disk_image::FS_TYPE.to_owned()),
+                    ("device".to_owned(), image.display().to_string()),
+                    ("o".to_owned(), "loop".to_owned()),
+                ])),
                 labels: Some(HashMap::from([
                     (LABEL_LEASE.to_owned(), workload.tag.to_string()),
                     (LABEL_LEASE_ID.to_owned(), workload.lease_id.clone()),
@@ -391,13 +440,11 @@ impl PodmanDriver {
     async fn remove_volume(&self, name: &str) -> Result<(), DriverError> {
         let options = RemoveVolumeOptionsBuilder::new().force(true).build();
         match self.docker.remove_volume(name, Some(options)).await {
-            Ok(()) => {
-                tracing::info!(volume = %name, "podman.volume_removed");
-                Ok(())
-            }
-            Err(err) if is_status(&err, 404) => Ok(()),
-            Err(err) => Err(self.api_error(&format!("remove volume {name}"), err)),
+            Ok(()) => tracing::info!(volume = %name, "podman.volume_removed"),
+            Err(err) if is_status(&err, 404) => {}
+            Err(err) => return Err(self.api_error(&format!("remove volume {name}"), err)),
         }
+        disk_image::remove(&disk_image::image_path(&self.volume_dir, name))
     }
 
     /// Stops and removes every container of the lease.
@@ -461,7 +508,9 @@ impl PodmanDriver {
             Some(_) => {}
             None => {
                 self.ensure_volumes(workload, spec).await?;
-                let body = container_body(workload, network, spec, self.pids_limit)?;
+                let image_volumes = self.image_volumes(&spec.image).await?;
+                let body =
+                    container_body(workload, network, spec, &image_volumes, self.pids_limit)?;
                 let options = CreateContainerOptionsBuilder::new().name(&name).build();
                 match self.docker.create_container(Some(options), body).await {
                     Ok(created) => {
@@ -499,7 +548,7 @@ impl Driver for PodmanDriver {
         let network = network_name(&workload.tag);
         for spec in &workload.replicas {
             check_service_name(&spec.service)?;
-            container_body(workload, &network, spec, self.pids_limit)?;
+            container_body(workload, &network, spec, &[], self.pids_limit)?;
         }
         if workload.replicas.iter().any(|spec| !spec.gpus.is_empty()) {
             self.engine.check_cdi_support()?;
@@ -679,6 +728,51 @@ impl Driver for PodmanDriver {
             .collect();
         Ok(tags.into_iter().collect())
     }
+
+    #[tracing::instrument(name = "podman.enforce_disk", skip_all, fields(tag = %workload.tag))]
+    async fn enforce_disk(&self, workload: &Workload) -> Result<Vec<DiskEviction>, DriverError> {
+        let containers =
+            self.list_labelled(&format!("{LABEL_LEASE}={}", workload.tag), true).await?;
+        let mut evicted = Vec::new();
+        for summary in containers {
+            let labels = summary.labels.unwrap_or_default();
+            let (Some(service), Some(replica)) = (
+                labels.get(LABEL_SERVICE),
+                labels.get(LABEL_REPLICA).and_then(|value| value.parse::<u32>().ok()),
+            ) else {
+                continue;
+            };
+            let Some(spec) =
+                workload.replicas.iter().find(|s| &s.service == service && s.replica == replica)
+            else {
+                continue;
+            };
+            let written = u64::try_from(summary.size_rw.unwrap_or(0)).unwrap_or(0);
+            let allowed = spec.disk_bytes.saturating_add(DISK_SLACK_BYTES);
+            if written <= allowed {
+                continue;
+            }
+            let Some(id) = summary.id else { continue };
+            tracing::warn!(container = %id, written, allowed, "podman.disk_eviction");
+            // The writable layer goes with the container (and ephemeral volumes are made
+            // afresh): the replica starts again with an empty disk.
+            let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+            match self.docker.remove_container(&id, Some(options)).await {
+                Ok(()) => {}
+                Err(err) if is_status(&err, 404) => {}
+                Err(err) => return Err(self.api_error(&format!("evict container {id}"), err)),
+            }
+            let network = self.ensure_network(workload).await?;
+            self.ensure_replica(workload, &network, spec).await?;
+            evicted.push(DiskEviction {
+                service: service.clone(),
+                replica,
+                written_bytes: written,
+                allowed_bytes: allowed,
+            });
+        }
+        Ok(evicted)
+    }
 }
 
 /// Runs a read that returns container states again while it fails only because podman
@@ -705,10 +799,14 @@ where
 }
 
 /// The container body for one replica.
+/// `image_volumes` are the mount points the image declares: each one the tenant does not
+/// mount a leased volume on gets a tmpfs of the replica's own-disk size instead of the
+/// runtime's anonymous volume without a limit (its pages count against the memory limit too).
 fn container_body(
     workload: &Workload,
     network: &str,
     spec: &ReplicaSpec,
+    image_volumes: &[String],
     pids_limit: i64,
 ) -> Result<ContainerCreateBody, DriverError> {
     let mut exposed_ports = Vec::with_capacity(spec.ports.len());
@@ -746,6 +844,12 @@ fn container_body(
             )));
         }
         let ram = volume.kind == VolumeKind::Ram;
+        if !ram && volume.bytes == 0 {
+            return Err(DriverError::Runtime(format!(
+                "service `{}`: disk volume `{}` of 0 bytes cannot be bounded",
+                spec.service, volume.name
+            )));
+        }
         mounts.push(Mount {
             target: Some(volume.mount.clone()),
             source: (!ram)
@@ -760,6 +864,21 @@ fn container_body(
             } else {
                 None
             },
+            ..Default::default()
+        });
+    }
+    for path in image_volumes {
+        let covered = |target: &str| target.trim_end_matches('/') == path.trim_end_matches('/');
+        if spec.volumes.iter().any(|v| covered(&v.mount)) {
+            continue;
+        }
+        mounts.push(Mount {
+            target: Some(path.clone()),
+            typ: Some(MountType::TMPFS),
+            tmpfs_options: Some(MountTmpfsOptions {
+                size_bytes: Some(own_disk_bytes(spec)),
+                ..Default::default()
+            }),
             ..Default::default()
         });
     }
@@ -862,6 +981,12 @@ fn tmpfs_bytes(spec: &ReplicaSpec, volume: &super::VolumeMount) -> Result<i64, D
             i64::MAX
         ))
     })
+}
+
+/// The replica's own-disk size as a tmpfs size: never 0 (no limit to the kernel), never beyond
+/// what the runtime can express.
+fn own_disk_bytes(spec: &ReplicaSpec) -> i64 {
+    i64::try_from(spec.disk_bytes.max(DISK_SLACK_BYTES)).unwrap_or(i64::MAX)
 }
 
 /// Service names become container names and DNS aliases.
@@ -994,6 +1119,7 @@ mod tests {
                     bytes: 64 << 20,
                 },
             ],
+            disk_bytes: 512 << 20,
         }
     }
 
@@ -1009,7 +1135,7 @@ mod tests {
     fn container_body_carries_limits_ports_labels_and_gpus() {
         let workload = workload();
         let body =
-            container_body(&workload, "net", &workload.replicas[0], 4096).expect("valid spec");
+            container_body(&workload, "net", &workload.replicas[0], &[], 4096).expect("valid spec");
         let host = body.host_config.expect("host config");
         assert_eq!(host.nano_cpus, Some(1_500_000_000));
         assert_eq!(host.memory, Some(64 << 20));
@@ -1039,8 +1165,9 @@ mod tests {
         assert_eq!(mounts[1].tmpfs_options.as_ref().and_then(|t| t.size_bytes), Some(64 << 20));
         let mut bad = workload.clone();
         bad.replicas[0].volumes[0].name = "../x".into();
-        let e =
-            container_body(&bad, "net", &bad.replicas[0], 4096).expect_err("bad name").to_string();
+        let e = container_body(&bad, "net", &bad.replicas[0], &[], 4096)
+            .expect_err("bad name")
+            .to_string();
         assert!(e.contains("storage volume name `../x`"), "{e}");
     }
 
@@ -1050,7 +1177,7 @@ mod tests {
         let refused = |edit: &dyn Fn(&mut ReplicaSpec)| {
             let mut w = workload.clone();
             edit(&mut w.replicas[0]);
-            container_body(&w, "net", &w.replicas[0], 4096).expect_err("refused").to_string()
+            container_body(&w, "net", &w.replicas[0], &[], 4096).expect_err("refused").to_string()
         };
         assert!(refused(&|s| s.cpu_millis = 0).contains("no cpu limit"));
         assert!(refused(&|s| s.memory_bytes = 0).contains("no memory limit"));
@@ -1063,6 +1190,30 @@ mod tests {
         assert!(e.contains("cannot be bounded"), "{e}");
         let e = refused(&|s| s.volumes[1].bytes = i64::MAX as u64 + 1);
         assert!(e.contains("cannot be bounded"), "{e}");
+        let e = refused(&|s| s.volumes[0].bytes = 0);
+        assert!(e.contains("disk volume `data` of 0 bytes cannot be bounded"), "{e}");
+    }
+
+    /// A `VOLUME` the image declares would be an anonymous volume without a size: it becomes
+    /// a tmpfs of the replica's own-disk size, unless a leased volume is mounted there.
+    #[test]
+    fn image_volumes_are_bounded() {
+        let workload = workload();
+        let declared = ["/cache".to_owned(), "/var/data/".to_owned()];
+        let body = container_body(&workload, "net", &workload.replicas[0], &declared, 4096)
+            .expect("valid spec");
+        let mounts = body.host_config.and_then(|h| h.mounts).expect("mounts");
+        let extra: Vec<_> = mounts.iter().skip(2).collect();
+        assert_eq!(extra.len(), 1, "{mounts:?}");
+        assert_eq!(extra[0].target.as_deref(), Some("/cache"));
+        assert_eq!(extra[0].typ, Some(MountType::TMPFS));
+        assert_eq!(extra[0].tmpfs_options.as_ref().and_then(|t| t.size_bytes), Some(512 << 20));
+        let mut none = workload.clone();
+        none.replicas[0].disk_bytes = 0;
+        let body = container_body(&none, "net", &none.replicas[0], &declared, 4096).unwrap();
+        let mounts = body.host_config.and_then(|h| h.mounts).expect("mounts");
+        let size = mounts[2].tmpfs_options.as_ref().and_then(|t| t.size_bytes);
+        assert_eq!(size, Some(DISK_SLACK_BYTES as i64), "0 must never be an unbounded tmpfs");
     }
 
     #[test]
