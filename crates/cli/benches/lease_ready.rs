@@ -85,7 +85,7 @@ async fn main() {
             .await
             .expect("api");
         let s = api.send_manifest(&lease, &manifest).await.expect("manifest");
-        let port = s["services"]["web"][0]["host_port"].as_u64().expect("port") as u16;
+        let port = s.services["web"][0].host_port;
         // Poll every 5 ms: the figure is the time to the first successful request.
         let deadline = Instant::now() + Duration::from_secs(60);
         while http_get(port, "/health") != Some(200) {

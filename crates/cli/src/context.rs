@@ -126,12 +126,10 @@ impl Global {
         let key = self.key()?;
         let client = self.client();
         let params = client.params().await.map_err(chain_error)?;
-        let fee: Coin = serde_json::from_value(params["bid_deposit"].clone())
-            .map_err(|_| failed("the node's parameters have no native denomination"))?;
-        let min_fee: u128 = params["min_fee"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
-        let builder = TxBuilder::for_key(&client, key, Coin::new(min_fee, &fee.denom))
-            .await
-            .map_err(chain_error)?;
+        let builder =
+            TxBuilder::for_key(&client, key, Coin::new(params.min_fee, &params.native_denom))
+                .await
+                .map_err(chain_error)?;
         Ok((client, builder))
     }
 
@@ -151,7 +149,7 @@ pub async fn submit(
     client: &Client,
     builder: &mut TxBuilder,
     msgs: Vec<Msg>,
-) -> anyhow::Result<(u64, gridlease_client::ReceiptInfo)> {
+) -> anyhow::Result<(u64, gridlease_client::Receipt)> {
     let tx = builder.build(msgs);
     let r = client.submit(&tx, true).await.map_err(chain_error)?;
     let receipt = r
@@ -160,11 +158,17 @@ pub async fn submit(
     if !receipt.is_ok() {
         let message =
             format!("the chain refused the transaction ({}): {}", receipt.code, receipt.log);
-        return Err(if receipt.code.contains("insufficient") {
-            CliError::Funds(message).into()
-        } else {
-            CliError::Failed(message).into()
-        });
+        return Err(
+            if matches!(
+                receipt.code,
+                gridlease_client::ReceiptCode::InsufficientFunds
+                    | gridlease_client::ReceiptCode::InsufficientFee
+            ) {
+                CliError::Funds(message).into()
+            } else {
+                CliError::Failed(message).into()
+            },
+        );
     }
     Ok((r.height.unwrap_or(0), receipt))
 }

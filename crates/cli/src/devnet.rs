@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use gridlease_client::{Client, ListQuery, state_name};
+use gridlease_client::{Client, LeaseState, ListQuery};
 use gridlease_provider::config::DriverKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -607,7 +607,7 @@ async fn active_endpoints(g: &Global, client: &Client, dseq: u64) -> Option<Valu
     let leases =
         client.leases(&ListQuery { owner: Some(owner), ..Default::default() }).await.ok()?;
     let lease =
-        leases.into_iter().find(|l| l.id.order.dseq == dseq && state_name(&l.state) == "active")?;
+        leases.into_iter().find(|l| l.id.order.dseq == dseq && l.state == LeaseState::Active)?;
     let cert = crate::tenant::load_cert_pub(g, &owner).ok()??;
     let api = gridlease_provider::api_client::ProviderApi::from_chain(
         client,
@@ -619,10 +619,10 @@ async fn active_endpoints(g: &Global, client: &Client, dseq: u64) -> Option<Valu
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = api.lease_status(&lease.id).await.ok()?;
-        if s["phase"] == "ready" {
+        if s.phase == gridlease_provider::api::Phase::Ready {
             println!("the demo deployment {dseq} is running again");
             return Some(
-                json!({ "dseq": dseq, "leases": [{ "lease": lease.id, "provider": lease.id.provider, "endpoints": crate::tenant::endpoints_pub(&s) }] }),
+                json!({ "dseq": dseq, "leases": [{ "lease": lease.id, "provider": lease.id.provider, "endpoints": s.endpoints() }] }),
             );
         }
         if Instant::now() > deadline {

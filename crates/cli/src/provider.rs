@@ -324,9 +324,8 @@ pub async fn register(home_dir: &Path, passphrase: Option<&str>) -> anyhow::Resu
         .params()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the node at {}: {e}", config.node))?;
-    let native: Coin = serde_json::from_value(params["bid_deposit"].clone())
-        .context("the node's params have no bid_deposit")?;
-    let min_fee: u128 = params["min_fee"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let native: Coin = params.bid_deposit.clone();
+    let min_fee: u128 = params.min_fee;
     let address = key.address();
     let exists = client.provider(&address).await?.is_some();
     let info = ProviderInfo {
@@ -391,46 +390,26 @@ async fn status(home_dir: &Path, output: &str) -> anyhow::Result<ExitCode> {
     }
     println!(
         "provider {}  driver {}  height {}  node {} ({})",
-        s["address"].as_str().unwrap_or("?"),
-        s["driver"].as_str().unwrap_or("?"),
-        s["height"],
-        s["node"].as_str().unwrap_or("?"),
-        if s["node_connected"].as_bool() == Some(true) { "connected" } else { "unreachable" }
+        s.address,
+        s.driver,
+        s.height,
+        s.node,
+        if s.node_connected { "connected" } else { "unreachable" }
     );
-    let inv = &s["inventory"];
-    let free = &s["free"];
-    println!("cpu      {}m free of {}m", free["cpu_millis"], inv["cpu_millis"]);
-    println!("memory   {} free of {} bytes", free["memory_bytes"], inv["memory_bytes"]);
-    println!("storage  {} free of {} bytes", free["storage_bytes"], inv["storage_bytes"]);
-    for g in inv["gpus"].as_array().into_iter().flatten() {
-        println!(
-            "gpu {}  {}/{} {} {}",
-            g["index"],
-            g["vendor"].as_str().unwrap_or(""),
-            g["model"].as_str().unwrap_or(""),
-            g["ram"].as_str().unwrap_or(""),
-            g["interface"].as_str().unwrap_or("")
-        );
+    let (inv, free) = (&s.inventory, &s.free);
+    println!("cpu      {}m free of {}m", free.cpu_millis, inv.cpu_millis);
+    println!("memory   {} free of {} bytes", free.memory_bytes, inv.memory_bytes);
+    println!("storage  {} free of {} bytes", free.storage_bytes, inv.storage_bytes);
+    for g in &inv.gpus {
+        println!("gpu {}  {}/{} {} {}", g.index, g.vendor, g.model, g.ram, g.interface);
     }
-    let leases = s["leases"].as_array().cloned().unwrap_or_default();
-    println!("leases   {}", leases.len());
-    for l in &leases {
-        println!(
-            "  {}  {}  {}",
-            l["lease"]["order"]["dseq"],
-            l["phase"].as_str().unwrap_or(""),
-            l["message"].as_str().unwrap_or("")
-        );
+    println!("leases   {}", s.leases.len());
+    for l in &s.leases {
+        println!("  {}  {}  {}", l.lease.order.dseq, l.phase, l.message);
     }
     println!("recent decisions:");
-    for d in s["recent_decisions"].as_array().into_iter().flatten().take(10) {
-        println!(
-            "  h{} {} {}: {}",
-            d["height"],
-            d["outcome"].as_str().unwrap_or(""),
-            d["order"].as_str().unwrap_or(""),
-            d["detail"].as_str().unwrap_or("")
-        );
+    for d in s.recent_decisions.iter().take(10) {
+        println!("  h{} {} {}: {}", d.height, d.outcome.name(), d.order, d.detail);
     }
     Ok(ExitCode::SUCCESS)
 }

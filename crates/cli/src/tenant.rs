@@ -9,10 +9,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
-use gridlease_client::{BidDto, Client, ListQuery, state_name};
+use gridlease_client::{Bid, Client, Event, ListQuery, StateName};
+use gridlease_provider::api::{LeaseStatus, Phase};
 use gridlease_provider::api_client::{ApiClientError, ProviderApi};
 use gridlease_provider::tls::{self, CertBundle};
-use gridlease_types::{Address, BidId, Coin, DecAmount, DecCoin, Denom, Msg};
+use gridlease_types::{Address, BidId, Coin, DecAmount, Denom, Msg};
 use serde_json::{Value, json};
 
 use crate::context::{CliError, Global, bad, balance_of, chain_error, failed, parse_coin, submit};
@@ -302,8 +303,8 @@ async fn ensure_cert(
 async fn blocks_per_hour(client: &Client) -> f64 {
     let Ok(s) = client.status().await else { return 3600.0 };
     let back = s.latest_height.saturating_sub(20).max(1);
-    let then: Option<Value> = client.get(&format!("/blocks/{back}")).await.ok();
-    let then_ms = then.and_then(|b| b["time_ms"].as_u64()).unwrap_or(0);
+    let then = client.block(back).await.ok().flatten();
+    let then_ms = then.map_or(0, |b| b.time_ms);
     let blocks = s.latest_height.saturating_sub(back);
     if blocks == 0 || then_ms == 0 || s.latest_block_time_ms <= then_ms {
         return 3600.0;
@@ -328,7 +329,7 @@ fn dec_f64(d: DecAmount) -> f64 {
     d.atto() as f64 / 1e18
 }
 
-fn describe_bid(b: &BidDto, per_hour: f64) -> String {
+fn describe_bid(b: &Bid, per_hour: f64) -> String {
     let gpus: Vec<String> = b
         .offer
         .iter()
@@ -367,32 +368,12 @@ async fn provider_api(
 fn api_error(e: ApiClientError) -> anyhow::Error {
     match e {
         ApiClientError::Unreachable { .. } => CliError::Unreachable(e.to_string()).into(),
-        ApiClientError::BadUri(_) | ApiClientError::Tls(_) | ApiClientError::Chain(_) => {
-            failed(e.to_string())
-        }
+        ApiClientError::BadUri(_)
+        | ApiClientError::Tls(_)
+        | ApiClientError::Chain(_)
+        | ApiClientError::BadAnswer { .. } => failed(e.to_string()),
         ApiClientError::Refused { .. } => failed(e.to_string()),
     }
-}
-
-/// Endpoints of a lease status as URIs, by service.
-pub fn endpoints_pub(status: &Value) -> BTreeMap<String, Vec<String>> {
-    endpoints(status)
-}
-
-fn endpoints(status: &Value) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    if let Some(services) = status["services"].as_object() {
-        for (name, ports) in services {
-            let uris: Vec<String> = ports
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p["uri"].as_str().map(str::to_string))
-                .collect();
-            out.insert(name.clone(), uris);
-        }
-    }
-    out
 }
 
 /// What a deployment that is ready looks like to people.
@@ -440,13 +421,9 @@ pub async fn deploy(
         .ok_or_else(|| bad("the SDL has no group to deploy"))?;
     let deposit = match deposit {
         Some(d) => parse_coin(d)?,
-        None => {
-            let mins: Vec<Coin> =
-                serde_json::from_value(params["min_deposits"].clone()).unwrap_or_default();
-            mins.into_iter().find(|c| c.denom == price_denom).ok_or_else(|| {
-                bad(format!("the chain takes no deposits in {price_denom}: pass --deposit"))
-            })?
-        }
+        None => params.min_deposits.iter().find(|c| c.denom == price_denom).cloned().ok_or_else(
+            || bad(format!("the chain takes no deposits in {price_denom}: pass --deposit")),
+        )?,
     };
     let account = client.account(&owner).await;
     let balances = match account {
@@ -487,12 +464,12 @@ pub async fn deploy(
             deposit.amount, deposit.denom
         ),
     );
-    let window = params["bid_window"].as_u64().unwrap_or(5);
+    let window = params.bid_window;
     say(g, &format!("auction open for {window} blocks; bids:"));
 
     // Follow the auction until every group has a lease.
     let mut leases: BTreeMap<u32, BidId> = BTreeMap::new();
-    let mut seen_bids: Vec<BidDto> = Vec::new();
+    let mut seen_bids: Vec<Bid> = Vec::new();
     let mut stalled: Option<String> = None;
     let deadline = Instant::now() + timeout;
     let mut asked = false;
@@ -528,17 +505,11 @@ pub async fn deploy(
             }
             Err(_) => continue,
         };
-        let mine = |v: &Value| v["owner"] == json!(owner) && v["dseq"] == json!(dseq);
+        let mine = |o: &gridlease_types::OrderId| o.owner == owner && o.dseq == dseq;
         for e in &block.events {
-            let ev = &e.event;
-            match e.kind() {
-                "bid_created" if mine(&ev["id"]["order"]) => {
-                    let q = ListQuery { owner: Some(owner), ..Default::default() };
-                    if let Ok(all) = client.bids(&q).await
-                        && let Some(b) = all
-                            .into_iter()
-                            .find(|b| serde_json::to_value(b.id).ok().as_ref() == Some(&ev["id"]))
-                    {
+            match &e.event {
+                Event::BidCreated { id, .. } if mine(&id.order) => {
+                    if let Ok(Some(b)) = client.bid(id).await {
                         say(
                             g,
                             &format!("  [{}] {}", seen_bids.len() + 1, describe_bid(&b, per_hour)),
@@ -546,25 +517,21 @@ pub async fn deploy(
                         seen_bids.push(b);
                     }
                 }
-                "lease_created" if mine(&ev["id"]["order"]) => {
-                    if let Ok(id) = serde_json::from_value::<BidId>(ev["id"].clone()) {
-                        let price = serde_json::from_value::<DecCoin>(ev["price"].clone()).ok();
-                        say(
-                            g,
-                            &format!(
-                                "lease: group {} with {} at {} per block",
-                                id.order.gseq,
-                                id.provider,
-                                price
-                                    .map(|p| format!("{} {}", short_dec(p.amount), p.denom))
-                                    .unwrap_or_default()
-                            ),
-                        );
-                        leases.insert(id.order.gseq, id);
-                    }
+                Event::LeaseCreated { id, price } if mine(&id.order) => {
+                    say(
+                        g,
+                        &format!(
+                            "lease: group {} with {} at {} {} per block",
+                            id.order.gseq,
+                            id.provider,
+                            short_dec(price.amount),
+                            price.denom
+                        ),
+                    );
+                    leases.insert(id.order.gseq, *id);
                 }
-                "order_stalled" if mine(&ev["id"]) => {
-                    let why = ev["reason"].as_str().unwrap_or("no bid").to_string();
+                Event::OrderStalled { id, reason } if mine(id) => {
+                    let why = reason.to_string();
                     say(
                         g,
                         &format!(
@@ -606,42 +573,42 @@ pub async fn deploy(
             g,
             &format!("manifest sent to {} over mutual TLS; waiting for the services", id.provider),
         );
-        let mut last_phase = String::new();
+        let mut last_phase = None;
         let status = loop {
             let s = api.lease_status(id).await.map_err(api_error)?;
-            let phase = s["phase"].as_str().unwrap_or("").to_string();
-            if phase != last_phase {
+            if last_phase != Some(s.phase) {
                 say(
                     g,
                     &format!(
-                        "  {phase}: {} ({:.1}s)",
-                        s["message"].as_str().unwrap_or(""),
+                        "  {}: {} ({:.1}s)",
+                        s.phase,
+                        s.message,
                         started.elapsed().as_secs_f64()
                     ),
                 );
-                last_phase = phase.clone();
+                last_phase = Some(s.phase);
             }
-            match phase.as_str() {
-                "ready" => break s,
-                "failed" => {
+            match s.phase {
+                Phase::Ready => break s,
+                Phase::Failed => {
                     return Err(failed(format!(
                         "the provider could not start the services: {}",
-                        s["message"]
+                        s.message
                     )));
                 }
-                _ => {}
+                Phase::AwaitingManifest | Phase::Deploying => {}
             }
             if Instant::now() > deadline {
                 return Err(failed(format!(
                     "the services were not ready after {}s: {}",
                     timeout.as_secs(),
-                    s["message"]
+                    s.message
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         result
-            .push(json!({ "lease": id, "provider": id.provider, "endpoints": endpoints(&status) }));
+            .push(json!({ "lease": id, "provider": id.provider, "endpoints": status.endpoints() }));
     }
     Ok(
         json!({ "dseq": dseq, "owner": owner, "leases": result, "seconds": started.elapsed().as_secs_f64() }),
@@ -671,20 +638,28 @@ async fn status(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| bad(format!("you have no deployment {dseq}")))?;
     let ids = leases_of(&client, owner, dseq).await?;
     let cert = if ids.is_empty() { None } else { load_cert(g, &owner)? };
-    let mut leases = Vec::new();
+    // What each lease's provider says, or why it could not be asked.
+    let mut statuses: Vec<(BidId, Result<LeaseStatus, String>)> = Vec::new();
     for id in ids {
-        let svc = match &cert {
+        let status = match &cert {
             Some(c) => match provider_api(&client, &id, c).await {
-                Ok(api) => api
-                    .lease_status(&id)
-                    .await
-                    .unwrap_or_else(|e| json!({ "error": e.to_string() })),
-                Err(e) => json!({ "error": e.to_string() }),
+                Ok(api) => api.lease_status(&id).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             },
-            None => json!({ "error": "no client certificate in this home" }),
+            None => Err("no client certificate in this home".to_owned()),
         };
-        leases.push(json!({ "lease": id, "provider": id.provider, "status": svc }));
+        statuses.push((id, status));
     }
+    let leases: Vec<Value> = statuses
+        .iter()
+        .map(|(id, status)| {
+            let svc = match status {
+                Ok(s) => serde_json::to_value(s).unwrap_or(Value::Null),
+                Err(e) => json!({ "error": e }),
+            };
+            json!({ "lease": id, "provider": id.provider, "status": svc })
+        })
+        .collect();
     let out = json!({
         "dseq": dseq,
         "state": record.deployment.state,
@@ -694,25 +669,21 @@ async fn status(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
     g.print(&out, || {
         let mut t = format!(
             "deployment {dseq}: {}  escrow {} {}",
-            state_name(&record.deployment.state),
-            record.escrow["balance"]
-                .as_str()
-                .and_then(|b| b.parse::<DecAmount>().ok())
-                .map(short_dec)
-                .unwrap_or_else(|| "?".into()),
-            record.escrow["denom"].as_str().unwrap_or("")
+            record.deployment.state.state_name(),
+            record.escrow.as_ref().map_or_else(|| "?".into(), |e| short_dec(e.balance)),
+            record.escrow.as_ref().map_or_else(String::new, |e| e.denom.to_string())
         );
-        for l in &leases {
-            t.push_str(&format!(
-                "\n  lease with {}: {} {}",
-                l["provider"].as_str().unwrap_or(""),
-                l["status"]["phase"].as_str().unwrap_or("?"),
-                l["status"]["error"].as_str().unwrap_or("")
-            ));
-            for (name, uris) in endpoints(&l["status"]) {
-                for u in uris {
-                    t.push_str(&format!("\n    {name}: {u}"));
+        for (id, status) in &statuses {
+            match status {
+                Ok(s) => {
+                    t.push_str(&format!("\n  lease with {}: {} ", id.provider, s.phase));
+                    for (name, uris) in s.endpoints() {
+                        for u in uris {
+                            t.push_str(&format!("\n    {name}: {u}"));
+                        }
+                    }
                 }
+                Err(e) => t.push_str(&format!("\n  lease with {}: ? {e}", id.provider)),
             }
         }
         t
@@ -739,10 +710,11 @@ async fn logs(
         Some(s) => s,
         None => {
             let s = api.lease_status(id).await.map_err(api_error)?;
-            s["services"]
-                .as_object()
-                .and_then(|m| m.keys().next().cloned())
-                .or_else(|| s["replicas"][0]["service"].as_str().map(str::to_string))
+            s.services
+                .keys()
+                .next()
+                .cloned()
+                .or_else(|| s.replicas.first().map(|r| r.service.clone()))
                 .ok_or_else(|| failed("the lease runs no service yet"))?
         }
     };
@@ -766,11 +738,10 @@ async fn logs(
 async fn close(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
     let (client, mut b) = g.signer().await?;
     let (h, receipt) = submit(&client, &mut b, vec![Msg::CloseDeployment { dseq }]).await?;
-    let refund: Option<Coin> = receipt
-        .events
-        .iter()
-        .find(|e| e["type"] == "escrow_refunded")
-        .and_then(|e| serde_json::from_value(e["amount"].clone()).ok());
+    let refund: Option<Coin> = receipt.events.iter().find_map(|e| match e {
+        Event::EscrowRefunded { amount, .. } => Some(amount.clone()),
+        _ => None,
+    });
     g.print(&json!({ "dseq": dseq, "height": h, "refund": refund }), || match &refund {
         Some(c) => {
             format!("deployment {dseq} closed at height {h}; {}{} refunded", c.amount, c.denom)
@@ -804,7 +775,7 @@ async fn bids(g: &Global, dseq: Option<u64>) -> anyhow::Result<ExitCode> {
     let owner = me(g)?;
     let client = g.client();
     let per_hour = blocks_per_hour(&client).await;
-    let all: Vec<BidDto> = client
+    let all: Vec<Bid> = client
         .bids(&ListQuery { owner: Some(owner), ..Default::default() })
         .await
         .map_err(chain_error)?
@@ -821,7 +792,7 @@ async fn bids(g: &Global, dseq: Option<u64>) -> anyhow::Result<ExitCode> {
                     "dseq {} group {}  {}  {}",
                     b.id.order.dseq,
                     b.id.order.gseq,
-                    state_name(&b.state),
+                    b.state.state_name(),
                     describe_bid(b, per_hour)
                 )
             })
@@ -848,7 +819,7 @@ async fn leases(g: &Global) -> anyhow::Result<ExitCode> {
                     "dseq {} group {}  {}  {}  {} {}/block",
                     l.id.order.dseq,
                     l.id.order.gseq,
-                    state_name(&l.state),
+                    l.state.state_name(),
                     l.id.provider,
                     short_dec(l.price.amount),
                     l.price.denom
@@ -873,7 +844,7 @@ async fn providers(g: &Global) -> anyhow::Result<ExitCode> {
             Err(e) => Err(e.to_string()),
         };
         out.push(match status {
-            Ok(s) => json!({ "provider": p, "online": true, "inventory": s["inventory"], "free": s["free"], "pricing": s["pricing"] }),
+            Ok(s) => json!({ "provider": p, "online": true, "inventory": s.inventory, "free": s.free, "pricing": s.pricing }),
             Err(e) => json!({ "provider": p, "online": false, "error": e }),
         });
     }

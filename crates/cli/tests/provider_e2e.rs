@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use gridlease_provider::api::Phase;
 use gridlease_provider::api_client::{ApiClientError, ProviderApi};
 use gridlease_types::{BidId, Keypair, Msg};
 
@@ -91,11 +92,10 @@ async fn exec_lease_lifecycle_authorization_and_restart() {
     let e = api.send_manifest(&lease, b"[]").await.expect_err("wrong hash");
     assert_eq!(status_of(&e), (409, "manifest_hash_mismatch".into()), "{e}");
     let status = api.send_manifest(&lease, &manifest).await.expect("manifest accepted");
-    let host_port =
-        status["services"]["web"][0]["host_port"].as_u64().expect("a published port") as u16;
+    let host_port = status.services["web"][0].host_port;
     eventually(Duration::from_secs(30), "the service to be ready", async || {
         let s = api.lease_status(&lease).await.ok()?;
-        (s["phase"] == "ready").then_some(())
+        (s.phase == Phase::Ready).then_some(())
     })
     .await;
     assert_eq!(http_get(host_port, "/health"), Some(200));
@@ -105,7 +105,7 @@ async fn exec_lease_lifecycle_authorization_and_restart() {
         .shell(&lease, "web", 0, &["/usr/bin/printenv".into(), "PORT".into()])
         .await
         .expect("shell");
-    assert_eq!(out["stdout"].as_str(), Some(format!("{host_port}\n").as_str()));
+    assert_eq!(out.stdout, format!("{host_port}\n"));
     // The exec driver runs only allow-listed programs, in a shell too: no host shell.
     let e = api
         .shell(&lease, "web", 0, &["/bin/sh".into(), "-c".into(), "echo $PORT".into()])
@@ -181,12 +181,12 @@ async fn exec_lease_lifecycle_authorization_and_restart() {
     assert_eq!(second.provider, provider_key.address());
     let s = eventually(Duration::from_secs(30), "the re-adopted lease", async || {
         let s = api.lease_status(&lease).await.ok()?;
-        (s["phase"] == "ready").then_some(s)
+        (s.phase == Phase::Ready).then_some(s)
     })
     .await;
-    assert_eq!(s["services"]["web"][0]["host_port"].as_u64(), Some(u64::from(host_port)));
+    assert_eq!(s.services["web"][0].host_port, host_port);
     let leases = alice.client.leases(&Default::default()).await.expect("leases");
-    assert_eq!(gridlease_client::state_name(&leases[0].state), "active");
+    assert_eq!(leases[0].state, gridlease_client::LeaseState::Active);
 
     // The tenant closes: the lease ends on chain, the workload goes away, and the closed lease
     // is refused.

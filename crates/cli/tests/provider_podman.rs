@@ -13,6 +13,7 @@ mod podman_host;
 use std::time::Duration;
 
 use common::*;
+use gridlease_provider::api::Phase;
 use gridlease_provider::api_client::{ApiClientError, ProviderApi};
 use gridlease_provider::driver::LeaseTag;
 use gridlease_provider::driver::podman::network_name;
@@ -74,13 +75,13 @@ async fn podman_lease_runs_and_is_removed_on_close() {
         .await
         .expect("api");
     let status = api.send_manifest(&lease, &manifest).await.expect("manifest accepted");
-    let port = status["services"]["web"][0]["host_port"].as_u64().expect("a published port") as u16;
+    let port = status.services["web"][0].host_port;
     eventually(Duration::from_secs(60), "the container to answer", async || {
         (http_get(port, "/index.html") == Some(200)).then_some(())
     })
     .await;
     eventually(Duration::from_secs(30), "the lease to be ready", async || {
-        (api.lease_status(&lease).await.ok()?["phase"] == "ready").then_some(())
+        (api.lease_status(&lease).await.ok()?.phase == Phase::Ready).then_some(())
     })
     .await;
     let logs = api.logs(&lease, "web", 0, None).await.expect("logs");
@@ -103,10 +104,10 @@ async fn podman_lease_runs_and_is_removed_on_close() {
     let _daemon = start_provider(&phome);
     let s = eventually(Duration::from_secs(30), "the re-adopted lease", async || {
         let s = api.lease_status(&lease).await.ok()?;
-        (s["phase"] == "ready").then_some(s)
+        (s.phase == Phase::Ready).then_some(s)
     })
     .await;
-    assert_eq!(s["replicas"][0]["restarts"], 0, "{s}");
+    assert_eq!(s.replicas[0].restarts, 0, "{s:?}");
     let after = podman_host::podman(&["ps", "--quiet", "--filter", &label]).expect("podman ps");
     assert_eq!(after, running, "the same container runs after the restart");
 

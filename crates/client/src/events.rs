@@ -43,7 +43,7 @@ impl Client {
         if !response.status().is_success() {
             return Err(ClientError::Refused {
                 status: response.status().as_u16(),
-                code: "http".into(),
+                code: crate::ErrorCode::Unknown,
                 message: format!("{url} refused the subscription"),
             });
         }

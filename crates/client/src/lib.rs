@@ -2,17 +2,26 @@
 //! (provider, CLI, gateway, console) talks to the chain through this crate only.
 #![forbid(unsafe_code)]
 
-pub mod dto;
 pub mod events;
 pub mod sdl;
 
 use std::time::Duration;
 
-pub use dto::*;
+/// The RPC's wire types, which this client decodes (the node encodes the same ones).
+pub use gridlease_rpc_types as rpc;
+pub use gridlease_rpc_types::{
+    AccountInfo, AuditRecord, Bid, BidState, BlockEvents, CertState, CertificateView, ChainEvent,
+    CloseReason, DeploymentRecord, DeploymentState, DeploymentView, ErrorCode, Event, Group,
+    GroupState, Lease, LeaseState, ListQuery, NoBidReason, Order, OrderState, Params, Provider,
+    ProviderRecord, Receipt, ReceiptCode, StateName, Status, SubmitResult, TxStatus,
+};
 
+use gridlease_rpc_types::{
+    BidAnswer, BidsPage, CertificateAnswer, Certificates, ErrorBody, LeaseAnswer, LeasesPage,
+    OrdersPage, Paged, ProvidersPage, SubmitRequest,
+};
 use gridlease_types::{Address, Coin, Keypair, Msg, Tx, TxBody};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Deserialize;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,67 +29,13 @@ pub enum ClientError {
     #[error("node at {url} is unreachable: {source}")]
     Unreachable { url: String, source: reqwest::Error },
     #[error("node refused the request ({status}): {message}")]
-    Refused { status: u16, code: String, message: String },
+    Refused { status: u16, code: ErrorCode, message: String },
     #[error("node answered with something unexpected: {0}")]
     BadResponse(String),
     /// The event stream skipped blocks (the node said it lagged, or heights jumped): the
     /// follower must resubscribe and reconcile from the queries.
     #[error("event stream missed blocks after height {after:?}: {why}; resubscribe and reconcile")]
     EventsMissed { after: Option<u64>, why: String },
-}
-
-/// `GET /status`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Status {
-    pub chain_id: String,
-    pub latest_height: u64,
-    pub latest_block_time: String,
-    pub latest_block_time_ms: u64,
-    pub state_root: String,
-    pub mempool_size: usize,
-}
-
-/// A transaction's receipt as the RPC reports it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ReceiptInfo {
-    pub tx_hash: String,
-    /// `ok` or the snake_case receipt code.
-    pub code: String,
-    pub log: String,
-    pub events: Vec<Value>,
-}
-
-impl ReceiptInfo {
-    pub fn is_ok(&self) -> bool {
-        self.code == "ok"
-    }
-}
-
-/// `POST /txs` result.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SubmitResult {
-    pub hash: String,
-    /// `admitted` (in the mempool), `committed` (with `height` and `receipt`), or `pending`
-    /// (admitted, but not committed within the wait).
-    pub status: String,
-    #[serde(default)]
-    pub height: Option<u64>,
-    #[serde(default)]
-    pub receipt: Option<ReceiptInfo>,
-}
-
-/// `GET /accounts/{address}`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AccountInfo {
-    pub address: Address,
-    pub sequence: u64,
-    pub balances: Vec<Coin>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    message: String,
 }
 
 /// A client of one node.
@@ -112,7 +67,7 @@ impl Client {
         if !status.is_success() {
             let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(b) => (b.error, b.message),
-                Err(_) => ("http".into(), String::from_utf8_lossy(&bytes).into_owned()),
+                Err(_) => (ErrorCode::Unknown, String::from_utf8_lossy(&bytes).into_owned()),
             };
             return Err(ClientError::Refused { status: status.as_u16(), code, message });
         }
@@ -139,9 +94,20 @@ impl Client {
         self.get(&format!("/accounts/{address}")).await
     }
 
-    /// `GET /params`: the chain's parameters as JSON (bid window, deposits, fees, ...).
-    pub async fn params(&self) -> Result<Value, ClientError> {
+    /// `GET /params`: the chain's parameters (bid window, deposits, fees, ...).
+    pub async fn params(&self) -> Result<Params, ClientError> {
         self.get("/params").await
+    }
+
+    /// `GET /blocks/{height}`, `None` when there is no block there (yet).
+    pub async fn block(&self, height: u64) -> Result<Option<rpc::BlockView>, ClientError> {
+        not_found_is_none(self.get(&format!("/blocks/{height}")).await)
+    }
+
+    /// `GET /txs/{hash}` (hex): committed with its receipt, or pending; `None` when the node
+    /// knows nothing of it.
+    pub async fn tx(&self, hash: &str) -> Result<Option<rpc::TxView>, ClientError> {
+        not_found_is_none(self.get(&format!("/txs/{hash}")).await)
     }
 
     /// `GET /providers/{address}`, `None` when the address is not a provider.
@@ -150,59 +116,49 @@ impl Client {
     }
 
     /// Every registered provider (all pages of `GET /providers`).
-    pub async fn providers(&self) -> Result<Vec<ProviderDto>, ClientError> {
-        self.list_all("/providers", "providers", &ListQuery::default()).await
+    pub async fn providers(&self) -> Result<Vec<Provider>, ClientError> {
+        self.list_all::<ProvidersPage>("/providers", &ListQuery::default()).await
+    }
+
+    /// One page of a list endpoint (`query.limit` items at most, from `query.cursor`).
+    pub async fn page<P: Paged + for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        query: &ListQuery,
+    ) -> Result<P, ClientError> {
+        self.get(&format!("{path}?{}", query_string(query))).await
     }
 
     /// Every item of a paged list endpoint: follows `next_cursor` page by page.
-    async fn list_all<T: for<'de> Deserialize<'de>>(
+    async fn list_all<P: Paged + for<'de> Deserialize<'de>>(
         &self,
         path: &str,
-        field: &str,
         query: &ListQuery,
-    ) -> Result<Vec<T>, ClientError> {
+    ) -> Result<Vec<P::Item>, ClientError> {
         let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
+        let mut query = ListQuery { limit: Some(LIST_PAGE), cursor: None, ..query.clone() };
         loop {
-            let mut parts = query.parts();
-            parts.push(format!("limit={LIST_PAGE}"));
-            if let Some(c) = &cursor {
-                parts.push(format!("cursor={c}"));
-            }
-            let page: Value = self.get(&format!("{path}?{}", parts.join("&"))).await?;
-            let items: Vec<T> = serde_json::from_value(page[field].clone())
-                .map_err(|e| ClientError::BadResponse(format!("{path}: {e}")))?;
+            let (items, next) = self.page::<P>(path, &query).await?.into_parts();
             out.extend(items);
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
+            match next {
+                Some(c) => query.cursor = Some(c),
                 None => return Ok(out),
             }
         }
     }
 
     /// `GET /leases/{id}`: one lease, `None` when it does not exist.
-    pub async fn lease(
-        &self,
-        id: &gridlease_types::BidId,
-    ) -> Result<Option<LeaseDto>, ClientError> {
-        #[derive(Deserialize)]
-        struct One {
-            lease: LeaseDto,
-        }
+    pub async fn lease(&self, id: &gridlease_types::BidId) -> Result<Option<Lease>, ClientError> {
         let o = &id.order;
         let path = format!("/leases/{}/{}/{}/{}/{}", o.owner, o.dseq, o.gseq, o.oseq, id.provider);
-        Ok(not_found_is_none(self.get::<One>(&path).await)?.map(|one| one.lease))
+        Ok(not_found_is_none(self.get::<LeaseAnswer>(&path).await)?.map(|one| one.lease))
     }
 
     /// `GET /bids/{id}`: one bid, `None` when it does not exist.
-    pub async fn bid(&self, id: &gridlease_types::BidId) -> Result<Option<BidDto>, ClientError> {
-        #[derive(Deserialize)]
-        struct One {
-            bid: BidDto,
-        }
+    pub async fn bid(&self, id: &gridlease_types::BidId) -> Result<Option<Bid>, ClientError> {
         let o = &id.order;
         let path = format!("/bids/{}/{}/{}/{}/{}", o.owner, o.dseq, o.gseq, o.oseq, id.provider);
-        Ok(not_found_is_none(self.get::<One>(&path).await)?.map(|one| one.bid))
+        Ok(not_found_is_none(self.get::<BidAnswer>(&path).await)?.map(|one| one.bid))
     }
 
     /// `GET /certificates/{address}/{serial}`: one certificate, `None` when unknown.
@@ -210,25 +166,17 @@ impl Client {
         &self,
         address: &Address,
         serial: &[u8; 32],
-    ) -> Result<Option<CertificateDto>, ClientError> {
-        #[derive(Deserialize)]
-        struct One {
-            certificate: CertificateDto,
-        }
+    ) -> Result<Option<CertificateView>, ClientError> {
         let path = format!("/certificates/{address}/{}", hex(serial));
-        Ok(not_found_is_none(self.get::<One>(&path).await)?.map(|one| one.certificate))
+        Ok(not_found_is_none(self.get::<CertificateAnswer>(&path).await)?.map(|c| c.certificate))
     }
 
     /// Every certificate of `address`, valid or revoked.
     pub async fn certificates(
         &self,
         address: &Address,
-    ) -> Result<Vec<CertificateDto>, ClientError> {
-        #[derive(Deserialize)]
-        struct List {
-            certificates: Vec<CertificateDto>,
-        }
-        Ok(self.get::<List>(&format!("/certificates/{address}")).await?.certificates)
+    ) -> Result<Vec<CertificateView>, ClientError> {
+        Ok(self.get::<Certificates>(&format!("/certificates/{address}")).await?.certificates)
     }
 
     /// A deployment with its groups and escrow, `None` when it does not exist.
@@ -241,18 +189,18 @@ impl Client {
     }
 
     /// `GET /orders` with optional `owner` and `state` filters.
-    pub async fn orders(&self, query: &ListQuery) -> Result<Vec<OrderDto>, ClientError> {
-        self.list_all("/orders", "orders", query).await
+    pub async fn orders(&self, query: &ListQuery) -> Result<Vec<Order>, ClientError> {
+        self.list_all::<OrdersPage>("/orders", query).await
     }
 
     /// `GET /bids` with optional `owner`, `provider` and `state` filters.
-    pub async fn bids(&self, query: &ListQuery) -> Result<Vec<BidDto>, ClientError> {
-        self.list_all("/bids", "bids", query).await
+    pub async fn bids(&self, query: &ListQuery) -> Result<Vec<Bid>, ClientError> {
+        self.list_all::<BidsPage>("/bids", query).await
     }
 
     /// `GET /leases` with optional `owner`, `provider` and `state` filters.
-    pub async fn leases(&self, query: &ListQuery) -> Result<Vec<LeaseDto>, ClientError> {
-        self.list_all("/leases", "leases", query).await
+    pub async fn leases(&self, query: &ListQuery) -> Result<Vec<Lease>, ClientError> {
+        self.list_all::<LeasesPage>("/leases", query).await
     }
 
     /// Submits a signed transaction. With `wait_commit`, returns once it is in a block (or
@@ -268,7 +216,7 @@ impl Client {
     ) -> Result<SubmitResult, ClientError> {
         let wait = if wait_commit { "commit" } else { "none" };
         let url = format!("{}/txs?wait={wait}", self.base);
-        let body = serde_json::json!({ "tx": hex(bytes) });
+        let body = SubmitRequest { tx: hex(bytes) };
         let resp = self
             .http
             .post(&url)
@@ -288,32 +236,37 @@ fn not_found_is_none<T>(r: Result<T, ClientError>) -> Result<Option<T>, ClientEr
     }
 }
 
-/// Filters of the list endpoints.
-#[derive(Clone, Debug, Default)]
-pub struct ListQuery {
-    pub owner: Option<Address>,
-    pub provider: Option<Address>,
-    /// State name (`open`, `active`, `closed`, ...).
-    pub state: Option<String>,
-}
-
 /// Page size the client asks for when it reads a whole list.
 const LIST_PAGE: usize = 1_000;
 
-impl ListQuery {
-    fn parts(&self) -> Vec<String> {
-        let mut parts = Vec::new();
-        if let Some(o) = &self.owner {
-            parts.push(format!("owner={o}"));
-        }
-        if let Some(p) = &self.provider {
-            parts.push(format!("provider={p}"));
-        }
-        if let Some(s) = &self.state {
-            parts.push(format!("state={s}"));
-        }
-        parts
+/// The query string of a list request. Addresses, state names and cursors are made of
+/// characters that need no escaping (bech32, snake_case, hex); anything else in `state` is
+/// percent-encoded.
+fn query_string(query: &ListQuery) -> String {
+    let mut parts = Vec::new();
+    if let Some(o) = &query.owner {
+        parts.push(format!("owner={o}"));
     }
+    if let Some(p) = &query.provider {
+        parts.push(format!("provider={p}"));
+    }
+    if let Some(s) = &query.state {
+        let escaped: String = s
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' => (b as char).to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        parts.push(format!("state={escaped}"));
+    }
+    if let Some(limit) = query.limit {
+        parts.push(format!("limit={limit}"));
+    }
+    if let Some(c) = &query.cursor {
+        parts.push(format!("cursor={c}"));
+    }
+    parts.join("&")
 }
 
 /// Builds and signs transactions for one key, tracking its sequence.
@@ -336,10 +289,9 @@ pub struct FeeSchedule {
 }
 
 impl FeeSchedule {
-    /// Reads `fee_per_msg` and `fee_per_byte` from `/params` (absent: zero).
-    pub fn of_params(params: &Value) -> FeeSchedule {
-        let num = |k: &str| params[k].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
-        FeeSchedule { per_msg: num("fee_per_msg"), per_byte: num("fee_per_byte") }
+    /// The chain's `fee_per_msg` and `fee_per_byte`.
+    pub fn of_params(params: &Params) -> FeeSchedule {
+        FeeSchedule { per_msg: params.fee_per_msg, per_byte: params.fee_per_byte }
     }
 
     pub fn required(&self, msgs: usize, bytes: usize) -> u128 {

@@ -12,8 +12,8 @@ pub mod invariants;
 pub mod keyspace;
 mod modules;
 pub mod query;
-pub mod receipt;
-pub mod state;
+pub use gridlease_types::receipt;
+pub use gridlease_types::state;
 pub mod view;
 
 pub use exec::{BlockContext, BlockOutput, ExecError, execute};

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
+use gridlease_client::BlockEvents;
 use gridlease_types::TxHash;
-use serde_json::Value;
 use tokio::time::Instant;
 
 /// Event type a bank send emits; the stream is filtered to it.
@@ -94,7 +94,7 @@ pub async fn start(
                 let frame: Vec<u8> = buf.drain(..end).collect();
                 searched = 0;
                 let Some(data) = frame_data(&frame) else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(&data) else { continue };
+                let Ok(v) = serde_json::from_str::<BlockEvents>(&data) else { continue };
                 let Some(height) = record_block(&task, &hashes, &v, arrived) else { continue };
                 let (http, url, observed) =
                     (http.clone(), metrics_url.clone(), task.observed.clone());
@@ -133,15 +133,14 @@ fn frame_data(frame: &[u8]) -> Option<String> {
 fn record_block(
     f: &Follower,
     hashes: &HashMap<TxHash, usize>,
-    v: &Value,
+    v: &BlockEvents,
     arrived: Instant,
 ) -> Option<u64> {
-    let height = v["height"].as_u64()?;
-    let events = v["events"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let height = v.height;
     let mut seen = f.observed();
     let mut ours = 0;
-    for e in events {
-        let Some(hash) = e["tx_hash"].as_str().and_then(|h| h.parse::<TxHash>().ok()) else {
+    for e in &v.events {
+        let Some(hash) = e.tx_hash.as_deref().and_then(|h| h.parse::<TxHash>().ok()) else {
             continue;
         };
         if let Some(&i) = hashes.get(&hash)
@@ -151,7 +150,7 @@ fn record_block(
             ours += 1;
         }
     }
-    let time_ms = v["time"].as_str().and_then(parse_rfc3339_ms);
+    let time_ms = parse_rfc3339_ms(&v.time);
     seen.blocks.insert(height, BlockSeen { height, arrived, time_ms, ours });
     f.committed.fetch_add(ours, Ordering::Relaxed);
     Some(height)

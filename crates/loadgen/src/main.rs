@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use futures_util::StreamExt;
-use gridlease_client::{Client, ClientError};
+use gridlease_client::{Client, ClientError, TxStatus};
 use gridlease_types::{Coin, Denom, Keypair};
 use tokio::time::Instant;
 
@@ -366,22 +366,25 @@ async fn resolve_stragglers(
     };
     let mut out =
         Stragglers { unresolved: unseen.len().saturating_sub(limit), ..Default::default() };
-    let answers = futures_util::stream::iter(unseen.into_iter().take(limit).map(|i| async move {
-        (i, client.get::<serde_json::Value>(&format!("/txs/{}", txs[i].hash)).await)
-    }))
+    let answers = futures_util::stream::iter(
+        unseen
+            .into_iter()
+            .take(limit)
+            .map(|i| async move { (i, client.tx(&txs[i].hash.to_string()).await) }),
+    )
     .buffer_unordered(16)
     .collect::<Vec<_>>()
     .await;
     let mut observed = follower.observed();
     for (i, answer) in answers {
         match answer {
-            Ok(v) if v["status"] == "committed" => {
-                let code = v["receipt"]["code"].as_str().unwrap_or("unknown").to_string();
+            Ok(Some(v)) if v.status == TxStatus::Committed => {
+                let code = v.receipt.map_or("unknown", |r| r.code.name()).to_string();
                 *out.committed_codes.entry(code).or_default() += 1;
-                observed.committed_at[i] = v["height"].as_u64();
+                observed.committed_at[i] = v.height;
             }
-            Ok(v) if v["status"] == "pending" => out.pending += 1,
-            Err(ClientError::Refused { status: 404, .. }) => out.not_found += 1,
+            Ok(Some(v)) if v.status == TxStatus::Pending => out.pending += 1,
+            Ok(None) => out.not_found += 1,
             _ => out.unresolved += 1,
         }
     }

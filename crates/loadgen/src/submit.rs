@@ -147,8 +147,8 @@ async fn post_once(http: &reqwest::Client, url: &str, body: &[u8]) -> Option<Str
         return None;
     }
     let code = bytes
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .and_then(|b| serde_json::from_slice::<gridlease_client::rpc::ErrorBody>(&b).ok())
+        .map(|body| body.error.to_string())
         .unwrap_or_else(|| format!("http_{}", status.as_u16()));
     Some(code)
 }

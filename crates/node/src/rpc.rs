@@ -14,11 +14,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
-use gridlease_ledger::{Receipt, keyspace, query};
+use gridlease_ledger::{keyspace, query};
+use gridlease_rpc_types::{
+    AccountInfo, BidAnswer, BidsPage, BlockEvents, BlockView, CertificateAnswer, CertificateView,
+    Certificates, ChainEvent, DeploymentRecord, DeploymentView, DeploymentsPage, ErrorBody,
+    ErrorCode, EventFilter, Health, Lagged, LeaseAnswer, LeasesPage, ListQuery, OrdersPage, Params,
+    Pool, ProviderRecord, ProvidersPage, StateName, Status, SubmitQuery, SubmitRequest,
+    SubmitResult, TxStatus, TxView, Wait,
+};
 use gridlease_storage::StoreView;
 use gridlease_types::{Address, DeploymentId, TxHash};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::mempool::Rejection;
 use crate::state::{CommittedBlock, MAX_RPC_IN_FLIGHT, MAX_SUBSCRIBERS, Metrics, Node, lock, read};
@@ -32,56 +38,54 @@ const COMMIT_WAIT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into() }
     }
     fn bad(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
     fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
     fn unavailable(message: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message.to_string())
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, message.to_string())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.code, "message": self.message }))).into_response()
+        (self.status, Json(ErrorBody { error: self.code, message: self.message })).into_response()
     }
 }
 
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
         let (status, code) = match &r {
-            Rejection::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_tx"),
-            Rejection::WrongChain { .. } => (StatusCode::BAD_REQUEST, "wrong_chain_id"),
-            Rejection::SequenceTooLow { .. } => (StatusCode::CONFLICT, "sequence_too_low"),
-            Rejection::SequenceTooHigh { .. } => (StatusCode::CONFLICT, "sequence_too_high"),
-            Rejection::SequencePending(_) => (StatusCode::CONFLICT, "sequence_pending"),
-            Rejection::FeeTooLow { .. } => (StatusCode::BAD_REQUEST, "fee_too_low"),
-            Rejection::CannotPayFee { .. } => (StatusCode::PAYMENT_REQUIRED, "cannot_pay_fee"),
-            Rejection::PeerLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "peer_limit"),
-            Rejection::PeerGapLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "peer_gap_limit"),
-            Rejection::Duplicate => (StatusCode::CONFLICT, "duplicate"),
-            Rejection::Full => (StatusCode::TOO_MANY_REQUESTS, "mempool_full"),
-            Rejection::State(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Rejection::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidTx),
+            Rejection::WrongChain { .. } => (StatusCode::BAD_REQUEST, ErrorCode::WrongChainId),
+            Rejection::SequenceTooLow { .. } => (StatusCode::CONFLICT, ErrorCode::SequenceTooLow),
+            Rejection::SequenceTooHigh { .. } => (StatusCode::CONFLICT, ErrorCode::SequenceTooHigh),
+            Rejection::SequencePending(_) => (StatusCode::CONFLICT, ErrorCode::SequencePending),
+            Rejection::FeeTooLow { .. } => (StatusCode::BAD_REQUEST, ErrorCode::FeeTooLow),
+            Rejection::CannotPayFee { .. } => {
+                (StatusCode::PAYMENT_REQUIRED, ErrorCode::CannotPayFee)
+            }
+            Rejection::PeerLimit(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::PeerLimit),
+            Rejection::PeerGapLimit(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::PeerGapLimit),
+            Rejection::Duplicate => (StatusCode::CONFLICT, ErrorCode::Duplicate),
+            Rejection::Full => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::MempoolFull),
+            Rejection::State(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
         };
         ApiError::new(status, code, r.to_string())
     }
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
-
-fn to_json<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
+type ApiResult<T> = Result<Json<T>, ApiError>;
 
 fn view(node: &Node) -> Result<StoreView, ApiError> {
     read(&node.store).view().map_err(ApiError::unavailable)
@@ -145,13 +149,13 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-async fn health(State(node): State<Arc<Node>>) -> ApiResult {
+async fn health(State(node): State<Arc<Node>>) -> ApiResult<Health> {
     Metrics::add(&node.metrics.rpc_requests, 1);
     let height = read(&node.store).height();
-    Ok(Json(json!({ "status": "ok", "latest_height": height })))
+    Ok(Json(Health { status: "ok".to_owned(), latest_height: height }))
 }
 
-async fn status(State(node): State<Arc<Node>>) -> ApiResult {
+async fn status(State(node): State<Arc<Node>>) -> ApiResult<Status> {
     Metrics::add(&node.metrics.rpc_requests, 1);
     let (height, root, time) = {
         let store = read(&node.store);
@@ -159,31 +163,34 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult {
         let time = store.block(h).ok().flatten().map_or(0, |b| b.time_ms);
         (h, store.state_root(), time)
     };
-    Ok(Json(json!({
-        "chain_id": node.chain_id,
-        "latest_height": height,
-        "latest_block_time": rfc3339(time),
-        "latest_block_time_ms": time,
-        "state_root": crate::hex(&root),
-        "mempool_size": lock(&node.mempool).len(),
-    })))
+    Ok(Json(Status {
+        chain_id: node.chain_id.clone(),
+        latest_height: height,
+        latest_block_time: rfc3339(time),
+        latest_block_time_ms: time,
+        state_root: crate::hex(&root),
+        mempool_size: lock(&node.mempool).len(),
+    }))
 }
 
-async fn params(State(node): State<Arc<Node>>) -> ApiResult {
-    Ok(Json(to_json(&node.params)))
+async fn params(State(node): State<Arc<Node>>) -> ApiResult<Params> {
+    Ok(Json(node.params.clone()))
 }
 
-async fn pool(State(node): State<Arc<Node>>) -> ApiResult {
+async fn pool(State(node): State<Arc<Node>>) -> ApiResult<Pool> {
     let v = view(&node)?;
-    let mut out = serde_json::Map::new();
+    let mut community_pool = std::collections::BTreeMap::new();
     for d in &node.params.denoms {
         let amount = query::pool(&v, d).map_err(ApiError::unavailable)?;
-        out.insert(d.to_string(), Value::String(amount.to_string()));
+        community_pool.insert(d.to_string(), amount.to_string());
     }
-    Ok(Json(json!({ "community_pool": out })))
+    Ok(Json(Pool { community_pool }))
 }
 
-async fn account(State(node): State<Arc<Node>>, Path(address): Path<String>) -> ApiResult {
+async fn account(
+    State(node): State<Arc<Node>>,
+    Path(address): Path<String>,
+) -> ApiResult<AccountInfo> {
     let addr = parse_address(&address)?;
     let v = view(&node)?;
     let account = query::account(&v, &addr).map_err(ApiError::unavailable)?;
@@ -192,12 +199,12 @@ async fn account(State(node): State<Arc<Node>>, Path(address): Path<String>) -> 
         return Err(ApiError::not_found(format!("account {addr} has never held funds")));
     }
     let account = account.unwrap_or_default();
-    Ok(Json(json!({
-        "address": addr,
-        "sequence": account.sequence,
-        "public_key": account.public_key,
-        "balances": balances,
-    })))
+    Ok(Json(AccountInfo {
+        address: addr,
+        sequence: account.sequence,
+        public_key: account.public_key,
+        balances,
+    }))
 }
 
 /// Largest page a list endpoint returns, and its default.
@@ -209,8 +216,8 @@ const SCAN_PER_ITEM: usize = 8;
 
 async fn providers(
     State(node): State<Arc<Node>>,
-    q: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult {
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<ProvidersPage> {
     let f = query_filter(q)?;
     let v = view(&node)?;
     let page = query::page::<gridlease_ledger::state::Provider>(
@@ -222,10 +229,13 @@ async fn providers(
         |_| true,
     )
     .map_err(ApiError::unavailable)?;
-    Ok(list_json("providers", to_json(&page.items), page.next))
+    Ok(Json(ProvidersPage { providers: page.items, next_cursor: cursor_of(page.next) }))
 }
 
-async fn provider(State(node): State<Arc<Node>>, Path(address): Path<String>) -> ApiResult {
+async fn provider(
+    State(node): State<Arc<Node>>,
+    Path(address): Path<String>,
+) -> ApiResult<ProviderRecord> {
     let addr = parse_address(&address)?;
     let v = view(&node)?;
     let p = query::provider(&v, &addr)
@@ -236,34 +246,36 @@ async fn provider(State(node): State<Arc<Node>>, Path(address): Path<String>) ->
     prefix.extend_from_slice(&addr.0);
     let audits: Vec<gridlease_ledger::state::AuditRecord> =
         query::list_prefix(&v, &prefix).map_err(ApiError::unavailable)?;
-    Ok(Json(json!({ "provider": to_json(&p), "audits": to_json(&audits) })))
+    Ok(Json(ProviderRecord { provider: p, audits }))
 }
 
-fn certificate_json(c: &gridlease_ledger::state::Certificate) -> Value {
-    json!({
-        "owner": c.owner,
-        "serial": crate::hex(&c.serial),
-        "state": to_json(&c.state),
-        "cert_pem": String::from_utf8_lossy(&c.cert_pem),
-        "pubkey_pem": String::from_utf8_lossy(&c.pubkey_pem),
-        "created_at": c.created_at,
-    })
+fn certificate_view(c: &gridlease_ledger::state::Certificate) -> CertificateView {
+    CertificateView {
+        owner: c.owner,
+        serial: crate::hex(&c.serial),
+        state: c.state,
+        cert_pem: String::from_utf8_lossy(&c.cert_pem).into_owned(),
+        pubkey_pem: String::from_utf8_lossy(&c.pubkey_pem).into_owned(),
+        created_at: c.created_at,
+    }
 }
 
-async fn certificates(State(node): State<Arc<Node>>, Path(address): Path<String>) -> ApiResult {
+async fn certificates(
+    State(node): State<Arc<Node>>,
+    Path(address): Path<String>,
+) -> ApiResult<Certificates> {
     let addr = parse_address(&address)?;
     let v = view(&node)?;
     // At most `max_certs_per_owner` records under this prefix.
     let certs: Vec<gridlease_ledger::state::Certificate> =
         query::list_prefix(&v, &keyspace::certs_of(&addr)).map_err(ApiError::unavailable)?;
-    let certs: Vec<Value> = certs.iter().map(certificate_json).collect();
-    Ok(Json(json!({ "certificates": certs })))
+    Ok(Json(Certificates { certificates: certs.iter().map(certificate_view).collect() }))
 }
 
 async fn certificate(
     State(node): State<Arc<Node>>,
     Path((address, serial)): Path<(String, String)>,
-) -> ApiResult {
+) -> ApiResult<CertificateAnswer> {
     let addr = parse_address(&address)?;
     let serial: [u8; 32] = crate::unhex(&serial)
         .and_then(|b| b.try_into().ok())
@@ -272,23 +284,10 @@ async fn certificate(
     let c = query::certificate(&v, &addr, &serial).map_err(ApiError::unavailable)?.ok_or_else(
         || ApiError::not_found(format!("{addr} has no certificate with this serial")),
     )?;
-    Ok(Json(json!({ "certificate": certificate_json(&c) })))
+    Ok(Json(CertificateAnswer { certificate: certificate_view(&c) }))
 }
 
-/// Filters and paging shared by the list endpoints.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListFilter {
-    owner: Option<String>,
-    provider: Option<String>,
-    /// State name as the objects report it (`open`, `active`, `closed`, ...).
-    state: Option<String>,
-    /// Most items in the answer (default 100, at most 1000).
-    limit: Option<usize>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
+/// A list query, checked.
 struct Filter {
     owner: Option<Address>,
     provider: Option<Address>,
@@ -297,31 +296,23 @@ struct Filter {
     cursor: Option<Vec<u8>>,
 }
 
-impl ListFilter {
-    fn parse(self) -> Result<Filter, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+impl Filter {
+    fn parse(q: ListQuery) -> Result<Filter, ApiError> {
+        let limit = q.limit.unwrap_or(DEFAULT_PAGE);
         if limit == 0 || limit > MAX_PAGE {
             return Err(ApiError::bad(format!("limit must be 1 to {MAX_PAGE}")));
         }
-        let cursor = match self.cursor.as_deref() {
+        let cursor = match q.cursor.as_deref() {
             None => None,
             Some(c) => Some(crate::unhex(c).ok_or_else(|| {
                 ApiError::bad("cursor must be the next_cursor of a previous page")
             })?),
         };
-        Ok(Filter {
-            owner: self.owner.as_deref().map(parse_address).transpose()?,
-            provider: self.provider.as_deref().map(parse_address).transpose()?,
-            state: self.state,
-            limit,
-            cursor,
-        })
+        Ok(Filter { owner: q.owner, provider: q.provider, state: q.state, limit, cursor })
     }
-}
 
-impl Filter {
-    fn state_matches<S: serde::Serialize>(&self, state: &S) -> bool {
-        self.state.as_ref().is_none_or(|want| to_json(state)["state"].as_str() == Some(want))
+    fn state_matches(&self, state: &impl StateName) -> bool {
+        self.state.as_deref().is_none_or(|want| state.state_name() == want)
     }
 
     /// Where a list of objects of `tag` keyed by owner first lives: the owner's prefix, or
@@ -339,20 +330,31 @@ impl Filter {
     }
 }
 
-fn list_json(name: &str, items: Value, next: Option<Vec<u8>>) -> Json<Value> {
-    Json(json!({ name: items, "next_cursor": next.map(|k| crate::hex(&k)) }))
+/// The hex cursor of the next page.
+fn cursor_of(next: Option<Vec<u8>>) -> Option<String> {
+    next.map(|k| crate::hex(&k))
 }
 
 fn query_filter(
-    q: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Filter, ApiError> {
-    q.map_err(|e| ApiError::bad(e.body_text()))?.0.parse()
+    Filter::parse(q.map_err(|e| ApiError::bad(e.body_text()))?.0)
+}
+
+fn deployment_view(d: &gridlease_ledger::state::Deployment) -> DeploymentView {
+    DeploymentView {
+        id: d.id,
+        state: d.state,
+        manifest_hash: crate::hex(&d.manifest_hash),
+        groups: d.groups,
+        created_at: d.created_at,
+    }
 }
 
 async fn deployments(
     State(node): State<Arc<Node>>,
-    q: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult {
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<DeploymentsPage> {
     let f = query_filter(q)?;
     let v = view(&node)?;
     let page = query::page::<gridlease_ledger::state::Deployment>(
@@ -364,16 +366,16 @@ async fn deployments(
         |d| f.state_matches(&d.state),
     )
     .map_err(ApiError::unavailable)?;
-    let list: Vec<_> = page.items.iter()
-        .map(|d| json!({ "id": d.id, "state": to_json(&d.state), "manifest_hash": crate::hex(&d.manifest_hash), "groups": d.groups, "created_at": d.created_at }))
-        .collect();
-    Ok(list_json("deployments", Value::Array(list), page.next))
+    Ok(Json(DeploymentsPage {
+        deployments: page.items.iter().map(deployment_view).collect(),
+        next_cursor: cursor_of(page.next),
+    }))
 }
 
 async fn deployment(
     State(node): State<Arc<Node>>,
     Path((owner, dseq)): Path<(String, String)>,
-) -> ApiResult {
+) -> ApiResult<DeploymentRecord> {
     let owner = parse_address(&owner)?;
     let dseq: u64 =
         dseq.parse().map_err(|_| ApiError::bad(format!("dseq `{dseq}` is not a number")))?;
@@ -388,17 +390,13 @@ async fn deployment(
     let groups: Vec<gridlease_ledger::state::Group> =
         query::list_prefix(&v, &prefix).map_err(ApiError::unavailable)?;
     let escrow = query::escrow(&v, &id).map_err(ApiError::unavailable)?;
-    Ok(Json(json!({
-        "deployment": { "id": d.id, "state": to_json(&d.state), "manifest_hash": crate::hex(&d.manifest_hash), "groups": d.groups, "created_at": d.created_at },
-        "groups": to_json(&groups),
-        "escrow": to_json(&escrow),
-    })))
+    Ok(Json(DeploymentRecord { deployment: deployment_view(&d), groups, escrow }))
 }
 
 async fn orders(
     State(node): State<Arc<Node>>,
-    q: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult {
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<OrdersPage> {
     let f = query_filter(q)?;
     let v = view(&node)?;
     let page = query::page::<gridlease_ledger::state::Order>(
@@ -410,35 +408,35 @@ async fn orders(
         |o| f.state_matches(&o.state),
     )
     .map_err(ApiError::unavailable)?;
-    Ok(list_json("orders", to_json(&page.items), page.next))
+    Ok(Json(OrdersPage { orders: page.items, next_cursor: cursor_of(page.next) }))
 }
 
 async fn bids(
     State(node): State<Arc<Node>>,
-    q: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult {
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<BidsPage> {
     let f = query_filter(q)?;
-    let page = bid_like_page::<gridlease_ledger::state::Bid>(
+    let page = bid_like_page::<gridlease_ledger::state::Bid, _>(
         &node,
         &f,
         (keyspace::BID, keyspace::BID_BY_PROVIDER, keyspace::bid),
-        |b| (b.id, to_json(&b.state)),
+        |b| (b.id, &b.state),
     )?;
-    Ok(list_json("bids", to_json(&page.items), page.next))
+    Ok(Json(BidsPage { bids: page.items, next_cursor: cursor_of(page.next) }))
 }
 
 async fn leases(
     State(node): State<Arc<Node>>,
-    q: Result<Query<ListFilter>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult {
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<LeasesPage> {
     let f = query_filter(q)?;
-    let page = bid_like_page::<gridlease_ledger::state::Lease>(
+    let page = bid_like_page::<gridlease_ledger::state::Lease, _>(
         &node,
         &f,
         (keyspace::LEASE, keyspace::LEASE_BY_PROVIDER, keyspace::lease),
-        |l| (l.id, to_json(&l.state)),
+        |l| (l.id, &l.state),
     )?;
-    Ok(list_json("leases", to_json(&page.items), page.next))
+    Ok(Json(LeasesPage { leases: page.items, next_cursor: cursor_of(page.next) }))
 }
 
 /// (object tag, by-provider index tag, key of one object) of bids or leases.
@@ -447,11 +445,11 @@ type BidLikeKind = (u8, u8, fn(&gridlease_types::BidId) -> Vec<u8>);
 /// A page of bids or leases (objects keyed by a bid id): by the owner's key prefix, or by
 /// the provider's index when only the provider is given. `kind` is (object tag, index tag,
 /// key of one object); `parts` gives an object's id and state.
-fn bid_like_page<T: borsh::BorshDeserialize>(
+fn bid_like_page<T: borsh::BorshDeserialize, S: StateName>(
     node: &Node,
     f: &Filter,
     kind: BidLikeKind,
-    parts: impl Fn(&T) -> (gridlease_types::BidId, Value),
+    parts: impl Fn(&T) -> (gridlease_types::BidId, &S),
 ) -> Result<query::Page<T>, ApiError> {
     let (tag, index, primary) = kind;
     let v = view(node)?;
@@ -459,7 +457,7 @@ fn bid_like_page<T: borsh::BorshDeserialize>(
         let (id, state) = parts(item);
         f.owner.is_none_or(|a| id.order.owner == a)
             && f.provider.is_none_or(|p| id.provider == p)
-            && f.state_matches(&state)
+            && f.state_matches(state)
     };
     let cursor = f.cursor.as_deref();
     match (f.owner, f.provider) {
@@ -487,128 +485,104 @@ fn bid_id_of(
 type BidPath = Path<(String, String, String, String, String)>;
 
 /// `GET /leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one lease by its id.
-async fn lease(State(node): State<Arc<Node>>, Path(path): BidPath) -> ApiResult {
+async fn lease(State(node): State<Arc<Node>>, Path(path): BidPath) -> ApiResult<LeaseAnswer> {
     let id = bid_id_of(path)?;
     let v = view(&node)?;
     let l = query::lease(&v, &id)
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("lease {id} does not exist")))?;
-    Ok(Json(json!({ "lease": to_json(&l) })))
+    Ok(Json(LeaseAnswer { lease: l }))
 }
 
 /// `GET /bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one bid by its id.
-async fn bid(State(node): State<Arc<Node>>, Path(path): BidPath) -> ApiResult {
+async fn bid(State(node): State<Arc<Node>>, Path(path): BidPath) -> ApiResult<BidAnswer> {
     let id = bid_id_of(path)?;
     let v = view(&node)?;
     let b = query::bid(&v, &id)
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("bid {id} does not exist")))?;
-    Ok(Json(json!({ "bid": to_json(&b) })))
+    Ok(Json(BidAnswer { bid: b }))
 }
 
-fn block_json(node: &Node, height: u64) -> ApiResult {
+fn block_view(node: &Node, height: u64) -> ApiResult<BlockView> {
     let record = read(&node.store)
         .block(height)
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?;
     let txs: Vec<String> = record.txs.iter().map(|t| crate::hex(&TxHash::of_bytes(t).0)).collect();
-    Ok(Json(json!({
-        "height": record.height,
-        "time": rfc3339(record.time_ms),
-        "time_ms": record.time_ms,
-        "round": record.round,
-        "parent_root": crate::hex(&record.parent_root),
-        "state_root": crate::hex(&record.state_root),
-        "txs": txs,
-        "receipts": receipts_json(&record.receipts),
-        "begin_events": to_json(&record.begin_events),
-    })))
+    Ok(Json(BlockView {
+        height: record.height,
+        time: rfc3339(record.time_ms),
+        time_ms: record.time_ms,
+        round: record.round,
+        parent_root: crate::hex(&record.parent_root),
+        state_root: crate::hex(&record.state_root),
+        txs,
+        receipts: record.receipts,
+        begin_events: record.begin_events,
+    }))
 }
 
-fn receipt_json(r: &Receipt) -> Value {
-    json!({
-        "tx_hash": r.tx_hash.to_string(),
-        "code": to_json(&r.code),
-        "log": r.log,
-        "events": to_json(&r.events),
-    })
-}
-
-fn receipts_json(rs: &[Receipt]) -> Vec<Value> {
-    rs.iter().map(receipt_json).collect()
-}
-
-async fn latest_block(State(node): State<Arc<Node>>) -> ApiResult {
+async fn latest_block(State(node): State<Arc<Node>>) -> ApiResult<BlockView> {
     let h = read(&node.store).height();
-    block_json(&node, h)
+    block_view(&node, h)
 }
 
-async fn block(State(node): State<Arc<Node>>, Path(height): Path<String>) -> ApiResult {
+async fn block(State(node): State<Arc<Node>>, Path(height): Path<String>) -> ApiResult<BlockView> {
     let h: u64 =
         height.parse().map_err(|_| ApiError::bad(format!("height `{height}` is not a number")))?;
-    block_json(&node, h)
+    block_view(&node, h)
 }
 
-async fn tx(State(node): State<Arc<Node>>, Path(hash): Path<String>) -> ApiResult {
+async fn tx(State(node): State<Arc<Node>>, Path(hash): Path<String>) -> ApiResult<TxView> {
     let h: TxHash = hash.to_uppercase().parse().map_err(ApiError::bad)?;
     let store = read(&node.store);
     let Some((height, index)) = store.tx_location(&h.0).map_err(ApiError::unavailable)? else {
         drop(store);
         if lock(&node.mempool).contains(&h) {
-            return Ok(Json(json!({ "hash": h.to_string(), "status": "pending" })));
+            return Ok(Json(TxView {
+                hash: h.to_string(),
+                status: TxStatus::Pending,
+                height: None,
+                index: None,
+                tx: None,
+                receipt: None,
+            }));
         }
         return Err(ApiError::not_found(format!(
             "transaction {h} is neither committed nor pending"
         )));
     };
     let record = store.block(height).map_err(ApiError::unavailable)?;
-    let receipt = record.as_ref().and_then(|r| r.receipts.get(index as usize));
+    let receipt = record.as_ref().and_then(|r| r.receipts.get(index as usize)).cloned();
     let tx = record
         .as_ref()
         .and_then(|r| r.txs.get(index as usize))
         .and_then(|b| gridlease_types::Tx::from_bytes(b).ok());
-    Ok(Json(json!({
-        "hash": h.to_string(),
-        "status": "committed",
-        "height": height,
-        "index": index,
-        "tx": to_json(&tx),
-        "receipt": receipt.map(receipt_json),
-    })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitBody {
-    /// The transaction's canonical bytes, hex.
-    tx: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitQuery {
-    /// `commit` waits for the block; `none` (default) returns after admission.
-    wait: Option<String>,
+    Ok(Json(TxView {
+        hash: h.to_string(),
+        status: TxStatus::Committed,
+        height: Some(height),
+        index: Some(index),
+        tx,
+        receipt,
+    }))
 }
 
 async fn submit(
     State(node): State<Arc<Node>>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     q: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
-    body: Result<Json<SubmitBody>, JsonRejection>,
+    body: Result<Json<SubmitRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     Metrics::add(&node.metrics.rpc_requests, 1);
-    let q = q.map_err(|e| ApiError::bad(e.body_text()))?.0;
-    let wait = match q.wait.as_deref() {
-        None | Some("none") => false,
-        Some("commit") => true,
-        Some(other) => {
-            return Err(ApiError::bad(format!("wait must be `none` or `commit`, not `{other}`")));
-        }
-    };
+    let q = q
+        .map_err(|e| ApiError::bad(format!("{} (wait must be `none` or `commit`)", e.body_text())))?
+        .0;
+    let wait = q.wait == Wait::Commit;
     let body = body.map_err(|e| match e {
         JsonRejection::BytesRejection(b) => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", b.body_text())
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, b.body_text())
         }
         other => ApiError::bad(other.body_text()),
     })?;
@@ -640,55 +614,38 @@ async fn submit(
             }
         }
     };
+    let answer =
+        |status, height, receipt| SubmitResult { hash: hash.to_string(), status, height, receipt };
     if !wait {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({ "hash": hash.to_string(), "status": "admitted" })),
-        )
-            .into_response());
+        return Ok(
+            (StatusCode::ACCEPTED, Json(answer(TxStatus::Admitted, None, None))).into_response()
+        );
     }
     let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
     loop {
         match tokio::time::timeout_at(deadline, commits.recv()).await {
             Ok(Ok(block)) => {
                 if let Some(r) = block.contains(&hash) {
-                    return Ok(Json(json!({
-                        "hash": hash.to_string(),
-                        "status": "committed",
-                        "height": block.height,
-                        "receipt": receipt_json(r),
-                    }))
-                    .into_response());
+                    let committed =
+                        answer(TxStatus::Committed, Some(block.height), Some(r.clone()));
+                    return Ok(Json(committed).into_response());
                 }
             }
             Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
                 if let Ok(Some((height, index))) = read(&node.store).tx_location(&hash.0) {
                     let record = read(&node.store).block(height).ok().flatten();
-                    let receipt = record
-                        .as_ref()
-                        .and_then(|r| r.receipts.get(index as usize))
-                        .map(receipt_json);
-                    return Ok(Json(json!({ "hash": hash.to_string(), "status": "committed", "height": height, "receipt": receipt })).into_response());
+                    let receipt =
+                        record.as_ref().and_then(|r| r.receipts.get(index as usize)).cloned();
+                    let committed = answer(TxStatus::Committed, Some(height), receipt);
+                    return Ok(Json(committed).into_response());
                 }
             }
             Ok(Err(_)) | Err(_) => {
-                return Ok((
-                    StatusCode::ACCEPTED,
-                    Json(json!({ "hash": hash.to_string(), "status": "pending" })),
-                )
+                return Ok((StatusCode::ACCEPTED, Json(answer(TxStatus::Pending, None, None)))
                     .into_response());
             }
         }
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventFilter {
-    /// Comma-separated event types (`order_opened,lease_created`); all when absent.
-    types: Option<String>,
-    /// Only events that mention this address (owner, provider, sender, ...).
-    address: Option<String>,
 }
 
 fn mentions(v: &Value, needle: &str) -> bool {
@@ -707,11 +664,11 @@ async fn events(
     let f = q.map_err(|e| ApiError::bad(e.body_text()))?.0;
     let types: Option<Vec<String>> =
         f.types.map(|t| t.split(',').map(|s| s.trim().to_string()).collect());
-    let address = f.address.as_deref().map(parse_address).transpose()?.map(|a| a.to_string());
+    let address = f.address.map(|a| a.to_string());
     let permit = Arc::clone(&node.subscribers).try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_subscribers",
+            ErrorCode::TooManySubscribers,
             format!("{MAX_SUBSCRIBERS} event streams are open: retry later"),
         )
     })?;
@@ -720,8 +677,8 @@ async fn events(
         Ok(match item {
             Followed::Block(block) => block_event(&block, &types, &address),
             Followed::Lagged(missed) => {
-                let data = json!({ "lagged": true, "missed_blocks": missed });
-                SseEvent::default().event("lagged").data(data.to_string())
+                let data = Lagged { lagged: true, missed_blocks: missed };
+                SseEvent::default().event("lagged").data(to_text(&data))
             }
         })
     });
@@ -760,25 +717,35 @@ fn block_event(
     types: &Option<Vec<String>>,
     address: &Option<String>,
 ) -> SseEvent {
-    let mut out = Vec::new();
+    let mut events = Vec::new();
     let tagged = block.begin_events.iter().map(|e| (None, e)).chain(
         block.receipts.iter().flat_map(|r| r.events.iter().map(move |e| (Some(r.tx_hash), e))),
     );
     for (tx, e) in tagged {
-        let v = to_json(e);
-        let kind = v["type"].as_str().unwrap_or_default().to_string();
-        if types.as_ref().is_some_and(|t| !t.contains(&kind)) {
-            continue;
+        if types.is_some() || address.is_some() {
+            // The filters read the event as it goes on the wire (its `type`, any field).
+            let v = serde_json::to_value(e).unwrap_or(Value::Null);
+            let kind = v["type"].as_str().unwrap_or_default();
+            if types.as_ref().is_some_and(|t| !t.iter().any(|want| want == kind)) {
+                continue;
+            }
+            if address.as_ref().is_some_and(|a| !mentions(&v, a)) {
+                continue;
+            }
         }
-        if address.as_ref().is_some_and(|a| !mentions(&v, a)) {
-            continue;
-        }
-        out.push(
-            json!({ "height": block.height, "tx_hash": tx.map(|h| h.to_string()), "event": v }),
-        );
+        events.push(ChainEvent {
+            height: block.height,
+            tx_hash: tx.map(|h| h.to_string()),
+            event: e.clone(),
+        });
     }
-    let data = json!({ "height": block.height, "time": rfc3339(block.time_ms), "events": out });
-    SseEvent::default().event("block").data(data.to_string())
+    let data = BlockEvents { height: block.height, time: rfc3339(block.time_ms), events };
+    SseEvent::default().event("block").data(to_text(&data))
+}
+
+/// JSON text of an answer (every wire type serializes: no maps with non-string keys).
+fn to_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// Refuses a request at once (503) when `MAX_RPC_IN_FLIGHT` are being served.
@@ -790,7 +757,7 @@ async fn limit_in_flight(
     let Ok(_permit) = Arc::clone(&node.requests).try_acquire_owned() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            ErrorCode::Busy,
             format!("{MAX_RPC_IN_FLIGHT} requests are in flight: retry later"),
         )
         .into_response();

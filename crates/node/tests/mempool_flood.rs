@@ -49,7 +49,7 @@ async fn attack_unfunded_and_gapped_flood_does_not_lock_the_mempool() {
     let node = start(dir.path(), 200);
     let client = Client::new(&node.rpc);
     let params = client.params().await.unwrap();
-    let min_fee: u128 = params["min_fee"].as_str().unwrap().parse().unwrap();
+    let min_fee: u128 = params.min_fee;
 
     // 500 strangers without a coin, each declaring a fee of a million GRID.
     let strangers: Vec<Vec<u8>> = (0..500u32)
@@ -62,7 +62,7 @@ async fn attack_unfunded_and_gapped_flood_does_not_lock_the_mempool() {
     for r in submit_all(&client, strangers).await {
         match r {
             Err(ClientError::Refused { status: 402, code, .. }) => {
-                assert_eq!(code, "cannot_pay_fee")
+                assert_eq!(code, gridlease_client::ErrorCode::CannotPayFee)
             }
             other => panic!("an unfunded transaction was not refused with 402: {other:?}"),
         }
@@ -82,7 +82,7 @@ async fn attack_unfunded_and_gapped_flood_does_not_lock_the_mempool() {
     // The honest transaction at the minimum fee: admitted and committed within two blocks.
     let before = client.status().await.unwrap().latest_height;
     let res = client.submit_bytes(&send(&honest, 0, min_fee), true).await.unwrap();
-    assert_eq!(res.status, "committed", "{res:?}");
+    assert_eq!(res.status, gridlease_client::TxStatus::Committed, "{res:?}");
     let height = res.height.unwrap();
     assert!(height <= before + 2, "submitted after block {before}, committed in block {height}");
 

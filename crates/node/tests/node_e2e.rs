@@ -72,11 +72,13 @@ async fn transactions_blocks_receipts_events_and_bad_input() {
         deposit: Coin::new(5_000_000, &Denom::new("uusdc").unwrap()),
     }]);
     let res = client.submit(&tx, true).await.unwrap();
-    assert_eq!(res.status, "committed", "{res:?}");
+    assert_eq!(res.status, gridlease_client::TxStatus::Committed, "{res:?}");
     let receipt = res.receipt.unwrap();
     assert!(receipt.is_ok(), "{receipt:?}");
     let height = res.height.unwrap();
-    assert!(receipt.events.iter().any(|e| e["type"] == "order_opened"));
+    assert!(
+        receipt.events.iter().any(|e| matches!(e, gridlease_client::Event::OrderOpened { .. }))
+    );
 
     // The block holds the transaction and carries a state root; the tx is queryable by hash.
     let block: serde_json::Value = client.get(&format!("/blocks/{height}")).await.unwrap();
@@ -123,7 +125,7 @@ async fn transactions_blocks_receipts_events_and_bad_input() {
     forged.signature.0[5] ^= 1;
     match client.submit(&forged, false).await {
         Err(gridlease_client::ClientError::Refused { status: 400, code, .. }) => {
-            assert_eq!(code, "invalid_tx")
+            assert_eq!(code, gridlease_client::ErrorCode::InvalidTx)
         }
         other => panic!("forged signature: {other:?}"),
     }
@@ -136,7 +138,7 @@ async fn transactions_blocks_receipts_events_and_bad_input() {
     let wrong = other_chain.build(vec![Msg::CloseDeployment { dseq: 1 }]);
     match client.submit(&wrong, false).await {
         Err(gridlease_client::ClientError::Refused { status: 400, code, .. }) => {
-            assert_eq!(code, "wrong_chain_id")
+            assert_eq!(code, gridlease_client::ErrorCode::WrongChainId)
         }
         other => panic!("wrong chain: {other:?}"),
     }

@@ -130,11 +130,13 @@ async fn load(shared: Arc<Shared>, key: Keypair, to: Address) {
             continue;
         }
         match client.submit(last, true).await {
-            Ok(r) if r.status == "committed" => shared.record(CommittedTx {
-                hash: r.hash,
-                height: r.height.unwrap_or(0),
-                code: r.receipt.map(|r| r.code).unwrap_or_default(),
-            }),
+            Ok(r) if r.status == gridlease_client::TxStatus::Committed => {
+                shared.record(CommittedTx {
+                    hash: r.hash,
+                    height: r.height.unwrap_or(0),
+                    code: r.receipt.map(|r| r.code.name().to_owned()).unwrap_or_default(),
+                })
+            }
             _ => {
                 pause().await;
                 continue;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use gridlease_client::AuditDto;
+use gridlease_client::AuditRecord;
 use gridlease_provider::bidengine::{BidContext, decide};
 use gridlease_provider::config::Rates;
 use gridlease_provider::inventory::GpuDevice;
@@ -31,7 +31,7 @@ fn uusdc() -> Denom {
 fn context() -> BidContext {
     BidContext {
         attributes: vec![Attribute::new("region", "eu"), Attribute::new("tier", "datacenter")],
-        audits: vec![AuditDto {
+        audits: vec![AuditRecord {
             provider: Address([9; 20]),
             auditor: Address([1; 20]),
             attributes: vec![Attribute::new("region", "eu"), Attribute::new("tier", "datacenter")],

@@ -9,9 +9,10 @@ use gridlease_client::Client;
 use gridlease_types::{Address, BidId};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 use tokio_rustls::TlsConnector;
 
+use crate::api::{ErrorBody, ExecOutput, LeaseStatus, ProviderStatus, ShellRequest};
 use crate::tls::{self, CertBundle};
 
 /// Why a call to a provider failed.
@@ -23,6 +24,8 @@ pub enum ApiClientError {
     Unreachable { uri: String, reason: String },
     #[error("the provider refused ({status}): {message}")]
     Refused { status: u16, code: String, message: String },
+    #[error("the provider at {uri} answered with something unexpected: {reason}")]
+    BadAnswer { uri: String, reason: String },
     #[error("{0}")]
     Chain(String),
     #[error("tls: {0}")]
@@ -142,32 +145,34 @@ impl ProviderApi {
         Ok((status, bytes))
     }
 
-    /// The refusal a non-2xx answer carries (`{"error", "message"}`).
+    /// The refusal a non-2xx answer carries (an [`ErrorBody`]).
     fn refusal(status: u16, bytes: &[u8]) -> ApiClientError {
-        let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
-        ApiClientError::Refused {
-            status,
-            code: v["error"].as_str().unwrap_or("http").to_string(),
-            message: v["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned()),
+        match serde_json::from_slice::<ErrorBody>(bytes) {
+            Ok(body) => ApiClientError::Refused { status, code: body.error, message: body.message },
+            Err(_) => ApiClientError::Refused {
+                status,
+                code: "http".to_owned(),
+                message: String::from_utf8_lossy(bytes).into_owned(),
+            },
         }
     }
 
-    /// Sends a request and returns the JSON answer, or the refusal with its reason.
-    pub async fn call(
+    /// Sends a request and decodes the JSON answer, or returns the refusal with its reason.
+    pub async fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<Value, ApiClientError> {
+    ) -> Result<T, ApiClientError> {
         let resp = self.send(method, path, body).await?;
         let (status, bytes) = self.read(resp).await?;
         if !(200..300).contains(&status) {
             return Err(Self::refusal(status, &bytes));
         }
-        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        serde_json::from_slice(&bytes).map_err(|e| ApiClientError::BadAnswer {
+            uri: self.uri.clone(),
+            reason: format!("{path}: {e}"),
+        })
     }
 
     fn lease_path(lease: &BidId, what: &str) -> String {
@@ -193,7 +198,7 @@ impl ProviderApi {
     }
 
     /// The provider's public status.
-    pub async fn status(&self) -> Result<Value, ApiClientError> {
+    pub async fn status(&self) -> Result<ProviderStatus, ApiClientError> {
         self.call("GET", "/status", None).await
     }
 
@@ -202,11 +207,11 @@ impl ProviderApi {
         &self,
         lease: &BidId,
         manifest: &[u8],
-    ) -> Result<Value, ApiClientError> {
+    ) -> Result<LeaseStatus, ApiClientError> {
         self.call("PUT", &Self::lease_path(lease, "manifest"), Some(manifest.to_vec())).await
     }
 
-    pub async fn lease_status(&self, lease: &BidId) -> Result<Value, ApiClientError> {
+    pub async fn lease_status(&self, lease: &BidId) -> Result<LeaseStatus, ApiClientError> {
         self.call("GET", &Self::lease_path(lease, "status"), None).await
     }
 
@@ -263,10 +268,12 @@ impl ProviderApi {
         service: &str,
         replica: u32,
         command: &[String],
-    ) -> Result<Value, ApiClientError> {
-        let body =
-            serde_json::json!({ "service": service, "replica": replica, "command": command });
-        self.call("POST", &Self::lease_path(lease, "shell"), Some(body.to_string().into_bytes()))
-            .await
+    ) -> Result<ExecOutput, ApiClientError> {
+        let body = ShellRequest { service: service.to_owned(), replica, command: command.to_vec() };
+        let bytes = serde_json::to_vec(&body).map_err(|e| ApiClientError::BadAnswer {
+            uri: self.uri.clone(),
+            reason: e.to_string(),
+        })?;
+        self.call("POST", &Self::lease_path(lease, "shell"), Some(bytes)).await
     }
 }

@@ -2,7 +2,7 @@
 //! what price. Pure and synchronous, so it can be tested and benchmarked without a chain;
 //! the daemon feeds it orders from the event stream and submits the bids.
 
-use gridlease_client::AuditDto;
+use gridlease_client::AuditRecord;
 use gridlease_types::attributes::attributes_satisfied;
 use gridlease_types::{
     Attribute, DecAmount, DecCoin, EndpointKind, GroupSpec, OrderId, ResourceOffer,
@@ -19,7 +19,7 @@ pub struct BidContext {
     /// Attributes published on chain.
     pub attributes: Vec<Attribute>,
     /// Attributes auditors signed for this provider.
-    pub audits: Vec<AuditDto>,
+    pub audits: Vec<AuditRecord>,
     /// Storage classes offered (`default` stands for volumes without class).
     pub storage_classes: Vec<String>,
     pub rates: Rates,
@@ -160,7 +160,7 @@ mod tests {
     fn ctx() -> BidContext {
         BidContext {
             attributes: vec![Attribute::new("region", "eu")],
-            audits: vec![AuditDto {
+            audits: vec![AuditRecord {
                 provider: Address([9; 20]),
                 auditor: Address([1; 20]),
                 attributes: vec![Attribute::new("region", "eu")],

@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use gridlease_client::{
-    AuditDto, BlockEvents, Client, ClientError, ListQuery, ReceiptInfo, TxBuilder, state_name,
+    AuditRecord, BidState, BlockEvents, Client, ClientError, Event, LeaseState, ListQuery, Receipt,
+    TxBuilder,
 };
 use gridlease_types::{Address, BidId, Coin, DecCoin, Keypair, Msg, OrderId};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use crate::api::{BidDecision, DecisionOutcome};
 use crate::bidengine::{self, BidContext};
 use crate::config::{Config, DriverKind};
 use crate::driver::Driver;
@@ -39,16 +39,6 @@ const FOLLOWED: &[&str] =
 /// Recent bid decisions kept for `provider status`.
 const DECISIONS_KEPT: usize = 200;
 
-/// One bid decision, for people.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct DecisionRecord {
-    pub order: String,
-    pub height: u64,
-    /// `bid`, `skip` or `failed`.
-    pub outcome: String,
-    pub detail: String,
-}
-
 /// Everything the daemon's tasks share.
 #[derive(Debug)]
 pub struct Provider {
@@ -60,7 +50,7 @@ pub struct Provider {
     pub inventory: Inventory,
     pub reservations: Mutex<Reservations>,
     pub leases: Mutex<BTreeMap<String, LeaseRecord>>,
-    pub decisions: Mutex<VecDeque<DecisionRecord>>,
+    pub decisions: Mutex<VecDeque<BidDecision>>,
     pub ports: Mutex<leases::PortPool>,
     /// Lease records found at start that cannot be read, with why: while there is any, the
     /// daemon removes nothing it finds running without a record.
@@ -134,13 +124,9 @@ impl Provider {
         let params = client.params().await?;
         let bid_deposit = match config.bid_deposit().map_err(|e| anyhow::anyhow!(e))? {
             Some(c) => c,
-            None => serde_json::from_value::<Coin>(params["bid_deposit"].clone())
-                .context("the node's params have no bid_deposit")?,
+            None => params.bid_deposit.clone(),
         };
-        let fee = Coin::new(
-            params["min_fee"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
-            &bid_deposit.denom,
-        );
+        let fee = Coin::new(params.min_fee, &bid_deposit.denom);
         std::fs::create_dir_all(home.state_dir())?;
         let (inventory, source) = detect_inventory(&config, &home.dir)?;
         tracing::info!(gpus = inventory.gpus.len(), %source, "provider.inventory");
@@ -250,13 +236,13 @@ impl Provider {
         }
     }
 
-    fn record(&self, order: &OrderId, outcome: &str, detail: String) {
-        tracing::info!(order = %order, outcome, detail = %detail, "bid.decision");
+    fn record(&self, order: &OrderId, outcome: DecisionOutcome, detail: String) {
+        tracing::info!(order = %order, ?outcome, detail = %detail, "bid.decision");
         let mut d = lock(&self.decisions);
-        d.push_back(DecisionRecord {
+        d.push_back(BidDecision {
             order: order.to_string(),
             height: self.height.load(Ordering::Relaxed),
-            outcome: outcome.into(),
+            outcome,
             detail,
         });
         while d.len() > DECISIONS_KEPT {
@@ -276,7 +262,7 @@ impl Provider {
 
     /// Signs and submits `msgs` in one transaction and waits for its receipt. Resyncs the
     /// account sequence and retries once when the node refuses the sequence.
-    pub async fn submit(&self, msgs: Vec<Msg>) -> anyhow::Result<ReceiptInfo> {
+    pub async fn submit(&self, msgs: Vec<Msg>) -> anyhow::Result<Receipt> {
         for attempt in 0..2 {
             let tx = self.signer.lock().await.build(msgs.clone());
             match self.client.submit(&tx, true).await {
@@ -286,10 +272,7 @@ impl Provider {
                         None => anyhow::bail!("transaction {} was not committed in time", r.hash),
                     };
                 }
-                Err(ClientError::Refused { code, message, .. })
-                    if attempt == 0
-                        && (code.contains("sequence") || message.contains("sequence")) =>
-                {
+                Err(ClientError::Refused { code, .. }) if attempt == 0 && code.is_sequence() => {
                     self.resync_sequence().await?;
                 }
                 Err(e) => {
@@ -312,11 +295,11 @@ impl Provider {
         let outcome = self.bid_on(&order, &max_price).await;
         lock(&self.deciding).remove(&key);
         match outcome {
-            Ok(detail) => self.record(&order, "bid", detail),
-            Err(Outcome::Skip(why)) => self.record(&order, "skip", why),
+            Ok(detail) => self.record(&order, DecisionOutcome::Bid, detail),
+            Err(Outcome::Skip(why)) => self.record(&order, DecisionOutcome::Skip, why),
             Err(Outcome::Failed(why)) => {
                 self.release(&key);
-                self.record(&order, "failed", why);
+                self.record(&order, DecisionOutcome::Failed, why);
             }
         }
     }
@@ -383,9 +366,9 @@ impl Provider {
         let mine = ListQuery { provider: Some(self.address), ..Default::default() };
         let bids = self.client.bids(&mine).await?;
         let leases_on_chain = self.client.leases(&mine).await?;
-        let active: BTreeMap<String, &gridlease_client::LeaseDto> = leases_on_chain
+        let active: BTreeMap<String, &gridlease_client::Lease> = leases_on_chain
             .iter()
-            .filter(|l| state_name(&l.state) == "active")
+            .filter(|l| l.state == LeaseState::Active)
             .map(|l| (bidengine::hold_key(&l.id.order), l))
             .collect();
         for (key, lease) in &active {
@@ -399,7 +382,7 @@ impl Provider {
         }
         let open_bids: std::collections::BTreeSet<String> = bids
             .iter()
-            .filter(|b| state_name(&b.state) == "open")
+            .filter(|b| b.state == BidState::Open)
             .map(|b| bidengine::hold_key(&b.id.order))
             .collect();
         let held: Vec<String> = lock(&self.reservations).holds().map(|(k, _)| k.clone()).collect();
@@ -427,45 +410,35 @@ impl Provider {
     async fn on_block(self: &Arc<Self>, block: BlockEvents) {
         self.height.store(block.height, Ordering::Relaxed);
         for e in block.events {
-            let ev = &e.event;
-            match e.kind() {
-                "order_opened" => {
-                    let parsed =
-                        serde_json::from_value::<OrderId>(ev["id"].clone()).and_then(|id| {
-                            Ok((id, serde_json::from_value::<DecCoin>(ev["max_price"].clone())?))
-                        });
-                    if let Ok((id, max)) = parsed {
-                        let me = Arc::clone(self);
-                        tokio::spawn(async move { me.consider_order(id, max).await });
-                    }
+            match e.event {
+                Event::OrderOpened { id, max_price, .. } => {
+                    let me = Arc::clone(self);
+                    tokio::spawn(async move { me.consider_order(id, max_price).await });
                 }
-                "bid_closed" => {
-                    if let Some(id) = self.my_bid(ev) {
+                Event::BidClosed { id, .. } => {
+                    if let Some(id) = self.my_bid(id) {
                         let key = bidengine::hold_key(&id.order);
                         if !lock(&self.leases).contains_key(&key) {
                             self.release(&key);
                         }
                     }
                 }
-                "order_closed" => {
-                    if let Ok(id) = serde_json::from_value::<OrderId>(ev["id"].clone()) {
-                        let key = bidengine::hold_key(&id);
-                        if !lock(&self.leases).contains_key(&key)
-                            && !lock(&self.deciding).contains(&key)
-                        {
-                            self.release(&key);
-                        }
+                Event::OrderClosed { id, .. } => {
+                    let key = bidengine::hold_key(&id);
+                    if !lock(&self.leases).contains_key(&key)
+                        && !lock(&self.deciding).contains(&key)
+                    {
+                        self.release(&key);
                     }
                 }
-                "lease_created" => {
-                    if let Some(id) = self.my_bid(ev) {
+                Event::LeaseCreated { id, .. } => {
+                    if let Some(id) = self.my_bid(id) {
                         let key = bidengine::hold_key(&id.order);
                         leases::adopt_lease(self, id, &key).await;
                     }
                 }
-                "lease_closed" => {
-                    if let Some(id) = self.my_bid(ev) {
-                        let reason = ev["reason"].as_str().unwrap_or("closed").to_string();
+                Event::LeaseClosed { id, reason } => {
+                    if let Some(id) = self.my_bid(id) {
                         let key = bidengine::hold_key(&id.order);
                         leases::close_local(
                             self,
@@ -485,10 +458,8 @@ impl Provider {
         }
     }
 
-    fn my_bid(&self, ev: &Value) -> Option<BidId> {
-        serde_json::from_value::<BidId>(ev["id"].clone())
-            .ok()
-            .filter(|id| id.provider == self.address)
+    fn my_bid(&self, id: BidId) -> Option<BidId> {
+        (id.provider == self.address).then_some(id)
     }
 
     /// Follows the chain forever, reconnecting with a growing pause (at most 5 s).
@@ -530,7 +501,7 @@ impl Provider {
         loop {
             tokio::time::sleep(Duration::from_secs(30)).await;
             if let Ok(Some(p)) = self.client.provider(&self.address).await {
-                let audits: Vec<AuditDto> = p.audits;
+                let audits: Vec<AuditRecord> = p.audits;
                 lock(&self.bid_ctx).audits = audits;
             }
         }

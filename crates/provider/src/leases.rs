@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gridlease_client::{ListQuery, state_name};
+use gridlease_client::{LeaseState, ListQuery};
 use gridlease_types::{BidId, Msg};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
+use crate::api::{LeaseStatus, ServiceEndpoint};
 use crate::daemon::{Provider, lock};
 use crate::driver::{LeaseTag, PortMapping, Proto, ReplicaSpec, ReplicaState, Workload};
 use crate::durable_file::{remove_durably, write_durably};
@@ -40,6 +40,24 @@ pub enum Phase {
     Ready,
     /// The runtime could not start it (see the message).
     Failed,
+}
+
+impl Phase {
+    /// The phase's name as it goes on the wire (`awaiting_manifest`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::AwaitingManifest => "awaiting_manifest",
+            Phase::Deploying => "deploying",
+            Phase::Ready => "ready",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// What the provider keeps per lease.
@@ -482,7 +500,7 @@ async fn lease_states_on_chain(p: &Provider) -> Result<BTreeMap<LeaseTag, bool>,
     let leases = p.client.leases(&q).await.map_err(|e| format!("cannot ask the chain: {e}"))?;
     Ok(leases
         .iter()
-        .map(|l| (LeaseTag::of(&l.id.to_string()), state_name(&l.state) == "active"))
+        .map(|l| (LeaseTag::of(&l.id.to_string()), l.state == LeaseState::Active))
         .collect())
 }
 
@@ -654,12 +672,9 @@ pub async fn withdraw_all(p: &Arc<Provider>) {
 }
 
 /// What a tenant sees of a lease: phase, replicas and where its services answer.
-pub async fn status_json(p: &Provider, r: &LeaseRecord) -> Value {
-    let replicas = match p.driver.status(&r.tag).await {
-        Ok(s) => serde_json::to_value(s).unwrap_or(Value::Null),
-        Err(_) => json!([]),
-    };
-    let mut services: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+pub async fn lease_status(p: &Provider, r: &LeaseRecord) -> LeaseStatus {
+    let replicas = p.driver.status(&r.tag).await.unwrap_or_default();
+    let mut services: BTreeMap<String, Vec<ServiceEndpoint>> = BTreeMap::new();
     if let Some(w) = &r.workload {
         for s in &w.replicas {
             let ports = services.entry(s.service.clone()).or_default();
@@ -670,28 +685,28 @@ pub async fn status_json(p: &Provider, r: &LeaseRecord) -> Value {
                     Proto::Tcp => format!("http://{host}:{}", m.host_port),
                     Proto::Udp => format!("udp://{host}:{}", m.host_port),
                 };
-                ports.push(json!({
-                    "replica": s.replica,
-                    "container_port": m.container_port,
-                    "host": host,
-                    "host_port": m.host_port,
-                    "proto": m.proto,
-                    "uri": uri,
-                }));
+                ports.push(ServiceEndpoint {
+                    replica: s.replica,
+                    container_port: m.container_port,
+                    host: host.clone(),
+                    host_port: m.host_port,
+                    proto: m.proto,
+                    uri,
+                });
             }
         }
     }
-    json!({
-        "lease": r.id,
-        "phase": r.phase,
-        "message": r.message,
-        "manifest_hash": r.manifest_hash,
-        "ready_at_ms": r.ready_at_ms,
-        "disk_evictions": r.disk_evictions,
-        "last_disk_eviction": r.last_disk_eviction,
-        "services": services,
-        "replicas": replicas,
-    })
+    LeaseStatus {
+        lease: r.id,
+        phase: r.phase,
+        message: r.message.clone(),
+        manifest_hash: r.manifest_hash.clone(),
+        ready_at_ms: r.ready_at_ms,
+        disk_evictions: r.disk_evictions,
+        last_disk_eviction: r.last_disk_eviction.clone(),
+        services,
+        replicas,
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! lease lifecycle. The `gridlease provider ...` commands front it.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod api_client;
 pub mod bidengine;
 pub mod config;

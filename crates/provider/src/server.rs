@@ -21,14 +21,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
-use gridlease_client::{ClientError, state_name};
+use gridlease_client::{CertState, ClientError, LeaseState};
 use gridlease_types::{Address, BidId, GroupSpec, OrderId};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::api::{
+    ErrorBody, ExecOutput, LeaseStatus, LeaseSummary, LogQuery, PricingSummary, ProviderStatus,
+    ShellRequest,
+};
 use crate::daemon::{Provider, lock};
 use crate::leased::Leased;
 use crate::leases;
@@ -52,7 +54,8 @@ fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> Ap
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.code, "message": self.message }))).into_response()
+        let body = ErrorBody { error: self.code.to_owned(), message: self.message };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -66,7 +69,7 @@ impl From<ClientError> for ApiError {
     }
 }
 
-type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+type ApiResult<T> = Result<T, ApiError>;
 
 pub fn router(p: Arc<Provider>) -> Router {
     Router::new()
@@ -114,38 +117,34 @@ pub async fn serve(p: Arc<Provider>, listener: TcpListener) -> anyhow::Result<()
     }
 }
 
-async fn provider_status(State(p): State<Arc<Provider>>) -> ApiResult {
+async fn provider_status(State(p): State<Arc<Provider>>) -> ApiResult<Json<ProviderStatus>> {
     let free = lock(&p.reservations).free();
-    let leases: Vec<Value> = lock(&p.leases)
+    let leases = lock(&p.leases)
         .values()
-        .map(|r| json!({ "lease": r.id, "phase": r.phase, "message": r.message }))
+        .map(|r| LeaseSummary { lease: r.id, phase: r.phase, message: r.message.clone() })
         .collect();
-    let decisions: Vec<Value> = lock(&p.decisions)
-        .iter()
-        .rev()
-        .take(50)
-        .map(|d| serde_json::to_value(d).unwrap_or(Value::Null))
-        .collect();
-    Ok(Json(json!({
-        "address": p.address,
-        "driver": p.driver.name(),
-        "node": p.config.node,
-        "node_connected": p.node_connected.load(Ordering::Relaxed),
-        "height": p.height.load(Ordering::Relaxed),
-        "inventory": p.inventory,
-        "free": free,
-        "pricing": {
-            "denom": p.config.pricing.denom,
-            "cpu_per_core": p.config.pricing.cpu_per_core,
-            "memory_per_gib": p.config.pricing.memory_per_gib,
-            "storage_per_gib": p.config.pricing.storage_per_gib,
-            "gpu_default": p.config.pricing.gpu_default,
-            "gpu": p.config.pricing.gpu,
-            "script": p.config.pricing.script.is_some(),
+    let recent_decisions = lock(&p.decisions).iter().rev().take(50).cloned().collect();
+    let pricing = &p.config.pricing;
+    Ok(Json(ProviderStatus {
+        address: p.address,
+        driver: p.driver.name().to_owned(),
+        node: p.config.node.clone(),
+        node_connected: p.node_connected.load(Ordering::Relaxed),
+        height: p.height.load(Ordering::Relaxed),
+        inventory: p.inventory.clone(),
+        free,
+        pricing: PricingSummary {
+            denom: pricing.denom.clone(),
+            cpu_per_core: pricing.cpu_per_core.clone(),
+            memory_per_gib: pricing.memory_per_gib.clone(),
+            storage_per_gib: pricing.storage_per_gib.clone(),
+            gpu_default: pricing.gpu_default.clone(),
+            gpu: pricing.gpu.clone(),
+            script: pricing.script.is_some(),
         },
-        "leases": leases,
-        "recent_decisions": decisions,
-    })))
+        leases,
+        recent_decisions,
+    }))
 }
 
 /// The tenant behind a connection: the certificate must be registered and valid on chain
@@ -166,14 +165,20 @@ async fn tenant(p: &Provider, peer: &PeerCert) -> ApiResult<Address> {
         certs.iter().find(|c| tls::pem_to_der(c.cert_pem.as_bytes()).is_ok_and(|d| &d == der));
     match found {
         Some(c) if c.is_valid() => Ok(owner),
-        Some(c) => Err(err(
-            StatusCode::UNAUTHORIZED,
-            "certificate_revoked",
-            format!(
-                "certificate {} of {owner} was revoked at height {}: create a new one",
-                c.serial, c.state["at"]
-            ),
-        )),
+        Some(c) => {
+            let at = match c.state {
+                CertState::Revoked { at } => at.to_string(),
+                CertState::Valid => "?".to_owned(),
+            };
+            Err(err(
+                StatusCode::UNAUTHORIZED,
+                "certificate_revoked",
+                format!(
+                    "certificate {} of {owner} was revoked at height {at}: create a new one",
+                    c.serial
+                ),
+            ))
+        }
         None => Err(err(
             StatusCode::UNAUTHORIZED,
             "certificate_not_registered",
@@ -222,8 +227,7 @@ async fn authorize(p: &Provider, peer: &PeerCert, id: &BidId) -> ApiResult<()> {
             format!("there is no lease {} with this provider", id.order),
         ));
     };
-    if state_name(&lease.state) != "active" {
-        let reason = lease.state["reason"].as_str().unwrap_or("closed");
+    if let LeaseState::Closed { reason, .. } = lease.state {
         return Err(err(
             StatusCode::CONFLICT,
             "lease_closed",
@@ -238,7 +242,7 @@ async fn send_manifest(
     Extension(peer): Extension<PeerCert>,
     Path(path): Path<(String, String, String, String)>,
     body: Bytes,
-) -> ApiResult {
+) -> ApiResult<Json<LeaseStatus>> {
     let id = lease_id(&p, path)?;
     authorize(&p, &peer, &id).await?;
     let record = p.client.deployment(&id.order.owner, id.order.dseq).await?.ok_or_else(|| {
@@ -270,7 +274,7 @@ async fn send_manifest(
             code: refusal.code,
             message: refusal.message,
         })?;
-    Ok(Json(leases::status_json(&p, &r).await))
+    Ok(Json(leases::lease_status(&p, &r).await))
 }
 
 /// What the lease pays for: the shape of its group spec with the amounts of its winning bid
@@ -321,22 +325,11 @@ async fn lease_status(
     State(p): State<Arc<Provider>>,
     Extension(peer): Extension<PeerCert>,
     Path(path): Path<(String, String, String, String)>,
-) -> ApiResult {
+) -> ApiResult<Json<LeaseStatus>> {
     let id = lease_id(&p, path)?;
     authorize(&p, &peer, &id).await?;
     let r = record_of(&p, &id)?;
-    Ok(Json(leases::status_json(&p, &r).await))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogQuery {
-    service: String,
-    #[serde(default)]
-    replica: u32,
-    #[serde(default)]
-    follow: bool,
-    tail: Option<usize>,
+    Ok(Json(leases::lease_status(&p, &r).await))
 }
 
 async fn lease_logs(
@@ -358,21 +351,12 @@ async fn lease_logs(
     Ok(([("content-type", "text/plain; charset=utf-8")], Body::from_stream(stream)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ShellRequest {
-    service: String,
-    #[serde(default)]
-    replica: u32,
-    command: Vec<String>,
-}
-
 async fn lease_shell(
     State(p): State<Arc<Provider>>,
     Extension(peer): Extension<PeerCert>,
     Path(path): Path<(String, String, String, String)>,
     body: Result<Json<ShellRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult {
+) -> ApiResult<Json<ExecOutput>> {
     let id = lease_id(&p, path)?;
     authorize(&p, &peer, &id).await?;
     let req = body.map_err(|e| err(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?.0;
@@ -386,5 +370,5 @@ async fn lease_shell(
         .exec(&r.tag, &req.service, req.replica, &req.command)
         .await
         .map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, "exec_failed", e.to_string()))?;
-    Ok(Json(serde_json::to_value(out).unwrap_or(Value::Null)))
+    Ok(Json(out))
 }

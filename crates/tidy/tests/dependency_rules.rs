@@ -152,6 +152,7 @@ fn off_chain_crates_reach_the_chain_only_through_client() {
         "gridlease-console",
         "gridlease-cli",
         "gridlease-client",
+        "gridlease-rpc-types",
         "gridlease-loadgen",
     ] {
         let Some(id) = g.id(name) else { continue };

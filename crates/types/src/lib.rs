@@ -13,7 +13,10 @@ pub mod hex;
 pub mod ids;
 pub mod keys;
 pub mod msg;
+pub mod params;
+pub mod receipt;
 pub mod resources;
+pub mod state;
 pub mod tx;
 
 pub use address::{Address, AddressError};

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use gridlease_client::{Client, ListQuery, ReceiptInfo, TxBuilder, state_name};
+use gridlease_client::{Client, LeaseState, ListQuery, Receipt, TxBuilder};
 use gridlease_provider::tls::{self, CertBundle};
 use gridlease_types::{Address, BidId, Coin, Denom, Keypair, Msg};
 
@@ -245,7 +245,7 @@ impl Tenant {
     }
 
     /// Submits and waits for the receipt.
-    pub async fn submit(&mut self, msgs: Vec<Msg>) -> ReceiptInfo {
+    pub async fn submit(&mut self, msgs: Vec<Msg>) -> Receipt {
         let tx = self.builder.build(msgs);
         let r = self.client.submit(&tx, true).await.expect("submit");
         r.receipt.expect("committed")
@@ -275,7 +275,7 @@ impl Tenant {
         loop {
             let leases = self.client.leases(&q).await.expect("leases");
             if let Some(l) =
-                leases.iter().find(|l| l.id.order.dseq == dseq && state_name(&l.state) == "active")
+                leases.iter().find(|l| l.id.order.dseq == dseq && l.state == LeaseState::Active)
             {
                 return l.id;
             }

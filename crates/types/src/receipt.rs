@@ -1,9 +1,7 @@
 //! Receipts and events: what a block tells the world about each transaction.
 
+use crate::{Address, BidId, Coin, DecAmount, DecCoin, DeploymentId, Height, OrderId, TxHash};
 use borsh::{BorshDeserialize, BorshSerialize};
-use gridlease_types::{
-    Address, BidId, Coin, DecAmount, DecCoin, DeploymentId, Height, OrderId, TxHash,
-};
 use serde::{Deserialize, Serialize};
 
 use crate::state::{CloseReason, NoBidReason};
@@ -83,6 +81,37 @@ impl ReceiptCode {
         ReceiptCode::TooManyCertificates,
     ];
 
+    /// The code's name as it goes on the wire (`insufficient_funds`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ReceiptCode::Ok => "ok",
+            ReceiptCode::WrongChainId => "wrong_chain_id",
+            ReceiptCode::BadSignature => "bad_signature",
+            ReceiptCode::WrongSigner => "wrong_signer",
+            ReceiptCode::MalformedTx => "malformed_tx",
+            ReceiptCode::BadSequence => "bad_sequence",
+            ReceiptCode::InsufficientFee => "insufficient_fee",
+            ReceiptCode::InsufficientFunds => "insufficient_funds",
+            ReceiptCode::InvalidAmount => "invalid_amount",
+            ReceiptCode::UnknownDenom => "unknown_denom",
+            ReceiptCode::DenomMismatch => "denom_mismatch",
+            ReceiptCode::Unauthorized => "unauthorized",
+            ReceiptCode::NotFound => "not_found",
+            ReceiptCode::AlreadyExists => "already_exists",
+            ReceiptCode::InvalidState => "invalid_state",
+            ReceiptCode::PriceAboveMax => "price_above_max",
+            ReceiptCode::ProviderNotRegistered => "provider_not_registered",
+            ReceiptCode::AttributesNotMatched => "attributes_not_matched",
+            ReceiptCode::AttributesNotAudited => "attributes_not_audited",
+            ReceiptCode::OfferMismatch => "offer_mismatch",
+            ReceiptCode::DepositTooLow => "deposit_too_low",
+            ReceiptCode::InvalidRequest => "invalid_request",
+            ReceiptCode::Overflow => "overflow",
+            ReceiptCode::TooManyBids => "too_many_bids",
+            ReceiptCode::TooManyCertificates => "too_many_certificates",
+        }
+    }
+
     /// Whether the fee was charged and the sequence advanced (the message step ran).
     pub fn charged_fee(self) -> bool {
         !matches!(
@@ -94,6 +123,19 @@ impl ReceiptCode {
                 | ReceiptCode::BadSequence
                 | ReceiptCode::InsufficientFee
         )
+    }
+}
+
+impl std::fmt::Display for ReceiptCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Receipt {
+    /// The transaction did what it asked.
+    pub fn is_ok(&self) -> bool {
+        self.code == ReceiptCode::Ok
     }
 }
 

@@ -1,12 +1,12 @@
 //! The ledger's objects and their lifecycle states. States are enums: a closed lease always
 //! carries its reason and height, an open one cannot.
 
-use borsh::{BorshDeserialize, BorshSerialize};
-use gridlease_types::msg::ProviderInfo;
-use gridlease_types::{
+use crate::msg::ProviderInfo;
+use crate::{
     Address, Attribute, BidId, Coin, DecAmount, DecCoin, Denom, DeploymentId, GroupId, GroupSpec,
     Height, OrderId, PublicKey, ResourceOffer,
 };
+use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 /// Why something closed. Every close records one.
@@ -31,6 +31,28 @@ pub enum CloseReason {
     LeaseEnded,
     /// The tenant replaced an order that found no winner with a fresh one.
     Reopened,
+}
+
+impl CloseReason {
+    /// The reason's name as it goes on the wire (`insufficient_funds`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::TenantClosed => "tenant_closed",
+            CloseReason::ProviderClosed => "provider_closed",
+            CloseReason::DeploymentClosed => "deployment_closed",
+            CloseReason::InsufficientFunds => "insufficient_funds",
+            CloseReason::AuctionLost => "auction_lost",
+            CloseReason::BidWithdrawn => "bid_withdrawn",
+            CloseReason::LeaseEnded => "lease_ended",
+            CloseReason::Reopened => "reopened",
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[derive(
@@ -139,6 +161,24 @@ pub enum NoBidReason {
     /// Deciding the auction failed (see the block's `BeginBlockItemFailed` event): the next
     /// valid bid starts a new window, or the tenant reopens the order.
     AuctionFailed,
+}
+
+impl NoBidReason {
+    /// The reason's name as it goes on the wire (`no_bids`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NoBidReason::NoBids => "no_bids",
+            NoBidReason::AllBidsWithdrawn => "all_bids_withdrawn",
+            NoBidReason::EscrowOverdrawn => "escrow_overdrawn",
+            NoBidReason::AuctionFailed => "auction_failed",
+        }
+    }
+}
+
+impl std::fmt::Display for NoBidReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[derive(

@@ -1,0 +1,160 @@
+//! The provider API's wire types: what the manifest service answers (`server.rs`) and what its
+//! clients read (`api_client.rs`, the CLI, the gateway), one definition for both sides.
+
+use std::collections::BTreeMap;
+
+use gridlease_types::{Address, BidId};
+use serde::{Deserialize, Serialize};
+
+pub use crate::driver::{ExecOutput, Proto, ReplicaState, ReplicaStatus};
+pub use crate::inventory::{GpuDevice, Inventory};
+pub use crate::leases::Phase;
+pub use crate::reserve::Free;
+
+/// `GET /status`: what the provider has, what is free, its prices, its leases and its recent
+/// bid decisions. Public: no client certificate needed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderStatus {
+    pub address: Address,
+    /// `podman` or `exec`.
+    pub driver: String,
+    /// The node it follows.
+    pub node: String,
+    pub node_connected: bool,
+    /// The last block it saw.
+    pub height: u64,
+    pub inventory: Inventory,
+    pub free: Free,
+    pub pricing: PricingSummary,
+    pub leases: Vec<LeaseSummary>,
+    /// The latest first, at most 50.
+    pub recent_decisions: Vec<BidDecision>,
+}
+
+/// The provider's prices per block, in `denom` (decimal strings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricingSummary {
+    pub denom: String,
+    pub cpu_per_core: String,
+    pub memory_per_gib: String,
+    pub storage_per_gib: String,
+    pub gpu_default: String,
+    /// Per GPU, by model.
+    pub gpu: BTreeMap<String, String>,
+    /// Whether an external script prices each order instead.
+    pub script: bool,
+}
+
+/// One lease as `GET /status` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseSummary {
+    pub lease: BidId,
+    pub phase: Phase,
+    pub message: String,
+}
+
+/// What the bid engine decided about one order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionOutcome {
+    /// It bid.
+    Bid,
+    /// It does not bid (the detail says why).
+    Skip,
+    /// It meant to bid and could not.
+    Failed,
+}
+
+impl DecisionOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            DecisionOutcome::Bid => "bid",
+            DecisionOutcome::Skip => "skip",
+            DecisionOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// One bid decision, for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BidDecision {
+    pub order: String,
+    pub height: u64,
+    pub outcome: DecisionOutcome,
+    pub detail: String,
+}
+
+/// `GET /lease/.../status` and the answer to `PUT /lease/.../manifest`: where a lease stands
+/// on this provider and where its services answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseStatus {
+    pub lease: BidId,
+    pub phase: Phase,
+    pub message: String,
+    /// Hex SHA-256 of the manifest deployed.
+    pub manifest_hash: Option<String>,
+    /// Unix milliseconds when it first became ready.
+    pub ready_at_ms: Option<u64>,
+    /// Times a replica was started afresh for writing more to its own disk than leased.
+    #[serde(default)]
+    pub disk_evictions: u32,
+    #[serde(default)]
+    pub last_disk_eviction: Option<String>,
+    /// Published ports, by service.
+    pub services: BTreeMap<String, Vec<ServiceEndpoint>>,
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+impl LeaseStatus {
+    /// The URIs where each service answers.
+    pub fn endpoints(&self) -> BTreeMap<String, Vec<String>> {
+        self.services
+            .iter()
+            .map(|(name, ports)| (name.clone(), ports.iter().map(|p| p.uri.clone()).collect()))
+            .collect()
+    }
+}
+
+/// One published port of one replica.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEndpoint {
+    pub replica: u32,
+    pub container_port: u16,
+    pub host: String,
+    pub host_port: u16,
+    pub proto: Proto,
+    /// `http://host:port` for TCP (nearly every leased service speaks HTTP), `udp://...`.
+    pub uri: String,
+}
+
+/// `GET /lease/.../logs` query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    pub service: String,
+    #[serde(default)]
+    pub replica: u32,
+    #[serde(default)]
+    pub follow: bool,
+    #[serde(default)]
+    pub tail: Option<usize>,
+}
+
+/// `POST /lease/.../shell` body: one command run in one replica; the answer is an
+/// [`ExecOutput`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellRequest {
+    pub service: String,
+    #[serde(default)]
+    pub replica: u32,
+    pub command: Vec<String>,
+}
+
+/// Every refusal: a stable code (`lease_closed`, `manifest_exceeds_lease`, ...) and one
+/// sentence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}

@@ -1,0 +1,158 @@
+//! Parameters every node must agree on, as the genesis document sets them and the RPC reports
+//! them.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::{Address, Coin, Denom};
+
+/// Parameters every node must agree on.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Params {
+    /// The native denomination: fees, bid deposits.
+    pub native_denom: Denom,
+    /// Every denomination the chain knows, the native one included.
+    pub denoms: Vec<Denom>,
+    /// Blocks from an order's opening to its auction's close.
+    pub bid_window: u64,
+    /// Minimum deployment deposit per escrow denomination; a denomination absent here cannot
+    /// fund deployments.
+    pub min_deposits: Vec<Coin>,
+    /// Deposit a provider locks with each bid (native denomination).
+    pub bid_deposit: Coin,
+    /// Share of each provider payout that goes to the community pool, in parts per million, per
+    /// denomination (absent: zero).
+    pub take_rates_ppm: Vec<(Denom, u32)>,
+    /// Blocks an overdrawn escrow keeps its leases before the deployment closes.
+    pub overdraw_grace: u64,
+    /// Minimum fee per transaction, in the native denomination.
+    #[serde(with = "crate::amount::u128_string")]
+    pub min_fee: u128,
+    /// Most groups in one deployment.
+    pub max_groups: u32,
+    /// Most bids open at once on one order (withdrawn and closed bids do not count).
+    pub max_bids_per_order: u32,
+    /// Share of a bid's deposit kept (to the community pool) when the provider withdraws the
+    /// bid before its auction closes, in parts per million.
+    #[serde(default = "default_bid_withdraw_penalty_ppm")]
+    pub bid_withdraw_penalty_ppm: u32,
+    /// Most certificates one account keeps registered; revoked ones make room for new ones.
+    #[serde(default = "default_max_certs_per_owner")]
+    pub max_certs_per_owner: u32,
+    /// Accounts allowed to sign provider attributes (audits). Nobody else can.
+    #[serde(default)]
+    pub auditors: Vec<Address>,
+    /// Fee per message of a transaction (see [`Params::required_fee`]).
+    #[serde(with = "crate::amount::u128_string", default = "default_fee_per_msg")]
+    pub fee_per_msg: u128,
+    /// Fee per byte of a transaction's canonical encoding.
+    #[serde(with = "crate::amount::u128_string", default = "default_fee_per_byte")]
+    pub fee_per_byte: u128,
+}
+
+fn default_fee_per_msg() -> u128 {
+    100
+}
+
+fn default_fee_per_byte() -> u128 {
+    1
+}
+
+fn default_bid_withdraw_penalty_ppm() -> u32 {
+    100_000
+}
+
+fn default_max_certs_per_owner() -> u32 {
+    16
+}
+
+impl Params {
+    pub fn knows(&self, denom: &Denom) -> bool {
+        self.denoms.contains(denom)
+    }
+    pub fn min_deposit(&self, denom: &Denom) -> Option<u128> {
+        self.min_deposits.iter().find(|c| &c.denom == denom).map(|c| c.amount)
+    }
+    /// The fee a transaction of `msgs` messages and `bytes` bytes must pay: the minimum fee,
+    /// or its size priced per message and per byte when that is more. Big transactions pay
+    /// for the work and the space they take.
+    pub fn required_fee(&self, msgs: usize, bytes: usize) -> u128 {
+        let by_size = self
+            .fee_per_msg
+            .saturating_mul(msgs as u128)
+            .saturating_add(self.fee_per_byte.saturating_mul(bytes as u128));
+        self.min_fee.max(by_size)
+    }
+
+    pub fn take_rate_ppm(&self, denom: &Denom) -> u32 {
+        self.take_rates_ppm.iter().find(|(d, _)| d == denom).map_or(0, |(_, r)| *r)
+    }
+
+    /// Devnet defaults: `ugrid` native, `uusdc` stable, 5-block bid window, 100-block grace.
+    pub fn devnet() -> Self {
+        let ugrid = Denom::new("ugrid").unwrap_or_else(|_| unreachable!("valid literal"));
+        let uusdc = Denom::new("uusdc").unwrap_or_else(|_| unreachable!("valid literal"));
+        Params {
+            native_denom: ugrid.clone(),
+            denoms: vec![ugrid.clone(), uusdc.clone()],
+            bid_window: 5,
+            min_deposits: vec![Coin::new(500_000, &ugrid), Coin::new(500_000, &uusdc)],
+            bid_deposit: Coin::new(500_000, &ugrid),
+            take_rates_ppm: vec![(ugrid, 20_000), (uusdc, 20_000)],
+            overdraw_grace: 100,
+            min_fee: 1_000,
+            max_groups: 20,
+            max_bids_per_order: 100,
+            bid_withdraw_penalty_ppm: default_bid_withdraw_penalty_ppm(),
+            max_certs_per_owner: default_max_certs_per_owner(),
+            auditors: Vec::new(),
+            fee_per_msg: default_fee_per_msg(),
+            fee_per_byte: default_fee_per_byte(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.denoms.contains(&self.native_denom) {
+            return Err(format!("native denom {} is not in denoms", self.native_denom));
+        }
+        let mut sorted = self.denoms.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != self.denoms.len() {
+            return Err("denoms lists a denomination twice".into());
+        }
+        if self.bid_window == 0 {
+            return Err("bid_window must be at least 1 block".into());
+        }
+        for c in &self.min_deposits {
+            if !self.knows(&c.denom) {
+                return Err(format!("min_deposits names unknown denom {}", c.denom));
+            }
+        }
+        if self.bid_deposit.denom != self.native_denom {
+            return Err("bid_deposit must be in the native denomination".into());
+        }
+        for (d, r) in &self.take_rates_ppm {
+            if !self.knows(d) || *r > 1_000_000 {
+                return Err(format!(
+                    "take rate for {d} must name a known denom and be at most 1000000 ppm"
+                ));
+            }
+        }
+        if self.max_groups == 0 || self.max_bids_per_order == 0 || self.max_certs_per_owner == 0 {
+            return Err(
+                "max_groups, max_bids_per_order and max_certs_per_owner must be at least 1".into(),
+            );
+        }
+        if self.bid_withdraw_penalty_ppm > 1_000_000 {
+            return Err("bid_withdraw_penalty_ppm must be at most 1000000".into());
+        }
+        let mut auditors = self.auditors.clone();
+        auditors.sort();
+        auditors.dedup();
+        if auditors.len() != self.auditors.len() {
+            return Err("auditors lists an account twice".into());
+        }
+        Ok(())
+    }
+}
