@@ -676,7 +676,7 @@ async fn status(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
         for (id, status) in &statuses {
             match status {
                 Ok(s) => {
-                    t.push_str(&format!("\n  lease with {}: {} ", id.provider, s.phase));
+                    t.push_str(&format!("\n  lease with {}: {}", id.provider, s.phase));
                     for (name, uris) in s.endpoints() {
                         for u in uris {
                             t.push_str(&format!("\n    {name}: {u}"));

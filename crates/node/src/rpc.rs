@@ -149,13 +149,15 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-async fn health(State(node): State<Arc<Node>>) -> ApiResult<Health> {
+#[utoipa::path(get, path = "/health", tag = "node", responses((status = 200, description = "the node answers, with its latest height", body = Health)))]
+pub(crate) async fn health(State(node): State<Arc<Node>>) -> ApiResult<Health> {
     Metrics::add(&node.metrics.rpc_requests, 1);
     let height = read(&node.store).height();
     Ok(Json(Health { status: "ok".to_owned(), latest_height: height }))
 }
 
-async fn status(State(node): State<Arc<Node>>) -> ApiResult<Status> {
+#[utoipa::path(get, path = "/status", tag = "node", responses((status = 200, description = "chain id, latest height, block time, state root, mempool size", body = Status)))]
+pub(crate) async fn status(State(node): State<Arc<Node>>) -> ApiResult<Status> {
     Metrics::add(&node.metrics.rpc_requests, 1);
     let (height, root, time) = {
         let store = read(&node.store);
@@ -173,11 +175,13 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Status> {
     }))
 }
 
-async fn params(State(node): State<Arc<Node>>) -> ApiResult<Params> {
+#[utoipa::path(get, path = "/params", tag = "node", responses((status = 200, description = "the chain's parameters", body = Params)))]
+pub(crate) async fn params(State(node): State<Arc<Node>>) -> ApiResult<Params> {
     Ok(Json(node.params.clone()))
 }
 
-async fn pool(State(node): State<Arc<Node>>) -> ApiResult<Pool> {
+#[utoipa::path(get, path = "/pool", tag = "bank", responses((status = 200, description = "the community pool per denomination", body = Pool), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn pool(State(node): State<Arc<Node>>) -> ApiResult<Pool> {
     let v = view(&node)?;
     let mut community_pool = std::collections::BTreeMap::new();
     for d in &node.params.denoms {
@@ -187,7 +191,8 @@ async fn pool(State(node): State<Arc<Node>>) -> ApiResult<Pool> {
     Ok(Json(Pool { community_pool }))
 }
 
-async fn account(
+#[utoipa::path(get, path = "/accounts/{address}", tag = "bank", params(("address" = String, Path, description = "bech32 account address")), responses((status = 200, description = "sequence and balances", body = AccountInfo), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn account(
     State(node): State<Arc<Node>>,
     Path(address): Path<String>,
 ) -> ApiResult<AccountInfo> {
@@ -214,7 +219,8 @@ const DEFAULT_PAGE: usize = 100;
 /// with a cursor to go on).
 const SCAN_PER_ITEM: usize = 8;
 
-async fn providers(
+#[utoipa::path(get, path = "/providers", tag = "provider", params(ListQuery), responses((status = 200, description = "a page of registered providers", body = ProvidersPage), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn providers(
     State(node): State<Arc<Node>>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<ProvidersPage> {
@@ -232,7 +238,8 @@ async fn providers(
     Ok(Json(ProvidersPage { providers: page.items, next_cursor: cursor_of(page.next) }))
 }
 
-async fn provider(
+#[utoipa::path(get, path = "/providers/{address}", tag = "provider", params(("address" = String, Path, description = "bech32 account address")), responses((status = 200, description = "one provider with the attributes each auditor signed", body = ProviderRecord), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn provider(
     State(node): State<Arc<Node>>,
     Path(address): Path<String>,
 ) -> ApiResult<ProviderRecord> {
@@ -260,7 +267,8 @@ fn certificate_view(c: &gridlease_ledger::state::Certificate) -> CertificateView
     }
 }
 
-async fn certificates(
+#[utoipa::path(get, path = "/certificates/{address}", tag = "cert", params(("address" = String, Path, description = "bech32 account address")), responses((status = 200, description = "every certificate of the account, valid or revoked", body = Certificates), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn certificates(
     State(node): State<Arc<Node>>,
     Path(address): Path<String>,
 ) -> ApiResult<Certificates> {
@@ -272,7 +280,8 @@ async fn certificates(
     Ok(Json(Certificates { certificates: certs.iter().map(certificate_view).collect() }))
 }
 
-async fn certificate(
+#[utoipa::path(get, path = "/certificates/{address}/{serial}", tag = "cert", params(("address" = String, Path, description = "bech32 account address"), ("serial" = String, Path, description = "hex SHA-256 of the certificate's PEM")), responses((status = 200, description = "one certificate", body = CertificateAnswer), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn certificate(
     State(node): State<Arc<Node>>,
     Path((address, serial)): Path<(String, String)>,
 ) -> ApiResult<CertificateAnswer> {
@@ -351,7 +360,8 @@ fn deployment_view(d: &gridlease_ledger::state::Deployment) -> DeploymentView {
     }
 }
 
-async fn deployments(
+#[utoipa::path(get, path = "/deployments", tag = "deployment", params(ListQuery), responses((status = 200, description = "a page of deployments", body = DeploymentsPage), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn deployments(
     State(node): State<Arc<Node>>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<DeploymentsPage> {
@@ -372,7 +382,8 @@ async fn deployments(
     }))
 }
 
-async fn deployment(
+#[utoipa::path(get, path = "/deployments/{owner}/{dseq}", tag = "deployment", params(("owner" = String, Path), ("dseq" = u64, Path)), responses((status = 200, description = "a deployment with its groups and escrow account", body = DeploymentRecord), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn deployment(
     State(node): State<Arc<Node>>,
     Path((owner, dseq)): Path<(String, String)>,
 ) -> ApiResult<DeploymentRecord> {
@@ -393,7 +404,8 @@ async fn deployment(
     Ok(Json(DeploymentRecord { deployment: deployment_view(&d), groups, escrow }))
 }
 
-async fn orders(
+#[utoipa::path(get, path = "/orders", tag = "market", params(ListQuery), responses((status = 200, description = "a page of orders", body = OrdersPage), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn orders(
     State(node): State<Arc<Node>>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<OrdersPage> {
@@ -411,7 +423,8 @@ async fn orders(
     Ok(Json(OrdersPage { orders: page.items, next_cursor: cursor_of(page.next) }))
 }
 
-async fn bids(
+#[utoipa::path(get, path = "/bids", tag = "market", params(ListQuery), responses((status = 200, description = "a page of bids", body = BidsPage), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn bids(
     State(node): State<Arc<Node>>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<BidsPage> {
@@ -425,7 +438,8 @@ async fn bids(
     Ok(Json(BidsPage { bids: page.items, next_cursor: cursor_of(page.next) }))
 }
 
-async fn leases(
+#[utoipa::path(get, path = "/leases", tag = "market", params(ListQuery), responses((status = 200, description = "a page of leases", body = LeasesPage), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn leases(
     State(node): State<Arc<Node>>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<LeasesPage> {
@@ -485,7 +499,11 @@ fn bid_id_of(
 type BidPath = Path<(String, String, String, String, String)>;
 
 /// `GET /leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one lease by its id.
-async fn lease(State(node): State<Arc<Node>>, Path(path): BidPath) -> ApiResult<LeaseAnswer> {
+#[utoipa::path(get, path = "/leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}", tag = "market", params(("owner" = String, Path, description = "the deployment's owner"), ("dseq" = u64, Path), ("gseq" = u32, Path), ("oseq" = u32, Path), ("provider" = String, Path, description = "the bidder's address")), responses((status = 200, description = "one lease", body = LeaseAnswer), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn lease(
+    State(node): State<Arc<Node>>,
+    Path(path): BidPath,
+) -> ApiResult<LeaseAnswer> {
     let id = bid_id_of(path)?;
     let v = view(&node)?;
     let l = query::lease(&v, &id)
@@ -495,7 +513,11 @@ async fn lease(State(node): State<Arc<Node>>, Path(path): BidPath) -> ApiResult<
 }
 
 /// `GET /bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one bid by its id.
-async fn bid(State(node): State<Arc<Node>>, Path(path): BidPath) -> ApiResult<BidAnswer> {
+#[utoipa::path(get, path = "/bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}", tag = "market", params(("owner" = String, Path, description = "the deployment's owner"), ("dseq" = u64, Path), ("gseq" = u32, Path), ("oseq" = u32, Path), ("provider" = String, Path, description = "the bidder's address")), responses((status = 200, description = "one bid", body = BidAnswer), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn bid(
+    State(node): State<Arc<Node>>,
+    Path(path): BidPath,
+) -> ApiResult<BidAnswer> {
     let id = bid_id_of(path)?;
     let v = view(&node)?;
     let b = query::bid(&v, &id)
@@ -523,18 +545,27 @@ fn block_view(node: &Node, height: u64) -> ApiResult<BlockView> {
     }))
 }
 
-async fn latest_block(State(node): State<Arc<Node>>) -> ApiResult<BlockView> {
+#[utoipa::path(get, path = "/blocks/latest", tag = "blocks", responses((status = 200, description = "the latest block with its receipts and state root", body = BlockView), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn latest_block(State(node): State<Arc<Node>>) -> ApiResult<BlockView> {
     let h = read(&node.store).height();
     block_view(&node, h)
 }
 
-async fn block(State(node): State<Arc<Node>>, Path(height): Path<String>) -> ApiResult<BlockView> {
+#[utoipa::path(get, path = "/blocks/{height}", tag = "blocks", params(("height" = u64, Path)), responses((status = 200, description = "a block with its receipts and state root", body = BlockView), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn block(
+    State(node): State<Arc<Node>>,
+    Path(height): Path<String>,
+) -> ApiResult<BlockView> {
     let h: u64 =
         height.parse().map_err(|_| ApiError::bad(format!("height `{height}` is not a number")))?;
     block_view(&node, h)
 }
 
-async fn tx(State(node): State<Arc<Node>>, Path(hash): Path<String>) -> ApiResult<TxView> {
+#[utoipa::path(get, path = "/txs/{hash}", tag = "txs", params(("hash" = String, Path, description = "hex SHA-256 of the transaction's bytes")), responses((status = 200, description = "a committed transaction with its receipt, or a pending one", body = TxView), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn tx(
+    State(node): State<Arc<Node>>,
+    Path(hash): Path<String>,
+) -> ApiResult<TxView> {
     let h: TxHash = hash.to_uppercase().parse().map_err(ApiError::bad)?;
     let store = read(&node.store);
     let Some((height, index)) = store.tx_location(&h.0).map_err(ApiError::unavailable)? else {
@@ -569,7 +600,8 @@ async fn tx(State(node): State<Arc<Node>>, Path(hash): Path<String>) -> ApiResul
     }))
 }
 
-async fn submit(
+#[utoipa::path(post, path = "/txs", tag = "txs", params(SubmitQuery), request_body = SubmitRequest, responses((status = 200, description = "committed, with its receipt (wait=commit)", body = SubmitResult), (status = 202, description = "admitted to the mempool, or still pending after the wait", body = SubmitResult), (status = 400, description = "an invalid transaction or request", body = ErrorBody), (status = 402, description = "the signer's balance cannot pay this fee and its pending fees", body = ErrorBody), (status = 409, description = "a sequence conflict or a duplicate", body = ErrorBody), (status = 413, description = "the body is too large", body = ErrorBody), (status = 429, description = "the mempool is full, or this peer's pending or gapped transactions are at their limit", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn submit(
     State(node): State<Arc<Node>>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     q: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
@@ -657,7 +689,8 @@ fn mentions(v: &Value, needle: &str) -> bool {
     }
 }
 
-async fn events(
+#[utoipa::path(get, path = "/events", tag = "events", params(EventFilter), responses((status = 200, description = "server-sent events: one `block` event (BlockEvents) per committed block with the events that pass the filters; a `lagged` event (Lagged) ends the stream of a subscriber that fell behind", content_type = "text/event-stream", body = String), (status = 400, description = "a malformed filter", body = ErrorBody), (status = 503, description = "too many event streams are open", body = ErrorBody)))]
+pub(crate) async fn events(
     State(node): State<Arc<Node>>,
     q: Result<Query<EventFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -765,7 +798,8 @@ async fn limit_in_flight(
     next.run(request).await
 }
 
-async fn metrics(State(node): State<Arc<Node>>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
+pub(crate) async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let m = &node.metrics;
     let height = read(&node.store).height();
     let mempool = lock(&node.mempool).len();
@@ -791,8 +825,10 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+#[utoipa::path(get, path = "/openapi.json", tag = "node", responses((status = 200, description = "this document", content_type = "application/json", body = Object)))]
+pub(crate) async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::openapi::document_json())
+        .into_response()
 }
 
 #[cfg(test)]

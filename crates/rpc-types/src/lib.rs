@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why the node refused a request, as a stable code (the `error` of [`ErrorBody`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -90,6 +91,7 @@ impl fmt::Display for ErrorCode {
 
 /// Every error answer: a stable code and one sentence.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorCode,
     pub message: String,
@@ -97,6 +99,7 @@ pub struct ErrorBody {
 
 /// `GET /health`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Always `ok` when the node answers.
     pub status: String,
@@ -105,6 +108,7 @@ pub struct Health {
 
 /// `GET /status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Status {
     pub chain_id: String,
     pub latest_height: u64,
@@ -118,12 +122,14 @@ pub struct Status {
 
 /// `GET /pool`: the community pool's balance per denomination (amounts as decimal strings).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Pool {
     pub community_pool: BTreeMap<String, String>,
 }
 
 /// `GET /accounts/{address}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct AccountInfo {
     pub address: Address,
     /// The next transaction's sequence (0 for an account that never sent one).
@@ -135,6 +141,8 @@ pub struct AccountInfo {
 
 /// Query of every list endpoint: filters and paging.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "schema", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,6 +171,7 @@ macro_rules! page {
     ($(#[$doc:meta])* $name:ident, $field:ident, $item:ty) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
         pub struct $name {
             pub $field: Vec<$item>,
             /// Where the next page starts; `None` at the end of the list.
@@ -201,6 +210,7 @@ page!(
 
 /// `GET /providers/{address}`: the provider and the attributes each auditor signed for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ProviderRecord {
     pub provider: Provider,
     pub audits: Vec<AuditRecord>,
@@ -208,6 +218,7 @@ pub struct ProviderRecord {
 
 /// A certificate, with its serial in hex and its PEM as text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CertificateView {
     pub owner: Address,
     /// Hex SHA-256 of the PEM.
@@ -226,18 +237,21 @@ impl CertificateView {
 
 /// `GET /certificates/{address}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Certificates {
     pub certificates: Vec<CertificateView>,
 }
 
 /// `GET /certificates/{address}/{serial}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CertificateAnswer {
     pub certificate: CertificateView,
 }
 
 /// A deployment, with its manifest hash in hex.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct DeploymentView {
     pub id: DeploymentId,
     pub state: DeploymentState,
@@ -249,6 +263,7 @@ pub struct DeploymentView {
 
 /// `GET /deployments/{owner}/{dseq}`: the deployment, its groups and its escrow account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct DeploymentRecord {
     pub deployment: DeploymentView,
     pub groups: Vec<Group>,
@@ -257,18 +272,21 @@ pub struct DeploymentRecord {
 
 /// `GET /leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct LeaseAnswer {
     pub lease: Lease,
 }
 
 /// `GET /bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct BidAnswer {
     pub bid: Bid,
 }
 
 /// `GET /blocks/latest`, `GET /blocks/{height}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct BlockView {
     pub height: u64,
     /// RFC 3339, UTC, milliseconds.
@@ -290,6 +308,7 @@ pub struct BlockView {
 
 /// Where a transaction is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TxStatus {
     /// In the mempool (`POST /txs` without waiting).
@@ -302,6 +321,7 @@ pub enum TxStatus {
 
 /// `POST /txs` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     /// The transaction's canonical bytes, hex.
@@ -310,6 +330,7 @@ pub struct SubmitRequest {
 
 /// `POST /txs` query.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Wait {
     /// Answer once the mempool admitted it.
@@ -321,6 +342,8 @@ pub enum Wait {
 
 /// `POST /txs` query string.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "schema", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct SubmitQuery {
     #[serde(default)]
@@ -329,6 +352,7 @@ pub struct SubmitQuery {
 
 /// `POST /txs` answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct SubmitResult {
     /// Hex hash of the transaction.
     pub hash: String,
@@ -349,6 +373,7 @@ impl SubmitResult {
 
 /// `GET /txs/{hash}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct TxView {
     pub hash: String,
     pub status: TxStatus,
@@ -365,6 +390,8 @@ pub struct TxView {
 
 /// `GET /events` query.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "schema", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct EventFilter {
     /// Comma-separated event types (`order_opened,lease_created`); all when absent.
@@ -377,6 +404,7 @@ pub struct EventFilter {
 
 /// One event of a committed block, as `/events` streams it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ChainEvent {
     pub height: u64,
     /// The transaction that caused it; `None` for begin-block work.
@@ -387,6 +415,7 @@ pub struct ChainEvent {
 
 /// SSE event `block`: one committed block's events (those that pass the filters).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct BlockEvents {
     pub height: u64,
     /// RFC 3339, UTC, milliseconds.
@@ -396,6 +425,7 @@ pub struct BlockEvents {
 
 /// SSE event `lagged`: the subscriber fell behind and missed blocks; the stream ends after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Lagged {
     pub lagged: bool,
     pub missed_blocks: u64,

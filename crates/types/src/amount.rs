@@ -120,8 +120,10 @@ impl CheckedAmount for u128 {
     serde::Serialize,
     serde::Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Coin {
     pub denom: Denom,
+    #[cfg_attr(feature = "schema", schema(value_type = String))]
     #[serde(with = "u128_string")]
     pub amount: u128,
 }
@@ -264,6 +266,7 @@ impl<'de> serde::Deserialize<'de> for DecAmount {
     serde::Serialize,
     serde::Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct DecCoin {
     pub denom: Denom,
     pub amount: DecAmount,

@@ -19,6 +19,7 @@ use crate::Address;
     Serialize,
     Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Attribute {
     pub key: String,
     pub value: String,
@@ -34,6 +35,7 @@ impl Attribute {
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct SignedBy {
     /// Every one of these auditors must have signed the required attributes.
     #[serde(default)]
@@ -53,6 +55,7 @@ impl SignedBy {
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct PlacementRequirements {
     #[serde(default)]
     pub attributes: Vec<Attribute>,

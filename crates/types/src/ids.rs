@@ -22,6 +22,7 @@ use crate::Address;
     Serialize,
     Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct DeploymentId {
     pub owner: Address,
     pub dseq: u64,
@@ -42,6 +43,7 @@ pub struct DeploymentId {
     Serialize,
     Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct GroupId {
     pub owner: Address,
     pub dseq: u64,
@@ -63,6 +65,7 @@ pub struct GroupId {
     Serialize,
     Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct OrderId {
     pub owner: Address,
     pub dseq: u64,
@@ -85,6 +88,7 @@ pub struct OrderId {
     Serialize,
     Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct BidId {
     pub order: OrderId,
     pub provider: Address,

@@ -16,6 +16,8 @@ pub mod msg;
 pub mod params;
 pub mod receipt;
 pub mod resources;
+#[cfg(feature = "schema")]
+mod schema;
 pub mod state;
 pub mod tx;
 

@@ -13,6 +13,7 @@ use crate::resources::{GroupSpec, ResourceOffer};
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ProviderInfo {
     #[serde(default)]
     pub email: String,
@@ -22,6 +23,7 @@ pub struct ProviderInfo {
 
 /// One operation. The signer of the transaction is the actor of every message in it.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Msg {
     // bank

@@ -8,6 +8,7 @@ use crate::{Address, Coin, Denom};
 
 /// Parameters every node must agree on.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Params {
     /// The native denomination: fees, bid deposits.
     pub native_denom: Denom,
@@ -26,6 +27,7 @@ pub struct Params {
     /// Blocks an overdrawn escrow keeps its leases before the deployment closes.
     pub overdraw_grace: u64,
     /// Minimum fee per transaction, in the native denomination.
+    #[cfg_attr(feature = "schema", schema(value_type = String))]
     #[serde(with = "crate::amount::u128_string")]
     pub min_fee: u128,
     /// Most groups in one deployment.
@@ -43,9 +45,11 @@ pub struct Params {
     #[serde(default)]
     pub auditors: Vec<Address>,
     /// Fee per message of a transaction (see [`Params::required_fee`]).
+    #[cfg_attr(feature = "schema", schema(value_type = String))]
     #[serde(with = "crate::amount::u128_string", default = "default_fee_per_msg")]
     pub fee_per_msg: u128,
     /// Fee per byte of a transaction's canonical encoding.
+    #[cfg_attr(feature = "schema", schema(value_type = String))]
     #[serde(with = "crate::amount::u128_string", default = "default_fee_per_byte")]
     pub fee_per_byte: u128,
 }

@@ -20,6 +20,7 @@ use crate::state::{CloseReason, NoBidReason};
     Serialize,
     Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[borsh(use_discriminant = true)]
 #[repr(u16)]
@@ -141,6 +142,7 @@ impl Receipt {
 
 /// Something that happened, for subscribers and indexers.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     Transfer {
@@ -250,6 +252,7 @@ pub enum Event {
 
 /// One unit of begin-block work, as named in `BeginBlockItemFailed`.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BeginBlockItem {
     /// An escrow account whose balance ran out.
@@ -262,6 +265,7 @@ pub enum BeginBlockItem {
 
 /// The result of one transaction.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Receipt {
     pub tx_hash: TxHash,
     pub code: ReceiptCode,

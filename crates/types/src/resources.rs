@@ -14,6 +14,7 @@ pub const MAX_COUNT: u32 = 10_000;
 
 /// A storage volume: size in bytes, optional class (`beta2`, `ram`, ...) and persistence.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct StorageVolume {
     pub name: String,
     pub bytes: u64,
@@ -25,6 +26,7 @@ pub struct StorageVolume {
 
 /// One acceptable GPU. `model: None` is the wildcard (any model of the vendor).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct GpuSpec {
     pub vendor: String,
     #[serde(default)]
@@ -41,6 +43,7 @@ pub struct GpuSpec {
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct GpuRequirement {
     pub units: u32,
     #[serde(default)]
@@ -51,6 +54,7 @@ pub struct GpuRequirement {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointKind {
     SharedHttp,
@@ -61,6 +65,7 @@ pub enum EndpointKind {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Endpoint {
     pub kind: EndpointKind,
     #[serde(default)]
@@ -69,6 +74,7 @@ pub struct Endpoint {
 
 /// The resources of one replica.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Resources {
     pub id: u32,
     /// CPU in thousandths of a core.
@@ -84,6 +90,7 @@ pub struct Resources {
 
 /// A resource unit of a group: `count` replicas of `resources`, each at most `price` per block.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ResourceUnit {
     pub resources: Resources,
     pub count: u32,
@@ -92,6 +99,7 @@ pub struct ResourceUnit {
 
 /// What a tenant orders for one group.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct GroupSpec {
     pub name: String,
     #[serde(default)]
@@ -112,6 +120,7 @@ pub enum PriceError {
 
 /// The exact GPU a provider offers.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct GpuOffer {
     pub units: u32,
     pub vendor: String,
@@ -122,6 +131,7 @@ pub struct GpuOffer {
 
 /// What a provider offers for one resource unit of the order, in the same position.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ResourceOffer {
     pub cpu_millis: u64,
     pub memory_bytes: u64,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CloseReason {
     /// The tenant closed the lease, group or deployment.
@@ -58,12 +59,14 @@ impl std::fmt::Display for CloseReason {
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Account {
     pub public_key: Option<PublicKey>,
     pub sequence: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Provider {
     pub owner: Address,
     pub host_uri: String,
@@ -74,6 +77,7 @@ pub struct Provider {
 
 /// Attributes of a provider that one auditor signed.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     pub provider: Address,
     pub auditor: Address,
@@ -83,6 +87,7 @@ pub struct AuditRecord {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum CertState {
     Valid,
@@ -90,6 +95,7 @@ pub enum CertState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Certificate {
     pub owner: Address,
     /// SHA-256 of the certificate PEM.
@@ -103,6 +109,7 @@ pub struct Certificate {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DeploymentState {
     Active,
@@ -110,6 +117,7 @@ pub enum DeploymentState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Deployment {
     pub id: DeploymentId,
     pub state: DeploymentState,
@@ -122,6 +130,7 @@ pub struct Deployment {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum GroupState {
     /// Its current order is open for bids.
@@ -137,6 +146,7 @@ pub enum GroupState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Group {
     pub id: GroupId,
     pub spec: GroupSpec,
@@ -150,6 +160,7 @@ pub struct Group {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NoBidReason {
     /// No provider bid during the window: the next valid bid starts a new window.
@@ -184,6 +195,7 @@ impl std::fmt::Display for NoBidReason {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum OrderState {
     /// Taking bids. `closes_at` is when the auction decides (none: waiting for a first bid);
@@ -203,6 +215,7 @@ pub enum OrderState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Order {
     pub id: OrderId,
     pub max_price: DecCoin,
@@ -227,6 +240,7 @@ pub struct Order {
     Serialize,
     Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct BidTime {
     pub height: Height,
     pub tx_index: u32,
@@ -236,6 +250,7 @@ pub struct BidTime {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum BidState {
     Open,
@@ -248,6 +263,7 @@ pub enum BidState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Bid {
     pub id: BidId,
     pub price: DecCoin,
@@ -267,6 +283,7 @@ impl Bid {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LeaseState {
     Active,
@@ -274,6 +291,7 @@ pub enum LeaseState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Lease {
     pub id: BidId,
     /// Price per block.
@@ -285,6 +303,7 @@ pub struct Lease {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum EscrowState {
     Open,
@@ -303,6 +322,7 @@ pub enum EscrowState {
 /// the full `rate`, and each payment's share is `payment.rate × (paid_blocks − checkpoint)`,
 /// so settling costs the same whatever the number of leases.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct EscrowAccount {
     pub id: DeploymentId,
     pub denom: Denom,
@@ -324,6 +344,7 @@ pub struct EscrowAccount {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum PaymentState {
     Open,
@@ -332,6 +353,7 @@ pub enum PaymentState {
 
 /// One lease's stream of payment out of its deployment's escrow.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Payment {
     pub lease: BidId,
     pub rate: DecAmount,

@@ -23,6 +23,7 @@ pub const MAX_MSGS: usize = 64;
 
 /// What the signer signs.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct TxBody {
     pub chain_id: String,
     pub signer: Address,
@@ -35,6 +36,7 @@ pub struct TxBody {
 
 /// A signed transaction as it travels and is stored.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Tx {
     pub body: TxBody,
     pub public_key: PublicKey,
