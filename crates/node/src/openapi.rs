@@ -43,6 +43,7 @@ use crate::rpc;
         gridlease_rpc_types::ErrorBody,
         gridlease_rpc_types::BlockEvents,
         gridlease_rpc_types::Lagged,
+        gridlease_rpc_types::Wait,
     ))
 )]
 struct RpcDoc;

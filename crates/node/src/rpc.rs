@@ -191,7 +191,7 @@ pub(crate) async fn pool(State(node): State<Arc<Node>>) -> ApiResult<Pool> {
     Ok(Json(Pool { community_pool }))
 }
 
-#[utoipa::path(get, path = "/accounts/{address}", tag = "bank", params(("address" = String, Path, description = "bech32 account address")), responses((status = 200, description = "sequence and balances", body = AccountInfo), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+#[utoipa::path(get, path = "/accounts/{address}", tag = "bank", params(("address" = Address, Path, description = "bech32 account address")), responses((status = 200, description = "sequence and balances", body = AccountInfo), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
 pub(crate) async fn account(
     State(node): State<Arc<Node>>,
     Path(address): Path<String>,
@@ -238,7 +238,7 @@ pub(crate) async fn providers(
     Ok(Json(ProvidersPage { providers: page.items, next_cursor: cursor_of(page.next) }))
 }
 
-#[utoipa::path(get, path = "/providers/{address}", tag = "provider", params(("address" = String, Path, description = "bech32 account address")), responses((status = 200, description = "one provider with the attributes each auditor signed", body = ProviderRecord), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+#[utoipa::path(get, path = "/providers/{address}", tag = "provider", params(("address" = Address, Path, description = "bech32 account address")), responses((status = 200, description = "one provider with the attributes each auditor signed", body = ProviderRecord), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
 pub(crate) async fn provider(
     State(node): State<Arc<Node>>,
     Path(address): Path<String>,
@@ -267,7 +267,7 @@ fn certificate_view(c: &gridlease_ledger::state::Certificate) -> CertificateView
     }
 }
 
-#[utoipa::path(get, path = "/certificates/{address}", tag = "cert", params(("address" = String, Path, description = "bech32 account address")), responses((status = 200, description = "every certificate of the account, valid or revoked", body = Certificates), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+#[utoipa::path(get, path = "/certificates/{address}", tag = "cert", params(("address" = Address, Path, description = "bech32 account address")), responses((status = 200, description = "every certificate of the account, valid or revoked", body = Certificates), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
 pub(crate) async fn certificates(
     State(node): State<Arc<Node>>,
     Path(address): Path<String>,
@@ -280,7 +280,7 @@ pub(crate) async fn certificates(
     Ok(Json(Certificates { certificates: certs.iter().map(certificate_view).collect() }))
 }
 
-#[utoipa::path(get, path = "/certificates/{address}/{serial}", tag = "cert", params(("address" = String, Path, description = "bech32 account address"), ("serial" = String, Path, description = "hex SHA-256 of the certificate's PEM")), responses((status = 200, description = "one certificate", body = CertificateAnswer), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+#[utoipa::path(get, path = "/certificates/{address}/{serial}", tag = "cert", params(("address" = Address, Path, description = "bech32 account address"), ("serial" = String, Path, description = "hex SHA-256 of the certificate's PEM")), responses((status = 200, description = "one certificate", body = CertificateAnswer), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
 pub(crate) async fn certificate(
     State(node): State<Arc<Node>>,
     Path((address, serial)): Path<(String, String)>,
@@ -382,7 +382,7 @@ pub(crate) async fn deployments(
     }))
 }
 
-#[utoipa::path(get, path = "/deployments/{owner}/{dseq}", tag = "deployment", params(("owner" = String, Path), ("dseq" = u64, Path)), responses((status = 200, description = "a deployment with its groups and escrow account", body = DeploymentRecord), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+#[utoipa::path(get, path = "/deployments/{owner}/{dseq}", tag = "deployment", params(("owner" = Address, Path), ("dseq" = u64, Path)), responses((status = 200, description = "a deployment with its groups and escrow account", body = DeploymentRecord), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
 pub(crate) async fn deployment(
     State(node): State<Arc<Node>>,
     Path((owner, dseq)): Path<(String, String)>,
@@ -499,7 +499,7 @@ fn bid_id_of(
 type BidPath = Path<(String, String, String, String, String)>;
 
 /// `GET /leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one lease by its id.
-#[utoipa::path(get, path = "/leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}", tag = "market", params(("owner" = String, Path, description = "the deployment's owner"), ("dseq" = u64, Path), ("gseq" = u32, Path), ("oseq" = u32, Path), ("provider" = String, Path, description = "the bidder's address")), responses((status = 200, description = "one lease", body = LeaseAnswer), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+#[utoipa::path(get, path = "/leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}", tag = "market", params(("owner" = Address, Path, description = "the deployment's owner"), ("dseq" = u64, Path), ("gseq" = u32, Path), ("oseq" = u32, Path), ("provider" = Address, Path, description = "the bidder's address")), responses((status = 200, description = "one lease", body = LeaseAnswer), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
 pub(crate) async fn lease(
     State(node): State<Arc<Node>>,
     Path(path): BidPath,
@@ -513,7 +513,7 @@ pub(crate) async fn lease(
 }
 
 /// `GET /bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one bid by its id.
-#[utoipa::path(get, path = "/bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}", tag = "market", params(("owner" = String, Path, description = "the deployment's owner"), ("dseq" = u64, Path), ("gseq" = u32, Path), ("oseq" = u32, Path), ("provider" = String, Path, description = "the bidder's address")), responses((status = 200, description = "one bid", body = BidAnswer), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+#[utoipa::path(get, path = "/bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}", tag = "market", params(("owner" = Address, Path, description = "the deployment's owner"), ("dseq" = u64, Path), ("gseq" = u32, Path), ("oseq" = u32, Path), ("provider" = Address, Path, description = "the bidder's address")), responses((status = 200, description = "one bid", body = BidAnswer), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
 pub(crate) async fn bid(
     State(node): State<Arc<Node>>,
     Path(path): BidPath,
@@ -561,7 +561,7 @@ pub(crate) async fn block(
     block_view(&node, h)
 }
 
-#[utoipa::path(get, path = "/txs/{hash}", tag = "txs", params(("hash" = String, Path, description = "hex SHA-256 of the transaction's bytes")), responses((status = 200, description = "a committed transaction with its receipt, or a pending one", body = TxView), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+#[utoipa::path(get, path = "/txs/{hash}", tag = "txs", params(("hash" = TxHash, Path, description = "hex SHA-256 of the transaction's bytes")), responses((status = 200, description = "a committed transaction with its receipt, or a pending one", body = TxView), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
 pub(crate) async fn tx(
     State(node): State<Arc<Node>>,
     Path(hash): Path<String>,

@@ -154,9 +154,11 @@ pub struct ListQuery {
     pub state: Option<String>,
     /// Most items in the answer (default 100, at most 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", param(minimum = 1, maximum = 1000))]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", param(pattern = "^([0-9A-Fa-f]{2})*$"))]
     pub cursor: Option<String>,
 }
 
