@@ -653,59 +653,6 @@ impl Inventory {
             gpus,
         }
     }
-
-    /// One line per resource, for `gridlease provider status`:
-    ///
-    /// ```text
-    /// cpu: 16 cores (16000m)
-    /// memory: 62.7 GiB (67412434944 bytes)
-    /// storage: 411.2 GiB (441622413312 bytes)
-    /// gpus: 8 x nvidia a100 80Gi sxm
-    /// ```
-    pub fn summary(&self) -> String {
-        format!(
-            "cpu: {} cores ({}m)\nmemory: {} ({} bytes)\nstorage: {} ({} bytes)\ngpus: {}",
-            format_millis(self.cpu_millis),
-            self.cpu_millis,
-            format_gib(self.memory_bytes),
-            self.memory_bytes,
-            format_gib(self.storage_bytes),
-            self.storage_bytes,
-            summarize_gpus(&self.gpus),
-        )
-    }
-}
-
-/// `8 x nvidia a100 80Gi sxm, 1 x nvidia t4 16Gi pcie`, in order of first appearance; `none`.
-fn summarize_gpus(gpus: &[GpuDevice]) -> String {
-    let mut groups: Vec<(String, usize)> = Vec::new();
-    for gpu in gpus {
-        let key = format!("{} {} {} {}", gpu.vendor, gpu.model, gpu.ram, gpu.interface);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, count)) => *count += 1,
-            None => groups.push((key, 1)),
-        }
-    }
-    if groups.is_empty() {
-        return "none".to_string();
-    }
-    groups.iter().map(|(key, count)| format!("{count} x {key}")).collect::<Vec<_>>().join(", ")
-}
-
-/// `16`, `1.5`, `0.25` cores from thousandths.
-fn format_millis(millis: u64) -> String {
-    let (whole, fraction) = (millis / 1000, millis % 1000);
-    if fraction == 0 {
-        whole.to_string()
-    } else {
-        format!("{whole}.{}", format!("{fraction:03}").trim_end_matches('0'))
-    }
-}
-
-/// Bytes as GiB with one decimal: `62.8 GiB`.
-fn format_gib(bytes: u64) -> String {
-    let tenths = u128::from(bytes) * 10 / (1u128 << 30);
-    format!("{}.{} GiB", tenths / 10, tenths % 10)
 }
 
 #[cfg(test)]
@@ -1085,30 +1032,5 @@ Filesystem     1024-blocks  Used Available Capacity Mounted on
 
         let bad = [decl("nvidia", "a100", "80Gi", "nvlink", 1)];
         assert!(select_gpus(GpuDetection::NoDriver("x".into()), &bad).is_err());
-    }
-
-    #[test]
-    fn summary_has_one_line_per_resource() {
-        let host = HostResources {
-            cpu_millis: 16_000,
-            memory_bytes: 67_412_434_944,
-            storage_bytes: 441_622_413_312,
-        };
-        let mut gpus = map_recording("a100-sxm4-80gb-x8");
-        gpus.extend(map_recording("t4"));
-        assert_eq!(
-            Inventory::new(host, gpus).summary(),
-            "cpu: 16 cores (16000m)\n\
-             memory: 62.7 GiB (67412434944 bytes)\n\
-             storage: 411.2 GiB (441622413312 bytes)\n\
-             gpus: 8 x nvidia a100 80Gi sxm, 1 x nvidia t4 16Gi pcie"
-        );
-        let small =
-            Inventory { cpu_millis: 1_500, memory_bytes: 0, storage_bytes: 0, gpus: Vec::new() };
-        assert_eq!(
-            small.summary(),
-            "cpu: 1.5 cores (1500m)\nmemory: 0.0 GiB (0 bytes)\nstorage: 0.0 GiB (0 bytes)\ngpus: none"
-        );
-        assert_eq!(format_millis(250), "0.25");
     }
 }
