@@ -133,12 +133,13 @@ fn self_exe() -> anyhow::Result<PathBuf> {
 }
 
 /// A program that sits next to `gridlease` (the node, the demo server). When it is missing
-/// and `gridlease` runs from this workspace's target directory (`cargo run -- devnet`), it is
-/// built with the same profile first.
+/// and the workspace `gridlease` was built from is still there (`cargo run -- devnet`, the
+/// tests), it is built first, with the same profile and into the same target directory,
+/// wherever that directory is (`CARGO_TARGET_DIR` may point outside the workspace).
 fn sibling(name: &str, package: &str) -> anyhow::Result<PathBuf> {
     let exe = self_exe()?;
     let dir = exe.parent().ok_or_else(|| failed("the gridlease executable has no directory"))?;
-    let path = dir.join(name);
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if path.is_file() {
         return Ok(path);
     }
@@ -148,21 +149,27 @@ fn sibling(name: &str, package: &str) -> anyhow::Result<PathBuf> {
             exe.display()
         ))
     };
-    // target/<profile>/gridlease, inside the workspace that builds it.
-    let profile = dir.file_name().and_then(|p| p.to_str()).ok_or_else(hint)?.to_string();
-    let workspace = dir
-        .parent()
-        .and_then(Path::parent)
-        .filter(|w| w.join("Cargo.toml").is_file())
-        .ok_or_else(hint)?;
+    let (workspace, target_dir, profile) = build_place(dir).ok_or_else(hint)?;
     println!("building {package} ({profile}) first");
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(workspace).args(["build", "-p", package]);
-    if profile == "release" {
-        cmd.arg("--release");
-    }
+    cmd.current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .args(["build", "-p", package, "--profile"])
+        .arg(if profile == "debug" { "dev" } else { profile.as_str() });
     let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
     if ok && path.is_file() { Ok(path) } else { Err(hint()) }
+}
+
+/// Where to build a sibling of the `gridlease` in `dir` (`<target>/<profile>`): the workspace
+/// this binary was compiled from, if it is still on this machine, the target directory and
+/// the profile's directory name.
+fn build_place(dir: &Path) -> Option<(PathBuf, PathBuf, String)> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.parent()?.to_path_buf();
+    if !workspace.join("Cargo.toml").is_file() || !workspace.join("crates/node").is_dir() {
+        return None;
+    }
+    let profile = dir.file_name()?.to_str()?.to_owned();
+    Some((workspace, dir.parent()?.to_path_buf(), profile))
 }
 
 /// Spawns `cmd` with stderr to `log`; returns once a stdout line starts with `ready` (its
