@@ -50,6 +50,8 @@ pub struct Provider {
     pub inventory: Inventory,
     pub reservations: Mutex<Reservations>,
     pub leases: Mutex<BTreeMap<String, LeaseRecord>>,
+    /// Per lease, the right to act on its workload (see [`leases::lease_turn`]).
+    pub lease_turns: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub decisions: Mutex<VecDeque<BidDecision>>,
     pub ports: Mutex<leases::PortPool>,
     /// Lease records found at start that cannot be read, with why: while there is any, the
@@ -196,6 +198,7 @@ impl Provider {
         let provider = Arc::new(Provider {
             ports: Mutex::new(ports),
             leases: Mutex::new(lease_records),
+            lease_turns: Mutex::new(BTreeMap::new()),
             unreadable_records: unreadable,
             reservations: Mutex::new(reservations),
             decisions: Mutex::new(VecDeque::new()),
@@ -544,4 +547,67 @@ pub async fn run(home: Home, key: Keypair, stop_workloads: bool) -> anyhow::Resu
         println!("provider stopped; leases keep running and are re-adopted at the next start");
     }
     Ok(())
+}
+
+#[cfg(test)]
+impl Provider {
+    /// A provider over `driver` with its home in `dir` and no node behind it (calls to the
+    /// chain fail): for tests of what the daemon does with its own state.
+    pub(crate) fn for_tests(driver: Arc<dyn Driver>, dir: &std::path::Path) -> Arc<Provider> {
+        let home = Home::new(dir);
+        std::fs::write(
+            home.config_path(),
+            crate::config::template("http://127.0.0.1:9", 8443, DriverKind::Podman),
+        )
+        .expect("write the test config");
+        let config = Config::load(&home.config_path()).expect("the template loads");
+        let key = Keypair::from_secret([7; 32]);
+        let address = key.address();
+        let inventory = Inventory {
+            cpu_millis: 8_000,
+            memory_bytes: 16 << 30,
+            storage_bytes: 100 << 30,
+            gpus: vec![],
+        };
+        let capacity = Capacity {
+            cpu_millis: inventory.cpu_millis,
+            memory_bytes: inventory.memory_bytes,
+            storage_bytes: inventory.storage_bytes,
+            gpus: vec![],
+        };
+        let rates = config.rates().expect("the template's rates");
+        let denom = rates.denom.clone();
+        let bid_ctx =
+            BidContext { attributes: vec![], audits: vec![], storage_classes: vec![], rates };
+        let tls = tls::generate(&address, &["localhost".to_owned()]).expect("a certificate");
+        let fee = Coin::new(0, &denom);
+        let signer = TxBuilder {
+            key,
+            chain_id: "test".into(),
+            sequence: 0,
+            fee: fee.clone(),
+            fees: Default::default(),
+        };
+        Arc::new(Provider {
+            ports: Mutex::new(leases::PortPool::new(config.driver.port_range, &BTreeMap::new())),
+            leases: Mutex::new(BTreeMap::new()),
+            lease_turns: Mutex::new(BTreeMap::new()),
+            unreadable_records: Vec::new(),
+            reservations: Mutex::new(Reservations::new(capacity)),
+            decisions: Mutex::new(VecDeque::new()),
+            bid_ctx: Mutex::new(bid_ctx),
+            height: AtomicU64::new(1),
+            node_connected: AtomicBool::new(false),
+            signer: tokio::sync::Mutex::new(signer),
+            deciding: Mutex::new(Default::default()),
+            client: Client::new(&config.node),
+            config,
+            home,
+            address,
+            driver,
+            inventory,
+            bid_deposit: fee,
+            tls,
+        })
+    }
 }

@@ -12,7 +12,6 @@
 //! when it cannot be asked nothing is removed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,7 +256,11 @@ pub async fn adopt_lease(p: &Arc<Provider>, id: BidId, key: &str) {
 
 /// Removes everything of a lease here: workload, ports, hold, record.
 pub async fn close_local(p: &Arc<Provider>, key: &str, why: &str) {
+    // After any deploy or health pass in flight, so none restarts what is removed here.
+    let turn = lease_turn(p, key);
+    let _turn = Arc::clone(&turn).lock_owned().await;
     let record = lock(&p.leases).remove(key);
+    lock(&p.lease_turns).remove(key);
     if let Some(r) = record {
         if let Err(e) = p.driver.remove(&r.tag).await {
             tracing::warn!(lease = %r.id, error = %e, "lease.remove failed");
@@ -399,6 +402,20 @@ pub async fn deploy_manifest(
         code: "manifest_exceeds_lease",
         message: e.to_string(),
     })?;
+    install(p, key, hash_hex, |record| build_workload(p, record, group, leased)).await
+}
+
+/// Puts a new workload (built by `build` from the lease's record) in place of the lease's
+/// current one, unless the manifest `hash_hex` already runs.
+async fn install(
+    p: &Arc<Provider>,
+    key: &str,
+    hash_hex: &str,
+    build: impl FnOnce(&LeaseRecord) -> Result<Workload, DeployRefusal>,
+) -> Result<LeaseRecord, DeployRefusal> {
+    // Nothing else touches this lease's workload until the new one is in place (a health pass
+    // that read the old one would otherwise restart it over the new one).
+    let _turn = lease_turn(p, key).lock_owned().await;
     let mut record = lock(&p.leases).get(key).cloned().ok_or_else(|| {
         refuse(409, "this provider has no record of the lease yet: retry in a block")
     })?;
@@ -414,7 +431,7 @@ pub async fn deploy_manifest(
         lock(&p.ports)
             .give_back(old.replicas.iter().flat_map(|s| s.ports.iter().map(|x| x.host_port)));
     }
-    let workload = build_workload(p, &record, group, leased)?;
+    let workload = build(&record)?;
     record.workload = Some(workload.clone());
     record.manifest_hash = Some(hash_hex.to_string());
     record.phase = Phase::Deploying;
@@ -539,19 +556,35 @@ fn orphans_to_remove(
     remove
 }
 
-fn port_answers(port: u16) -> bool {
-    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).is_ok()
+/// Whether something listens on a local port (without blocking the async worker).
+async fn port_answers(port: u16) -> bool {
+    let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+    matches!(tokio::time::timeout(Duration::from_millis(300), connect).await, Ok(Ok(_)))
+}
+
+/// The lock that gives one task at a time the right to act on a lease's workload (deploy a
+/// manifest, restart replicas, evict, record the result): whoever holds it reads the record
+/// after taking it, so nobody acts on, or writes back, a record another task replaced.
+pub fn lease_turn(p: &Provider, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    Arc::clone(lock(&p.lease_turns).entry(key.to_owned()).or_default())
 }
 
 /// One health pass over the deployed leases: phase from replica states and port checks;
-/// replicas that stopped for good are started again.
+/// replicas that stopped for good are started again. A lease whose workload another task is
+/// changing (a manifest being deployed) is left for the next pass.
 pub async fn check_health(p: &Arc<Provider>) {
-    let records: Vec<(String, LeaseRecord)> = lock(&p.leases)
+    let keys: Vec<String> = lock(&p.leases)
         .iter()
         .filter(|(_, r)| r.workload.is_some() && r.phase != Phase::Failed)
-        .map(|(k, r)| (k.clone(), r.clone()))
+        .map(|(k, _)| k.clone())
         .collect();
-    for (key, mut r) in records {
+    for key in keys {
+        let Ok(_turn) = lease_turn(p, &key).try_lock_owned() else { continue };
+        // Read under the turn: this is the record as it stands, not a copy from before.
+        let Some(mut r) = lock(&p.leases).get(&key).cloned() else { continue };
+        if r.phase == Phase::Failed {
+            continue;
+        }
         let Some(w) = r.workload.clone() else { continue };
         let status = match p.driver.status(&r.tag).await {
             Ok(s) => s,
@@ -567,12 +600,13 @@ pub async fn check_health(p: &Arc<Provider>) {
         }
         let running = status.len() == w.replicas.len()
             && status.iter().all(|s| s.state == ReplicaState::Running);
-        let ports_ok = w
-            .replicas
-            .iter()
-            .flat_map(|s| &s.ports)
-            .filter(|m| m.proto == Proto::Tcp)
-            .all(|m| port_answers(m.host_port));
+        let mut ports_ok = true;
+        for m in w.replicas.iter().flat_map(|s| &s.ports).filter(|m| m.proto == Proto::Tcp) {
+            if !port_answers(m.host_port).await {
+                ports_ok = false;
+                break;
+            }
+        }
         let (phase, message) = if running && ports_ok {
             (Phase::Ready, "every replica runs and answers".to_string())
         } else if running {
@@ -599,12 +633,14 @@ pub async fn check_health(p: &Arc<Provider>) {
 /// their lease gives them are started afresh ([`crate::driver::Driver::enforce_disk`]), and
 /// the lease's record says so.
 pub async fn check_disk(p: &Arc<Provider>) {
-    let records: Vec<(String, LeaseRecord)> = lock(&p.leases)
+    let keys: Vec<String> = lock(&p.leases)
         .iter()
         .filter(|(_, r)| r.workload.is_some() && r.phase != Phase::Failed)
-        .map(|(k, r)| (k.clone(), r.clone()))
+        .map(|(k, _)| k.clone())
         .collect();
-    for (key, mut r) in records {
+    for key in keys {
+        let Ok(_turn) = lease_turn(p, &key).try_lock_owned() else { continue };
+        let Some(mut r) = lock(&p.leases).get(&key).cloned() else { continue };
         let Some(w) = r.workload.clone() else { continue };
         let evicted = match p.driver.enforce_disk(&w).await {
             Ok(evicted) => evicted,
@@ -731,6 +767,141 @@ mod tests {
             disk_evictions: 0,
             last_disk_eviction: None,
         }
+    }
+
+    /// A driver whose `status` waits for the test to open a gate (so a health pass can be
+    /// caught in the middle), reporting every replica stopped; it records what it deploys.
+    #[derive(Debug)]
+    struct GatedDriver {
+        gate: tokio::sync::Semaphore,
+        in_status: tokio::sync::Notify,
+        deployed: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Default for GatedDriver {
+        fn default() -> Self {
+            GatedDriver {
+                gate: tokio::sync::Semaphore::new(0),
+                in_status: tokio::sync::Notify::new(),
+                deployed: std::sync::Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl crate::driver::Driver for GatedDriver {
+        fn name(&self) -> &'static str {
+            "gated"
+        }
+        async fn deploy(&self, w: &Workload) -> Result<(), crate::driver::DriverError> {
+            lock(&self.deployed).push(w.replicas[0].image.clone());
+            Ok(())
+        }
+        async fn status(
+            &self,
+            _tag: &LeaseTag,
+        ) -> Result<Vec<crate::driver::ReplicaStatus>, crate::driver::DriverError> {
+            self.in_status.notify_one();
+            let _pass = self.gate.acquire().await.expect("gate");
+            Ok(vec![crate::driver::ReplicaStatus {
+                service: "web".into(),
+                replica: 0,
+                state: ReplicaState::Exited,
+                restarts: 0,
+                exit_code: Some(1),
+            }])
+        }
+        async fn logs(
+            &self,
+            tag: &LeaseTag,
+            _: &str,
+            _: u32,
+            _: bool,
+            _: Option<usize>,
+        ) -> Result<crate::driver::LogStream, crate::driver::DriverError> {
+            Err(crate::driver::DriverError::UnknownLease(tag.clone()))
+        }
+        async fn exec(
+            &self,
+            tag: &LeaseTag,
+            _: &str,
+            _: u32,
+            _: &[String],
+        ) -> Result<crate::driver::ExecOutput, crate::driver::DriverError> {
+            Err(crate::driver::DriverError::UnknownLease(tag.clone()))
+        }
+        async fn remove(&self, _: &LeaseTag) -> Result<(), crate::driver::DriverError> {
+            Ok(())
+        }
+        async fn list(&self) -> Result<Vec<LeaseTag>, crate::driver::DriverError> {
+            Ok(vec![])
+        }
+    }
+
+    fn workload_of(r: &LeaseRecord, image: &str) -> Workload {
+        Workload {
+            tag: r.tag.clone(),
+            lease_id: r.id.to_string(),
+            replicas: vec![ReplicaSpec {
+                service: "web".into(),
+                replica: 0,
+                image: image.into(),
+                command: vec![],
+                args: vec![],
+                env: vec![],
+                cpu_millis: 100,
+                memory_bytes: 1 << 20,
+                gpus: vec![],
+                ports: vec![],
+                volumes: vec![],
+                disk_bytes: 1 << 20,
+            }],
+        }
+    }
+
+    /// Issue 11 item 3: a health pass read the lease's record, awaited the runtime, restarted
+    /// the workload it had read and wrote its copy back, so a new manifest deployed meanwhile
+    /// was replaced by the old one. Now the pass and the deploy take turns on the lease: the
+    /// deploy waits for the pass, and the new manifest is what runs and what is recorded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_manifest_update_during_a_health_check_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let driver = Arc::new(GatedDriver::default());
+        let p = crate::daemon::Provider::for_tests(driver.clone(), dir.path());
+        let mut r = record(1);
+        let key = r.id.order.to_string();
+        r.workload = Some(workload_of(&r, "old"));
+        r.manifest_hash = Some("aa".into());
+        r.phase = Phase::Ready;
+        lock(&p.leases).insert(key.clone(), r);
+
+        // A health pass starts and is held inside the runtime's status call.
+        let health = tokio::spawn({
+            let p = Arc::clone(&p);
+            async move { check_health(&p).await }
+        });
+        driver.in_status.notified().await;
+        // The tenant sends a new manifest meanwhile.
+        let update = tokio::spawn({
+            let (p, key) = (Arc::clone(&p), key.clone());
+            async move { install(&p, &key, "bb", |r| Ok(workload_of(r, "new"))).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!update.is_finished(), "the deploy did not wait for the health pass");
+        // The pass goes on (it finds the replica stopped and restarts what it read) and ends.
+        driver.gate.add_permits(100);
+        health.await.expect("health pass");
+        let installed = update.await.expect("update task").expect("the new manifest deploys");
+        assert_eq!(installed.manifest_hash.as_deref(), Some("bb"));
+
+        let deployed = lock(&driver.deployed).clone();
+        assert_eq!(deployed.last().map(String::as_str), Some("new"), "{deployed:?}");
+        let now = lock(&p.leases).get(&key).cloned().expect("the record");
+        assert_eq!(now.manifest_hash.as_deref(), Some("bb"));
+        assert_eq!(now.workload.map(|w| w.replicas[0].image.clone()).as_deref(), Some("new"));
+        // Later passes restart the new workload, never the old one.
+        check_health(&p).await;
+        assert_eq!(lock(&driver.deployed).last().map(String::as_str), Some("new"));
     }
 
     #[test]
