@@ -217,11 +217,11 @@ impl Manifest {
                     service: s.name.clone(),
                     message: message.to_string(),
                 };
-                if !is_safe_name(&s.name) {
-                    return Err(bad(
-                        "the service name must be ascii letters, digits, `-`, `_` and `.`, \
-                         starting with a letter or digit",
-                    ));
+                if !gridlease_sdl::is_valid_service_name(&s.name) {
+                    return Err(bad(&format!(
+                        "the service name must be {}",
+                        gridlease_sdl::SERVICE_NAME_RULE
+                    )));
                 }
                 if s.image.is_empty() {
                     return Err(bad("image is empty"));

@@ -299,15 +299,14 @@ async fn leased_limits(p: &Provider, id: &BidId, spec: &GroupSpec) -> ApiResult<
 /// Service names as SDL allows them; anything else never reaches a driver (it names files
 /// and containers).
 fn check_service(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
+    if gridlease_sdl::is_valid_service_name(name) {
         Ok(())
     } else {
-        Err(err(StatusCode::BAD_REQUEST, "bad_service", format!("`{name}` is not a service name")))
+        Err(err(
+            StatusCode::BAD_REQUEST,
+            "bad_service",
+            format!("`{name}` is not a service name: {}", gridlease_sdl::SERVICE_NAME_RULE),
+        ))
     }
 }
 

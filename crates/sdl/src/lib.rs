@@ -63,7 +63,8 @@ pub use quantity::Dec18;
 pub use spec::{GroupSpec, ManifestGroup};
 pub use validate::{
     MAX_CPU_MILLIS, MAX_GPU_UNITS, MAX_MEMORY_BYTES, MAX_STORAGE_BYTES, MAX_UNIT_PRICE,
-    MIN_CPU_MILLIS, MIN_MEMORY_BYTES, MIN_STORAGE_BYTES,
+    MIN_CPU_MILLIS, MIN_MEMORY_BYTES, MIN_STORAGE_BYTES, SERVICE_NAME_MAX, SERVICE_NAME_RULE,
+    is_valid_service_name,
 };
 pub use yaml::Pos;
 

@@ -50,14 +50,24 @@ pub(crate) fn is_valid_endpoint_name(name: &str) -> bool {
             .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
 }
 
-/// `^[a-z]([-a-z0-9]*[a-z0-9])?$`, Akash's service name rule.
-pub(crate) fn is_valid_service_name(name: &str) -> bool {
+/// Akash's service name rule, `^[a-z]([-a-z0-9]*[a-z0-9])?$`, at most 63 characters (a DNS
+/// label: services find each other by name). The one rule for service names: the provider
+/// applies it to manifests, its API and its runtime drivers too.
+pub fn is_valid_service_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
+        && b.len() <= SERVICE_NAME_MAX
         && b[0].is_ascii_lowercase()
         && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && b.last().is_some_and(|&c| c != b'-')
 }
+
+/// The longest service name (a DNS label).
+pub const SERVICE_NAME_MAX: usize = 63;
+
+/// What a service name must be, for error messages.
+pub const SERVICE_NAME_RULE: &str =
+    "lowercase letters, digits and -, starting with a letter, not ending with -, at most 63";
 
 /// Kubernetes' environment variable name rule: `^[-._a-zA-Z][-._a-zA-Z0-9]*$`.
 pub(crate) fn is_valid_env_name(name: &str) -> bool {

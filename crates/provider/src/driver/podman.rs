@@ -991,12 +991,12 @@ fn own_disk_bytes(spec: &ReplicaSpec) -> i64 {
 
 /// Service names become container names and DNS aliases.
 fn check_service_name(service: &str) -> Result<(), DriverError> {
-    if is_safe_name(service) {
+    if gridlease_sdl::is_valid_service_name(service) {
         Ok(())
     } else {
         Err(DriverError::Runtime(format!(
-            "service name `{service}` cannot name a container: use ascii letters, digits, \
-             `-`, `_` and `.`, starting with a letter or digit"
+            "service name `{service}` cannot name a container: it must be {}",
+            gridlease_sdl::SERVICE_NAME_RULE
         )))
     }
 }
@@ -1218,8 +1218,9 @@ mod tests {
 
     #[test]
     fn service_names_must_be_container_safe() {
-        assert!(check_service_name("web-1.api_x").is_ok());
-        for bad in ["", "-web", "web/x", "web x", "wéb"] {
+        assert!(check_service_name("web-1").is_ok());
+        let long = "a".repeat(64);
+        for bad in ["", "-web", "web-", "web/x", "web x", "wéb", "Web", "web_1", "web.1", &long] {
             assert!(check_service_name(bad).is_err(), "{bad:?} accepted");
         }
     }
