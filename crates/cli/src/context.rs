@@ -121,15 +121,11 @@ impl Global {
         keystore.unlock_with(&self.from, &self.passphrase()?)
     }
 
-    /// A signer for the `--from` key, with the chain's minimum fee.
+    /// A signer for the `--from` key, paying the chain's own fees.
     pub async fn signer(&self) -> anyhow::Result<(Client, TxBuilder)> {
         let key = self.key()?;
         let client = self.client();
-        let params = client.params().await.map_err(chain_error)?;
-        let builder =
-            TxBuilder::for_key(&client, key, Coin::new(params.min_fee, &params.native_denom))
-                .await
-                .map_err(chain_error)?;
+        let builder = TxBuilder::for_chain(&client, key).await.map_err(chain_error)?;
         Ok((client, builder))
     }
 
@@ -150,11 +146,7 @@ pub async fn submit(
     builder: &mut TxBuilder,
     msgs: Vec<Msg>,
 ) -> anyhow::Result<(u64, gridlease_client::Receipt)> {
-    let tx = builder.build(msgs);
-    let r = client.submit(&tx, true).await.map_err(chain_error)?;
-    let receipt = r
-        .receipt
-        .ok_or_else(|| failed(format!("transaction {} was not committed in time", r.hash)))?;
+    let (height, receipt) = client.submit_and_wait(builder, msgs).await.map_err(chain_error)?;
     if !receipt.is_ok() {
         let message =
             format!("the chain refused the transaction ({}): {}", receipt.code, receipt.log);
@@ -170,7 +162,7 @@ pub async fn submit(
             },
         );
     }
-    Ok((r.height.unwrap_or(0), receipt))
+    Ok((height, receipt))
 }
 
 /// Parses `1000uusdc`.

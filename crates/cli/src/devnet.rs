@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use gridlease_client::{Client, LeaseState, ListQuery};
+use gridlease_provider::durable_file::write_durably;
 use gridlease_provider::config::DriverKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -469,7 +470,7 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
                 )));
             }
             let s = DevnetState { driver, providers, demo_dseq: None };
-            std::fs::write(&state_path, serde_json::to_vec_pretty(&s)?)?;
+            write_durably(&state_path, &serde_json::to_vec_pretty(&s)?, 0o600)?;
             s
         }
     };
@@ -530,7 +531,7 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
                     crate::tenant::deploy(&g, &file, None, false, None, Duration::from_secs(120))
                         .await?;
                 state.demo_dseq = v["dseq"].as_u64();
-                std::fs::write(&state_path, serde_json::to_vec_pretty(&state)?)?;
+                write_durably(&state_path, &serde_json::to_vec_pretty(&state)?, 0o600)?;
                 v
             }
         };
@@ -549,7 +550,7 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         "demo": { "dseq": state.demo_dseq, "endpoints": demo["leases"][0]["endpoints"] },
         "logs": home.join("logs"),
     });
-    std::fs::write(home.join("devnet.json"), serde_json::to_vec_pretty(&info)?)?;
+    write_durably(&home.join("devnet.json"), &serde_json::to_vec_pretty(&info)?, 0o600)?;
     println!();
     println!("gridlease devnet is up. Everything about it: {}", home.join("devnet.json").display());
     if let Some(e) = &endpoint {

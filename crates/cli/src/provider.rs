@@ -12,7 +12,7 @@ use gridlease_provider::config::{self, Config, DriverKind};
 use gridlease_provider::home::Home;
 use gridlease_provider::{daemon, tls};
 use gridlease_types::msg::ProviderInfo;
-use gridlease_types::{Address, Coin, Keypair, Msg};
+use gridlease_types::{Address, Keypair, Msg};
 
 use crate::context::{bad, failed};
 use crate::keys::{Keystore, PASSPHRASE_ENV, create_private_dir};
@@ -320,12 +320,10 @@ pub async fn register(home_dir: &Path, passphrase: Option<&str>) -> anyhow::Resu
     let key = load_key(home_dir, passphrase)?;
     let bundle = home.load_tls()?;
     let client = Client::new(&config.node);
-    let params = client
-        .params()
+    client
+        .status()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the node at {}: {e}", config.node))?;
-    let native: Coin = params.bid_deposit.clone();
-    let min_fee: u128 = params.min_fee;
     let address = key.address();
     let exists = client.provider(&address).await?.is_some();
     let info = ProviderInfo {
@@ -356,19 +354,15 @@ pub async fn register(home_dir: &Path, passphrase: Option<&str>) -> anyhow::Resu
             pubkey_pem: bundle.pubkey_pem.clone().into_bytes(),
         });
     }
-    let mut builder = TxBuilder::for_key(&client, key, Coin::new(min_fee, &native.denom)).await?;
-    let tx = builder.build(msgs);
-    let result = client.submit(&tx, true).await?;
-    let receipt = result
-        .receipt
-        .ok_or_else(|| anyhow::anyhow!("transaction {} was not committed in time", result.hash))?;
+    let mut builder = TxBuilder::for_chain(&client, key).await?;
+    let (height, receipt) = client.submit_and_wait(&mut builder, msgs).await?;
     if !receipt.is_ok() {
         anyhow::bail!("the chain refused the registration ({}): {}", receipt.code, receipt.log);
     }
     println!(
         "provider {address} {} at {} (host {}){}",
         if exists { "updated" } else { "registered" },
-        result.height.unwrap_or(0),
+        height,
         config.host_uri,
         if registered { "" } else { "; certificate registered" }
     );

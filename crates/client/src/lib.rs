@@ -36,6 +36,9 @@ pub enum ClientError {
     /// follower must resubscribe and reconcile from the queries.
     #[error("event stream missed blocks after height {after:?}: {why}; resubscribe and reconcile")]
     EventsMissed { after: Option<u64>, why: String },
+    /// The node admitted the transaction but did not commit it within its wait.
+    #[error("transaction {hash} was not committed in time")]
+    NotCommitted { hash: String },
 }
 
 /// A client of one node.
@@ -92,6 +95,28 @@ impl Client {
 
     pub async fn account(&self, address: &Address) -> Result<AccountInfo, ClientError> {
         self.get(&format!("/accounts/{address}")).await
+    }
+
+    /// The sequence the next transaction of `address` must carry: 0 for an account the chain
+    /// has never seen.
+    pub async fn next_sequence(&self, address: &Address) -> Result<u64, ClientError> {
+        Ok(not_found_is_none(self.account(address).await)?.map_or(0, |a| a.sequence))
+    }
+
+    /// Signs `msgs` with the builder's next sequence, submits them and waits for the block:
+    /// the height and the receipt, successful or not. `NotCommitted` when the node's wait
+    /// ended first.
+    pub async fn submit_and_wait(
+        &self,
+        builder: &mut TxBuilder,
+        msgs: Vec<Msg>,
+    ) -> Result<(u64, Receipt), ClientError> {
+        let tx = builder.build(msgs);
+        let result = self.submit(&tx, true).await?;
+        match (result.height, result.receipt) {
+            (Some(height), Some(receipt)) => Ok((height, receipt)),
+            _ => Err(ClientError::NotCommitted { hash: result.hash }),
+        }
     }
 
     /// `GET /params`: the chain's parameters (bid window, deposits, fees, ...).
@@ -302,19 +327,33 @@ impl FeeSchedule {
 }
 
 impl TxBuilder {
-    /// A builder whose sequence is read from the node.
+    /// A builder that pays the chain's own fees (`min_fee` in the native denomination, or the
+    /// size-based fee when more), with the chain id and the key's sequence read from the node.
+    pub async fn for_chain(client: &Client, key: Keypair) -> Result<TxBuilder, ClientError> {
+        let params = client.params().await?;
+        let fee = Coin::new(params.min_fee, &params.native_denom);
+        Self::with_params(client, key, fee, &params).await
+    }
+
+    /// A builder paying `fee` (at least; the size-based fee when more), with the chain id and
+    /// the key's sequence read from the node.
     pub async fn for_key(
         client: &Client,
         key: Keypair,
         fee: Coin,
     ) -> Result<TxBuilder, ClientError> {
+        Self::with_params(client, key, fee, &client.params().await?).await
+    }
+
+    async fn with_params(
+        client: &Client,
+        key: Keypair,
+        fee: Coin,
+        params: &Params,
+    ) -> Result<TxBuilder, ClientError> {
         let status = client.status().await?;
-        let sequence = match client.account(&key.address()).await {
-            Ok(a) => a.sequence,
-            Err(ClientError::Refused { status: 404, .. }) => 0,
-            Err(e) => return Err(e),
-        };
-        let fees = FeeSchedule::of_params(&client.params().await?);
+        let sequence = client.next_sequence(&key.address()).await?;
+        let fees = FeeSchedule::of_params(params);
         Ok(TxBuilder { key, chain_id: status.chain_id, sequence, fee, fees })
     }
 

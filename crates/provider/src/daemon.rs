@@ -128,7 +128,6 @@ impl Provider {
             Some(c) => c,
             None => params.bid_deposit.clone(),
         };
-        let fee = Coin::new(params.min_fee, &bid_deposit.denom);
         std::fs::create_dir_all(home.state_dir())?;
         let (inventory, source) = detect_inventory(&config, &home.dir)?;
         tracing::info!(gpus = inventory.gpus.len(), %source, "provider.inventory");
@@ -193,8 +192,8 @@ impl Provider {
         let leases::LoadedRecords { records: lease_records, unreadable } =
             leases::load_records(&home.state_dir())?;
         let ports = leases::PortPool::new(config.driver.port_range, &lease_records);
-        let fees = gridlease_client::FeeSchedule::of_params(&params);
-        let signer = TxBuilder { key, chain_id: status.chain_id, sequence: 0, fee, fees };
+        // The chain's own fees and the key's sequence.
+        let signer = TxBuilder::for_chain(&client, key).await?;
         let provider = Arc::new(Provider {
             ports: Mutex::new(ports),
             leases: Mutex::new(lease_records),
@@ -254,11 +253,7 @@ impl Provider {
     }
 
     async fn resync_sequence(&self) -> Result<(), ClientError> {
-        let seq = match self.client.account(&self.address).await {
-            Ok(a) => a.sequence,
-            Err(ClientError::Refused { status: 404, .. }) => 0,
-            Err(e) => return Err(e),
-        };
+        let seq = self.client.next_sequence(&self.address).await?;
         self.signer.lock().await.sequence = seq;
         Ok(())
     }

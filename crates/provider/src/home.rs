@@ -15,18 +15,9 @@ pub struct Home {
     pub dir: PathBuf,
 }
 
-/// Writes `text` to `path` readable by the owner only.
+/// Writes `text` to `path` readable by the owner only, atomically and durably.
 pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+    Ok(crate::durable_file::write_durably(path, text.as_bytes(), 0o600)?)
 }
 
 impl Home {
