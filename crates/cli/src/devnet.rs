@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use gridlease_client::{Client, LeaseState, ListQuery};
-use gridlease_provider::durable_file::write_durably;
 use gridlease_provider::config::DriverKind;
+use gridlease_provider::durable_file::write_durably;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

@@ -569,16 +569,20 @@ pub fn lease_turn(p: &Provider, key: &str) -> Arc<tokio::sync::Mutex<()>> {
     Arc::clone(lock(&p.lease_turns).entry(key.to_owned()).or_default())
 }
 
+/// The leases with a workload that did not fail to start: what the passes look after.
+fn running_leases(p: &Provider) -> Vec<String> {
+    lock(&p.leases)
+        .iter()
+        .filter(|(_, r)| r.workload.is_some() && r.phase != Phase::Failed)
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
 /// One health pass over the deployed leases: phase from replica states and port checks;
 /// replicas that stopped for good are started again. A lease whose workload another task is
 /// changing (a manifest being deployed) is left for the next pass.
 pub async fn check_health(p: &Arc<Provider>) {
-    let keys: Vec<String> = lock(&p.leases)
-        .iter()
-        .filter(|(_, r)| r.workload.is_some() && r.phase != Phase::Failed)
-        .map(|(k, _)| k.clone())
-        .collect();
-    for key in keys {
+    for key in running_leases(p) {
         let Ok(_turn) = lease_turn(p, &key).try_lock_owned() else { continue };
         // Read under the turn: this is the record as it stands, not a copy from before.
         let Some(mut r) = lock(&p.leases).get(&key).cloned() else { continue };
@@ -633,12 +637,7 @@ pub async fn check_health(p: &Arc<Provider>) {
 /// their lease gives them are started afresh ([`crate::driver::Driver::enforce_disk`]), and
 /// the lease's record says so.
 pub async fn check_disk(p: &Arc<Provider>) {
-    let keys: Vec<String> = lock(&p.leases)
-        .iter()
-        .filter(|(_, r)| r.workload.is_some() && r.phase != Phase::Failed)
-        .map(|(k, _)| k.clone())
-        .collect();
-    for key in keys {
+    for key in running_leases(p) {
         let Ok(_turn) = lease_turn(p, &key).try_lock_owned() else { continue };
         let Some(mut r) = lock(&p.leases).get(&key).cloned() else { continue };
         let Some(w) = r.workload.clone() else { continue };

@@ -5,6 +5,27 @@
 //! `wasm32-unknown-unknown`, which CI checks.
 #![forbid(unsafe_code)]
 
+/// `name()` (the variant's name as serde writes it, `snake_case`) and `Display` for a fieldless
+/// enum, from one table; a test in `rpc-types` checks the table against serde.
+macro_rules! wire_names {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// The name as it goes on the wire.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
 pub mod address;
 pub mod amount;
 pub mod attributes;

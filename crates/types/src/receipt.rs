@@ -82,37 +82,6 @@ impl ReceiptCode {
         ReceiptCode::TooManyCertificates,
     ];
 
-    /// The code's name as it goes on the wire (`insufficient_funds`).
-    pub fn name(self) -> &'static str {
-        match self {
-            ReceiptCode::Ok => "ok",
-            ReceiptCode::WrongChainId => "wrong_chain_id",
-            ReceiptCode::BadSignature => "bad_signature",
-            ReceiptCode::WrongSigner => "wrong_signer",
-            ReceiptCode::MalformedTx => "malformed_tx",
-            ReceiptCode::BadSequence => "bad_sequence",
-            ReceiptCode::InsufficientFee => "insufficient_fee",
-            ReceiptCode::InsufficientFunds => "insufficient_funds",
-            ReceiptCode::InvalidAmount => "invalid_amount",
-            ReceiptCode::UnknownDenom => "unknown_denom",
-            ReceiptCode::DenomMismatch => "denom_mismatch",
-            ReceiptCode::Unauthorized => "unauthorized",
-            ReceiptCode::NotFound => "not_found",
-            ReceiptCode::AlreadyExists => "already_exists",
-            ReceiptCode::InvalidState => "invalid_state",
-            ReceiptCode::PriceAboveMax => "price_above_max",
-            ReceiptCode::ProviderNotRegistered => "provider_not_registered",
-            ReceiptCode::AttributesNotMatched => "attributes_not_matched",
-            ReceiptCode::AttributesNotAudited => "attributes_not_audited",
-            ReceiptCode::OfferMismatch => "offer_mismatch",
-            ReceiptCode::DepositTooLow => "deposit_too_low",
-            ReceiptCode::InvalidRequest => "invalid_request",
-            ReceiptCode::Overflow => "overflow",
-            ReceiptCode::TooManyBids => "too_many_bids",
-            ReceiptCode::TooManyCertificates => "too_many_certificates",
-        }
-    }
-
     /// Whether the fee was charged and the sequence advanced (the message step ran).
     pub fn charged_fee(self) -> bool {
         !matches!(
@@ -127,11 +96,33 @@ impl ReceiptCode {
     }
 }
 
-impl std::fmt::Display for ReceiptCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+wire_names!(ReceiptCode {
+    Ok => "ok",
+    WrongChainId => "wrong_chain_id",
+    BadSignature => "bad_signature",
+    WrongSigner => "wrong_signer",
+    MalformedTx => "malformed_tx",
+    BadSequence => "bad_sequence",
+    InsufficientFee => "insufficient_fee",
+    InsufficientFunds => "insufficient_funds",
+    InvalidAmount => "invalid_amount",
+    UnknownDenom => "unknown_denom",
+    DenomMismatch => "denom_mismatch",
+    Unauthorized => "unauthorized",
+    NotFound => "not_found",
+    AlreadyExists => "already_exists",
+    InvalidState => "invalid_state",
+    PriceAboveMax => "price_above_max",
+    ProviderNotRegistered => "provider_not_registered",
+    AttributesNotMatched => "attributes_not_matched",
+    AttributesNotAudited => "attributes_not_audited",
+    OfferMismatch => "offer_mismatch",
+    DepositTooLow => "deposit_too_low",
+    InvalidRequest => "invalid_request",
+    Overflow => "overflow",
+    TooManyBids => "too_many_bids",
+    TooManyCertificates => "too_many_certificates",
+});
 
 impl Receipt {
     /// The transaction did what it asked.

@@ -34,27 +34,16 @@ pub enum CloseReason {
     Reopened,
 }
 
-impl CloseReason {
-    /// The reason's name as it goes on the wire (`insufficient_funds`).
-    pub fn name(self) -> &'static str {
-        match self {
-            CloseReason::TenantClosed => "tenant_closed",
-            CloseReason::ProviderClosed => "provider_closed",
-            CloseReason::DeploymentClosed => "deployment_closed",
-            CloseReason::InsufficientFunds => "insufficient_funds",
-            CloseReason::AuctionLost => "auction_lost",
-            CloseReason::BidWithdrawn => "bid_withdrawn",
-            CloseReason::LeaseEnded => "lease_ended",
-            CloseReason::Reopened => "reopened",
-        }
-    }
-}
-
-impl std::fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+wire_names!(CloseReason {
+    TenantClosed => "tenant_closed",
+    ProviderClosed => "provider_closed",
+    DeploymentClosed => "deployment_closed",
+    InsufficientFunds => "insufficient_funds",
+    AuctionLost => "auction_lost",
+    BidWithdrawn => "bid_withdrawn",
+    LeaseEnded => "lease_ended",
+    Reopened => "reopened",
+});
 
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
@@ -174,23 +163,12 @@ pub enum NoBidReason {
     AuctionFailed,
 }
 
-impl NoBidReason {
-    /// The reason's name as it goes on the wire (`no_bids`).
-    pub fn name(self) -> &'static str {
-        match self {
-            NoBidReason::NoBids => "no_bids",
-            NoBidReason::AllBidsWithdrawn => "all_bids_withdrawn",
-            NoBidReason::EscrowOverdrawn => "escrow_overdrawn",
-            NoBidReason::AuctionFailed => "auction_failed",
-        }
-    }
-}
-
-impl std::fmt::Display for NoBidReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+wire_names!(NoBidReason {
+    NoBids => "no_bids",
+    AllBidsWithdrawn => "all_bids_withdrawn",
+    EscrowOverdrawn => "escrow_overdrawn",
+    AuctionFailed => "auction_failed",
+});
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,

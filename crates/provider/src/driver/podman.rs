@@ -573,11 +573,7 @@ impl Driver for PodmanDriver {
         }
         let mut statuses = Vec::with_capacity(containers.len());
         for summary in containers {
-            let labels = summary.labels.unwrap_or_default();
-            let (Some(service), Some(replica)) = (
-                labels.get(LABEL_SERVICE),
-                labels.get(LABEL_REPLICA).and_then(|value| value.parse::<u32>().ok()),
-            ) else {
+            let Some((service, replica)) = replica_of(summary.labels.as_ref()) else {
                 tracing::warn!(id = ?summary.id, "podman.status: container without replica labels, skipped");
                 continue;
             };
@@ -586,7 +582,7 @@ impl Driver for PodmanDriver {
             let Some(inspected) = self.inspect(&id).await? else {
                 continue;
             };
-            statuses.push(replica_status(service, replica, &inspected));
+            statuses.push(replica_status(&service, replica, &inspected));
         }
         statuses.sort_by(|a, b| (&a.service, a.replica).cmp(&(&b.service, b.replica)));
         Ok(statuses)
@@ -735,15 +731,9 @@ impl Driver for PodmanDriver {
             self.list_labelled(&format!("{LABEL_LEASE}={}", workload.tag), true).await?;
         let mut evicted = Vec::new();
         for summary in containers {
-            let labels = summary.labels.unwrap_or_default();
-            let (Some(service), Some(replica)) = (
-                labels.get(LABEL_SERVICE),
-                labels.get(LABEL_REPLICA).and_then(|value| value.parse::<u32>().ok()),
-            ) else {
-                continue;
-            };
+            let Some((service, replica)) = replica_of(summary.labels.as_ref()) else { continue };
             let Some(spec) =
-                workload.replicas.iter().find(|s| &s.service == service && s.replica == replica)
+                workload.replicas.iter().find(|s| s.service == service && s.replica == replica)
             else {
                 continue;
             };
@@ -987,6 +977,13 @@ fn tmpfs_bytes(spec: &ReplicaSpec, volume: &super::VolumeMount) -> Result<i64, D
 /// what the runtime can express.
 fn own_disk_bytes(spec: &ReplicaSpec) -> i64 {
     i64::try_from(spec.disk_bytes.max(DISK_SLACK_BYTES)).unwrap_or(i64::MAX)
+}
+
+/// The service and replica index a container's labels name.
+fn replica_of(labels: Option<&HashMap<String, String>>) -> Option<(String, u32)> {
+    let labels = labels?;
+    let replica = labels.get(LABEL_REPLICA)?.parse::<u32>().ok()?;
+    Some((labels.get(LABEL_SERVICE)?.clone(), replica))
 }
 
 /// Service names become container names and DNS aliases.
