@@ -38,6 +38,23 @@ impl CliError {
     }
 }
 
+/// The exit code of a failed command, in one place: a `CliError` says its own; a node or a
+/// provider that cannot be reached anywhere in the error's chain is 3 (whoever wrapped it);
+/// anything else is 1.
+pub fn exit_code(e: &anyhow::Error) -> ExitCode {
+    if let Some(c) = e.downcast_ref::<CliError>() {
+        return c.code();
+    }
+    let unreachable = e.chain().any(|cause| {
+        matches!(cause.downcast_ref::<ClientError>(), Some(ClientError::Unreachable { .. }))
+            || matches!(
+                cause.downcast_ref::<gridlease_provider::api_client::ApiClientError>(),
+                Some(gridlease_provider::api_client::ApiClientError::Unreachable { .. })
+            )
+    });
+    ExitCode::from(if unreachable { 3 } else { 1 })
+}
+
 pub fn bad(message: impl Into<String>) -> anyhow::Error {
     CliError::BadInput(message.into()).into()
 }

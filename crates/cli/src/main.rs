@@ -67,10 +67,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            match e.downcast_ref::<context::CliError>() {
-                Some(c) => c.code(),
-                None => ExitCode::from(1),
-            }
+            context::exit_code(&e)
         }
     }
 }

@@ -320,10 +320,7 @@ pub async fn register(home_dir: &Path, passphrase: Option<&str>) -> anyhow::Resu
     let key = load_key(home_dir, passphrase)?;
     let bundle = home.load_tls()?;
     let client = Client::new(&config.node);
-    client
-        .status()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the node at {}: {e}", config.node))?;
+    client.status().await.with_context(|| format!("cannot reach the node at {}", config.node))?;
     let address = key.address();
     let exists = client.provider(&address).await?.is_some();
     let info = ProviderInfo {
@@ -376,7 +373,10 @@ async fn status(home_dir: &Path, output: &str) -> anyhow::Result<ExitCode> {
     let der = tls::pem_to_der(bundle.cert_pem.as_bytes())?;
     let api = ProviderApi::new(&config.host_uri, None, vec![der])?;
     let s = api.status().await.map_err(|e| {
-        anyhow::anyhow!("{e} (is `gridlease provider run --home {}` running?)", home_dir.display())
+        anyhow::Error::new(e).context(format!(
+            "the provider daemon does not answer (is `gridlease provider run --home {}` running?)",
+            home_dir.display()
+        ))
     })?;
     if output == "json" {
         println!("{}", serde_json::to_string_pretty(&s)?);

@@ -139,3 +139,24 @@ fn a_clear_key_json_is_refused_until_init_moves_it_into_the_keystore() {
     let (ok, err) = (wrong.status.success(), String::from_utf8_lossy(&wrong.stderr));
     assert!(!ok && err.contains("wrong passphrase"), "the moved key is encrypted: {err}");
 }
+
+/// Issue 11 item 5: `gridlease provider` commands exited 1 when the node was unreachable; the
+/// CLI's documented code for an unreachable node or provider is 3, and every command gets it
+/// from the one place that maps errors to codes.
+#[test]
+fn provider_commands_exit_3_when_the_node_or_daemon_is_unreachable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("prov");
+    let (ok, _, err) = init(&home, &["--node", "http://127.0.0.1:9"]);
+    assert!(ok, "init: {err}");
+    for command in ["register", "status"] {
+        let out = std::process::Command::new(common::GRIDLEASE)
+            .args(["provider", command, "--home", home.to_str().expect("utf8")])
+            .env("GRIDLEASE_PASSPHRASE", PROVIDER_PASSPHRASE)
+            .output()
+            .expect("run gridlease");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "provider {command}: {stderr}");
+        assert!(stderr.contains("cannot reach") || stderr.contains("does not answer"), "{stderr}");
+    }
+}

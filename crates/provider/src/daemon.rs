@@ -117,7 +117,7 @@ impl Provider {
         let status = client
             .status()
             .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the node at {}: {e}", config.node))?;
+            .with_context(|| format!("cannot reach the node at {}", config.node))?;
         if client.provider(&address).await?.is_none() {
             anyhow::bail!(
                 "{address} is not a registered provider: run `gridlease provider register` first"
