@@ -7,10 +7,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use gridlease_client::{Client, ClientError, TxBuilder};
-use gridlease_types::{Coin, Denom, Keypair, Msg};
+use gridlease_types::{Coin, Denom, Msg};
 use serde_json::Value;
-
-use crate::keys::Keystore;
 
 /// Exit codes: 0 success, 1 the operation failed (refused by the chain or a provider, a
 /// lease that did not come up), 2 bad input (SDL, arguments, key, passphrase), 3 the node or
@@ -115,27 +113,6 @@ impl Global {
 
     pub fn client(&self) -> Client {
         Client::new(&self.node)
-    }
-
-    pub fn keystore(&self) -> Keystore {
-        Keystore::new(&self.home)
-    }
-
-    /// The keystore passphrase: given by the caller, else from `GRIDLEASE_PASSPHRASE` or a
-    /// prompt (asked once per command).
-    pub fn passphrase(&self) -> anyhow::Result<String> {
-        if let Some(p) = self.passphrase.as_ref().or(self.asked_passphrase.get()) {
-            return Ok(p.clone());
-        }
-        let p = crate::keys::passphrase(&format!("unlock key `{}`", self.from), false)?;
-        Ok(self.asked_passphrase.get_or_init(|| p).clone())
-    }
-
-    /// The signing key named by `--from`, unlocked.
-    pub fn key(&self) -> anyhow::Result<Keypair> {
-        let keystore = self.keystore();
-        keystore.address(&self.from)?;
-        keystore.unlock_with(&self.from, &self.passphrase()?)
     }
 
     /// A signer for the `--from` key, paying the chain's own fees.

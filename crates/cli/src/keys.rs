@@ -22,6 +22,30 @@ use crate::context::{Global, bad, failed};
 /// Environment variable holding the keystore passphrase.
 pub const PASSPHRASE_ENV: &str = "GRIDLEASE_PASSPHRASE";
 
+/// What a command needs of the keystore, for the `--from` key and the passphrase.
+impl Global {
+    pub fn keystore(&self) -> Keystore {
+        Keystore::new(&self.home)
+    }
+
+    /// The keystore passphrase: given by the caller, else from `GRIDLEASE_PASSPHRASE` or a
+    /// prompt (asked once per command).
+    pub fn passphrase(&self) -> anyhow::Result<String> {
+        if let Some(p) = self.passphrase.as_ref().or(self.asked_passphrase.get()) {
+            return Ok(p.clone());
+        }
+        let p = passphrase(&format!("unlock key `{}`", self.from), false)?;
+        Ok(self.asked_passphrase.get_or_init(|| p).clone())
+    }
+
+    /// The signing key named by `--from`, unlocked.
+    pub fn key(&self) -> anyhow::Result<Keypair> {
+        let keystore = self.keystore();
+        keystore.address(&self.from)?;
+        keystore.unlock_with(&self.from, &self.passphrase()?)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create a key from a new mnemonic (printed once: write it down).

@@ -6,7 +6,6 @@ pub mod app;
 pub mod block;
 pub mod home;
 pub mod mempool;
-pub mod openapi;
 pub mod rpc;
 pub mod state;
 

@@ -1,6 +1,8 @@
 //! The JSON RPC: transactions in, every ledger object, blocks and receipts out, a live event
 //! stream (server-sent events), Prometheus metrics, health, and an OpenAPI description.
 
+pub mod openapi;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -827,7 +829,7 @@ pub(crate) async fn metrics(State(node): State<Arc<Node>>) -> Response {
 
 #[utoipa::path(get, path = "/openapi.json", tag = "node", responses((status = 200, description = "this document", content_type = "application/json", body = Object)))]
 pub(crate) async fn openapi() -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::openapi::document_json())
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi::document_json())
         .into_response()
 }
 

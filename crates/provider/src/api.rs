@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use gridlease_types::{Address, BidId};
 use serde::{Deserialize, Serialize};
 
+pub use crate::book::Phase;
 pub use crate::driver::{ExecOutput, Proto, ReplicaState, ReplicaStatus};
 pub use crate::inventory::{GpuDevice, Inventory};
-pub use crate::leases::Phase;
 pub use crate::reserve::Free;
 
 /// `GET /status`: what the provider has, what is free, its prices, its leases and its recent

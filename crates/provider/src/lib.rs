@@ -5,6 +5,7 @@
 pub mod api;
 pub mod api_client;
 pub mod bidengine;
+pub mod book;
 pub mod config;
 pub mod daemon;
 pub mod driver;
@@ -17,4 +18,5 @@ pub mod manifest;
 pub mod pricing;
 pub mod reserve;
 pub mod server;
+pub mod state;
 pub mod tls;

@@ -31,9 +31,9 @@ use crate::api::{
     ErrorBody, ExecOutput, LeaseStatus, LeaseSummary, LogQuery, PricingSummary, ProviderStatus,
     ShellRequest,
 };
-use crate::daemon::{Provider, lock};
 use crate::leased::Leased;
 use crate::leases;
+use crate::state::{Provider, lock};
 use crate::tls;
 
 /// The client certificate of a connection (DER), if it presented one.

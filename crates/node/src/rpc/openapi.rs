@@ -1,11 +1,12 @@
 //! The OpenAPI description of the RPC, served at `/openapi.json`. It is generated from the
 //! wire types themselves (`rpc-types`, and `types`' objects, events and params) and from the
-//! handlers' annotations in `rpc.rs`, so a field renamed there is renamed here; `openapi.json`
-//! at the crate's root is the checked-in copy a test compares it with.
+//! handlers' annotations in `rpc.rs` (whose submodule this is), so a field renamed there is
+//! renamed here; `openapi.json` at the crate's root is the checked-in copy a test compares it
+//! with.
 
 use utoipa::OpenApi;
 
-use crate::rpc;
+use super as rpc;
 
 #[derive(OpenApi)]
 #[openapi(
