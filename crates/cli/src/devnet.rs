@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use gridlease_client::{Client, LeaseState, ListQuery};
 use gridlease_provider::config::DriverKind;
 use gridlease_provider::durable_file::write_durably;
@@ -31,21 +31,15 @@ const DEMO_IMAGE: &str = "localhost/gridlease/demo-llm:0.1.0";
 /// Blocks an auction stays open on devnet.
 const BID_WINDOW: u64 = 2;
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DevnetDriver {
-    Podman,
-    Exec,
-}
-
 #[derive(Debug, Args)]
 pub struct DevnetArgs {
     /// Where the devnet keeps its chain, providers, keys and logs (resumed when it exists).
     #[arg(long, default_value = "gridlease-devnet")]
     home: PathBuf,
-    /// Runtime of the providers (default: podman when it works here, else exec).
-    #[arg(long, value_enum)]
-    driver: Option<DevnetDriver>,
+    /// Runtime of the providers, podman or exec (default: podman when it works here, else
+    /// exec).
+    #[arg(long)]
+    driver: Option<DriverKind>,
     /// Number of providers (first run only).
     #[arg(long, default_value_t = 3)]
     providers: u32,
@@ -63,7 +57,7 @@ pub struct DevnetArgs {
 /// What a devnet keeps between runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct DevnetState {
-    driver: DevnetDriver,
+    driver: DriverKind,
     providers: Vec<ProviderSetup>,
     demo_dseq: Option<u64>,
 }
@@ -327,7 +321,7 @@ deployment:
     )
 }
 
-fn provider_config(text: String, driver: DevnetDriver, demo: &Path, fleet: usize) -> String {
+fn provider_config(text: String, driver: DriverKind, demo: &Path, fleet: usize) -> String {
     let (model, ram, interface, count, gpu_price, cpu_price) = FLEET[fleet % FLEET.len()];
     // Providers share this host: each hands out host ports from its own range.
     let first_port = 31000 + 200 * fleet as u32;
@@ -344,7 +338,7 @@ fn provider_config(text: String, driver: DevnetDriver, demo: &Path, fleet: usize
                 "storage_classes = [\"default\", \"beta2\"]\nskip_nvml = true\nattach_gpus = false\n[[inventory.gpus]]\nvendor = \"nvidia\"\nmodel = \"{model}\"\nram = \"{ram}\"\ninterface = \"{interface}\"\ncount = {count}"
             ),
         );
-    if driver == DevnetDriver::Exec {
+    if driver == DriverKind::Exec {
         // A devnet is a development machine: the exec driver runs, and only the demo program
         // (mapped from the demo image, which allows it).
         t = t
@@ -390,47 +384,35 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
                     home.display()
                 ))
             })?;
-            println!(
-                "resuming the devnet in {} ({} driver)",
-                home.display(),
-                serde_json::to_value(s.driver)?.as_str().unwrap_or("")
-            );
+            println!("resuming the devnet in {} ({} driver)", home.display(), s.driver.name());
             s
         }
         Err(_) => {
             let driver = match args.driver {
                 Some(d) => d,
                 None => match podman_works(&demo_bin).await {
-                    Ok(()) => DevnetDriver::Podman,
+                    Ok(()) => DriverKind::Podman,
                     Err(why) => {
                         println!(
                             "podman is not usable here ({why}): the providers use the exec driver"
                         );
-                        DevnetDriver::Exec
+                        DriverKind::Exec
                     }
                 },
             };
-            if driver == DevnetDriver::Podman {
+            if driver == DriverKind::Podman {
                 podman_works(&demo_bin)
                     .await
                     .map_err(|why| failed(format!("the podman driver cannot run here: {why}")))?;
             }
-            println!(
-                "creating a devnet in {} ({} driver)",
-                home.display(),
-                if driver == DevnetDriver::Podman { "podman" } else { "exec" }
-            );
+            println!("creating a devnet in {} ({} driver)", home.display(), driver.name());
             let tenant = keystore.store(TENANT, &new_mnemonic()?, &passphrase)?;
             let mut providers = Vec::new();
             let mut fund = vec![format!("{tenant}=1000000000000ugrid,1000000000000uusdc")];
             for i in 0..args.providers.max(1) as usize {
                 let dir = home.join(format!("provider-{}", i + 1));
                 let port = free_port()?;
-                let kind = if driver == DevnetDriver::Podman {
-                    DriverKind::Podman
-                } else {
-                    DriverKind::Exec
-                };
+                let kind = driver;
                 let address = crate::provider::init_home(
                     &dir,
                     &rpc,

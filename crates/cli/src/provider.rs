@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use gridlease_client::{Client, TxBuilder};
 use gridlease_provider::api_client::ProviderApi;
 use gridlease_provider::config::{self, Config, DriverKind};
@@ -31,12 +31,6 @@ pub enum ProviderCommand {
     Status(StatusArgs),
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DriverArg {
-    Podman,
-    Exec,
-}
-
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Provider home directory.
@@ -48,9 +42,9 @@ pub struct InitArgs {
     /// Port of the manifest service.
     #[arg(long, default_value_t = 8443)]
     port: u16,
-    /// Runtime driver.
-    #[arg(long, value_enum, default_value = "podman")]
-    driver: DriverArg,
+    /// Runtime driver: podman or exec.
+    #[arg(long, default_value = "podman")]
+    driver: DriverKind,
     /// Use the BIP39 mnemonic in this file instead of a new one.
     #[arg(long)]
     mnemonic_file: Option<PathBuf>,
@@ -265,10 +259,7 @@ fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let driver = match a.driver {
-        DriverArg::Podman => DriverKind::Podman,
-        DriverArg::Exec => DriverKind::Exec,
-    };
+    let driver = a.driver;
     create_private_dir(&a.home)?;
     let outcome = ensure_key(&a.home, mnemonic.as_deref(), || {
         crate::keys::passphrase("encrypt the provider key", true)

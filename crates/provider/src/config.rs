@@ -128,11 +128,43 @@ fn default_storage_classes() -> Vec<String> {
     vec!["default".into(), "beta2".into()]
 }
 
+/// The runtime a provider runs workloads with: in provider.toml, on the command line
+/// (`--driver`) and in the devnet's state, one enum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DriverKind {
     Podman,
     Exec,
+}
+
+impl DriverKind {
+    /// Every kind, by the name it is written with.
+    pub const ALL: [(&'static str, DriverKind); 2] =
+        [("podman", DriverKind::Podman), ("exec", DriverKind::Exec)];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::Podman => "podman",
+            DriverKind::Exec => "exec",
+        }
+    }
+}
+
+impl std::fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DriverKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DriverKind::ALL
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, kind)| *kind)
+            .ok_or_else(|| format!("`{s}` is not a driver: use podman or exec"))
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -435,6 +467,16 @@ disk_check_interval_ms = 5000
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn driver_kinds_read_and_write_the_same_names() {
+        for (name, kind) in DriverKind::ALL {
+            assert_eq!(name.parse::<DriverKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(serde_json::to_value(kind).unwrap(), name);
+        }
+        assert!("docker".parse::<DriverKind>().unwrap_err().contains("use podman or exec"));
+    }
 
     #[test]
     fn the_template_loads_and_prices_parse() {
