@@ -4,6 +4,7 @@
 //! runs: images, commands, env, resources per replica, storage volumes and their mounts,
 //! counts and exposed ports.
 
+use gridlease_types::Attribute;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -64,12 +65,6 @@ pub struct StorageVolume {
     pub bytes: u64,
     #[serde(default)]
     pub attributes: Vec<Attribute>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attribute {
-    pub key: String,
-    pub value: String,
 }
 
 /// How a mounted volume lives.
