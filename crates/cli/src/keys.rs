@@ -13,6 +13,7 @@ use argon2::Argon2;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use clap::Subcommand;
+use gridlease_provider::durable_file::{create_durably, write_durably};
 use gridlease_types::{Address, Keypair};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -285,59 +286,20 @@ impl SealedFile {
 
     /// Writes the file readable by its owner only, durably, and never over an existing file.
     pub fn write_new(&self, path: &Path) -> anyhow::Result<()> {
-        let tmp = self.write_temporary(path)?;
-        let linked = std::fs::hard_link(&tmp, path);
-        let _ = std::fs::remove_file(&tmp);
-        linked.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
+        let text = serde_json::to_string_pretty(self)?;
+        create_durably(path, text.as_bytes(), 0o600).map_err(|e| {
+            if e.source.kind() == std::io::ErrorKind::AlreadyExists {
                 bad(format!("{} already exists: it is never overwritten", path.display()))
             } else {
-                failed(format!("cannot write {}: {e}", path.display()))
+                failed(e.to_string())
             }
-        })?;
-        sync_parent(path);
-        Ok(())
+        })
     }
 
     /// Replaces the file at `path` in one step (a crash leaves the old or the new one).
     fn replace(&self, path: &Path) -> anyhow::Result<()> {
-        let tmp = self.write_temporary(path)?;
-        std::fs::rename(&tmp, path)
-            .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
-        sync_parent(path);
-        Ok(())
-    }
-
-    fn write_temporary(&self, path: &Path) -> anyhow::Result<PathBuf> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let text = serde_json::to_string_pretty(self)?;
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".{}.tmp", std::process::id()));
-        let tmp = path.with_file_name(name);
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(text.as_bytes())?;
-                f.sync_all()
-            });
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(failed(format!("cannot write {}: {e}", tmp.display())));
-        }
-        Ok(tmp)
-    }
-}
-
-fn sync_parent(path: &Path) {
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
+        write_durably(path, text.as_bytes(), 0o600).map_err(|e| failed(e.to_string()))
     }
 }
 

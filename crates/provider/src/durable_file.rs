@@ -54,6 +54,35 @@ pub fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Durable
     Ok(())
 }
 
+/// Like [`write_durably`], but never over an existing file: `AlreadyExists` (step `link`)
+/// when `path` is there. The bytes are written and flushed under a temporary name of this
+/// process, then linked to `path` in one step, so `path` is whole or absent.
+pub fn create_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DurableWriteError> {
+    let fail = |step: &'static str| {
+        move |source| DurableWriteError { path: path.to_owned(), step, source }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(format!(".{}.new", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(fail("create the temporary file"))?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(fail("chmod"))?;
+        file.write_all(bytes).map_err(fail("write"))?;
+        file.sync_all().map_err(fail("fsync"))
+    })();
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path).map_err(fail("link")));
+    let _ = std::fs::remove_file(&tmp);
+    linked?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(fail("fsync the folder"))
+}
+
 /// Removes `path` (a missing file is fine) and flushes its folder, so the removal survives a
 /// crash.
 pub fn remove_durably(path: &Path) -> Result<(), DurableWriteError> {
@@ -91,6 +120,21 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["a.json"], "no temporary file is left behind");
+    }
+
+    #[test]
+    fn create_never_overwrites_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("key.json");
+        create_durably(&path, b"first", 0o600).expect("create");
+        let e = create_durably(&path, b"second", 0o600).expect_err("exists");
+        assert_eq!(e.source.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).expect("read"), b"first");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, ["key.json"], "no temporary file is left behind");
     }
 
     #[test]
