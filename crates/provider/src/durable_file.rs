@@ -25,33 +25,10 @@ pub fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Durable
     let fail = |step: &'static str| {
         move |source| DurableWriteError { path: path.to_owned(), step, source }
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(fail("create the folder"))?;
-    }
-    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let mut file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(fail("create the temporary file"))?;
-    // `mode` only applies to a file that did not exist: a leftover temporary file keeps its
-    // old permissions unless they are set again.
-    file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(fail("chmod"))?;
-    file.write_all(bytes).map_err(fail("write"))?;
-    file.sync_all().map_err(fail("fsync"))?;
-    drop(file);
+    let (dir, tmp) = staged(path, ".tmp").map_err(fail("create the folder"))?;
+    write_flushed(&tmp, bytes, mode).map_err(|(step, e)| fail(step)(e))?;
     std::fs::rename(&tmp, path).map_err(fail("rename"))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(fail("fsync the folder"))?;
-    Ok(())
+    File::open(dir).and_then(|d| d.sync_all()).map_err(fail("fsync the folder"))
 }
 
 /// Like [`write_durably`], but never over an existing file: `AlreadyExists` (step `link`)
@@ -61,26 +38,46 @@ pub fn create_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Durabl
     let fail = |step: &'static str| {
         move |source| DurableWriteError { path: path.to_owned(), step, source }
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
-    tmp_name.push(format!(".{}.new", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(fail("create the temporary file"))?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(fail("chmod"))?;
-        file.write_all(bytes).map_err(fail("write"))?;
-        file.sync_all().map_err(fail("fsync"))
-    })();
-    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path).map_err(fail("link")));
+    let (dir, tmp) =
+        staged(path, &format!(".{}.new", std::process::id())).map_err(fail("create the folder"))?;
+    let linked = write_flushed(&tmp, bytes, mode)
+        .map_err(|(step, e)| fail(step)(e))
+        .and_then(|()| std::fs::hard_link(&tmp, path).map_err(fail("link")));
     let _ = std::fs::remove_file(&tmp);
     linked?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(fail("fsync the folder"))
+}
+
+/// The folder of `path` (created, mode `0o700`, when missing) and the temporary file next to
+/// it whose name is `path`'s with `suffix`.
+fn staged<'a>(path: &'a Path, suffix: &str) -> std::io::Result<(&'a Path, PathBuf)> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(suffix);
+    Ok((dir, dir.join(name)))
+}
+
+/// Writes `bytes` to `tmp` readable by the owner only (`mode`) and flushes them to disk.
+fn write_flushed(
+    tmp: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), (&'static str, std::io::Error)> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(mode)
+        .open(tmp)
+        .map_err(|e| ("create the temporary file", e))?;
+    // `mode` only applies to a file that did not exist: a leftover temporary file keeps its
+    // old permissions unless they are set again.
+    file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(|e| ("chmod", e))?;
+    file.write_all(bytes).map_err(|e| ("write", e))?;
+    file.sync_all().map_err(|e| ("fsync", e))
 }
 
 /// Removes `path` (a missing file is fine) and flushes its folder, so the removal survives a

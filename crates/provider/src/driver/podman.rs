@@ -789,6 +789,9 @@ where
 }
 
 /// The container body for one replica.
+/// Most mount points an image may declare (`VOLUME`): each becomes a tmpfs mount of its own.
+pub const MAX_IMAGE_VOLUMES: usize = 32;
+
 /// `image_volumes` are the mount points the image declares: each one the tenant does not
 /// mount a leased volume on gets a tmpfs of the replica's own-disk size instead of the
 /// runtime's anonymous volume without a limit (its pages count against the memory limit too).
@@ -856,6 +859,13 @@ fn container_body(
             },
             ..Default::default()
         });
+    }
+    if image_volumes.len() > MAX_IMAGE_VOLUMES {
+        return Err(DriverError::Runtime(format!(
+            "image `{}` declares {} volumes: at most {MAX_IMAGE_VOLUMES} are run",
+            spec.image,
+            image_volumes.len()
+        )));
     }
     for path in image_volumes {
         let covered = |target: &str| target.trim_end_matches('/') == path.trim_end_matches('/');
@@ -1211,6 +1221,10 @@ mod tests {
         let mounts = body.host_config.and_then(|h| h.mounts).expect("mounts");
         let size = mounts[2].tmpfs_options.as_ref().and_then(|t| t.size_bytes);
         assert_eq!(size, Some(DISK_SLACK_BYTES as i64), "0 must never be an unbounded tmpfs");
+        let many: Vec<String> = (0..=MAX_IMAGE_VOLUMES).map(|i| format!("/v{i}")).collect();
+        let e = container_body(&workload, "net", &workload.replicas[0], &many, 4096)
+            .expect_err("too many image volumes");
+        assert!(e.to_string().contains("declares 33 volumes"), "{e}");
     }
 
     #[test]
