@@ -147,7 +147,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("bid_decision/one_more_with_10k_holds", |b| {
         b.iter(|| {
             let m = decide(&ctx, &mut r, &next, &max, &spec).expect("bids");
-            r.release(&next.to_string());
+            r.release(&next);
             m
         })
     });

@@ -37,11 +37,6 @@ pub struct Matched {
 /// Why the provider does not bid, in words for `provider status` and the log.
 pub type Skip = String;
 
-/// The key a hold of an order (and later its lease) is kept under.
-pub fn hold_key(order: &OrderId) -> String {
-    order.to_string()
-}
-
 fn gpu_rate(rates: &Rates, g: &GpuDevice) -> u128 {
     rates.gpu.get(&g.model.to_lowercase()).copied().unwrap_or(rates.gpu_default).atto()
 }
@@ -100,9 +95,8 @@ pub fn decide(
             gpu_options: r.gpu.options.clone(),
         });
     }
-    let key = hold_key(order);
     let hold = reservations
-        .reserve(&key, &units, |g| gpu_rate(&ctx.rates, g))
+        .reserve(order, &units, |g| gpu_rate(&ctx.rates, g))
         .map_err(|s| format!("not enough free resources: {s}"))?;
     let offer: Vec<ResourceOffer> = spec
         .resources
@@ -119,12 +113,12 @@ pub fn decide(
     let price = match pricing::price_offer(&ctx.rates, &offer) {
         Ok(p) => p,
         Err(e) => {
-            reservations.release(&key);
+            reservations.release(order);
             return Err(e.to_string());
         }
     };
     if let Err(skip) = within_max(price, max_price) {
-        reservations.release(&key);
+        reservations.release(order);
         return Err(skip);
     }
     Ok(Matched { offer, hold, price: DecCoin { denom: max_price.denom.clone(), amount: price } })

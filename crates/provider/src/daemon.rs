@@ -16,18 +16,18 @@ use anyhow::Context;
 use gridlease_client::{
     AuditRecord, BidState, BlockEvents, Client, Event, LeaseState, ListQuery, TxBuilder,
 };
-use gridlease_types::{BidId, DecCoin, Keypair, Msg, OrderId};
+use gridlease_types::{BidId, DecCoin, Keypair, LeaseId, Msg, OrderId};
 
 use crate::api::DecisionOutcome;
 use crate::bidengine::{self, BidContext};
-use crate::book::{self, PortPool};
+use crate::book::{self, LeaseBook};
 use crate::config::{Config, DriverKind};
 use crate::driver::Driver;
 use crate::driver::exec::{ExecDriver, ExecSettings};
 use crate::driver::podman::PodmanDriver;
 use crate::home::Home;
 use crate::inventory::{self, GpuDetection, Inventory};
-use crate::leases;
+use crate::leases::{self, Leases};
 use crate::reserve::{Capacity, Hold, Reservations};
 use crate::state::{Provider, holds_path, lock};
 use crate::{pricing, server};
@@ -128,37 +128,34 @@ impl Provider {
             gpus: inventory.gpus.clone(),
         });
         let holds_file = holds_path(&home);
+        let unreadable_holds = |why: &dyn std::fmt::Display| {
+            anyhow::anyhow!(
+                "{} cannot be read ({why}): without it this provider could promise the \
+                 resources of its running leases twice; restore it, or delete it to start \
+                 without holds",
+                holds_file.display()
+            )
+        };
         let saved_holds = match std::fs::read(&holds_file) {
-            Ok(bytes) => {
-                Some(serde_json::from_slice::<BTreeMap<String, Hold>>(&bytes).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{} cannot be read ({e}): without it this provider could promise the \
-                         resources of its running leases twice; restore it, or delete it to \
-                         start without holds",
-                        holds_file.display()
-                    )
-                })?)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Ok(bytes) => serde_json::from_slice::<BTreeMap<String, Hold>>(&bytes)
+                .map_err(|e| unreadable_holds(&e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => anyhow::bail!("cannot read {}: {e}", holds_file.display()),
         };
-        if let Some(saved) = saved_holds {
-            for (k, h) in saved {
-                if let Err(e) = reservations.restore(&k, h) {
-                    tracing::warn!(hold = %k, error = %e, "provider.restore_hold");
-                }
+        for (k, h) in saved_holds {
+            let order: OrderId = k.parse().map_err(|e| unreadable_holds(&e))?;
+            if let Err(e) = reservations.restore(&order, h) {
+                tracing::warn!(hold = %order, error = %e, "provider.restore_hold");
             }
         }
         let book::LoadedRecords { records: lease_records, unreadable } =
             book::load_records(&home.state_dir())?;
-        let ports = PortPool::new(config.driver.port_range, &lease_records);
+        let book = LeaseBook::new(lease_records, config.driver.port_range);
         // The chain's own fees and the key's sequence.
         let signer = TxBuilder::for_chain(&client, key).await?;
+        let (leases, inbox) = Leases::channel();
         let provider = Arc::new(Provider {
-            ports: Mutex::new(ports),
-            leases: Mutex::new(lease_records),
-            lease_turns: Mutex::new(BTreeMap::new()),
-            unreadable_records: unreadable,
+            leases,
             reservations: Mutex::new(reservations),
             decisions: Mutex::new(VecDeque::new()),
             bid_ctx: Mutex::new(bid_ctx),
@@ -175,24 +172,23 @@ impl Provider {
             bid_deposit,
             tls,
         });
+        leases::start(&provider, book, unreadable, inbox);
         provider.resync_sequence().await?;
         Ok(provider)
     }
 
     /// Decides on one order and bids when it matches.
     pub async fn consider_order(self: &Arc<Self>, order: OrderId, max_price: DecCoin) {
-        let key = bidengine::hold_key(&order);
-        if lock(&self.reservations).get(&key).is_some() || !lock(&self.deciding).insert(key.clone())
-        {
+        if lock(&self.reservations).get(&order).is_some() || !lock(&self.deciding).insert(order) {
             return;
         }
         let outcome = self.bid_on(&order, &max_price).await;
-        lock(&self.deciding).remove(&key);
+        lock(&self.deciding).remove(&order);
         match outcome {
             Ok(detail) => self.record(&order, DecisionOutcome::Bid, detail),
             Err(Outcome::Skip(why)) => self.record(&order, DecisionOutcome::Skip, why),
             Err(Outcome::Failed(why)) => {
-                self.release(&key);
+                self.release(&order);
                 self.record(&order, DecisionOutcome::Failed, why);
             }
         }
@@ -260,32 +256,29 @@ impl Provider {
         let mine = ListQuery { provider: Some(self.address), ..Default::default() };
         let bids = self.client.bids(&mine).await?;
         let leases_on_chain = self.client.leases(&mine).await?;
-        let active: BTreeMap<String, &gridlease_client::Lease> = leases_on_chain
+        // Active leases of this provider, by their order (what holds are keyed by).
+        let active: BTreeMap<OrderId, LeaseId> = leases_on_chain
             .iter()
             .filter(|l| l.state == LeaseState::Active)
-            .map(|l| (bidengine::hold_key(&l.id.order), l))
+            .map(|l| (l.id.order, l.id))
             .collect();
-        for (key, lease) in &active {
-            leases::adopt_lease(self, lease.id, key).await;
+        for lease in active.values() {
+            self.leases.adopt(*lease).await;
         }
-        let known: Vec<String> = lock(&self.leases).keys().cloned().collect();
-        for key in known {
-            if !active.contains_key(&key) {
-                leases::close_local(self, &key, "the lease is closed on chain").await;
+        for r in self.leases.list().await {
+            if active.get(&r.id.order) != Some(&r.id) {
+                self.leases.close(r.id, "the lease is closed on chain").await;
             }
         }
-        let open_bids: std::collections::BTreeSet<String> = bids
-            .iter()
-            .filter(|b| b.state == BidState::Open)
-            .map(|b| bidengine::hold_key(&b.id.order))
-            .collect();
-        let held: Vec<String> = lock(&self.reservations).holds().map(|(k, _)| k.clone()).collect();
-        for key in held {
-            if !open_bids.contains(&key)
-                && !active.contains_key(&key)
-                && !lock(&self.deciding).contains(&key)
+        let open_bids: std::collections::BTreeSet<OrderId> =
+            bids.iter().filter(|b| b.state == BidState::Open).map(|b| b.id.order).collect();
+        let held: Vec<OrderId> = lock(&self.reservations).holds().map(|(k, _)| *k).collect();
+        for order in held {
+            if !open_bids.contains(&order)
+                && !active.contains_key(&order)
+                && !lock(&self.deciding).contains(&order)
             {
-                self.release(&key);
+                self.release(&order);
             }
         }
         let orders = self
@@ -293,8 +286,7 @@ impl Provider {
             .orders(&ListQuery { state: Some("open".into()), ..Default::default() })
             .await?;
         for o in orders {
-            let key = bidengine::hold_key(&o.id);
-            if !open_bids.contains(&key) && !active.contains_key(&key) {
+            if !open_bids.contains(&o.id) && !active.contains_key(&o.id) {
                 self.consider_order(o.id, o.max_price).await;
             }
         }
@@ -310,36 +302,28 @@ impl Provider {
                     tokio::spawn(async move { me.consider_order(id, max_price).await });
                 }
                 Event::BidClosed { id, .. } => {
-                    if let Some(id) = self.my_bid(id) {
-                        let key = bidengine::hold_key(&id.order);
-                        if !lock(&self.leases).contains_key(&key) {
-                            self.release(&key);
-                        }
+                    // A bid that lost: its hold goes. One that won is the lease's now.
+                    if let Some(id) = self.my_bid(id)
+                        && self.leases.get(id).await.is_none()
+                    {
+                        self.release(&id.order);
                     }
                 }
                 Event::OrderClosed { id, .. } => {
-                    let key = bidengine::hold_key(&id);
-                    if !lock(&self.leases).contains_key(&key)
-                        && !lock(&self.deciding).contains(&key)
+                    let lease = LeaseId { order: id, provider: self.address };
+                    if self.leases.get(lease).await.is_none() && !lock(&self.deciding).contains(&id)
                     {
-                        self.release(&key);
+                        self.release(&id);
                     }
                 }
                 Event::LeaseCreated { id, .. } => {
                     if let Some(id) = self.my_bid(id) {
-                        let key = bidengine::hold_key(&id.order);
-                        leases::adopt_lease(self, id, &key).await;
+                        self.leases.adopt(id).await;
                     }
                 }
                 Event::LeaseClosed { id, reason } => {
                     if let Some(id) = self.my_bid(id) {
-                        let key = bidengine::hold_key(&id.order);
-                        leases::close_local(
-                            self,
-                            &key,
-                            &format!("lease closed on chain: {reason}"),
-                        )
-                        .await;
+                        self.leases.close(id, &format!("lease closed on chain: {reason}")).await;
                     }
                 }
                 _ => {}
@@ -411,7 +395,7 @@ enum Outcome {
 /// `stop_workloads` (they are then started again at the next start).
 pub async fn run(home: Home, key: Keypair, stop_workloads: bool) -> anyhow::Result<()> {
     let provider = Provider::open(home, key).await?;
-    leases::readopt(&provider).await;
+    provider.leases.readopt().await;
     let listener = tokio::net::TcpListener::bind(&provider.config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", provider.config.listen))?;
@@ -432,7 +416,7 @@ pub async fn run(home: Home, key: Keypair, stop_workloads: bool) -> anyhow::Resu
     audits.abort();
     provider.save_holds();
     if stop_workloads {
-        leases::stop_all(&provider).await;
+        provider.leases.stop_all().await;
         println!("provider stopped with its workloads; they start again at the next start");
     } else {
         println!("provider stopped; leases keep running and are re-adopted at the next start");

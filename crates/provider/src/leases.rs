@@ -1,31 +1,546 @@
-//! The lease lifecycle on the provider: a won lease waits for its manifest, is deployed
-//! through the driver, is watched (health checks, restart of replicas that stopped), pays
-//! out through periodic withdrawals, and is removed when it closes on chain. Each lease has a
-//! record in `state/leases/`, written before anything is started, so a restarted daemon
-//! re-adopts exactly what it was running.
+//! The lease engine: the one task that owns the provider's lease book ([`LeaseBook`]) and
+//! acts on leases' workloads. A won lease waits for its manifest, is deployed through the
+//! driver, is watched (health passes restart replicas that stopped, disk passes evict replicas
+//! over their own disk), and is removed when it closes on chain. Other tasks (the chain
+//! follower, the manifest service, the monitor) hold a [`Leases`] handle and send commands.
 //!
-//! Records hold tenants' environment variables, so they are readable by the provider's user
-//! only (0600, in a 0700 folder), and they are written atomically and durably
-//! ([`crate::durable_file`]). A record that cannot be read is an error, never taken as "no
-//! lease": the daemon then removes nothing it finds running. And nothing of a lease that is
-//! active on chain is ever removed because the records miss it: the chain is asked first, and
-//! when it cannot be asked nothing is removed.
+//! Driver calls run in tasks of their own, so a slow image pull on one lease holds up no
+//! other; but a lease has at most one of them at a time: a command for a lease whose workload
+//! is being changed or checked waits its turn, and a pass skips it. So a health pass never
+//! restarts, or writes back, a workload that a manifest update replaced.
+//!
+//! Each lease has a record in `state/leases/`, written before anything is started, so a
+//! restarted daemon re-adopts exactly what it was running. Records hold tenants' environment
+//! variables, so they are readable by the provider's user only (0600, in a 0700 folder), and
+//! they are written atomically and durably ([`crate::durable_file`]). A record that cannot be
+//! read is an error, never taken as "no lease": the daemon then removes nothing it finds
+//! running. And nothing of a lease that is active on chain is ever removed because the records
+//! miss it: the chain is asked first, and when it cannot be asked nothing is removed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gridlease_client::{LeaseState, ListQuery};
-use gridlease_types::{BidId, Msg};
+use gridlease_types::{LeaseId, Msg};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{LeaseStatus, ServiceEndpoint};
-pub use crate::book::{LeaseRecord, Phase};
-use crate::book::{now_ms, records_dir};
+pub use crate::book::{DeployRefusal, LeaseRecord, Phase};
+use crate::book::{Health, Install, LeaseBook, PortPool, now_ms, records_dir, refuse};
 use crate::driver::{LeaseTag, PortMapping, Proto, ReplicaSpec, ReplicaState, Workload};
 use crate::durable_file::{remove_durably, write_durably};
 use crate::leased::Leased;
-use crate::manifest::Manifest;
+use crate::manifest::ManifestGroup;
 use crate::state::{Provider, lock};
+
+/// Commands waiting for the engine, at most.
+const INBOX: usize = 1024;
+
+/// Makes the workload of a new manifest from the lease's record and the free host ports.
+type Build =
+    Box<dyn FnOnce(&LeaseRecord, &mut PortPool) -> Result<Workload, DeployRefusal> + Send + Sync>;
+
+/// What other tasks ask of the engine.
+enum Command {
+    Adopt {
+        lease: LeaseId,
+    },
+    Install {
+        lease: LeaseId,
+        hash: String,
+        build: Build,
+        reply: oneshot::Sender<Result<LeaseRecord, DeployRefusal>>,
+    },
+    Close {
+        lease: LeaseId,
+        why: String,
+        done: oneshot::Sender<()>,
+    },
+    Get {
+        lease: LeaseId,
+        reply: oneshot::Sender<Option<LeaseRecord>>,
+    },
+    List {
+        reply: oneshot::Sender<Vec<LeaseRecord>>,
+    },
+    Pass {
+        kind: PassKind,
+        done: oneshot::Sender<()>,
+    },
+    Readopt {
+        done: oneshot::Sender<()>,
+    },
+    StopAll {
+        done: oneshot::Sender<()>,
+    },
+}
+
+impl Command {
+    /// The lease whose workload the command changes, when it must wait for that lease's turn.
+    fn waits_for(&self) -> Option<LeaseId> {
+        match self {
+            Command::Install { lease, .. } | Command::Close { lease, .. } => Some(*lease),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum PassKind {
+    Health,
+    Disk,
+}
+
+/// The handle other tasks hold: every call is a command to the engine. When the engine has
+/// stopped, reads find nothing and changes are refused.
+#[derive(Clone, Debug)]
+pub struct Leases {
+    inbox: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Command::Adopt { .. } => "adopt",
+            Command::Install { .. } => "install",
+            Command::Close { .. } => "close",
+            Command::Get { .. } => "get",
+            Command::List { .. } => "list",
+            Command::Pass { .. } => "pass",
+            Command::Readopt { .. } => "readopt",
+            Command::StopAll { .. } => "stop_all",
+        };
+        f.write_str(name)
+    }
+}
+
+/// The engine's side of a [`Leases`] handle: what [`start`] needs.
+#[derive(Debug)]
+pub struct Inbox(mpsc::Receiver<Command>);
+
+impl Leases {
+    /// A handle and the inbox its engine will read.
+    pub fn channel() -> (Leases, Inbox) {
+        let (inbox, rx) = mpsc::channel(INBOX);
+        (Leases { inbox }, Inbox(rx))
+    }
+
+    async fn send(&self, c: Command) -> bool {
+        self.inbox.send(c).await.is_ok()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(make(tx)).await {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Takes in a lease this provider won (at creation, or found while catching up).
+    pub async fn adopt(&self, lease: LeaseId) {
+        self.send(Command::Adopt { lease }).await;
+    }
+
+    /// Deploys the manifest `group` (already checked against `leased`) whose bytes hash to
+    /// `hash_hex`, in place of what the lease runs, unless that manifest runs already.
+    pub async fn deploy(
+        &self,
+        p: &Arc<Provider>,
+        lease: LeaseId,
+        group: ManifestGroup,
+        leased: Leased,
+        hash_hex: &str,
+    ) -> Result<LeaseRecord, DeployRefusal> {
+        let p = Arc::clone(p);
+        self.install(
+            lease,
+            hash_hex,
+            Box::new(move |r, ports| build_workload(&p, r, &group, &leased, ports)),
+        )
+        .await
+    }
+
+    async fn install(
+        &self,
+        lease: LeaseId,
+        hash: &str,
+        build: Build,
+    ) -> Result<LeaseRecord, DeployRefusal> {
+        let hash = hash.to_owned();
+        self.ask(|reply| Command::Install { lease, hash, build, reply })
+            .await
+            .unwrap_or_else(|| Err(refuse(503, "the provider is stopping")))
+    }
+
+    /// Removes everything of a lease here (workload, ports, hold, record), after whatever
+    /// is being done to it finishes.
+    pub async fn close(&self, lease: LeaseId, why: &str) {
+        let why = why.to_owned();
+        self.ask(|done| Command::Close { lease, why, done }).await;
+    }
+
+    /// The lease's record as it stands.
+    pub async fn get(&self, lease: LeaseId) -> Option<LeaseRecord> {
+        self.ask(|reply| Command::Get { lease, reply }).await.flatten()
+    }
+
+    /// Every lease's record.
+    pub async fn list(&self) -> Vec<LeaseRecord> {
+        self.ask(|reply| Command::List { reply }).await.unwrap_or_default()
+    }
+
+    /// One health pass over the deployed leases, returning when its results are in the book:
+    /// phase from replica states and port checks; replicas that stopped are started again. A
+    /// lease whose workload is being changed is left for the next pass.
+    pub async fn health_pass(&self) {
+        self.ask(|done| Command::Pass { kind: PassKind::Health, done }).await;
+    }
+
+    /// One pass of the own-disk limit: replicas that wrote more than their lease gives them
+    /// are started afresh ([`crate::driver::Driver::enforce_disk`]), and the record says so.
+    pub async fn disk_pass(&self) {
+        self.ask(|done| Command::Pass { kind: PassKind::Disk, done }).await;
+    }
+
+    /// After a restart: deploys every recorded workload again (the driver leaves running
+    /// replicas alone, so this only restarts what stopped meanwhile) and removes what runs for
+    /// leases that are over (`orphans_to_remove`).
+    pub async fn readopt(&self) {
+        self.ask(|done| Command::Readopt { done }).await;
+    }
+
+    /// Stops every workload but keeps its record and its persistent volumes, so the next
+    /// start deploys it again (for `provider run --stop-workloads-on-exit`).
+    pub async fn stop_all(&self) {
+        self.ask(|done| Command::StopAll { done }).await;
+    }
+}
+
+/// Starts the engine over `book` for `p` (whose `leases` handle feeds `inbox`). `unreadable`:
+/// lease records found at start that cannot be read, with why; while there is any, nothing
+/// found running without a record is removed.
+pub fn start(p: &Arc<Provider>, book: LeaseBook, unreadable: Vec<(PathBuf, String)>, inbox: Inbox) {
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let engine = Engine { p: Arc::clone(p), book, unreadable, busy: BTreeMap::new(), done_tx };
+    tokio::spawn(engine.run(inbox.0, done_rx));
+}
+
+/// Held by each driver call of a pass: the pass is over when the last one is dropped, after
+/// the engine applied its result.
+type PassToken = Arc<oneshot::Sender<()>>;
+
+/// What a driver call of the engine came back with.
+enum Effect {
+    Installed { hash: String, result: Result<(), String> },
+    Checked { hash: Option<String>, health: Health },
+    DiskChecked(Result<Vec<String>, String>),
+    Removed,
+}
+
+struct Done {
+    lease: LeaseId,
+    effect: Effect,
+    _pass: Option<PassToken>,
+}
+
+/// Who waits for a lease's driver call, and the commands for that lease that came meanwhile.
+#[derive(Default)]
+struct Busy {
+    waiter: Option<Waiter>,
+    queued: VecDeque<Command>,
+}
+
+enum Waiter {
+    Install(oneshot::Sender<Result<LeaseRecord, DeployRefusal>>),
+    Close { why: String, done: oneshot::Sender<()> },
+}
+
+struct Engine {
+    p: Arc<Provider>,
+    book: LeaseBook,
+    unreadable: Vec<(PathBuf, String)>,
+    /// Leases with a driver call in flight.
+    busy: BTreeMap<LeaseId, Busy>,
+    done_tx: mpsc::UnboundedSender<Done>,
+}
+
+impl Engine {
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Command>,
+        mut done: mpsc::UnboundedReceiver<Done>,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                Some(d) = done.recv() => self.finish(d),
+                c = inbox.recv() => match c {
+                    Some(c) => self.handle(c).await,
+                    None => break,
+                },
+            }
+        }
+    }
+
+    /// Starts a driver call for `lease` (which is busy until its result is applied).
+    fn spawn(
+        &mut self,
+        lease: LeaseId,
+        waiter: Option<Waiter>,
+        pass: Option<PassToken>,
+        call: impl Future<Output = Effect> + Send + 'static,
+    ) {
+        self.busy.insert(lease, Busy { waiter, queued: VecDeque::new() });
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let effect = call.await;
+            let _ = done.send(Done { lease, effect, _pass: pass });
+        });
+    }
+
+    async fn handle(&mut self, c: Command) {
+        if let Some(lease) = c.waits_for()
+            && let Some(busy) = self.busy.get_mut(&lease)
+        {
+            busy.queued.push_back(c);
+            return;
+        }
+        match c {
+            Command::Adopt { lease } => {
+                if let Some(r) = self.book.adopt(lease) {
+                    save_record(&self.p, r);
+                    tracing::info!(lease = %lease, "lease.created");
+                }
+            }
+            Command::Install { lease, hash, build, reply } => {
+                self.install(lease, hash, build, reply)
+            }
+            Command::Close { lease, why, done } => self.close(lease, why, done),
+            Command::Get { lease, reply } => {
+                let _ = reply.send(self.book.get(&lease).cloned());
+            }
+            Command::List { reply } => {
+                let _ = reply.send(self.book.records().cloned().collect());
+            }
+            Command::Pass { kind, done } => self.pass(kind, Arc::new(done)),
+            Command::Readopt { done } => {
+                self.readopt().await;
+                let _ = done.send(());
+            }
+            Command::StopAll { done } => {
+                let tags: Vec<LeaseTag> = self
+                    .book
+                    .records()
+                    .filter(|r| r.workload.is_some())
+                    .map(|r| r.tag.clone())
+                    .collect();
+                for t in tags {
+                    if let Err(e) = self.p.driver.stop(&t).await {
+                        tracing::warn!(tag = %t, error = %e, "lease.stop failed");
+                    }
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn install(
+        &mut self,
+        lease: LeaseId,
+        hash: String,
+        build: Build,
+        reply: oneshot::Sender<Result<LeaseRecord, DeployRefusal>>,
+    ) {
+        match self.book.install(&lease, &hash, build) {
+            Err(refusal) => {
+                let _ = reply.send(Err(refusal));
+            }
+            Ok(Install::Unchanged(record)) => {
+                let _ = reply.send(Ok(record));
+            }
+            Ok(Install::Replace { record, old, new }) => {
+                save_record(&self.p, &record);
+                let driver = Arc::clone(&self.p.driver);
+                self.spawn(lease, Some(Waiter::Install(reply)), None, async move {
+                    if let Some(old) = old {
+                        // A new manifest version: the old replicas go first; the lease's
+                        // persistent volumes stay.
+                        if let Err(e) = driver.stop(&old.tag).await {
+                            tracing::warn!(lease = %lease, error = %e, "lease.stop failed");
+                        }
+                    }
+                    let result = driver.deploy(&new).await.map_err(|e| e.to_string());
+                    Effect::Installed { hash, result }
+                });
+            }
+        }
+    }
+
+    fn close(&mut self, lease: LeaseId, why: String, done: oneshot::Sender<()>) {
+        let Some(r) = self.book.get(&lease) else {
+            self.p.release(&lease.order);
+            let _ = done.send(());
+            return;
+        };
+        let (driver, tag) = (Arc::clone(&self.p.driver), r.tag.clone());
+        self.spawn(lease, Some(Waiter::Close { why, done }), None, async move {
+            if let Err(e) = driver.remove(&tag).await {
+                tracing::warn!(lease = %lease, error = %e, "lease.remove failed");
+            }
+            Effect::Removed
+        });
+    }
+
+    fn pass(&mut self, kind: PassKind, token: PassToken) {
+        for lease in self.book.running() {
+            if self.busy.contains_key(&lease) {
+                continue;
+            }
+            let Some(r) = self.book.get(&lease) else { continue };
+            let Some(w) = r.workload.clone() else { continue };
+            let p = Arc::clone(&self.p);
+            match kind {
+                PassKind::Health => {
+                    let hash = r.manifest_hash.clone();
+                    self.spawn(lease, None, Some(Arc::clone(&token)), async move {
+                        Effect::Checked { health: check_health(&p, &w).await, hash }
+                    });
+                }
+                PassKind::Disk => {
+                    self.spawn(lease, None, Some(Arc::clone(&token)), async move {
+                        let evicted = p.driver.enforce_disk(&w).await;
+                        Effect::DiskChecked(
+                            evicted
+                                .map(|v| v.iter().map(ToString::to_string).collect())
+                                .map_err(|e| e.to_string()),
+                        )
+                    });
+                }
+            }
+        }
+    }
+
+    /// Applies a driver call's result, then runs the commands that waited for it.
+    fn finish(&mut self, d: Done) {
+        let busy = self.busy.remove(&d.lease).unwrap_or_default();
+        let lease = d.lease;
+        match (d.effect, busy.waiter) {
+            (Effect::Installed { hash, result }, waiter) => {
+                let answer = match result {
+                    Ok(()) => {
+                        let r = self.book.get(&lease).cloned();
+                        if let Some(r) = &r {
+                            let replicas = r.workload.as_ref().map_or(0, |w| w.replicas.len());
+                            tracing::info!(lease = %lease, replicas, "lease.deployed");
+                        }
+                        r.ok_or_else(|| refuse(409, "the lease was closed meanwhile"))
+                    }
+                    Err(e) => {
+                        if let Some(r) = self.book.install_failed(&lease, &hash, e.clone()) {
+                            save_record(&self.p, r);
+                        }
+                        Err(refuse(422, format!("the runtime cannot start the workload: {e}")))
+                    }
+                };
+                if let Some(Waiter::Install(reply)) = waiter {
+                    let _ = reply.send(answer);
+                }
+            }
+            (Effect::Checked { hash, health }, _) => {
+                if let Some(r) = self.book.observe(&lease, hash.as_deref(), health, now_ms()) {
+                    save_record(&self.p, r);
+                }
+            }
+            (Effect::DiskChecked(Err(e)), _) => {
+                tracing::warn!(lease = %lease, error = %e, "lease.disk_check failed");
+            }
+            (Effect::DiskChecked(Ok(evicted)), _) => {
+                for eviction in &evicted {
+                    tracing::warn!(lease = %lease, %eviction, "lease.disk_eviction");
+                }
+                if let Some(r) = self.book.count_evictions(&lease, &evicted) {
+                    save_record(&self.p, r);
+                }
+            }
+            (Effect::Removed, waiter) => {
+                if let Some(r) = self.book.remove(&lease) {
+                    delete_record(&self.p, &r.tag);
+                }
+                self.p.release(&lease.order);
+                if let Some(Waiter::Close { why, done }) = waiter {
+                    tracing::info!(lease = %lease, why, "lease.closed");
+                    let _ = done.send(());
+                }
+            }
+        }
+        // Commands that waited for this lease, in order; one may make it busy again, and the
+        // rest then wait for that.
+        for c in busy.queued {
+            if let Some(b) = self.busy.get_mut(&lease) {
+                b.queued.push_back(c);
+                continue;
+            }
+            match c {
+                Command::Install { lease, hash, build, reply } => {
+                    self.install(lease, hash, build, reply)
+                }
+                Command::Close { lease, why, done } => self.close(lease, why, done),
+                other => {
+                    tracing::error!(command = ?other, "lease.engine queued a command that does not wait")
+                }
+            }
+        }
+    }
+
+    /// See [`Leases::readopt`].
+    async fn readopt(&self) {
+        let p = &self.p;
+        let records: Vec<LeaseRecord> = self.book.records().cloned().collect();
+        let mut known = BTreeSet::new();
+        for r in records {
+            known.insert(r.tag.clone());
+            if let Some(w) = &r.workload {
+                match p.driver.deploy(w).await {
+                    Ok(()) => tracing::info!(lease = %r.id, "lease.readopted"),
+                    Err(e) => tracing::warn!(lease = %r.id, error = %e, "lease.readopt failed"),
+                }
+            }
+        }
+        let running = match p.driver.list().await {
+            Ok(tags) => tags,
+            Err(e) => {
+                tracing::warn!(error = %e, "lease.list failed");
+                return;
+            }
+        };
+        let unknown: Vec<LeaseTag> = running.into_iter().filter(|t| !known.contains(t)).collect();
+        if unknown.is_empty() {
+            return;
+        }
+        let on_chain = if self.unreadable.is_empty() {
+            lease_states_on_chain(p).await
+        } else {
+            Err(format!(
+                "{} lease records cannot be read ({}): repair or delete them and restart the daemon",
+                self.unreadable.len(),
+                self.unreadable
+                    .iter()
+                    .map(|(path, why)| format!("{}: {why}", path.display()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        };
+        for t in orphans_to_remove(unknown, on_chain) {
+            tracing::info!(tag = %t, "lease.orphan removed");
+            if let Err(e) = p.driver.remove(&t).await {
+                tracing::warn!(tag = %t, error = %e, "lease.orphan remove failed");
+            }
+        }
+    }
+}
 
 /// Writes a lease's record (0600: it holds the tenant's environment), atomically and durably.
 fn save_record(p: &Provider, r: &LeaseRecord) {
@@ -45,61 +560,6 @@ fn delete_record(p: &Provider, tag: &LeaseTag) {
     }
 }
 
-/// Takes in a lease this provider won (at creation, or found while catching up).
-pub async fn adopt_lease(p: &Arc<Provider>, id: BidId, key: &str) {
-    let mut leases = lock(&p.leases);
-    if leases.contains_key(key) {
-        return;
-    }
-    let record = LeaseRecord {
-        id,
-        tag: LeaseTag::of(&id.to_string()),
-        phase: Phase::AwaitingManifest,
-        message: "waiting for the tenant's manifest".into(),
-        manifest_hash: None,
-        workload: None,
-        ready_at_ms: None,
-        disk_evictions: 0,
-        last_disk_eviction: None,
-    };
-    save_record(p, &record);
-    tracing::info!(lease = %id, "lease.created");
-    leases.insert(key.to_string(), record);
-}
-
-/// Removes everything of a lease here: workload, ports, hold, record.
-pub async fn close_local(p: &Arc<Provider>, key: &str, why: &str) {
-    // After any deploy or health pass in flight, so none restarts what is removed here.
-    let turn = lease_turn(p, key);
-    let _turn = Arc::clone(&turn).lock_owned().await;
-    let record = lock(&p.leases).remove(key);
-    lock(&p.lease_turns).remove(key);
-    if let Some(r) = record {
-        if let Err(e) = p.driver.remove(&r.tag).await {
-            tracing::warn!(lease = %r.id, error = %e, "lease.remove failed");
-        }
-        if let Some(w) = &r.workload {
-            lock(&p.ports)
-                .give_back(w.replicas.iter().flat_map(|s| s.ports.iter().map(|x| x.host_port)));
-        }
-        delete_record(p, &r.tag);
-        tracing::info!(lease = %r.id, why, "lease.closed");
-    }
-    p.release(key);
-}
-
-/// Why a manifest was not deployed, with the HTTP status and error code the tenant gets.
-#[derive(Debug)]
-pub struct DeployRefusal {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-}
-
-fn refuse(status: u16, message: impl Into<String>) -> DeployRefusal {
-    DeployRefusal { status, code: "manifest_refused", message: message.into() }
-}
-
 /// Builds the workload of `group` (already checked against `leased`) for a lease: replicas
 /// per service with the leased CPU, memory and storage sizes (never the manifest's own
 /// numbers), GPUs from the hold, host ports for globally exposed ports.
@@ -108,9 +568,9 @@ fn build_workload(
     record: &LeaseRecord,
     group: &crate::manifest::ManifestGroup,
     leased: &Leased,
+    pool: &mut PortPool,
 ) -> Result<Workload, DeployRefusal> {
-    let key = record.id.order.to_string();
-    let hold = lock(&p.reservations).get(&key).cloned();
+    let hold = lock(&p.reservations).get(&record.id.order).cloned();
     let mut next_replica: BTreeMap<u32, u32> = BTreeMap::new();
     let mut replicas = Vec::new();
     let mut taken = Vec::new();
@@ -129,7 +589,7 @@ fn build_workload(
                 hold.as_ref().map(|h| h.replica_gpus(unit, *within_unit, per)).unwrap_or_default();
             *within_unit += 1;
             if gpu_idx.len() != per as usize {
-                lock(&p.ports).give_back(taken.iter().copied());
+                pool.give_back(taken.iter().copied());
                 return Err(refuse(
                     409,
                     format!(
@@ -148,8 +608,8 @@ fn build_workload(
                 .collect();
             let mut ports = Vec::new();
             for e in s.expose.iter().filter(|e| e.global) {
-                let Some(host_port) = lock(&p.ports).take() else {
-                    lock(&p.ports).give_back(taken.iter().copied());
+                let Some(host_port) = pool.take() else {
+                    pool.give_back(taken.iter().copied());
                     return Err(refuse(503, "no free host port left on this provider"));
                 };
                 taken.push(host_port);
@@ -162,7 +622,7 @@ fn build_workload(
             let mut volumes = match s.volumes() {
                 Ok(volumes) => volumes,
                 Err(e) => {
-                    lock(&p.ports).give_back(taken.iter().copied());
+                    pool.give_back(taken.iter().copied());
                     return Err(refuse(400, e.to_string()));
                 }
             };
@@ -195,132 +655,6 @@ fn build_workload(
         }
     }
     Ok(Workload { tag: record.tag.clone(), lease_id: record.id.to_string(), replicas })
-}
-
-/// Deploys a manifest whose hash matches the chain for the lease under `key`, after checking
-/// that it asks for no more than `leased` (a 422 `manifest_exceeds_lease` saying what exceeded
-/// what when it does).
-pub async fn deploy_manifest(
-    p: &Arc<Provider>,
-    key: &str,
-    group_name: &str,
-    leased: &Leased,
-    bytes: &[u8],
-    hash_hex: &str,
-) -> Result<LeaseRecord, DeployRefusal> {
-    let manifest = Manifest::parse(bytes).map_err(|e| refuse(400, e.to_string()))?;
-    let group = manifest.group(group_name).map_err(|e| refuse(400, e.to_string()))?;
-    leased.check(group).map_err(|e| DeployRefusal {
-        status: 422,
-        code: "manifest_exceeds_lease",
-        message: e.to_string(),
-    })?;
-    install(p, key, hash_hex, |record| build_workload(p, record, group, leased)).await
-}
-
-/// Puts a new workload (built by `build` from the lease's record) in place of the lease's
-/// current one, unless the manifest `hash_hex` already runs.
-async fn install(
-    p: &Arc<Provider>,
-    key: &str,
-    hash_hex: &str,
-    build: impl FnOnce(&LeaseRecord) -> Result<Workload, DeployRefusal>,
-) -> Result<LeaseRecord, DeployRefusal> {
-    // Nothing else touches this lease's workload until the new one is in place (a health pass
-    // that read the old one would otherwise restart it over the new one).
-    let _turn = lease_turn(p, key).lock_owned().await;
-    let mut record = lock(&p.leases).get(key).cloned().ok_or_else(|| {
-        refuse(409, "this provider has no record of the lease yet: retry in a block")
-    })?;
-    if record.manifest_hash.as_deref() == Some(hash_hex) && record.phase != Phase::Failed {
-        return Ok(record);
-    }
-    if let Some(old) = record.workload.take() {
-        // A new manifest version: the old replicas go first; the lease's persistent volumes
-        // stay.
-        if let Err(e) = p.driver.stop(&old.tag).await {
-            tracing::warn!(lease = %record.id, error = %e, "lease.stop failed");
-        }
-        lock(&p.ports)
-            .give_back(old.replicas.iter().flat_map(|s| s.ports.iter().map(|x| x.host_port)));
-    }
-    let workload = build(&record)?;
-    record.workload = Some(workload.clone());
-    record.manifest_hash = Some(hash_hex.to_string());
-    record.phase = Phase::Deploying;
-    record.message = "starting".into();
-    record.ready_at_ms = None;
-    save_record(p, &record);
-    lock(&p.leases).insert(key.to_string(), record.clone());
-    if let Err(e) = p.driver.deploy(&workload).await {
-        record.phase = Phase::Failed;
-        record.message = e.to_string();
-        save_record(p, &record);
-        lock(&p.leases).insert(key.to_string(), record.clone());
-        return Err(refuse(422, format!("the runtime cannot start the workload: {e}")));
-    }
-    tracing::info!(lease = %record.id, replicas = workload.replicas.len(), "lease.deployed");
-    Ok(record)
-}
-
-/// Stops every workload but keeps its record and its persistent volumes, so the next start
-/// deploys it again (for `provider run --stop-workloads-on-exit`: a devnet that stops
-/// everything on Ctrl-C).
-pub async fn stop_all(p: &Arc<Provider>) {
-    let tags: Vec<LeaseTag> =
-        lock(&p.leases).values().filter(|r| r.workload.is_some()).map(|r| r.tag.clone()).collect();
-    for t in tags {
-        if let Err(e) = p.driver.stop(&t).await {
-            tracing::warn!(tag = %t, error = %e, "lease.stop failed");
-        }
-    }
-}
-
-/// After a restart: deploys every recorded workload again (the driver leaves running replicas
-/// alone, so this only restarts what stopped meanwhile) and removes what runs for leases that
-/// are over (`orphans_to_remove`).
-pub async fn readopt(p: &Arc<Provider>) {
-    let records: Vec<LeaseRecord> = lock(&p.leases).values().cloned().collect();
-    let mut known = BTreeSet::new();
-    for r in records {
-        known.insert(r.tag.clone());
-        if let Some(w) = &r.workload {
-            match p.driver.deploy(w).await {
-                Ok(()) => tracing::info!(lease = %r.id, "lease.readopted"),
-                Err(e) => tracing::warn!(lease = %r.id, error = %e, "lease.readopt failed"),
-            }
-        }
-    }
-    let running = match p.driver.list().await {
-        Ok(tags) => tags,
-        Err(e) => {
-            tracing::warn!(error = %e, "lease.list failed");
-            return;
-        }
-    };
-    let unknown: Vec<LeaseTag> = running.into_iter().filter(|t| !known.contains(t)).collect();
-    if unknown.is_empty() {
-        return;
-    }
-    let on_chain = if p.unreadable_records.is_empty() {
-        lease_states_on_chain(p).await
-    } else {
-        Err(format!(
-            "{} lease records cannot be read ({}): repair or delete them and restart the daemon",
-            p.unreadable_records.len(),
-            p.unreadable_records
-                .iter()
-                .map(|(path, why)| format!("{}: {why}", path.display()))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
-    };
-    for t in orphans_to_remove(unknown, on_chain) {
-        tracing::info!(tag = %t, "lease.orphan removed");
-        if let Err(e) = p.driver.remove(&t).await {
-            tracing::warn!(tag = %t, error = %e, "lease.orphan remove failed");
-        }
-    }
 }
 
 /// Where this provider's leases stand on chain, by tag (`true`: active), or why that is
@@ -375,117 +709,43 @@ async fn port_answers(port: u16) -> bool {
     matches!(tokio::time::timeout(Duration::from_millis(300), connect).await, Ok(Ok(_)))
 }
 
-/// The lock that gives one task at a time the right to act on a lease's workload (deploy a
-/// manifest, restart replicas, evict, record the result): whoever holds it reads the record
-/// after taking it, so nobody acts on, or writes back, a record another task replaced.
-pub fn lease_turn(p: &Provider, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-    Arc::clone(lock(&p.lease_turns).entry(key.to_owned()).or_default())
-}
-
-/// The leases with a workload that did not fail to start: what the passes look after.
-fn running_leases(p: &Provider) -> Vec<String> {
-    lock(&p.leases)
-        .iter()
-        .filter(|(_, r)| r.workload.is_some() && r.phase != Phase::Failed)
-        .map(|(k, _)| k.clone())
-        .collect()
-}
-
-/// One health pass over the deployed leases: phase from replica states and port checks;
-/// replicas that stopped for good are started again. A lease whose workload another task is
-/// changing (a manifest being deployed) is left for the next pass.
-pub async fn check_health(p: &Arc<Provider>) {
-    for key in running_leases(p) {
-        let Ok(_turn) = lease_turn(p, &key).try_lock_owned() else { continue };
-        // Read under the turn: this is the record as it stands, not a copy from before.
-        let Some(mut r) = lock(&p.leases).get(&key).cloned() else { continue };
-        if r.phase == Phase::Failed {
-            continue;
+/// How a workload is doing: replica states and port checks. Replicas that stopped for good
+/// are started again.
+async fn check_health(p: &Provider, w: &Workload) -> Health {
+    let status = match p.driver.status(&w.tag).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(lease = %w.lease_id, error = %e, "lease.status failed");
+            Vec::new()
         }
-        let Some(w) = r.workload.clone() else { continue };
-        let status = match p.driver.status(&r.tag).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(lease = %r.id, error = %e, "lease.status failed");
-                Vec::new()
-            }
-        };
-        let stopped = status.len() < w.replicas.len()
-            || status.iter().any(|s| s.state == ReplicaState::Exited);
-        if stopped && let Err(e) = p.driver.deploy(&w).await {
-            tracing::warn!(lease = %r.id, error = %e, "lease.restart failed");
-        }
-        let running = status.len() == w.replicas.len()
-            && status.iter().all(|s| s.state == ReplicaState::Running);
-        let mut ports_ok = true;
-        for m in w.replicas.iter().flat_map(|s| &s.ports).filter(|m| m.proto == Proto::Tcp) {
-            if !port_answers(m.host_port).await {
-                ports_ok = false;
-                break;
-            }
-        }
-        let (phase, message) = if running && ports_ok {
-            (Phase::Ready, "every replica runs and answers".to_string())
-        } else if running {
-            (Phase::Deploying, "running; waiting for its ports to answer".to_string())
-        } else {
-            (Phase::Deploying, "waiting for every replica to run".to_string())
-        };
-        if phase != r.phase || message != r.message {
-            r.phase = phase;
-            r.message = message;
-            if phase == Phase::Ready && r.ready_at_ms.is_none() {
-                r.ready_at_ms = Some(now_ms());
-            }
-            save_record(p, &r);
-            let mut leases = lock(&p.leases);
-            if leases.contains_key(&key) {
-                leases.insert(key, r);
-            }
+    };
+    let stopped =
+        status.len() < w.replicas.len() || status.iter().any(|s| s.state == ReplicaState::Exited);
+    if stopped && let Err(e) = p.driver.deploy(w).await {
+        tracing::warn!(lease = %w.lease_id, error = %e, "lease.restart failed");
+    }
+    let running =
+        status.len() == w.replicas.len() && status.iter().all(|s| s.state == ReplicaState::Running);
+    let mut ports_answer = true;
+    for m in w.replicas.iter().flat_map(|s| &s.ports).filter(|m| m.proto == Proto::Tcp) {
+        if !port_answers(m.host_port).await {
+            ports_answer = false;
+            break;
         }
     }
+    Health { running, ports_answer }
 }
 
-/// One pass of the own-disk limit over the deployed leases: replicas that wrote more than
-/// their lease gives them are started afresh ([`crate::driver::Driver::enforce_disk`]), and
-/// the lease's record says so.
-pub async fn check_disk(p: &Arc<Provider>) {
-    for key in running_leases(p) {
-        let Ok(_turn) = lease_turn(p, &key).try_lock_owned() else { continue };
-        let Some(mut r) = lock(&p.leases).get(&key).cloned() else { continue };
-        let Some(w) = r.workload.clone() else { continue };
-        let evicted = match p.driver.enforce_disk(&w).await {
-            Ok(evicted) => evicted,
-            Err(e) => {
-                tracing::warn!(lease = %r.id, error = %e, "lease.disk_check failed");
-                continue;
-            }
-        };
-        let Some(last) = evicted.last() else { continue };
-        for eviction in &evicted {
-            tracing::warn!(lease = %r.id, %eviction, "lease.disk_eviction");
-        }
-        r.disk_evictions = r.disk_evictions.saturating_add(evicted.len() as u32);
-        r.last_disk_eviction = Some(last.to_string());
-        save_record(p, &r);
-        let mut leases = lock(&p.leases);
-        if let Some(current) = leases.get_mut(&key) {
-            current.disk_evictions = r.disk_evictions;
-            current.last_disk_eviction = r.last_disk_eviction;
-        }
-    }
-}
-
-/// Health checks forever, at the configured interval, and the own-disk limit at its own
+/// Health passes forever, at the configured interval, and disk passes at their own
 /// (measuring a replica's disk walks its files, so less often).
 pub async fn monitor(p: Arc<Provider>) {
     let every = Duration::from_millis(p.config.lease.health_interval_ms);
     let disk_every = Duration::from_millis(p.config.lease.disk_check_interval_ms);
     let mut disk_checked = tokio::time::Instant::now();
     loop {
-        check_health(&p).await;
+        p.leases.health_pass().await;
         if disk_checked.elapsed() >= disk_every {
-            check_disk(&p).await;
+            p.leases.disk_pass().await;
             disk_checked = tokio::time::Instant::now();
         }
         tokio::time::sleep(every).await;
@@ -561,7 +821,7 @@ pub async fn lease_status(p: &Provider, r: &LeaseRecord) -> LeaseStatus {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use gridlease_types::{Address, OrderId};
+    use gridlease_types::{Address, BidId, OrderId};
 
     use super::*;
     use std::path::Path;
@@ -573,7 +833,7 @@ mod tests {
         let id = BidId { order: OrderId { owner, dseq, gseq: 1, oseq: 1 }, provider: owner };
         LeaseRecord {
             id,
-            tag: LeaseTag::of(&id.to_string()),
+            tag: LeaseTag::for_lease(&id),
             phase: Phase::AwaitingManifest,
             message: String::new(),
             manifest_hash: None,
@@ -590,7 +850,11 @@ mod tests {
     struct GatedDriver {
         gate: tokio::sync::Semaphore,
         in_status: tokio::sync::Notify,
+        /// Deploys wait at the gate too.
+        hold_deploys: std::sync::atomic::AtomicBool,
+        in_deploy: tokio::sync::Notify,
         deployed: std::sync::Mutex<Vec<String>>,
+        removed: std::sync::Mutex<Vec<LeaseTag>>,
     }
 
     impl Default for GatedDriver {
@@ -598,7 +862,10 @@ mod tests {
             GatedDriver {
                 gate: tokio::sync::Semaphore::new(0),
                 in_status: tokio::sync::Notify::new(),
+                hold_deploys: Default::default(),
+                in_deploy: tokio::sync::Notify::new(),
                 deployed: std::sync::Mutex::new(Vec::new()),
+                removed: std::sync::Mutex::new(Vec::new()),
             }
         }
     }
@@ -609,6 +876,10 @@ mod tests {
             "gated"
         }
         async fn deploy(&self, w: &Workload) -> Result<(), crate::driver::DriverError> {
+            if self.hold_deploys.load(std::sync::atomic::Ordering::SeqCst) {
+                self.in_deploy.notify_one();
+                let _pass = self.gate.acquire().await.expect("gate");
+            }
             lock(&self.deployed).push(w.replicas[0].image.clone());
             Ok(())
         }
@@ -645,7 +916,8 @@ mod tests {
         ) -> Result<crate::driver::ExecOutput, crate::driver::DriverError> {
             Err(crate::driver::DriverError::UnknownLease(tag.clone()))
         }
-        async fn remove(&self, _: &LeaseTag) -> Result<(), crate::driver::DriverError> {
+        async fn remove(&self, tag: &LeaseTag) -> Result<(), crate::driver::DriverError> {
+            lock(&self.removed).push(tag.clone());
             Ok(())
         }
         async fn list(&self) -> Result<Vec<LeaseTag>, crate::driver::DriverError> {
@@ -676,33 +948,38 @@ mod tests {
 
     /// Issue 11 item 3: a health pass read the lease's record, awaited the runtime, restarted
     /// the workload it had read and wrote its copy back, so a new manifest deployed meanwhile
-    /// was replaced by the old one. Now the pass and the deploy take turns on the lease: the
+    /// was replaced by the old one. Now the engine gives a lease one driver call at a time: the
     /// deploy waits for the pass, and the new manifest is what runs and what is recorded.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_manifest_update_during_a_health_check_wins() {
         let dir = tempfile::tempdir().expect("tempdir");
         let driver = Arc::new(GatedDriver::default());
-        let p = crate::state::Provider::for_tests(driver.clone(), dir.path());
         let mut r = record(1);
-        let key = r.id.order.to_string();
+        let lease = r.id;
         r.workload = Some(workload_of(&r, "old"));
         r.manifest_hash = Some("aa".into());
         r.phase = Phase::Ready;
-        lock(&p.leases).insert(key.clone(), r);
+        let p = crate::state::Provider::for_tests(driver.clone(), dir.path(), vec![r]);
 
         // A health pass starts and is held inside the runtime's status call.
         let health = tokio::spawn({
             let p = Arc::clone(&p);
-            async move { check_health(&p).await }
+            async move { p.leases.health_pass().await }
         });
         driver.in_status.notified().await;
         // The tenant sends a new manifest meanwhile.
         let update = tokio::spawn({
-            let (p, key) = (Arc::clone(&p), key.clone());
-            async move { install(&p, &key, "bb", |r| Ok(workload_of(r, "new"))).await }
+            let p = Arc::clone(&p);
+            async move {
+                let build: Build = Box::new(|r, _| Ok(workload_of(r, "new")));
+                p.leases.install(lease, "bb", build).await
+            }
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!update.is_finished(), "the deploy did not wait for the health pass");
+        // Reads are answered meanwhile: the record still names the old manifest.
+        let now = p.leases.get(lease).await.expect("the record");
+        assert_eq!(now.manifest_hash.as_deref(), Some("aa"));
         // The pass goes on (it finds the replica stopped and restarts what it read) and ends.
         driver.gate.add_permits(100);
         health.await.expect("health pass");
@@ -710,13 +987,49 @@ mod tests {
         assert_eq!(installed.manifest_hash.as_deref(), Some("bb"));
 
         let deployed = lock(&driver.deployed).clone();
-        assert_eq!(deployed.last().map(String::as_str), Some("new"), "{deployed:?}");
-        let now = lock(&p.leases).get(&key).cloned().expect("the record");
+        assert_eq!(deployed, ["old", "new"], "restart of the old, then the new");
+        let now = p.leases.get(lease).await.expect("the record");
         assert_eq!(now.manifest_hash.as_deref(), Some("bb"));
         assert_eq!(now.workload.map(|w| w.replicas[0].image.clone()).as_deref(), Some("new"));
         // Later passes restart the new workload, never the old one.
-        check_health(&p).await;
+        p.leases.health_pass().await;
         assert_eq!(lock(&driver.deployed).last().map(String::as_str), Some("new"));
+        // The record on disk says the same.
+        let on_disk = load_records(&p.home.state_dir()).expect("records");
+        assert_eq!(on_disk.records[&lease].manifest_hash.as_deref(), Some("bb"));
+    }
+
+    /// A close that arrives while a lease's workload is being started waits for the start,
+    /// then removes the workload, the record and the hold: nothing of the lease is left.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_close_during_a_deploy_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let driver = Arc::new(GatedDriver::default());
+        let p = crate::state::Provider::for_tests(driver.clone(), dir.path(), vec![]);
+        let lease = record(2).id;
+        p.leases.adopt(lease).await;
+        driver.hold_deploys.store(true, std::sync::atomic::Ordering::SeqCst);
+        let deploy = tokio::spawn({
+            let p = Arc::clone(&p);
+            async move {
+                let build: Build = Box::new(|r, _| Ok(workload_of(r, "web")));
+                p.leases.install(lease, "cc", build).await
+            }
+        });
+        driver.in_deploy.notified().await;
+        let close = tokio::spawn({
+            let p = Arc::clone(&p);
+            async move { p.leases.close(lease, "closed on chain").await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!close.is_finished(), "the close did not wait for the deploy");
+        driver.gate.add_permits(100);
+        deploy.await.expect("deploy task").expect("deployed");
+        close.await.expect("close task");
+        assert!(p.leases.get(lease).await.is_none());
+        assert_eq!(lock(&driver.removed).as_slice(), [LeaseTag::for_lease(&lease)]);
+        let on_disk = load_records(&p.home.state_dir()).expect("records");
+        assert!(on_disk.records.is_empty(), "the record is deleted");
     }
 
     #[test]
@@ -737,7 +1050,7 @@ mod tests {
         std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let loaded = load_records(state.path()).expect("the folder reads");
-        assert_eq!(loaded.records.keys().collect::<Vec<_>>(), [&good.id.order.to_string()]);
+        assert_eq!(loaded.records.keys().collect::<Vec<_>>(), [&good.id]);
         let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
         assert_eq!((mode(&old), mode(&dir)), (0o600, 0o700), "earlier records are made private");
         let mut bad: Vec<String> = loaded

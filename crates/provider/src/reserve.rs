@@ -1,10 +1,11 @@
 //! Reservations of the provider's inventory: each open bid and each lease holds the CPU,
 //! memory, storage and exact GPU devices it was offered, so concurrent orders can never be
-//! promised more than the machine has. A hold is keyed by the order or lease it serves.
+//! promised more than the machine has. A hold is keyed by the order it serves (and, once won, by
+//! the order of its lease).
 
 use std::collections::BTreeMap;
 
-use gridlease_types::{GpuOffer, GpuSpec};
+use gridlease_types::{GpuOffer, GpuSpec, OrderId};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::GpuDevice;
@@ -70,8 +71,8 @@ pub enum Shortfall {
     Gpu { unit: usize, need: u64, free: u64 },
     #[error("the request overflows")]
     Overflow,
-    #[error("{0} already holds resources")]
-    AlreadyHeld(String),
+    #[error("order {0} already holds resources")]
+    AlreadyHeld(OrderId),
 }
 
 /// Free resources right now.
@@ -90,12 +91,12 @@ pub struct Free {
 #[derive(Clone, Debug)]
 pub struct Reservations {
     capacity: Capacity,
-    holds: BTreeMap<String, Hold>,
+    holds: BTreeMap<OrderId, Hold>,
     used_cpu: u64,
     used_memory: u64,
     used_storage: u64,
-    /// Per GPU device (by position in `capacity.gpus`): the key holding it.
-    gpu_holder: Vec<Option<String>>,
+    /// Per GPU device (by position in `capacity.gpus`): the order holding it.
+    gpu_holder: Vec<Option<OrderId>>,
 }
 
 fn total(units: &[UnitRequest], f: impl Fn(&UnitRequest) -> u64) -> Option<u64> {
@@ -119,11 +120,11 @@ impl Reservations {
         &self.capacity
     }
 
-    pub fn get(&self, key: &str) -> Option<&Hold> {
+    pub fn get(&self, key: &OrderId) -> Option<&Hold> {
         self.holds.get(key)
     }
 
-    pub fn holds(&self) -> impl Iterator<Item = (&String, &Hold)> {
+    pub fn holds(&self) -> impl Iterator<Item = (&OrderId, &Hold)> {
         self.holds.iter()
     }
 
@@ -131,12 +132,12 @@ impl Reservations {
     /// enough free devices that `rank` puts first (the cheapest to offer, say).
     pub fn reserve<R: Ord>(
         &mut self,
-        key: &str,
+        key: &OrderId,
         units: &[UnitRequest],
         rank: impl Fn(&GpuDevice) -> R,
     ) -> Result<Hold, Shortfall> {
         if self.holds.contains_key(key) {
-            return Err(Shortfall::AlreadyHeld(key.to_string()));
+            return Err(Shortfall::AlreadyHeld(*key));
         }
         let cpu = total(units, |u| u.cpu_millis).ok_or(Shortfall::Overflow)?;
         let memory = total(units, |u| u.memory_bytes).ok_or(Shortfall::Overflow)?;
@@ -202,7 +203,7 @@ impl Reservations {
         }
         for (d, t) in taken.iter().enumerate() {
             if *t {
-                self.gpu_holder[d] = Some(key.to_string());
+                self.gpu_holder[d] = Some(*key);
             }
         }
         self.used_cpu += cpu;
@@ -214,15 +215,15 @@ impl Reservations {
             storage_bytes: storage,
             units: allocations,
         };
-        self.holds.insert(key.to_string(), hold.clone());
+        self.holds.insert(*key, hold.clone());
         Ok(hold)
     }
 
     /// Puts back a hold that is known already (a restarted daemon re-adopting its leases).
     /// Fails, holding nothing, when it no longer fits.
-    pub fn restore(&mut self, key: &str, hold: Hold) -> Result<(), Shortfall> {
+    pub fn restore(&mut self, key: &OrderId, hold: Hold) -> Result<(), Shortfall> {
         if self.holds.contains_key(key) {
-            return Err(Shortfall::AlreadyHeld(key.to_string()));
+            return Err(Shortfall::AlreadyHeld(*key));
         }
         let free_cpu = self.capacity.cpu_millis.saturating_sub(self.used_cpu);
         if hold.cpu_millis > free_cpu {
@@ -249,23 +250,23 @@ impl Reservations {
             }
         }
         for p in positions {
-            self.gpu_holder[p] = Some(key.to_string());
+            self.gpu_holder[p] = Some(*key);
         }
         self.used_cpu += hold.cpu_millis;
         self.used_memory += hold.memory_bytes;
         self.used_storage += hold.storage_bytes;
-        self.holds.insert(key.to_string(), hold);
+        self.holds.insert(*key, hold);
         Ok(())
     }
 
     /// Gives back what `key` holds; false when it held nothing.
-    pub fn release(&mut self, key: &str) -> bool {
+    pub fn release(&mut self, key: &OrderId) -> bool {
         let Some(hold) = self.holds.remove(key) else { return false };
         self.used_cpu -= hold.cpu_millis;
         self.used_memory -= hold.memory_bytes;
         self.used_storage -= hold.storage_bytes;
         for h in &mut self.gpu_holder {
-            if h.as_deref() == Some(key) {
+            if h.as_ref() == Some(key) {
                 *h = None;
             }
         }
@@ -311,7 +312,7 @@ impl Reservations {
                     return Err(format!("GPU {idx} is held twice"));
                 }
                 let pos = self.capacity.gpus.iter().position(|g| g.index == *idx);
-                if pos.and_then(|p| self.gpu_holder[p].as_deref()) != Some(key.as_str()) {
+                if pos.and_then(|p| self.gpu_holder[p].as_ref()) != Some(key) {
                     return Err(format!("GPU {idx} is not marked as held by {key}"));
                 }
             }
@@ -340,6 +341,11 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// The order of deployment `n` of one owner: a hold's key.
+    fn order(n: u8) -> OrderId {
+        OrderId { owner: gridlease_types::Address([1; 20]), dseq: u64::from(n), gseq: 1, oseq: 1 }
+    }
 
     fn gpu(index: u32, model: &str) -> GpuDevice {
         GpuDevice {
@@ -386,15 +392,16 @@ mod tests {
     fn picks_the_best_ranked_model_and_never_double_books() {
         let mut r = Reservations::new(capacity());
         let cheap_first = |g: &GpuDevice| if g.model == "rtx4090" { 0 } else { 1 };
-        let h = r.reserve("a", &[unit(1000, 1, 2, vec![])], cheap_first).expect("fits");
+        let h = r.reserve(&order(1), &[unit(1000, 1, 2, vec![])], cheap_first).expect("fits");
         assert_eq!(h.units[0].gpu.as_ref().map(|g| g.model.as_str()), Some("rtx4090"));
         assert_eq!(h.units[0].gpu_devices, vec![0, 1]);
         // Only the a100s are left; a 4090-only order cannot be held.
-        let err = r.reserve("b", &[unit(1000, 1, 1, vec![spec(Some("rtx4090"))])], cheap_first);
+        let err =
+            r.reserve(&order(2), &[unit(1000, 1, 1, vec![spec(Some("rtx4090"))])], cheap_first);
         assert_eq!(err, Err(Shortfall::Gpu { unit: 1, need: 1, free: 0 }));
-        let h = r.reserve("c", &[unit(1000, 2, 1, vec![spec(Some("*"))])], cheap_first);
+        let h = r.reserve(&order(3), &[unit(1000, 2, 1, vec![spec(Some("*"))])], cheap_first);
         assert_eq!(h.map(|h| h.units[0].gpu_devices.clone()), Ok(vec![2, 3]));
-        assert!(r.release("a"));
+        assert!(r.release(&order(1)));
         assert_eq!(r.free().gpus.get("rtx4090"), Some(&2));
         assert_eq!(r.free().gpus.get("a100"), Some(&0));
         r.check().expect("books balance");
@@ -403,15 +410,15 @@ mod tests {
     #[test]
     fn cpu_memory_and_storage_are_limits() {
         let mut r = Reservations::new(capacity());
-        let e = r.reserve("a", &[unit(5_000, 2, 0, vec![])], |_| 0);
+        let e = r.reserve(&order(1), &[unit(5_000, 2, 0, vec![])], |_| 0);
         assert_eq!(e, Err(Shortfall::Cpu { need: 10_000, free: 8_000 }));
-        assert!(r.reserve("a", &[unit(4_000, 2, 0, vec![])], |_| 0).is_ok());
+        assert!(r.reserve(&order(1), &[unit(4_000, 2, 0, vec![])], |_| 0).is_ok());
         assert!(matches!(
-            r.reserve("b", &[unit(1, 1, 0, vec![])], |_| 0),
+            r.reserve(&order(2), &[unit(1, 1, 0, vec![])], |_| 0),
             Err(Shortfall::Cpu { .. })
         ));
         assert!(matches!(
-            r.reserve("a", &[unit(0, 1, 0, vec![])], |_| 0),
+            r.reserve(&order(1), &[unit(0, 1, 0, vec![])], |_| 0),
             Err(Shortfall::AlreadyHeld(_))
         ));
     }
@@ -419,10 +426,10 @@ mod tests {
     #[test]
     fn restore_refuses_what_no_longer_fits() {
         let mut r = Reservations::new(capacity());
-        let hold = r.reserve("a", &[unit(1000, 1, 2, vec![])], |_| 0).expect("fits");
+        let hold = r.reserve(&order(1), &[unit(1000, 1, 2, vec![])], |_| 0).expect("fits");
         let mut fresh = Reservations::new(capacity());
-        fresh.restore("a", hold.clone()).expect("restores");
-        assert!(fresh.restore("b", hold).is_err());
+        fresh.restore(&order(1), hold.clone()).expect("restores");
+        assert!(fresh.restore(&order(2), hold).is_err());
         fresh.check().expect("books balance");
     }
 
@@ -454,7 +461,7 @@ mod tests {
                             None => vec![],
                         };
                         let before = r.free();
-                        match r.reserve(&key.to_string(), &[unit(cpu, count, gpus, options)], |_| 0) {
+                        match r.reserve(&order(key), &[unit(cpu, count, gpus, options)], |_| 0) {
                             Ok(h) => {
                                 let n: usize = h.units.iter().map(|u| u.gpu_devices.len()).sum();
                                 prop_assert_eq!(n as u32, gpus * count);
@@ -462,7 +469,7 @@ mod tests {
                             Err(_) => prop_assert_eq!(before, r.free()),
                         }
                     }
-                    Op::Release { key } => { r.release(&key.to_string()); }
+                    Op::Release { key } => { r.release(&order(key)); }
                 }
                 prop_assert_eq!(r.check(), Ok(()));
             }

@@ -33,6 +33,7 @@ use crate::api::{
 };
 use crate::leased::Leased;
 use crate::leases;
+use crate::manifest::Manifest;
 use crate::state::{Provider, lock};
 use crate::tls;
 
@@ -119,9 +120,12 @@ pub async fn serve(p: Arc<Provider>, listener: TcpListener) -> anyhow::Result<()
 
 async fn provider_status(State(p): State<Arc<Provider>>) -> ApiResult<Json<ProviderStatus>> {
     let free = lock(&p.reservations).free();
-    let leases = lock(&p.leases)
-        .values()
-        .map(|r| LeaseSummary { lease: r.id, phase: r.phase, message: r.message.clone() })
+    let leases = p
+        .leases
+        .list()
+        .await
+        .into_iter()
+        .map(|r| LeaseSummary { lease: r.id, phase: r.phase, message: r.message })
         .collect();
     let recent_decisions = lock(&p.decisions).iter().rev().take(50).cloned().collect();
     let pricing = &p.config.pricing;
@@ -263,12 +267,17 @@ async fn send_manifest(
         err(StatusCode::NOT_FOUND, "no_such_group", "the lease's group does not exist")
     })?;
     let leased = leased_limits(&p, &id, &group.spec).await?;
-    let key = id.order.to_string();
+    let bad =
+        |e: &dyn std::fmt::Display| err(StatusCode::BAD_REQUEST, "manifest_refused", e.to_string());
+    let manifest = Manifest::parse(&body).map_err(|e| bad(&e))?;
+    let group = manifest.group(&group.spec.name).map_err(|e| bad(&e))?;
+    leased.check(group).map_err(|e| {
+        err(StatusCode::UNPROCESSABLE_ENTITY, "manifest_exceeds_lease", e.to_string())
+    })?;
     // The lease is active on chain: take it in now if its event has not arrived yet.
-    leases::adopt_lease(&p, id, &key).await;
-    let r = leases::deploy_manifest(&p, &key, &group.spec.name, &leased, &body, &got)
-        .await
-        .map_err(|refusal| ApiError {
+    p.leases.adopt(id).await;
+    let r =
+        p.leases.deploy(&p, id, group.clone(), leased, &got).await.map_err(|refusal| ApiError {
             status: StatusCode::from_u16(refusal.status)
                 .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
             code: refusal.code,
@@ -310,8 +319,8 @@ fn check_service(name: &str) -> ApiResult<()> {
     }
 }
 
-fn record_of(p: &Provider, id: &BidId) -> ApiResult<leases::LeaseRecord> {
-    lock(&p.leases).get(&id.order.to_string()).cloned().ok_or_else(|| {
+async fn record_of(p: &Provider, id: &BidId) -> ApiResult<leases::LeaseRecord> {
+    p.leases.get(*id).await.ok_or_else(|| {
         err(
             StatusCode::NOT_FOUND,
             "no_such_lease",
@@ -327,7 +336,7 @@ async fn lease_status(
 ) -> ApiResult<Json<LeaseStatus>> {
     let id = lease_id(&p, path)?;
     authorize(&p, &peer, &id).await?;
-    let r = record_of(&p, &id)?;
+    let r = record_of(&p, &id).await?;
     Ok(Json(leases::lease_status(&p, &r).await))
 }
 
@@ -341,7 +350,7 @@ async fn lease_logs(
     check_service(&q.service)?;
     let id = lease_id(&p, path)?;
     authorize(&p, &peer, &id).await?;
-    let r = record_of(&p, &id)?;
+    let r = record_of(&p, &id).await?;
     let stream = p
         .driver
         .logs(&r.tag, &q.service, q.replica, q.follow, q.tail)
@@ -363,7 +372,7 @@ async fn lease_shell(
     if req.command.is_empty() {
         return Err(err(StatusCode::BAD_REQUEST, "bad_request", "command must name a program"));
     }
-    let r = record_of(&p, &id)?;
+    let r = record_of(&p, &id).await?;
     let out = p
         .driver
         .exec(&r.tag, &req.service, req.replica, &req.command)

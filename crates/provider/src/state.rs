@@ -1,8 +1,9 @@
 //! What the daemon's tasks share: the `Provider` (configuration, chain client, runtime driver,
-//! inventory and holds, the lease book, recent bid decisions, the signer) and the few actions
-//! every task takes on it (save and release holds, record a decision, sign and submit). The
-//! tasks themselves live in `daemon.rs` (bidding, following the chain), `leases.rs` (the
-//! lease lifecycle) and `server.rs` (the manifest service); none of them imports another's.
+//! inventory and holds, the handle of the lease engine, recent bid decisions, the signer) and
+//! the few actions every task takes on it (save and release holds, record a decision, sign
+//! and submit). The tasks themselves live in `daemon.rs` (bidding, following the chain),
+//! `leases.rs` (the lease engine, sole owner of the lease book) and `server.rs` (the manifest
+//! service); none of them imports another's.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -14,43 +15,38 @@ use gridlease_types::{Address, Coin, Msg, OrderId};
 
 use crate::api::{BidDecision, DecisionOutcome};
 use crate::bidengine::BidContext;
-use crate::book::{LeaseRecord, PortPool};
 use crate::config::Config;
 use crate::driver::Driver;
 use crate::home::Home;
 use crate::inventory::Inventory;
+use crate::leases::Leases;
 use crate::reserve::{Hold, Reservations};
 use crate::tls;
 
 /// Recent bid decisions kept for `provider status`.
 const DECISIONS_KEPT: usize = 200;
 
-/// Everything the daemon's tasks share.
+/// Everything the daemon's tasks share. The leases are not here but in the lease engine,
+/// reached through `leases`.
 #[derive(Debug)]
 pub struct Provider {
-    pub config: Config,
-    pub home: Home,
-    pub address: Address,
-    pub client: Client,
-    pub driver: Arc<dyn Driver>,
-    pub inventory: Inventory,
-    pub reservations: Mutex<Reservations>,
-    pub leases: Mutex<BTreeMap<String, LeaseRecord>>,
-    /// Per lease, the right to act on its workload (see `leases::lease_turn`).
-    pub lease_turns: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    pub decisions: Mutex<VecDeque<BidDecision>>,
-    pub ports: Mutex<PortPool>,
-    /// Lease records found at start that cannot be read, with why: while there is any, the
-    /// daemon removes nothing it finds running without a record.
-    pub unreadable_records: Vec<(PathBuf, String)>,
-    pub bid_ctx: Mutex<BidContext>,
-    pub bid_deposit: Coin,
-    pub height: AtomicU64,
-    pub node_connected: AtomicBool,
-    pub tls: tls::CertBundle,
+    pub(crate) config: Config,
+    pub(crate) home: Home,
+    pub(crate) address: Address,
+    pub(crate) client: Client,
+    pub(crate) driver: Arc<dyn Driver>,
+    pub(crate) inventory: Inventory,
+    pub(crate) reservations: Mutex<Reservations>,
+    pub(crate) leases: Leases,
+    pub(crate) decisions: Mutex<VecDeque<BidDecision>>,
+    pub(crate) bid_ctx: Mutex<BidContext>,
+    pub(crate) bid_deposit: Coin,
+    pub(crate) height: AtomicU64,
+    pub(crate) node_connected: AtomicBool,
+    pub(crate) tls: tls::CertBundle,
     pub(crate) signer: tokio::sync::Mutex<TxBuilder>,
     /// Serializes chain calls that decide on the same order.
-    pub(crate) deciding: Mutex<std::collections::BTreeSet<String>>,
+    pub(crate) deciding: Mutex<std::collections::BTreeSet<OrderId>>,
 }
 
 /// Locks a std mutex, taking the data even if a panicking thread poisoned it.
@@ -63,10 +59,10 @@ pub(crate) fn holds_path(home: &Home) -> PathBuf {
 }
 
 impl Provider {
-    /// Writes the holds to disk (after every change).
+    /// Writes the holds to disk (after every change), keyed by order id as it displays.
     pub fn save_holds(&self) {
         let holds: BTreeMap<String, Hold> =
-            lock(&self.reservations).holds().map(|(k, h)| (k.clone(), h.clone())).collect();
+            lock(&self.reservations).holds().map(|(k, h)| (k.to_string(), h.clone())).collect();
         let path = holds_path(&self.home);
         let written = serde_json::to_vec(&holds).map_err(|e| e.to_string()).and_then(|bytes| {
             crate::durable_file::write_durably(&path, &bytes, 0o600).map_err(|e| e.to_string())
@@ -76,8 +72,8 @@ impl Provider {
         }
     }
 
-    pub fn release(&self, key: &str) {
-        if lock(&self.reservations).release(key) {
+    pub fn release(&self, order: &OrderId) {
+        if lock(&self.reservations).release(order) {
             self.save_holds();
         }
     }
@@ -132,7 +128,12 @@ impl Provider {
 impl Provider {
     /// A provider over `driver` with its home in `dir` and no node behind it (calls to the
     /// chain fail): for tests of what the daemon does with its own state.
-    pub(crate) fn for_tests(driver: Arc<dyn Driver>, dir: &std::path::Path) -> Arc<Provider> {
+    /// `records` are the leases it starts with.
+    pub(crate) fn for_tests(
+        driver: Arc<dyn Driver>,
+        dir: &std::path::Path,
+        records: Vec<crate::book::LeaseRecord>,
+    ) -> Arc<Provider> {
         let home = Home::new(dir);
         std::fs::write(
             home.config_path(),
@@ -167,11 +168,13 @@ impl Provider {
             fee: fee.clone(),
             fees: Default::default(),
         };
-        Arc::new(Provider {
-            ports: Mutex::new(PortPool::new(config.driver.port_range, &BTreeMap::new())),
-            leases: Mutex::new(BTreeMap::new()),
-            lease_turns: Mutex::new(BTreeMap::new()),
-            unreadable_records: Vec::new(),
+        let book = crate::book::LeaseBook::new(
+            records.into_iter().map(|r| (r.id, r)).collect(),
+            config.driver.port_range,
+        );
+        let (leases, inbox) = Leases::channel();
+        let p = Arc::new(Provider {
+            leases,
             reservations: Mutex::new(Reservations::new(capacity)),
             decisions: Mutex::new(VecDeque::new()),
             bid_ctx: Mutex::new(bid_ctx),
@@ -187,6 +190,8 @@ impl Provider {
             inventory,
             bid_deposit: fee,
             tls,
-        })
+        });
+        crate::leases::start(&p, book, Vec::new(), inbox);
+        p
     }
 }

@@ -138,3 +138,41 @@ impl fmt::Display for BidId {
         write!(f, "{}/{}", self.order, self.provider)
     }
 }
+
+/// Why a string is not an order id (`OWNER/DSEQ/GSEQ/OSEQ`, as `OrderId` displays).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an order id: expected OWNER/DSEQ/GSEQ/OSEQ")]
+pub struct BadOrderId(pub String);
+
+impl std::str::FromStr for OrderId {
+    type Err = BadOrderId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadOrderId(s.to_string());
+        let mut parts = s.split('/');
+        let (Some(owner), Some(dseq), Some(gseq), Some(oseq), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok(OrderId {
+            owner: owner.parse().map_err(|_| bad())?,
+            dseq: dseq.parse().map_err(|_| bad())?,
+            gseq: gseq.parse().map_err(|_| bad())?,
+            oseq: oseq.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_id_reads_back_what_it_displays() {
+        let id = OrderId { owner: Address([3; 20]), dseq: 42, gseq: 2, oseq: 1 };
+        assert_eq!(id.to_string().parse::<OrderId>(), Ok(id));
+        for bad in ["", "a/1/1/1", "x", &format!("{id}/1"), &format!("{}/1/1", id.owner)] {
+            assert!(bad.parse::<OrderId>().is_err(), "{bad}");
+        }
+    }
+}

@@ -46,7 +46,7 @@ pub use address::{Address, AddressError};
 pub use amount::{AmountError, Coin, DecAmount, DecCoin, Denom};
 pub use attributes::{Attribute, PlacementRequirements, SignedBy};
 pub use encoding::{DecodeError, decode, encode};
-pub use ids::{BidId, DeploymentId, GroupId, LeaseId, OrderId};
+pub use ids::{BadOrderId, BidId, DeploymentId, GroupId, LeaseId, OrderId};
 pub use keys::{KeyError, Keypair, PublicKey, Signature};
 pub use msg::Msg;
 pub use resources::{

@@ -32,6 +32,11 @@ impl LeaseTag {
         LeaseTag(format!("gl-{}", gridlease_types::hex::encode(&digest[..8]).to_lowercase()))
     }
 
+    /// The tag of a lease.
+    pub fn for_lease(lease: &gridlease_types::LeaseId) -> LeaseTag {
+        LeaseTag::of(&lease.to_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
