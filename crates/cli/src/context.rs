@@ -49,6 +49,9 @@ pub fn exit_code(e: &anyhow::Error) -> ExitCode {
                 cause.downcast_ref::<gridlease_provider::api_client::ApiClientError>(),
                 Some(gridlease_provider::api_client::ApiClientError::Unreachable { .. })
             )
+            || cause
+                .downcast_ref::<gridlease_provider::error::ProviderError>()
+                .is_some_and(gridlease_provider::error::ProviderError::is_unreachable)
     });
     ExitCode::from(if unreachable { 3 } else { 1 })
 }

@@ -54,7 +54,7 @@ impl Genesis {
         if self.chain_id.is_empty() || self.chain_id.len() > 64 {
             return Err(GenesisError::Params("chain_id must be 1 to 64 characters".into()));
         }
-        self.params.validate().map_err(GenesisError::Params)?;
+        self.params.validate().map_err(|e| GenesisError::Params(e.0))?;
         let mut seen = std::collections::BTreeSet::new();
         let mut totals = std::collections::BTreeMap::<Denom, u128>::new();
         for b in &self.balances {

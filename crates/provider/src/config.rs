@@ -264,6 +264,14 @@ pub enum ConfigError {
     Invalid { path: String, field: String, message: String },
 }
 
+/// A field of the configuration that is wrong, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
 /// The prices of [`Pricing`], parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rates {
@@ -300,8 +308,8 @@ impl Config {
         self.listen
             .parse::<std::net::SocketAddr>()
             .map_err(|e| invalid("listen", format!("expected HOST:PORT ({e})")))?;
-        self.rates().map_err(|(field, message)| invalid(&field, message))?;
-        self.bid_deposit().map_err(|m| invalid("pricing.bid_deposit", m))?;
+        self.rates().map_err(|e| invalid(&e.field, e.message))?;
+        self.bid_deposit().map_err(|e| invalid(&e.field, e.message))?;
         let (lo, hi) = self.driver.port_range;
         if lo == 0 || lo > hi {
             return Err(invalid("driver.port_range", format!("[{lo}, {hi}] is not a port range")));
@@ -340,14 +348,18 @@ impl Config {
     }
 
     /// Parsed prices, or the field that is wrong and why.
-    pub fn rates(&self) -> Result<Rates, (String, String)> {
+    pub fn rates(&self) -> Result<Rates, FieldError> {
         let p = &self.pricing;
         let dec = |field: &str, v: &str| {
-            v.parse::<DecAmount>()
-                .map_err(|e| (format!("pricing.{field}"), format!("`{v}` is not a price: {e}")))
+            v.parse::<DecAmount>().map_err(|e| FieldError {
+                field: format!("pricing.{field}"),
+                message: format!("`{v}` is not a price: {e}"),
+            })
         };
-        let denom = Denom::new(&p.denom)
-            .map_err(|e| ("pricing.denom".to_string(), format!("`{}`: {e}", p.denom)))?;
+        let denom = Denom::new(&p.denom).map_err(|e| FieldError {
+            field: "pricing.denom".into(),
+            message: format!("`{}`: {e}", p.denom),
+        })?;
         let mut gpu = BTreeMap::new();
         for (model, price) in &p.gpu {
             gpu.insert(model.to_lowercase(), dec(&format!("gpu.{model}"), price)?);
@@ -363,11 +375,16 @@ impl Config {
     }
 
     /// The configured bid deposit, if any.
-    pub fn bid_deposit(&self) -> Result<Option<Coin>, String> {
+    pub fn bid_deposit(&self) -> Result<Option<Coin>, FieldError> {
         self.pricing
             .bid_deposit
             .as_deref()
-            .map(|s| s.parse::<Coin>().map_err(|e| format!("`{s}` is not an amount: {e}")))
+            .map(|s| {
+                s.parse::<Coin>().map_err(|e| FieldError {
+                    field: "pricing.bid_deposit".into(),
+                    message: format!("`{s}` is not an amount: {e}"),
+                })
+            })
             .transpose()
     }
 

@@ -12,19 +12,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use gridlease_client::{
-    AuditRecord, BidState, BlockEvents, Client, Event, LeaseState, ListQuery, TxBuilder,
+    AuditRecord, BidState, BlockEvents, Client, ClientError, Event, LeaseState, ListQuery,
+    TxBuilder,
 };
 use gridlease_types::{BidId, DecCoin, Keypair, LeaseId, Msg, OrderId};
 
 use crate::api::DecisionOutcome;
 use crate::bidengine::{self, BidContext};
 use crate::book::{self, LeaseBook};
-use crate::config::{Config, DriverKind};
+use crate::config::{Config, ConfigError, DriverKind};
 use crate::driver::Driver;
 use crate::driver::exec::{ExecDriver, ExecSettings};
 use crate::driver::podman::PodmanDriver;
+use crate::error::ProviderError;
 use crate::home::Home;
 use crate::inventory::{self, GpuDetection, Inventory};
 use crate::leases::{self, Leases};
@@ -41,7 +42,7 @@ const FOLLOWED: &[&str] =
 pub fn detect_inventory(
     config: &Config,
     data_dir: &std::path::Path,
-) -> anyhow::Result<(Inventory, String)> {
+) -> Result<(Inventory, String), ProviderError> {
     let host = inventory::detect_host(data_dir)?;
     let c = &config.inventory;
     let detection = if c.skip_nvml {
@@ -69,26 +70,26 @@ impl Provider {
     /// Opens everything the daemon needs, signing with `key` (the provider's account key);
     /// fails with one clear sentence when something is missing (config, certificate,
     /// registration, runtime).
-    pub async fn open(home: Home, key: Keypair) -> anyhow::Result<Arc<Provider>> {
+    pub async fn open(home: Home, key: Keypair) -> Result<Arc<Provider>, ProviderError> {
         let config = Config::load(&home.config_path())?;
         let tls = home.load_tls()?;
         let address = key.address();
         let client = Client::new(&config.node);
-        let status = client
-            .status()
-            .await
-            .with_context(|| format!("cannot reach the node at {}", config.node))?;
+        let status = client.status().await.map_err(|source| ProviderError::NodeUnreachable {
+            node: config.node.clone(),
+            source,
+        })?;
         if client.provider(&address).await?.is_none() {
-            anyhow::bail!(
-                "{address} is not a registered provider: run `gridlease provider register` first"
-            );
+            return Err(ProviderError::NotRegistered(address));
         }
         let params = client.params().await?;
-        let bid_deposit = match config.bid_deposit().map_err(|e| anyhow::anyhow!(e))? {
+        // `Config::load` checked the deposit already.
+        let bid_deposit = match config.bid_deposit().ok().flatten() {
             Some(c) => c,
             None => params.bid_deposit.clone(),
         };
-        std::fs::create_dir_all(home.state_dir())?;
+        std::fs::create_dir_all(home.state_dir())
+            .map_err(ProviderError::io("create", &home.state_dir()))?;
         let (inventory, source) = detect_inventory(&config, &home.dir)?;
         tracing::info!(gpus = inventory.gpus.len(), %source, "provider.inventory");
         let driver: Arc<dyn Driver> = match config.driver.kind {
@@ -113,7 +114,11 @@ impl Provider {
                 },
             )?),
         };
-        let rates = config.rates().map_err(|(f, m)| anyhow::anyhow!("{f}: {m}"))?;
+        let rates = config.rates().map_err(|e| ConfigError::Invalid {
+            path: home.config_path().display().to_string(),
+            field: e.field,
+            message: e.message,
+        })?;
         let audits = client.provider(&address).await?.map(|p| p.audits).unwrap_or_default();
         let bid_ctx = BidContext {
             attributes: config.attribute_list(),
@@ -128,19 +133,15 @@ impl Provider {
             gpus: inventory.gpus.clone(),
         });
         let holds_file = holds_path(&home);
-        let unreadable_holds = |why: &dyn std::fmt::Display| {
-            anyhow::anyhow!(
-                "{} cannot be read ({why}): without it this provider could promise the \
-                 resources of its running leases twice; restore it, or delete it to start \
-                 without holds",
-                holds_file.display()
-            )
+        let unreadable_holds = |why: &dyn std::fmt::Display| ProviderError::HoldsUnreadable {
+            path: holds_file.clone(),
+            why: why.to_string(),
         };
         let saved_holds = match std::fs::read(&holds_file) {
             Ok(bytes) => serde_json::from_slice::<BTreeMap<String, Hold>>(&bytes)
                 .map_err(|e| unreadable_holds(&e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => anyhow::bail!("cannot read {}: {e}", holds_file.display()),
+            Err(e) => return Err(ProviderError::io("read", &holds_file)(e)),
         };
         for (k, h) in saved_holds {
             let order: OrderId = k.parse().map_err(|e| unreadable_holds(&e))?;
@@ -252,7 +253,7 @@ impl Provider {
     /// Catches up with the chain after (re)connecting: bids that closed while we were away
     /// give back their holds, leases that started or ended are taken in, and every open order
     /// we have not bid on is considered.
-    pub async fn reconcile(self: &Arc<Self>) -> anyhow::Result<()> {
+    pub async fn reconcile(self: &Arc<Self>) -> Result<(), ClientError> {
         let mine = ListQuery { provider: Some(self.address), ..Default::default() };
         let bids = self.client.bids(&mine).await?;
         let leases_on_chain = self.client.leases(&mine).await?;
@@ -393,23 +394,27 @@ enum Outcome {
 
 /// Runs the daemon until SIGINT or SIGTERM. Workloads keep running after it stops, unless
 /// `stop_workloads` (they are then started again at the next start).
-pub async fn run(home: Home, key: Keypair, stop_workloads: bool) -> anyhow::Result<()> {
+pub async fn run(home: Home, key: Keypair, stop_workloads: bool) -> Result<(), ProviderError> {
     let provider = Provider::open(home, key).await?;
     provider.leases.readopt().await;
-    let listener = tokio::net::TcpListener::bind(&provider.config.listen)
+    let addr = provider.config.listen.clone();
+    let listener = tokio::net::TcpListener::bind(&addr)
         .await
-        .with_context(|| format!("cannot listen on {}", provider.config.listen))?;
-    let local = listener.local_addr()?;
+        .map_err(|source| ProviderError::Listen { addr: addr.clone(), source })?;
+    let local = listener.local_addr().map_err(|source| ProviderError::Listen { addr, source })?;
     println!("provider {} listening on https://{local}", provider.address);
     let server = tokio::spawn(server::serve(Arc::clone(&provider), listener));
     let follower = tokio::spawn(Arc::clone(&provider).follow_chain());
     let monitor = tokio::spawn(leases::monitor(Arc::clone(&provider)));
     let audits = tokio::spawn(Arc::clone(&provider).refresh_audits());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ProviderError::Signal)?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
-        r = server => { r.context("manifest service stopped")??; }
+        r = server => {
+            r.map_err(|e| ProviderError::ServiceStopped(e.to_string()))??;
+        }
     }
     follower.abort();
     monitor.abort();

@@ -5,8 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
+use crate::error::ProviderError;
 use crate::tls::CertBundle;
 
 /// Paths inside a provider home.
@@ -16,7 +15,7 @@ pub struct Home {
 }
 
 /// Writes `text` to `path` readable by the owner only, atomically and durably.
-pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, text: &str) -> Result<(), ProviderError> {
     Ok(crate::durable_file::write_durably(path, text.as_bytes(), 0o600)?)
 }
 
@@ -46,19 +45,21 @@ impl Home {
         self.dir.join("exec")
     }
 
-    pub fn save_tls(&self, bundle: &CertBundle) -> anyhow::Result<()> {
+    pub fn save_tls(&self, bundle: &CertBundle) -> Result<(), ProviderError> {
         let dir = self.tls_dir();
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("cert.pem"), &bundle.cert_pem)?;
-        std::fs::write(dir.join("pubkey.pem"), &bundle.pubkey_pem)?;
+        std::fs::create_dir_all(&dir).map_err(ProviderError::io("create", &dir))?;
+        for (name, text) in [("cert.pem", &bundle.cert_pem), ("pubkey.pem", &bundle.pubkey_pem)] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(ProviderError::io("write", &path))?;
+        }
         write_private(&dir.join("key.pem"), &bundle.key_pem)
     }
 
-    pub fn load_tls(&self) -> anyhow::Result<CertBundle> {
+    pub fn load_tls(&self) -> Result<CertBundle, ProviderError> {
         let dir = self.tls_dir();
         let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name))
-                .with_context(|| format!("cannot read {}", dir.join(name).display()))
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(ProviderError::io("read", &path))
         };
         Ok(CertBundle {
             cert_pem: read("cert.pem")?,

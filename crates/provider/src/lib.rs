@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod driver;
 pub mod durable_file;
+pub mod error;
 pub mod home;
 pub mod inventory;
 pub mod leased;

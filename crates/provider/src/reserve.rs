@@ -75,6 +75,11 @@ pub enum Shortfall {
     AlreadyHeld(OrderId),
 }
 
+/// The books do not balance (see [`Reservations::check`]): what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the reservations do not balance: {0}")]
+pub struct Unbalanced(pub String);
+
 /// Free resources right now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Free {
@@ -291,7 +296,11 @@ impl Reservations {
 
     /// Checks that the books balance: totals equal the sum of holds, nothing exceeds the
     /// capacity, and each GPU has at most one holder that really holds it.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Unbalanced> {
+        self.balance().map_err(Unbalanced)
+    }
+
+    fn balance(&self) -> Result<(), String> {
         let sum = |f: fn(&Hold) -> u64| self.holds.values().map(f).sum::<u64>();
         if sum(|h| h.cpu_millis) != self.used_cpu
             || sum(|h| h.memory_bytes) != self.used_memory

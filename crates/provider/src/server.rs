@@ -83,7 +83,10 @@ pub fn router(p: Arc<Provider>) -> Router {
 }
 
 /// Accepts TLS connections forever and serves the router on each.
-pub async fn serve(p: Arc<Provider>, listener: TcpListener) -> anyhow::Result<()> {
+pub async fn serve(
+    p: Arc<Provider>,
+    listener: TcpListener,
+) -> Result<(), crate::error::ProviderError> {
     let acceptor = TlsAcceptor::from(tls::server_config(&p.tls)?);
     let app = router(p);
     loop {

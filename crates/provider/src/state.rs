@@ -17,6 +17,7 @@ use crate::api::{BidDecision, DecisionOutcome};
 use crate::bidengine::BidContext;
 use crate::config::Config;
 use crate::driver::Driver;
+use crate::error::ProviderError;
 use crate::home::Home;
 use crate::inventory::Inventory;
 use crate::leases::Leases;
@@ -100,14 +101,14 @@ impl Provider {
 
     /// Signs and submits `msgs` in one transaction and waits for its receipt. Resyncs the
     /// account sequence and retries once when the node refuses the sequence.
-    pub async fn submit(&self, msgs: Vec<Msg>) -> anyhow::Result<Receipt> {
+    pub async fn submit(&self, msgs: Vec<Msg>) -> Result<Receipt, ProviderError> {
         for attempt in 0..2 {
             let tx = self.signer.lock().await.build(msgs.clone());
             match self.client.submit(&tx, true).await {
                 Ok(r) => {
                     return match r.receipt {
                         Some(receipt) => Ok(receipt),
-                        None => anyhow::bail!("transaction {} was not committed in time", r.hash),
+                        None => Err(ProviderError::NotCommitted(r.hash)),
                     };
                 }
                 Err(ClientError::Refused { code, .. }) if attempt == 0 && code.is_sequence() => {
@@ -120,7 +121,7 @@ impl Provider {
                 }
             }
         }
-        anyhow::bail!("the node kept refusing the account sequence")
+        Err(ProviderError::SequenceRefused)
     }
 }
 

@@ -50,8 +50,8 @@ pub use ids::{BadOrderId, BidId, DeploymentId, GroupId, LeaseId, OrderId};
 pub use keys::{KeyError, Keypair, PublicKey, Signature};
 pub use msg::Msg;
 pub use resources::{
-    Endpoint, EndpointKind, GpuOffer, GpuRequirement, GpuSpec, GroupSpec, ResourceOffer,
-    ResourceUnit, Resources, StorageVolume,
+    Endpoint, EndpointKind, GpuOffer, GpuRequirement, GpuSpec, GroupSpec, InvalidGroup,
+    ResourceOffer, ResourceUnit, Resources, StorageVolume,
 };
 pub use tx::{CheckedTx, Tx, TxBody, TxCheckError, TxHash, VerifiedTx};
 

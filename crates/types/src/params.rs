@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Address, Coin, Denom};
 
+/// Why chain parameters are inconsistent, in one sentence.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidParams(pub String);
+
 /// Parameters every node must agree on.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
@@ -115,7 +120,12 @@ impl Params {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    /// Whether the parameters are consistent, or the first thing that is not.
+    pub fn validate(&self) -> Result<(), InvalidParams> {
+        self.check().map_err(InvalidParams)
+    }
+
+    fn check(&self) -> Result<(), String> {
         if !self.denoms.contains(&self.native_denom) {
             return Err(format!("native denom {} is not in denoms", self.native_denom));
         }

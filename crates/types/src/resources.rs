@@ -97,6 +97,11 @@ pub struct ResourceUnit {
     pub price: DecCoin,
 }
 
+/// Why a group cannot be ordered, in one sentence (it becomes the receipt's log).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidGroup(pub String);
+
 /// What a tenant orders for one group.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
@@ -234,7 +239,11 @@ impl GroupSpec {
     }
 
     /// Structural checks a group must pass to be ordered.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidGroup> {
+        self.check().map_err(InvalidGroup)
+    }
+
+    fn check(&self) -> Result<(), String> {
         if self.name.is_empty() || self.name.len() > 128 {
             return Err("group name must be 1 to 128 characters".into());
         }

@@ -70,7 +70,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 }
             };
             if let Err(e) = g.validate() {
-                return fail(ReceiptCode::InvalidRequest, e);
+                return fail(ReceiptCode::InvalidRequest, e.0);
             }
             if !names.insert(g.name.as_str()) {
                 return fail(
