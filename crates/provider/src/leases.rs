@@ -31,192 +31,25 @@ pub use crate::book::{DeployRefusal, LeaseRecord, Phase};
 use crate::book::{Health, Install, LeaseBook, PortPool, now_ms, records_dir, refuse};
 use crate::driver::{LeaseTag, PortMapping, Proto, ReplicaSpec, ReplicaState, Workload};
 use crate::durable_file::{remove_durably, write_durably};
+use crate::lease_handle::{Build, Command, PassKind};
+pub use crate::lease_handle::{Inbox, Leases};
 use crate::leased::Leased;
 use crate::manifest::ManifestGroup;
 use crate::state::{Provider, lock};
 
-/// Commands waiting for the engine, at most.
-const INBOX: usize = 1024;
-
-/// Makes the workload of a new manifest from the lease's record and the free host ports.
-type Build =
-    Box<dyn FnOnce(&LeaseRecord, &mut PortPool) -> Result<Workload, DeployRefusal> + Send + Sync>;
-
-/// What other tasks ask of the engine.
-enum Command {
-    Adopt {
-        lease: LeaseId,
-    },
-    Install {
-        lease: LeaseId,
-        hash: String,
-        build: Build,
-        reply: oneshot::Sender<Result<LeaseRecord, DeployRefusal>>,
-    },
-    Close {
-        lease: LeaseId,
-        why: String,
-        done: oneshot::Sender<()>,
-    },
-    Get {
-        lease: LeaseId,
-        reply: oneshot::Sender<Option<LeaseRecord>>,
-    },
-    List {
-        reply: oneshot::Sender<Vec<LeaseRecord>>,
-    },
-    Pass {
-        kind: PassKind,
-        done: oneshot::Sender<()>,
-    },
-    Readopt {
-        done: oneshot::Sender<()>,
-    },
-    StopAll {
-        done: oneshot::Sender<()>,
-    },
-}
-
-impl Command {
-    /// The lease whose workload the command changes, when it must wait for that lease's turn.
-    fn waits_for(&self) -> Option<LeaseId> {
-        match self {
-            Command::Install { lease, .. } | Command::Close { lease, .. } => Some(*lease),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum PassKind {
-    Health,
-    Disk,
-}
-
-/// The handle other tasks hold: every call is a command to the engine. When the engine has
-/// stopped, reads find nothing and changes are refused.
-#[derive(Clone, Debug)]
-pub struct Leases {
-    inbox: mpsc::Sender<Command>,
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match self {
-            Command::Adopt { .. } => "adopt",
-            Command::Install { .. } => "install",
-            Command::Close { .. } => "close",
-            Command::Get { .. } => "get",
-            Command::List { .. } => "list",
-            Command::Pass { .. } => "pass",
-            Command::Readopt { .. } => "readopt",
-            Command::StopAll { .. } => "stop_all",
-        };
-        f.write_str(name)
-    }
-}
-
-/// The engine's side of a [`Leases`] handle: what [`start`] needs.
-#[derive(Debug)]
-pub struct Inbox(mpsc::Receiver<Command>);
-
-impl Leases {
-    /// A handle and the inbox its engine will read.
-    pub fn channel() -> (Leases, Inbox) {
-        let (inbox, rx) = mpsc::channel(INBOX);
-        (Leases { inbox }, Inbox(rx))
-    }
-
-    async fn send(&self, c: Command) -> bool {
-        self.inbox.send(c).await.is_ok()
-    }
-
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        if !self.send(make(tx)).await {
-            return None;
-        }
-        rx.await.ok()
-    }
-
-    /// Takes in a lease this provider won (at creation, or found while catching up).
-    pub async fn adopt(&self, lease: LeaseId) {
-        self.send(Command::Adopt { lease }).await;
-    }
-
-    /// Deploys the manifest `group` (already checked against `leased`) whose bytes hash to
-    /// `hash_hex`, in place of what the lease runs, unless that manifest runs already.
-    pub async fn deploy(
-        &self,
-        p: &Arc<Provider>,
-        lease: LeaseId,
-        group: ManifestGroup,
-        leased: Leased,
-        hash_hex: &str,
-    ) -> Result<LeaseRecord, DeployRefusal> {
-        let p = Arc::clone(p);
-        self.install(
-            lease,
-            hash_hex,
-            Box::new(move |r, ports| build_workload(&p, r, &group, &leased, ports)),
-        )
-        .await
-    }
-
-    async fn install(
-        &self,
-        lease: LeaseId,
-        hash: &str,
-        build: Build,
-    ) -> Result<LeaseRecord, DeployRefusal> {
-        let hash = hash.to_owned();
-        self.ask(|reply| Command::Install { lease, hash, build, reply })
-            .await
-            .unwrap_or_else(|| Err(refuse(503, "the provider is stopping")))
-    }
-
-    /// Removes everything of a lease here (workload, ports, hold, record), after whatever
-    /// is being done to it finishes.
-    pub async fn close(&self, lease: LeaseId, why: &str) {
-        let why = why.to_owned();
-        self.ask(|done| Command::Close { lease, why, done }).await;
-    }
-
-    /// The lease's record as it stands.
-    pub async fn get(&self, lease: LeaseId) -> Option<LeaseRecord> {
-        self.ask(|reply| Command::Get { lease, reply }).await.flatten()
-    }
-
-    /// Every lease's record.
-    pub async fn list(&self) -> Vec<LeaseRecord> {
-        self.ask(|reply| Command::List { reply }).await.unwrap_or_default()
-    }
-
-    /// One health pass over the deployed leases, returning when its results are in the book:
-    /// phase from replica states and port checks; replicas that stopped are started again. A
-    /// lease whose workload is being changed is left for the next pass.
-    pub async fn health_pass(&self) {
-        self.ask(|done| Command::Pass { kind: PassKind::Health, done }).await;
-    }
-
-    /// One pass of the own-disk limit: replicas that wrote more than their lease gives them
-    /// are started afresh ([`crate::driver::Driver::enforce_disk`]), and the record says so.
-    pub async fn disk_pass(&self) {
-        self.ask(|done| Command::Pass { kind: PassKind::Disk, done }).await;
-    }
-
-    /// After a restart: deploys every recorded workload again (the driver leaves running
-    /// replicas alone, so this only restarts what stopped meanwhile) and removes what runs for
-    /// leases that are over (`orphans_to_remove`).
-    pub async fn readopt(&self) {
-        self.ask(|done| Command::Readopt { done }).await;
-    }
-
-    /// Stops every workload but keeps its record and its persistent volumes, so the next
-    /// start deploys it again (for `provider run --stop-workloads-on-exit`).
-    pub async fn stop_all(&self) {
-        self.ask(|done| Command::StopAll { done }).await;
-    }
+/// Deploys the manifest `group` (already checked against `leased`) whose bytes hash to
+/// `hash_hex`, in place of what the lease runs, unless that manifest runs already.
+pub async fn deploy(
+    p: &Arc<Provider>,
+    lease: LeaseId,
+    group: ManifestGroup,
+    leased: Leased,
+    hash_hex: &str,
+) -> Result<LeaseRecord, DeployRefusal> {
+    let provider = Arc::clone(p);
+    let build: Build =
+        Box::new(move |r, ports| build_workload(&provider, r, &group, &leased, ports));
+    p.leases.install(lease, hash_hex, build).await
 }
 
 /// Starts the engine over `book` for `p` (whose `leases` handle feeds `inbox`). `unreadable`:
@@ -925,6 +758,86 @@ mod tests {
         }
     }
 
+    /// A provider over `driver` with its home in `dir`, starting with the leases `records`,
+    /// and no node behind it (calls to the chain fail): for tests of what the daemon does with
+    /// its own state.
+    fn provider_for_tests(
+        driver: Arc<dyn crate::driver::Driver>,
+        dir: &Path,
+        records: Vec<LeaseRecord>,
+    ) -> Arc<Provider> {
+        use crate::bidengine::BidContext;
+        use crate::config::Config;
+        use crate::home::Home;
+        use crate::inventory::Inventory;
+        use crate::reserve::Reservations;
+        use crate::tls;
+        use gridlease_client::{Client, TxBuilder};
+        use gridlease_types::Coin;
+        use std::collections::VecDeque;
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        let home = Home::new(dir);
+        std::fs::write(
+            home.config_path(),
+            crate::config::template("http://127.0.0.1:9", 8443, crate::config::DriverKind::Podman),
+        )
+        .expect("write the test config");
+        let config = Config::load(&home.config_path()).expect("the template loads");
+        let key = gridlease_types::Keypair::from_secret([7; 32]);
+        let address = key.address();
+        let inventory = Inventory {
+            cpu_millis: 8_000,
+            memory_bytes: 16 << 30,
+            storage_bytes: 100 << 30,
+            gpus: vec![],
+        };
+        let capacity = crate::reserve::Capacity {
+            cpu_millis: inventory.cpu_millis,
+            memory_bytes: inventory.memory_bytes,
+            storage_bytes: inventory.storage_bytes,
+            gpus: vec![],
+        };
+        let rates = config.rates().expect("the template's rates");
+        let denom = rates.denom.clone();
+        let bid_ctx =
+            BidContext { attributes: vec![], audits: vec![], storage_classes: vec![], rates };
+        let tls = tls::generate(&address, &["localhost".to_owned()]).expect("a certificate");
+        let fee = Coin::new(0, &denom);
+        let signer = TxBuilder {
+            key,
+            chain_id: "test".into(),
+            sequence: 0,
+            fee: fee.clone(),
+            fees: Default::default(),
+        };
+        let book = crate::book::LeaseBook::new(
+            records.into_iter().map(|r| (r.id, r)).collect(),
+            config.driver.port_range,
+        );
+        let (leases, inbox) = Leases::channel();
+        let p = Arc::new(Provider {
+            leases,
+            reservations: Mutex::new(Reservations::new(capacity)),
+            decisions: Mutex::new(VecDeque::new()),
+            bid_ctx: Mutex::new(bid_ctx),
+            height: AtomicU64::new(1),
+            node_connected: AtomicBool::new(false),
+            signer: tokio::sync::Mutex::new(signer),
+            deciding: Mutex::new(Default::default()),
+            client: Client::new(&config.node),
+            config,
+            home,
+            address,
+            driver,
+            inventory,
+            bid_deposit: fee,
+            tls,
+        });
+        start(&p, book, Vec::new(), inbox);
+        p
+    }
+
     fn workload_of(r: &LeaseRecord, image: &str) -> Workload {
         Workload {
             tag: r.tag.clone(),
@@ -959,7 +872,7 @@ mod tests {
         r.workload = Some(workload_of(&r, "old"));
         r.manifest_hash = Some("aa".into());
         r.phase = Phase::Ready;
-        let p = crate::state::Provider::for_tests(driver.clone(), dir.path(), vec![r]);
+        let p = provider_for_tests(driver.clone(), dir.path(), vec![r]);
 
         // A health pass starts and is held inside the runtime's status call.
         let health = tokio::spawn({
@@ -1005,7 +918,7 @@ mod tests {
     async fn a_close_during_a_deploy_leaves_nothing_behind() {
         let dir = tempfile::tempdir().expect("tempdir");
         let driver = Arc::new(GatedDriver::default());
-        let p = crate::state::Provider::for_tests(driver.clone(), dir.path(), vec![]);
+        let p = provider_for_tests(driver.clone(), dir.path(), vec![]);
         let lease = record(2).id;
         p.leases.adopt(lease).await;
         driver.hold_deploys.store(true, std::sync::atomic::Ordering::SeqCst);

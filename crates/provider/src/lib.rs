@@ -13,6 +13,7 @@ pub mod durable_file;
 pub mod error;
 pub mod home;
 pub mod inventory;
+pub mod lease_handle;
 pub mod leased;
 pub mod leases;
 pub mod manifest;

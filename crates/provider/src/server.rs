@@ -280,7 +280,7 @@ async fn send_manifest(
     // The lease is active on chain: take it in now if its event has not arrived yet.
     p.leases.adopt(id).await;
     let r =
-        p.leases.deploy(&p, id, group.clone(), leased, &got).await.map_err(|refusal| ApiError {
+        leases::deploy(&p, id, group.clone(), leased, &got).await.map_err(|refusal| ApiError {
             status: StatusCode::from_u16(refusal.status)
                 .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
             code: refusal.code,

@@ -20,7 +20,7 @@ use crate::driver::Driver;
 use crate::error::ProviderError;
 use crate::home::Home;
 use crate::inventory::Inventory;
-use crate::leases::Leases;
+use crate::lease_handle::Leases;
 use crate::reserve::{Hold, Reservations};
 use crate::tls;
 
@@ -122,77 +122,5 @@ impl Provider {
             }
         }
         Err(ProviderError::SequenceRefused)
-    }
-}
-
-#[cfg(test)]
-impl Provider {
-    /// A provider over `driver` with its home in `dir` and no node behind it (calls to the
-    /// chain fail): for tests of what the daemon does with its own state.
-    /// `records` are the leases it starts with.
-    pub(crate) fn for_tests(
-        driver: Arc<dyn Driver>,
-        dir: &std::path::Path,
-        records: Vec<crate::book::LeaseRecord>,
-    ) -> Arc<Provider> {
-        let home = Home::new(dir);
-        std::fs::write(
-            home.config_path(),
-            crate::config::template("http://127.0.0.1:9", 8443, crate::config::DriverKind::Podman),
-        )
-        .expect("write the test config");
-        let config = Config::load(&home.config_path()).expect("the template loads");
-        let key = gridlease_types::Keypair::from_secret([7; 32]);
-        let address = key.address();
-        let inventory = Inventory {
-            cpu_millis: 8_000,
-            memory_bytes: 16 << 30,
-            storage_bytes: 100 << 30,
-            gpus: vec![],
-        };
-        let capacity = crate::reserve::Capacity {
-            cpu_millis: inventory.cpu_millis,
-            memory_bytes: inventory.memory_bytes,
-            storage_bytes: inventory.storage_bytes,
-            gpus: vec![],
-        };
-        let rates = config.rates().expect("the template's rates");
-        let denom = rates.denom.clone();
-        let bid_ctx =
-            BidContext { attributes: vec![], audits: vec![], storage_classes: vec![], rates };
-        let tls = tls::generate(&address, &["localhost".to_owned()]).expect("a certificate");
-        let fee = Coin::new(0, &denom);
-        let signer = TxBuilder {
-            key,
-            chain_id: "test".into(),
-            sequence: 0,
-            fee: fee.clone(),
-            fees: Default::default(),
-        };
-        let book = crate::book::LeaseBook::new(
-            records.into_iter().map(|r| (r.id, r)).collect(),
-            config.driver.port_range,
-        );
-        let (leases, inbox) = Leases::channel();
-        let p = Arc::new(Provider {
-            leases,
-            reservations: Mutex::new(Reservations::new(capacity)),
-            decisions: Mutex::new(VecDeque::new()),
-            bid_ctx: Mutex::new(bid_ctx),
-            height: AtomicU64::new(1),
-            node_connected: AtomicBool::new(false),
-            signer: tokio::sync::Mutex::new(signer),
-            deciding: Mutex::new(Default::default()),
-            client: Client::new(&config.node),
-            config,
-            home,
-            address,
-            driver,
-            inventory,
-            bid_deposit: fee,
-            tls,
-        });
-        crate::leases::start(&p, book, Vec::new(), inbox);
-        p
     }
 }

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::decode::{ComputeProfile, Expose, HttpOptionsIn, Input, SdlVersion};
 use crate::error::{Diagnostics, FieldPath};
+use crate::model::{ComputeProfile, Expose, HttpOptionsIn, Input, SdlVersion};
 use crate::spec::{
     Attribute, Cpu, Credentials, DecCoin, Endpoint, EndpointKind, Gpu, GroupSpec, HttpOptions,
     ManifestGroup, ManifestService, Protocol, Requirements, ResourceUnit, Resources, ServiceExpose,

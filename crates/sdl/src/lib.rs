@@ -52,20 +52,22 @@ pub mod akash;
 mod decode;
 mod derive;
 mod error;
+mod model;
 mod quantity;
+mod rules;
 pub mod spec;
 mod validate;
 mod yaml;
 
-pub use decode::SdlVersion;
 pub use error::{SdlError, SdlErrors};
+pub use model::SdlVersion;
 pub use quantity::Dec18;
-pub use spec::{GroupSpec, ManifestGroup};
-pub use validate::{
+pub use rules::{
     MAX_CPU_MILLIS, MAX_GPU_UNITS, MAX_MEMORY_BYTES, MAX_STORAGE_BYTES, MAX_UNIT_PRICE,
     MIN_CPU_MILLIS, MIN_MEMORY_BYTES, MIN_STORAGE_BYTES, SERVICE_NAME_MAX, SERVICE_NAME_RULE,
     is_valid_service_name,
 };
+pub use spec::{GroupSpec, ManifestGroup};
 pub use yaml::Pos;
 
 use error::{Diagnostics, FieldPath};

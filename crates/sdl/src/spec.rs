@@ -2,7 +2,8 @@
 //!
 //! Quantities are in base units (CPU in millicores, memory and storage in
 //! bytes); prices are exact decimals per block. These serialize to the
-//! gridlease JSON shape; [`crate::akash`] renders Akash's shape.
+//! gridlease JSON shape; [`Sdl::groups_akash_json`](crate::Sdl::groups_akash_json) and
+//! [`Sdl::manifest_akash_json`](crate::Sdl::manifest_akash_json) render Akash's shape.
 
 use serde::Serialize;
 

@@ -6,17 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Cycles that exist and are known, each with what will break it. A cycle not listed fails
-/// the test; a listed one that is gone fails it too, so the list stays true.
-const KNOWN: [(&str, &[&str], &str); 2] = [
-    (
-        "sdl",
-        &["decode", "validate"],
-        "issue 11 item 6: decode.rs splits into model, rules and per-section decoders",
-    ),
-    ("sdl", &["akash", "spec"], "issue 11 item 6: the same split gives the model its own module"),
-];
-
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
 fn crates_dir() -> PathBuf {
@@ -155,14 +144,10 @@ fn no_crate_has_a_module_cycle() {
             }
         }
     }
-    let known: Vec<(String, Vec<String>)> = KNOWN
-        .iter()
-        .map(|(k, m, _)| (k.to_string(), m.iter().map(|s| s.to_string()).collect()))
-        .collect();
-    let new: Vec<_> = found.iter().filter(|c| !known.contains(c)).collect();
-    assert!(new.is_empty(), "module cycles: {new:?}");
-    let gone: Vec<_> = known.iter().filter(|c| !found.contains(c)).collect();
-    assert!(gone.is_empty(), "these known cycles are gone: take them off KNOWN: {gone:?}");
+    assert!(
+        found.is_empty(),
+        "module cycles (crate, modules): {found:?}; break each so that one side imports the other and nothing imports back"
+    );
 }
 
 /// The checker sees a cycle, through both path forms, and ignores test modules.
