@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use clap::Args;
 use gridlease_client::{Client, ClientError, TxBuilder};
 use gridlease_types::{Coin, Denom, Msg};
-use serde_json::Value;
 
 /// Exit codes: 0 success, 1 the operation failed (refused by the chain or a provider, a
 /// lease that did not come up), 2 bad input (SDL, arguments, key, passphrase), 3 the node or
@@ -127,7 +126,7 @@ impl Global {
     }
 
     /// Prints `value` as JSON, or `text` for people.
-    pub fn print(&self, value: &Value, text: impl FnOnce() -> String) {
+    pub fn print(&self, value: &impl serde::Serialize, text: impl FnOnce() -> String) {
         if self.json() {
             println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
         } else {

@@ -5,22 +5,22 @@
 //! no model). Ctrl-C stops every process; running it again on the same `--home` resumes.
 //! Once everything is up it writes `HOME/devnet.json` for scripts.
 
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use gridlease_client::{Client, LeaseState, ListQuery};
-use gridlease_provider::config::DriverKind;
+use gridlease_provider::config::{Config, DriverKind};
 use gridlease_provider::durable_file::write_durably;
+use gridlease_provider::inventory::GpuDecl;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::context::{Global, bad, failed};
 use crate::keys::{Keystore, new_mnemonic};
+use crate::tenant::{Deployed, LeaseEndpoints};
 
 /// Passphrase of the devnet's throwaway keystore unless `GRIDLEASE_PASSPHRASE` is set.
 const DEVNET_PASSPHRASE: &str = "devnet";
@@ -167,47 +167,35 @@ fn build_place(dir: &Path) -> Option<(PathBuf, PathBuf, String)> {
     Some((workspace, dir.parent()?.to_path_buf(), profile))
 }
 
-/// Spawns `cmd` with stderr to `log`; returns once a stdout line starts with `ready` (its
-/// rest), failing with the log's tail if the process exits or takes longer than `within`.
-fn spawn_ready(
+/// Spawns `cmd` with its output appended to `log` and waits until `ready` says it is
+/// (checked every 100 ms), failing with the log's tail when the process exits first or
+/// `within` passes.
+async fn spawn_until<F: Future<Output = bool>>(
     mut cmd: Command,
+    name: &str,
     log: &Path,
-    ready: &'static str,
     within: Duration,
-) -> anyhow::Result<(Child, String)> {
+    mut ready: impl FnMut(u32) -> F,
+) -> anyhow::Result<Child> {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let mut child = cmd.stdout(Stdio::piped()).stderr(file).stdin(Stdio::null()).spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| failed("no stdout"))?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix(ready) {
-                let _ = tx.send(rest.trim().to_string());
-            }
-        }
-    });
+    let mut child = cmd.stdout(file.try_clone()?).stderr(file).stdin(Stdio::null()).spawn()?;
     let deadline = Instant::now() + within;
     loop {
-        if let Ok(rest) = rx.recv_timeout(Duration::from_millis(100)) {
-            return Ok((child, rest));
+        if ready(child.id()).await {
+            return Ok(child);
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(failed(format!(
-                "{} exited with {status}; see {}:\n{}",
-                ready.trim(),
+                "{name} exited with {status}; see {}:\n{}",
                 log.display(),
                 tail(log)
             )));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            return Err(failed(format!(
-                "{} did not start in time; see {}",
-                ready.trim(),
-                log.display()
-            )));
+            return Err(failed(format!("{name} did not start in time; see {}", log.display())));
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -321,34 +309,50 @@ deployment:
     )
 }
 
-fn provider_config(text: String, driver: DriverKind, demo: &Path, fleet: usize) -> String {
+/// Sets up provider number `fleet` of the devnet in its `config` (as `provider init` wrote
+/// it): its GPUs (declared, not probed) and prices from `FLEET`, its own host-port range (the
+/// providers share this host), a region, fast health checks and withdrawals, and with the exec
+/// driver the demo program as the one thing it runs.
+fn configure_provider(config: &mut Config, demo: &Path, fleet: usize) {
     let (model, ram, interface, count, gpu_price, cpu_price) = FLEET[fleet % FLEET.len()];
-    // Providers share this host: each hands out host ports from its own range.
-    let first_port = 31000 + 200 * fleet as u32;
-    let mut t = text
-        .replace("port_range = [31000, 32767]", &format!("port_range = [{first_port}, {}]", first_port + 199))
-        .replace("cpu_per_core = \"1\"", &format!("cpu_per_core = \"{cpu_price}\""))
-        .replace("gpu_default = \"20\"", &format!("gpu_default = \"{gpu_price}\""))
-        .replace("region = \"local\"", &format!("region = \"devnet-{}\"", fleet + 1))
-        .replace("health_interval_ms = 1000", "health_interval_ms = 200")
-        .replace("withdraw_every_blocks = 600", "withdraw_every_blocks = 60")
-        .replace(
-            "storage_classes = [\"default\", \"beta2\"]",
-            &format!(
-                "storage_classes = [\"default\", \"beta2\"]\nskip_nvml = true\nattach_gpus = false\n[[inventory.gpus]]\nvendor = \"nvidia\"\nmodel = \"{model}\"\nram = \"{ram}\"\ninterface = \"{interface}\"\ncount = {count}"
-            ),
-        );
-    if driver == DriverKind::Exec {
+    let first_port = 31000 + 200 * fleet as u16;
+    config.driver.port_range = (first_port, first_port + 199);
+    config.pricing.cpu_per_core = cpu_price.into();
+    config.pricing.gpu_default = gpu_price.into();
+    config.attributes.insert("region".into(), format!("devnet-{}", fleet + 1));
+    config.lease.health_interval_ms = 200;
+    config.lease.withdraw_every_blocks = 60;
+    config.inventory.skip_nvml = true;
+    config.inventory.attach_gpus = false;
+    config.inventory.gpus = vec![GpuDecl {
+        vendor: "nvidia".into(),
+        model: model.into(),
+        ram: ram.into(),
+        interface: interface.into(),
+        count,
+    }];
+    if config.driver.kind == DriverKind::Exec {
         // A devnet is a development machine: the exec driver runs, and only the demo program
         // (mapped from the demo image, which allows it).
-        t = t
-            .replace("allow_exec_for_development = false", "allow_exec_for_development = true")
-            .replace(
-                "# \"gridlease/demo-llm\" = \"/usr/local/bin/gridlease-demo-llm\"",
-                &format!("\"{DEMO_IMAGE}\" = \"{}\"", demo.display()),
-            );
+        config.driver.allow_exec_for_development = true;
+        config.driver.exec_images.insert(DEMO_IMAGE.into(), demo.to_path_buf());
     }
-    t
+}
+
+/// Rewrites the provider's config at `path` through [`configure_provider`].
+fn write_provider_config(path: &Path, demo: &Path, fleet: usize) -> anyhow::Result<()> {
+    let mut config = Config::load(path)?;
+    configure_provider(&mut config, demo, fleet);
+    let text = format!(
+        "# Written by `gridlease devnet` (provider {} of its fleet); see `gridlease provider init`\n\
+         # for the commented template.\n{}",
+        fleet + 1,
+        toml::to_string_pretty(&config)?
+    );
+    write_durably(path, text.as_bytes(), 0o600)?;
+    // What was written must load as it did.
+    Config::load(path)?;
+    Ok(())
 }
 
 pub fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
@@ -356,186 +360,311 @@ pub fn run(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(run_async(args))
 }
 
+/// Where a devnet lives and what it runs with.
+struct Setup {
+    home: PathBuf,
+    node_bin: PathBuf,
+    demo_bin: PathBuf,
+    passphrase: String,
+    rpc: String,
+}
+
+impl Setup {
+    fn state_path(&self) -> PathBuf {
+        self.home.join("devnet-state.json")
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.home.join("logs").join(format!("{name}.log"))
+    }
+
+    fn save(&self, state: &DevnetState) -> anyhow::Result<()> {
+        write_durably(&self.state_path(), &serde_json::to_vec_pretty(state)?, 0o600)?;
+        Ok(())
+    }
+}
+
+/// What `HOME/devnet.json` tells scripts.
+#[derive(Debug, Serialize)]
+struct DevnetInfo<'a> {
+    rpc: &'a str,
+    chain_id: &'a str,
+    home: &'a Path,
+    driver: DriverKind,
+    tenant_key: &'a str,
+    tenant_address: String,
+    passphrase_env: &'a str,
+    providers: Vec<ProviderInfo<'a>>,
+    demo: DemoInfo,
+    logs: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct ProviderInfo<'a> {
+    name: &'a str,
+    address: &'a str,
+    uri: &'a str,
+    gpu: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct DemoInfo {
+    dseq: Option<u64>,
+    /// Service name to URIs, of the demo's lease.
+    endpoints: Option<BTreeMap<String, Vec<String>>>,
+}
+
+const CHAIN_ID: &str = "gridlease-devnet";
+
 async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
+    let setup = prepare(&args)?;
+    let (mut state, fresh) = match open_state(&setup)? {
+        Some(state) => (state, false),
+        None => (create(&setup, &args).await?, true),
+    };
+    let mut procs = Procs(Vec::new());
+    start_node(&setup, &args, &mut procs).await?;
+    start_providers(&setup, &state, fresh, &mut procs).await?;
+    let g = Global {
+        home: setup.home.clone(),
+        node: setup.rpc.clone(),
+        from: TENANT.into(),
+        output: "text".into(),
+        passphrase: Some(setup.passphrase.clone()),
+        asked_passphrase: Default::default(),
+    };
+    let demo = if args.no_demo { None } else { Some(ensure_demo(&setup, &g, &mut state).await?) };
+    let info_path = write_info(&setup, &state, demo.as_ref())?;
+    welcome(&setup, &state, demo.as_ref(), &info_path);
+    supervise(&setup, procs).await
+}
+
+/// The home, the sibling programs and the passphrase; refuses when the RPC port is taken.
+fn prepare(args: &DevnetArgs) -> anyhow::Result<Setup> {
     let home = std::path::absolute(&args.home).unwrap_or(args.home.clone());
     std::fs::create_dir_all(home.join("logs"))
         .with_context(|| format!("cannot create {}", home.display()))?;
-    let node_bin = sibling("gridlease-node", "gridlease-node")?;
-    let demo_bin = sibling("gridlease-demo-llm", "gridlease-demo-llm")?;
-    let passphrase =
-        std::env::var(crate::keys::PASSPHRASE_ENV).unwrap_or_else(|_| DEVNET_PASSPHRASE.into());
-    let keystore = Keystore::new(&home);
-    let state_path = home.join("devnet-state.json");
-    let rpc = format!("http://127.0.0.1:{}", args.rpc_port);
     if std::net::TcpStream::connect(("127.0.0.1", args.rpc_port)).is_ok() {
         return Err(bad(format!(
             "port {} is taken (another devnet or node?): stop it, or pass --rpc-port",
             args.rpc_port
         )));
     }
+    Ok(Setup {
+        node_bin: sibling("gridlease-node", "gridlease-node")?,
+        demo_bin: sibling("gridlease-demo-llm", "gridlease-demo-llm")?,
+        passphrase: std::env::var(crate::keys::PASSPHRASE_ENV)
+            .unwrap_or_else(|_| DEVNET_PASSPHRASE.into()),
+        rpc: format!("http://127.0.0.1:{}", args.rpc_port),
+        home,
+    })
+}
 
-    let fresh = !state_path.exists();
-    let mut state: DevnetState = match std::fs::read(&state_path) {
-        Ok(bytes) => {
-            let s: DevnetState = serde_json::from_slice(&bytes).map_err(|e| {
-                failed(format!(
-                    "{} is damaged: {e}; delete {} to start over",
-                    state_path.display(),
-                    home.display()
-                ))
-            })?;
-            println!("resuming the devnet in {} ({} driver)", home.display(), s.driver.name());
-            s
-        }
-        Err(_) => {
-            let driver = match args.driver {
-                Some(d) => d,
-                None => match podman_works(&demo_bin).await {
-                    Ok(()) => DriverKind::Podman,
-                    Err(why) => {
-                        println!(
-                            "podman is not usable here ({why}): the providers use the exec driver"
-                        );
-                        DriverKind::Exec
-                    }
-                },
-            };
-            if driver == DriverKind::Podman {
-                podman_works(&demo_bin)
-                    .await
-                    .map_err(|why| failed(format!("the podman driver cannot run here: {why}")))?;
+/// The state of a devnet created before, if there is one.
+fn open_state(setup: &Setup) -> anyhow::Result<Option<DevnetState>> {
+    let path = setup.state_path();
+    let Ok(bytes) = std::fs::read(&path) else { return Ok(None) };
+    let state: DevnetState = serde_json::from_slice(&bytes).map_err(|e| {
+        failed(format!(
+            "{} is damaged: {e}; delete {} to start over",
+            path.display(),
+            setup.home.display()
+        ))
+    })?;
+    println!("resuming the devnet in {} ({} driver)", setup.home.display(), state.driver.name());
+    Ok(Some(state))
+}
+
+/// The runtime of the providers: the one asked for, else podman when it works here.
+async fn pick_driver(asked: Option<DriverKind>, demo: &Path) -> anyhow::Result<DriverKind> {
+    let driver = match asked {
+        Some(d) => d,
+        None => match podman_works(demo).await {
+            Ok(()) => return Ok(DriverKind::Podman),
+            Err(why) => {
+                println!("podman is not usable here ({why}): the providers use the exec driver");
+                DriverKind::Exec
             }
-            println!("creating a devnet in {} ({} driver)", home.display(), driver.name());
-            let tenant = keystore.store(TENANT, &new_mnemonic()?, &passphrase)?;
-            let mut providers = Vec::new();
-            let mut fund = vec![format!("{tenant}=1000000000000ugrid,1000000000000uusdc")];
-            for i in 0..args.providers.max(1) as usize {
-                let dir = home.join(format!("provider-{}", i + 1));
-                let port = free_port()?;
-                let kind = driver;
-                let address = crate::provider::init_home(
-                    &dir,
-                    &rpc,
-                    port,
-                    kind,
-                    &new_mnemonic()?,
-                    &passphrase,
-                )?;
-                let cfg = dir.join("provider.toml");
-                let text = std::fs::read_to_string(&cfg)?;
-                std::fs::write(&cfg, provider_config(text, driver, &demo_bin, i))?;
-                let (model, _, _, count, price, _) = FLEET[i % FLEET.len()];
-                fund.push(format!("{address}=1000000000000ugrid,1000000000000uusdc"));
-                providers.push(ProviderSetup {
-                    name: format!("provider-{}", i + 1),
-                    home: dir,
-                    address: address.to_string(),
-                    host_uri: format!("https://127.0.0.1:{port}"),
-                    gpu: format!("{count}x nvidia/{model} at {price} uusdc per GPU-block"),
-                });
-            }
-            let mut init = Command::new(&node_bin);
-            init.args(["init", "--home"]).arg(home.join("node")).args([
-                "--chain-id",
-                "gridlease-devnet",
-                "--bid-window",
-                &BID_WINDOW.to_string(),
-            ]);
-            for f in &fund {
-                init.arg("--fund").arg(f);
-            }
-            let out = init.output()?;
-            if !out.status.success() {
-                return Err(failed(format!(
-                    "node init failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
-            let s = DevnetState { driver, providers, demo_dseq: None };
-            write_durably(&state_path, &serde_json::to_vec_pretty(&s)?, 0o600)?;
-            s
-        }
+        },
     };
+    if driver == DriverKind::Podman {
+        podman_works(demo)
+            .await
+            .map_err(|why| failed(format!("the podman driver cannot run here: {why}")))?;
+    }
+    Ok(driver)
+}
 
-    // The validator.
-    let mut procs = Procs(Vec::new());
-    let mut run = Command::new(&node_bin);
+/// A new devnet: the tenant key, the providers' homes and the node's genesis funding them.
+async fn create(setup: &Setup, args: &DevnetArgs) -> anyhow::Result<DevnetState> {
+    let driver = pick_driver(args.driver, &setup.demo_bin).await?;
+    let home = &setup.home;
+    println!("creating a devnet in {} ({} driver)", home.display(), driver.name());
+    let keystore = Keystore::new(home);
+    let tenant = keystore.store(TENANT, &new_mnemonic()?, &setup.passphrase)?;
+    let funds = "=1000000000000ugrid,1000000000000uusdc";
+    let mut fund = vec![format!("{tenant}{funds}")];
+    let mut providers = Vec::new();
+    for i in 0..args.providers.max(1) as usize {
+        let name = format!("provider-{}", i + 1);
+        let dir = home.join(&name);
+        let port = free_port()?;
+        let mnemonic = new_mnemonic()?;
+        let address = crate::provider::init_home(
+            &dir,
+            &setup.rpc,
+            port,
+            driver,
+            &mnemonic,
+            &setup.passphrase,
+        )?;
+        write_provider_config(&dir.join("provider.toml"), &setup.demo_bin, i)?;
+        let (model, _, _, count, price, _) = FLEET[i % FLEET.len()];
+        fund.push(format!("{address}{funds}"));
+        providers.push(ProviderSetup {
+            name,
+            home: dir,
+            address: address.to_string(),
+            host_uri: format!("https://127.0.0.1:{port}"),
+            gpu: format!("{count}x nvidia/{model} at {price} uusdc per GPU-block"),
+        });
+    }
+    let mut init = Command::new(&setup.node_bin);
+    init.args(["init", "--home"]).arg(home.join("node")).args([
+        "--chain-id",
+        CHAIN_ID,
+        "--bid-window",
+        &BID_WINDOW.to_string(),
+    ]);
+    for f in &fund {
+        init.arg("--fund").arg(f);
+    }
+    let out = init.output()?;
+    if !out.status.success() {
+        return Err(failed(format!(
+            "node init failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let state = DevnetState { driver, providers, demo_dseq: None };
+    setup.save(&state)?;
+    Ok(state)
+}
+
+/// The validator, ready once its RPC answers.
+async fn start_node(setup: &Setup, args: &DevnetArgs, procs: &mut Procs) -> anyhow::Result<()> {
+    let mut run = Command::new(&setup.node_bin);
     run.args(["run", "--home"])
-        .arg(home.join("node"))
+        .arg(setup.home.join("node"))
         .args(["--rpc-addr", &format!("127.0.0.1:{}", args.rpc_port), "--p2p-addr", "127.0.0.1:0"])
         .args(["--block-time-ms", &args.block_time_ms.to_string()]);
-    let (child, _) = spawn_ready(
-        run,
-        &home.join("logs/node.log"),
-        "rpc listening on ",
-        Duration::from_secs(60),
-    )?;
+    let log = setup.log("node");
+    let client = Client::new(&setup.rpc);
+    let ready = |_pid| {
+        let client = client.clone();
+        async move { client.status().await.is_ok() }
+    };
+    let child = spawn_until(run, "the validator", &log, Duration::from_secs(60), ready).await?;
     procs.0.push(("node".into(), child));
-    println!("validator: {rpc} (log: {})", home.join("logs/node.log").display());
+    println!("validator: {} (log: {})", setup.rpc, log.display());
+    Ok(())
+}
 
-    // The providers: registered on the first run, then their daemons.
+/// The provider daemons (registered on chain on the first run), each ready once it has
+/// written its `state/daemon.json`.
+async fn start_providers(
+    setup: &Setup,
+    state: &DevnetState,
+    fresh: bool,
+    procs: &mut Procs,
+) -> anyhow::Result<()> {
     for p in &state.providers {
         if fresh {
-            crate::provider::register(&p.home, Some(&passphrase)).await?;
+            crate::provider::register(&p.home, Some(&setup.passphrase)).await?;
         }
+        let home = gridlease_provider::home::Home::new(&p.home);
+        // A file left by a daemon that was killed says nothing about the next one.
+        let _ = std::fs::remove_file(home.running_path());
         let mut cmd = Command::new(self_exe()?);
         cmd.args(["provider", "run", "--stop-workloads-on-exit", "--home"])
             .arg(&p.home)
-            .env(crate::keys::PASSPHRASE_ENV, &passphrase);
-        let log = home.join(format!("logs/{}.log", p.name));
-        let (child, _) = spawn_ready(cmd, &log, "provider ", Duration::from_secs(60))?;
+            .env(crate::keys::PASSPHRASE_ENV, &setup.passphrase);
+        let log = setup.log(&p.name);
+        let ready = |pid| {
+            let running = home.running();
+            async move { running.is_some_and(|r| r.pid == pid) }
+        };
+        let child = spawn_until(cmd, &p.name, &log, Duration::from_secs(60), ready).await?;
         procs.0.push((p.name.clone(), child));
         println!("{}: {} {} (log: {})", p.name, p.address, p.gpu, log.display());
     }
+    Ok(())
+}
 
-    let g = Global {
-        home: home.clone(),
-        node: rpc.clone(),
-        from: TENANT.into(),
-        output: "text".into(),
-        passphrase: Some(passphrase.clone()),
-        asked_passphrase: Default::default(),
-    };
-    let client = Client::new(&rpc);
-    let mut demo = Value::Null;
-    if !args.no_demo {
-        let active = match state.demo_dseq {
-            Some(d) => active_endpoints(&g, &client, d).await,
-            None => None,
-        };
-        demo = match active {
-            Some(v) => v,
-            None => {
-                let file = home.join("demo.yaml");
-                std::fs::write(&file, demo_sdl())?;
-                println!("deploying the demo ({}):", file.display());
-                let v =
-                    crate::tenant::deploy(&g, &file, None, false, None, Duration::from_secs(120))
-                        .await?;
-                state.demo_dseq = v["dseq"].as_u64();
-                write_durably(&state_path, &serde_json::to_vec_pretty(&state)?, 0o600)?;
-                v
-            }
-        };
+/// The demo deployment: the one of an earlier run when it still runs, else a new one.
+async fn ensure_demo(
+    setup: &Setup,
+    g: &Global,
+    state: &mut DevnetState,
+) -> anyhow::Result<Deployed> {
+    if let Some(dseq) = state.demo_dseq
+        && let Some(running) = demo_running(g, dseq).await
+    {
+        println!("the demo deployment {dseq} is running again");
+        return Ok(running);
     }
-    let endpoint = demo["leases"][0]["endpoints"]["llm"][0].as_str().map(str::to_string);
-    let tenant = keystore.address(TENANT)?;
-    let info = json!({
-        "rpc": rpc,
-        "chain_id": "gridlease-devnet",
-        "home": home,
-        "driver": state.driver,
-        "tenant_key": TENANT,
-        "tenant_address": tenant,
-        "passphrase_env": crate::keys::PASSPHRASE_ENV,
-        "providers": state.providers.iter().map(|p| json!({ "name": p.name, "address": p.address, "uri": p.host_uri, "gpu": p.gpu })).collect::<Vec<_>>(),
-        "demo": { "dseq": state.demo_dseq, "endpoints": demo["leases"][0]["endpoints"] },
-        "logs": home.join("logs"),
-    });
-    write_durably(&home.join("devnet.json"), &serde_json::to_vec_pretty(&info)?, 0o600)?;
+    let file = setup.home.join("demo.yaml");
+    std::fs::write(&file, demo_sdl())?;
+    println!("deploying the demo ({}):", file.display());
+    let deployed =
+        crate::tenant::deploy(g, &file, None, false, None, Duration::from_secs(120)).await?;
+    state.demo_dseq = Some(deployed.dseq);
+    setup.save(state)?;
+    Ok(deployed)
+}
+
+/// Writes `HOME/devnet.json` and returns its path.
+fn write_info(
+    setup: &Setup,
+    state: &DevnetState,
+    demo: Option<&Deployed>,
+) -> anyhow::Result<PathBuf> {
+    let tenant_address = Keystore::new(&setup.home).address(TENANT)?.to_string();
+    let info = DevnetInfo {
+        rpc: &setup.rpc,
+        chain_id: CHAIN_ID,
+        home: &setup.home,
+        driver: state.driver,
+        tenant_key: TENANT,
+        tenant_address,
+        passphrase_env: crate::keys::PASSPHRASE_ENV,
+        providers: state
+            .providers
+            .iter()
+            .map(|p| ProviderInfo {
+                name: &p.name,
+                address: &p.address,
+                uri: &p.host_uri,
+                gpu: &p.gpu,
+            })
+            .collect(),
+        demo: DemoInfo {
+            dseq: state.demo_dseq,
+            endpoints: demo.and_then(|d| d.leases.first()).map(|l| l.endpoints.clone()),
+        },
+        logs: setup.home.join("logs"),
+    };
+    let path = setup.home.join("devnet.json");
+    write_durably(&path, &serde_json::to_vec_pretty(&info)?, 0o600)?;
+    Ok(path)
+}
+
+/// What a new user reads once the devnet is up: where things are and what to try.
+fn welcome(setup: &Setup, state: &DevnetState, demo: Option<&Deployed>, info: &Path) {
+    let (home, rpc) = (&setup.home, &setup.rpc);
     println!();
-    println!("gridlease devnet is up. Everything about it: {}", home.join("devnet.json").display());
-    if let Some(e) = &endpoint {
+    println!("gridlease devnet is up. Everything about it: {}", info.display());
+    if let Some(e) = demo.and_then(|d| d.first_endpoint("llm")) {
         println!("demo endpoint (a DEMO server that echoes, not a model): {e}");
         println!(
             "  curl {e}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\":\"gridlease-demo-echo\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'"
@@ -543,9 +672,10 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     }
     println!("use the tenant from another shell:");
     println!(
-        "  export GRIDLEASE_HOME={} GRIDLEASE_NODE={rpc} GRIDLEASE_FROM={TENANT} {}={passphrase}",
+        "  export GRIDLEASE_HOME={} GRIDLEASE_NODE={rpc} GRIDLEASE_FROM={TENANT} {}={}",
         home.display(),
-        crate::keys::PASSPHRASE_ENV
+        crate::keys::PASSPHRASE_ENV,
+        setup.passphrase
     );
     // The command as this shell can run it: `gridlease` may not be on PATH (cargo run).
     let me = self_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "gridlease".into());
@@ -558,9 +688,12 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         home.join("logs").display(),
         home.display()
     );
+}
 
-    // Until Ctrl-C or SIGTERM, or a child dies. The signal streams live across iterations so
-    // that a signal arriving between two polls is not lost.
+/// Until Ctrl-C or SIGTERM, or a child dies; then stops every process.
+async fn supervise(setup: &Setup, mut procs: Procs) -> anyhow::Result<ExitCode> {
+    // The signal streams live across iterations so that a signal arriving between two polls
+    // is not lost.
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -580,6 +713,7 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     };
     println!("stopping the devnet");
     procs.stop();
+    let home = &setup.home;
     match died {
         Some(name) => {
             Err(failed(format!("{name} stopped unexpectedly; see {}", home.join("logs").display())))
@@ -591,8 +725,10 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The demo's endpoints when its deployment still has a ready lease.
-async fn active_endpoints(g: &Global, client: &Client, dseq: u64) -> Option<Value> {
+/// The demo deployment `dseq` when it still has an active lease that becomes ready within
+/// 30 s.
+async fn demo_running(g: &Global, dseq: u64) -> Option<Deployed> {
+    let client = Client::new(&g.node);
     let owner = g.keystore().address(TENANT).ok()?;
     let leases =
         client.leases(&ListQuery { owner: Some(owner), ..Default::default() }).await.ok()?;
@@ -600,7 +736,7 @@ async fn active_endpoints(g: &Global, client: &Client, dseq: u64) -> Option<Valu
         leases.into_iter().find(|l| l.id.order.dseq == dseq && l.state == LeaseState::Active)?;
     let cert = crate::tenant::load_cert_pub(g, &owner).ok()??;
     let api = gridlease_provider::api_client::ProviderApi::from_chain(
-        client,
+        &client,
         &lease.id.provider,
         Some(&cert),
     )
@@ -610,10 +746,9 @@ async fn active_endpoints(g: &Global, client: &Client, dseq: u64) -> Option<Valu
     loop {
         let s = api.lease_status(&lease.id).await.ok()?;
         if s.phase == gridlease_provider::api::Phase::Ready {
-            println!("the demo deployment {dseq} is running again");
-            return Some(
-                json!({ "dseq": dseq, "leases": [{ "lease": lease.id, "provider": lease.id.provider, "endpoints": s.endpoints() }] }),
-            );
+            let endpoints = s.endpoints();
+            let lease = LeaseEndpoints { lease: lease.id, provider: lease.id.provider, endpoints };
+            return Some(Deployed { dseq, owner, leases: vec![lease], seconds: 0.0 });
         }
         if Instant::now() > deadline {
             return None;

@@ -9,11 +9,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
-use gridlease_client::{Bid, Client, Event, ListQuery, StateName};
+use gridlease_client::{
+    Bid, BlockEvents, Client, Event, ListQuery, StateName, TxBuilder, events::EventStream,
+};
 use gridlease_provider::api::{LeaseStatus, Phase};
 use gridlease_provider::api_client::{ApiClientError, ProviderApi};
 use gridlease_provider::tls::{self, CertBundle};
-use gridlease_types::{Address, BidId, Coin, DecAmount, Denom, Msg};
+use gridlease_types::{Address, BidId, Coin, DecAmount, Denom, GroupSpec, LeaseId, Msg, OrderId};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::context::{CliError, Global, bad, balance_of, chain_error, failed, parse_coin, submit};
@@ -152,7 +155,7 @@ async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
                 Duration::from_secs(timeout),
             )
             .await?;
-            g.print(&out, || ready_text(&out));
+            g.print(&out, || out.ready_text());
             Ok(ExitCode::SUCCESS)
         }
         TenantCommand::Status { g: _, dseq } => status(g, dseq).await,
@@ -376,57 +379,99 @@ fn api_error(e: ApiClientError) -> anyhow::Error {
     }
 }
 
-/// What a deployment that is ready looks like to people.
-pub fn ready_text(out: &Value) -> String {
-    let mut text = format!(
-        "deployment {} is ready after {:.1}s:",
-        out["dseq"],
-        out["seconds"].as_f64().unwrap_or(0.0)
-    );
-    for l in out["leases"].as_array().into_iter().flatten() {
-        if let Some(services) = l["endpoints"].as_object() {
-            for (name, uris) in services {
-                for u in uris.as_array().into_iter().flatten() {
-                    text.push_str(&format!("\n  {name}: {}", u.as_str().unwrap_or("")));
-                }
-            }
-        }
-    }
-    text
+/// What `deploy` ends with: the deployment and where its services answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct Deployed {
+    pub dseq: u64,
+    pub owner: Address,
+    pub leases: Vec<LeaseEndpoints>,
+    /// From the start of `deploy` to every service ready.
+    pub seconds: f64,
 }
 
-/// Deploys an SDL file and returns the deployment with its endpoints once every service
-/// answers.
-pub async fn deploy(
-    g: &Global,
-    file: &Path,
-    deposit: Option<&str>,
-    interactive: bool,
-    dseq: Option<u64>,
-    timeout: Duration,
-) -> anyhow::Result<Value> {
-    let started = Instant::now();
+/// Where one lease's services answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct LeaseEndpoints {
+    pub lease: LeaseId,
+    pub provider: Address,
+    /// Service name to its URIs.
+    pub endpoints: BTreeMap<String, Vec<String>>,
+}
+
+impl Deployed {
+    /// What a deployment that is ready looks like to people.
+    pub fn ready_text(&self) -> String {
+        let mut text = format!("deployment {} is ready after {:.1}s:", self.dseq, self.seconds);
+        for (name, uri) in self.leases.iter().flat_map(LeaseEndpoints::uris) {
+            text.push_str(&format!("\n  {name}: {uri}"));
+        }
+        text
+    }
+
+    /// The first URI of `service`, in lease order.
+    pub fn first_endpoint(&self, service: &str) -> Option<&str> {
+        self.leases
+            .iter()
+            .flat_map(LeaseEndpoints::uris)
+            .find(|(n, _)| *n == service)
+            .map(|(_, u)| u)
+    }
+}
+
+impl LeaseEndpoints {
+    fn uris(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.endpoints
+            .iter()
+            .flat_map(|(name, uris)| uris.iter().map(move |u| (name.as_str(), u.as_str())))
+    }
+}
+
+/// What an SDL file asks for, read before anything talks to the chain.
+struct Plan {
+    groups: Vec<GroupSpec>,
+    manifest: Vec<u8>,
+    manifest_hash: [u8; 32],
+    /// The denomination of the groups' prices (the deposit's by default).
+    price_denom: Denom,
+}
+
+/// Reads and checks the SDL file.
+fn plan(file: &Path) -> anyhow::Result<Plan> {
     let sdl = load_sdl(file)?;
     let groups = gridlease_client::sdl::group_specs(&sdl)
         .map_err(|e| bad(format!("{}: {e}", file.display())))?;
-    let manifest = gridlease_client::sdl::manifest_bytes(&sdl);
-    let manifest_hash = gridlease_client::sdl::manifest_hash(&sdl);
-    let (client, mut builder) = g.signer().await?;
-    let owner = builder.key.address();
-    let params = client.params().await.map_err(chain_error)?;
     let price_denom: Denom = groups
         .first()
         .and_then(|gs| gs.resources.first())
         .map(|u| u.price.denom.clone())
         .ok_or_else(|| bad("the SDL has no group to deploy"))?;
-    let deposit = match deposit {
+    Ok(Plan {
+        manifest: gridlease_client::sdl::manifest_bytes(&sdl),
+        manifest_hash: gridlease_client::sdl::manifest_hash(&sdl),
+        groups,
+        price_denom,
+    })
+}
+
+/// The deposit: `asked`, or the chain's minimum in the price's denomination; refused when
+/// `owner` cannot pay it.
+async fn choose_deposit(
+    client: &Client,
+    owner: &Address,
+    plan: &Plan,
+    asked: Option<&str>,
+) -> anyhow::Result<Coin> {
+    let denom = &plan.price_denom;
+    let deposit = match asked {
         Some(d) => parse_coin(d)?,
-        None => params.min_deposits.iter().find(|c| c.denom == price_denom).cloned().ok_or_else(
-            || bad(format!("the chain takes no deposits in {price_denom}: pass --deposit")),
-        )?,
+        None => {
+            let params = client.params().await.map_err(chain_error)?;
+            params.min_deposits.iter().find(|c| &c.denom == denom).cloned().ok_or_else(|| {
+                bad(format!("the chain takes no deposits in {denom}: pass --deposit"))
+            })?
+        }
     };
-    let account = client.account(&owner).await;
-    let balances = match account {
+    let balances = match client.account(owner).await {
         Ok(a) => a.balances,
         Err(gridlease_client::ClientError::Refused { status: 404, .. }) => Vec::new(),
         Err(e) => return Err(chain_error(e)),
@@ -439,21 +484,258 @@ pub async fn deploy(
         ))
         .into());
     }
+    Ok(deposit)
+}
+
+/// When `deploy` gives up, and after how long.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    started: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn passed(&self) -> bool {
+        self.started.elapsed() > self.timeout
+    }
+}
+
+/// The events an auction is followed by.
+const AUCTION_EVENTS: &[&str] = &["bid_created", "lease_created", "order_stalled", "order_closed"];
+
+/// An auction being followed: the leases won so far (by group), the bids seen, and why it
+/// stalled when it did.
+struct Auction<'a> {
+    g: &'a Global,
+    owner: Address,
+    dseq: u64,
+    per_hour: f64,
+    leases: BTreeMap<u32, LeaseId>,
+    bids: Vec<Bid>,
+    stalled: Option<String>,
+}
+
+impl Auction<'_> {
+    fn mine(&self, o: &OrderId) -> bool {
+        o.owner == self.owner && o.dseq == self.dseq
+    }
+
+    /// Takes in a block's events.
+    async fn apply(&mut self, client: &Client, block: &BlockEvents) {
+        for e in &block.events {
+            match &e.event {
+                Event::BidCreated { id, .. } if self.mine(&id.order) => {
+                    if let Ok(Some(b)) = client.bid(id).await {
+                        let n = self.bids.len() + 1;
+                        say(self.g, &format!("  [{n}] {}", describe_bid(&b, self.per_hour)));
+                        self.bids.push(b);
+                    }
+                }
+                Event::LeaseCreated { id, price } if self.mine(&id.order) => {
+                    say(
+                        self.g,
+                        &format!(
+                            "lease: group {} with {} at {} {} per block",
+                            id.order.gseq,
+                            id.provider,
+                            short_dec(price.amount),
+                            price.denom
+                        ),
+                    );
+                    self.leases.insert(id.order.gseq, *id);
+                }
+                Event::OrderStalled { id, reason } if self.mine(id) => {
+                    let why = reason.to_string();
+                    say(
+                        self.g,
+                        &format!(
+                            "  the auction closed without a winner: {why}; it stays open for late bids"
+                        ),
+                    );
+                    self.stalled = Some(why);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// After the event stream missed blocks: the leases of this deployment, from the queries.
+    async fn catch_up(&mut self, client: &Client) -> anyhow::Result<()> {
+        let q = ListQuery {
+            owner: Some(self.owner),
+            state: Some("active".into()),
+            ..Default::default()
+        };
+        for l in client.leases(&q).await.map_err(chain_error)? {
+            if l.id.order.dseq == self.dseq && !self.leases.contains_key(&l.id.order.gseq) {
+                say(self.g, &format!("lease: group {} with {}", l.id.order.gseq, l.id.provider));
+                self.leases.insert(l.id.order.gseq, l.id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Follows the auction of deployment `dseq` on `events` until each of its `groups` has a
+/// lease; with `interactive`, asks once which bid to accept.
+async fn auction(
+    g: &Global,
+    client: &Client,
+    builder: &mut TxBuilder,
+    mut events: EventStream,
+    (dseq, groups): (u64, usize),
+    interactive: bool,
+    deadline: Deadline,
+) -> anyhow::Result<BTreeMap<u32, LeaseId>> {
+    let owner = builder.key.address();
+    let per_hour = blocks_per_hour(client).await;
+    let mut a = Auction {
+        g,
+        owner,
+        dseq,
+        per_hour,
+        leases: BTreeMap::new(),
+        bids: Vec::new(),
+        stalled: None,
+    };
+    let mut asked = !interactive;
+    while a.leases.len() < groups {
+        if deadline.passed() {
+            return Err(failed(format!(
+                "no lease after {}s{}: the deployment stays open; close it with `gridlease close {dseq}`",
+                deadline.timeout.as_secs(),
+                a.stalled.map(|s| format!(" (the auction ended with {s})")).unwrap_or_default()
+            )));
+        }
+        match tokio::time::timeout(Duration::from_secs(5), events.next_block()).await {
+            Ok(Ok(Some(block))) => a.apply(client, &block).await,
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                // The stream ended or missed blocks: resubscribe, then learn from the queries
+                // what the missed blocks held.
+                events = client.subscribe(AUCTION_EVENTS).await.map_err(chain_error)?;
+                a.catch_up(client).await?;
+            }
+            Err(_) => continue,
+        }
+        if !asked && !a.bids.is_empty() && std::io::stdin().is_terminal() {
+            asked = true;
+            if let Some(bid) = ask_for_bid(&a.bids).await? {
+                submit(client, builder, vec![Msg::AcceptBid { bid }]).await?;
+            }
+        }
+    }
+    Ok(a.leases)
+}
+
+/// Asks which of `bids` to accept (by number); none when the tenant lets the auction decide.
+async fn ask_for_bid(bids: &[Bid]) -> anyhow::Result<Option<BidId>> {
+    print!("accept bid number (enter: let the auction decide): ");
+    let _ = std::io::stdout().flush();
+    let line = tokio::task::spawn_blocking(|| {
+        let mut s = String::new();
+        std::io::stdin().read_line(&mut s).map(|_| s)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_default();
+    let Ok(n) = line.trim().parse::<usize>() else { return Ok(None) };
+    let b = bids.get(n.wrapping_sub(1)).ok_or_else(|| bad(format!("there is no bid {n}")))?;
+    Ok(Some(b.id))
+}
+
+/// Sends the manifest to each lease's provider and waits until its services are ready.
+async fn rollout(
+    g: &Global,
+    client: &Client,
+    cert: &CertBundle,
+    manifest: &[u8],
+    leases: impl Iterator<Item = &LeaseId>,
+    deadline: Deadline,
+) -> anyhow::Result<Vec<LeaseEndpoints>> {
+    let mut out = Vec::new();
+    for id in leases {
+        let api = provider_api(client, id, cert).await?;
+        api.send_manifest(id, manifest).await.map_err(api_error)?;
+        say(
+            g,
+            &format!("manifest sent to {} over mutual TLS; waiting for the services", id.provider),
+        );
+        let status = wait_ready(g, &api, id, deadline).await?;
+        out.push(LeaseEndpoints {
+            lease: *id,
+            provider: id.provider,
+            endpoints: status.endpoints(),
+        });
+    }
+    Ok(out)
+}
+
+/// Polls a lease's status until it is ready, printing each new phase; fails when it failed or
+/// is not ready by `deadline`.
+async fn wait_ready(
+    g: &Global,
+    api: &ProviderApi,
+    id: &LeaseId,
+    deadline: Deadline,
+) -> anyhow::Result<LeaseStatus> {
+    let mut last_phase = None;
+    loop {
+        let s = api.lease_status(id).await.map_err(api_error)?;
+        if last_phase != Some(s.phase) {
+            let at = deadline.started.elapsed().as_secs_f64();
+            say(g, &format!("  {}: {} ({at:.1}s)", s.phase, s.message));
+            last_phase = Some(s.phase);
+        }
+        match s.phase {
+            Phase::Ready => return Ok(s),
+            Phase::Failed => {
+                return Err(failed(format!(
+                    "the provider could not start the services: {}",
+                    s.message
+                )));
+            }
+            Phase::AwaitingManifest | Phase::Deploying => {}
+        }
+        if deadline.passed() {
+            return Err(failed(format!(
+                "the services were not ready after {}s: {}",
+                deadline.timeout.as_secs(),
+                s.message
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Deploys an SDL file: plan (the SDL read), deposit (funds checked), create the deployment, follow the
+/// auction to a lease per group, then roll the manifest out to the winners. Returns once
+/// every service answers.
+pub async fn deploy(
+    g: &Global,
+    file: &Path,
+    deposit: Option<&str>,
+    interactive: bool,
+    dseq: Option<u64>,
+    timeout: Duration,
+) -> anyhow::Result<Deployed> {
+    let deadline = Deadline { started: Instant::now(), timeout };
+    let plan = plan(file)?;
+    let (client, mut builder) = g.signer().await?;
+    let owner = builder.key.address();
+    let deposit = choose_deposit(&client, &owner, &plan, deposit).await?;
     let (cert, cert_msg) = ensure_cert(g, &client, &owner).await?;
     let dseq = match dseq {
         Some(d) => d,
         None => client.status().await.map_err(chain_error)?.latest_height.max(1),
     };
-    let per_hour = blocks_per_hour(&client).await;
-    let mut events = client
-        .subscribe(&["bid_created", "lease_created", "order_stalled", "order_closed"])
-        .await
-        .map_err(chain_error)?;
+    // Subscribed before the deployment exists, so no bid can be missed.
+    let events = client.subscribe(AUCTION_EVENTS).await.map_err(chain_error)?;
     let mut msgs: Vec<Msg> = cert_msg.into_iter().collect();
     msgs.push(Msg::CreateDeployment {
         dseq,
-        groups: groups.clone(),
-        manifest_hash,
+        groups: plan.groups.clone(),
+        manifest_hash: plan.manifest_hash,
         deposit: deposit.clone(),
     });
     let (height, _) = submit(&client, &mut builder, msgs).await?;
@@ -464,155 +746,13 @@ pub async fn deploy(
             deposit.amount, deposit.denom
         ),
     );
-    let window = params.bid_window;
+    let window = client.params().await.map_err(chain_error)?.bid_window;
     say(g, &format!("auction open for {window} blocks; bids:"));
-
-    // Follow the auction until every group has a lease.
-    let mut leases: BTreeMap<u32, BidId> = BTreeMap::new();
-    let mut seen_bids: Vec<Bid> = Vec::new();
-    let mut stalled: Option<String> = None;
-    let deadline = Instant::now() + timeout;
-    let mut asked = false;
-    while leases.len() < groups.len() {
-        if Instant::now() > deadline {
-            return Err(failed(format!(
-                "no lease after {}s{}: the deployment stays open; close it with `gridlease close {dseq}`",
-                timeout.as_secs(),
-                stalled.map(|s| format!(" (the auction ended with {s})")).unwrap_or_default()
-            )));
-        }
-        let block = match tokio::time::timeout(Duration::from_secs(5), events.next_block()).await {
-            Ok(Ok(Some(b))) => b,
-            Ok(Ok(None)) | Ok(Err(_)) => {
-                // The stream ended or missed blocks: resubscribe, then learn from the queries
-                // what the missed blocks held (leases of this deployment).
-                events = client
-                    .subscribe(&["bid_created", "lease_created", "order_stalled", "order_closed"])
-                    .await
-                    .map_err(chain_error)?;
-                let q = ListQuery {
-                    owner: Some(owner),
-                    state: Some("active".into()),
-                    ..Default::default()
-                };
-                for l in client.leases(&q).await.map_err(chain_error)? {
-                    if l.id.order.dseq == dseq && !leases.contains_key(&l.id.order.gseq) {
-                        say(g, &format!("lease: group {} with {}", l.id.order.gseq, l.id.provider));
-                        leases.insert(l.id.order.gseq, l.id);
-                    }
-                }
-                continue;
-            }
-            Err(_) => continue,
-        };
-        let mine = |o: &gridlease_types::OrderId| o.owner == owner && o.dseq == dseq;
-        for e in &block.events {
-            match &e.event {
-                Event::BidCreated { id, .. } if mine(&id.order) => {
-                    if let Ok(Some(b)) = client.bid(id).await {
-                        say(
-                            g,
-                            &format!("  [{}] {}", seen_bids.len() + 1, describe_bid(&b, per_hour)),
-                        );
-                        seen_bids.push(b);
-                    }
-                }
-                Event::LeaseCreated { id, price } if mine(&id.order) => {
-                    say(
-                        g,
-                        &format!(
-                            "lease: group {} with {} at {} {} per block",
-                            id.order.gseq,
-                            id.provider,
-                            short_dec(price.amount),
-                            price.denom
-                        ),
-                    );
-                    leases.insert(id.order.gseq, *id);
-                }
-                Event::OrderStalled { id, reason } if mine(id) => {
-                    let why = reason.to_string();
-                    say(
-                        g,
-                        &format!(
-                            "  the auction closed without a winner: {why}; it stays open for late bids"
-                        ),
-                    );
-                    stalled = Some(why);
-                }
-                _ => {}
-            }
-        }
-        if interactive && !asked && !seen_bids.is_empty() && std::io::stdin().is_terminal() {
-            asked = true;
-            print!("accept bid number (enter: let the auction decide): ");
-            let _ = std::io::stdout().flush();
-            let line = tokio::task::spawn_blocking(|| {
-                let mut s = String::new();
-                std::io::stdin().read_line(&mut s).map(|_| s)
-            })
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-            if let Ok(n) = line.trim().parse::<usize>() {
-                let b = seen_bids
-                    .get(n.wrapping_sub(1))
-                    .ok_or_else(|| bad(format!("there is no bid {n}")))?;
-                submit(&client, &mut builder, vec![Msg::AcceptBid { bid: b.id }]).await?;
-            }
-        }
-    }
-
-    // Send the manifest to each winner and wait for the services.
-    let mut result = Vec::new();
-    for id in leases.values() {
-        let api = provider_api(&client, id, &cert).await?;
-        api.send_manifest(id, &manifest).await.map_err(api_error)?;
-        say(
-            g,
-            &format!("manifest sent to {} over mutual TLS; waiting for the services", id.provider),
-        );
-        let mut last_phase = None;
-        let status = loop {
-            let s = api.lease_status(id).await.map_err(api_error)?;
-            if last_phase != Some(s.phase) {
-                say(
-                    g,
-                    &format!(
-                        "  {}: {} ({:.1}s)",
-                        s.phase,
-                        s.message,
-                        started.elapsed().as_secs_f64()
-                    ),
-                );
-                last_phase = Some(s.phase);
-            }
-            match s.phase {
-                Phase::Ready => break s,
-                Phase::Failed => {
-                    return Err(failed(format!(
-                        "the provider could not start the services: {}",
-                        s.message
-                    )));
-                }
-                Phase::AwaitingManifest | Phase::Deploying => {}
-            }
-            if Instant::now() > deadline {
-                return Err(failed(format!(
-                    "the services were not ready after {}s: {}",
-                    timeout.as_secs(),
-                    s.message
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        result
-            .push(json!({ "lease": id, "provider": id.provider, "endpoints": status.endpoints() }));
-    }
-    Ok(
-        json!({ "dseq": dseq, "owner": owner, "leases": result, "seconds": started.elapsed().as_secs_f64() }),
-    )
+    let groups = plan.groups.len();
+    let leases =
+        auction(g, &client, &mut builder, events, (dseq, groups), interactive, deadline).await?;
+    let leases = rollout(g, &client, &cert, &plan.manifest, leases.values(), deadline).await?;
+    Ok(Deployed { dseq, owner, leases, seconds: deadline.started.elapsed().as_secs_f64() })
 }
 
 /// The active leases of one of the tenant's deployments.

@@ -26,7 +26,7 @@ use crate::driver::Driver;
 use crate::driver::exec::{ExecDriver, ExecSettings};
 use crate::driver::podman::PodmanDriver;
 use crate::error::ProviderError;
-use crate::home::Home;
+use crate::home::{Home, Running};
 use crate::inventory::{self, GpuDetection, Inventory};
 use crate::leases::{self, Leases};
 use crate::reserve::{Capacity, Hold, Reservations};
@@ -403,6 +403,11 @@ pub async fn run(home: Home, key: Keypair, stop_workloads: bool) -> Result<(), P
         .map_err(|source| ProviderError::Listen { addr: addr.clone(), source })?;
     let local = listener.local_addr().map_err(|source| ProviderError::Listen { addr, source })?;
     println!("provider {} listening on https://{local}", provider.address);
+    let running =
+        Running { pid: std::process::id(), address: provider.address, listen: local.to_string() };
+    let running_path = provider.home.running_path();
+    let bytes = serde_json::to_vec_pretty(&running).unwrap_or_default();
+    crate::durable_file::write_durably(&running_path, &bytes, 0o600)?;
     let server = tokio::spawn(server::serve(Arc::clone(&provider), listener));
     let follower = tokio::spawn(Arc::clone(&provider).follow_chain());
     let monitor = tokio::spawn(leases::monitor(Arc::clone(&provider)));
@@ -419,6 +424,7 @@ pub async fn run(home: Home, key: Keypair, stop_workloads: bool) -> Result<(), P
     follower.abort();
     monitor.abort();
     audits.abort();
+    let _ = std::fs::remove_file(&running_path);
     provider.save_holds();
     if stop_workloads {
         provider.leases.stop_all().await;

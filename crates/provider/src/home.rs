@@ -5,8 +5,22 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::ProviderError;
 use crate::tls::CertBundle;
+
+/// What a running daemon says of itself in `state/daemon.json` once it serves: the file is
+/// how supervisors (the devnet, scripts) learn it is ready, and where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Running {
+    /// The daemon's process id.
+    pub pid: u32,
+    /// The provider's account.
+    pub address: gridlease_types::Address,
+    /// Where the manifest service listens (`HOST:PORT`).
+    pub listen: String,
+}
 
 /// Paths inside a provider home.
 #[derive(Clone, Debug)]
@@ -43,6 +57,16 @@ impl Home {
 
     pub fn exec_dir(&self) -> PathBuf {
         self.dir.join("exec")
+    }
+
+    pub fn running_path(&self) -> PathBuf {
+        self.state_dir().join("daemon.json")
+    }
+
+    /// The running daemon's own account of itself, if a daemon wrote one (it may have died
+    /// since: compare `pid`).
+    pub fn running(&self) -> Option<Running> {
+        serde_json::from_slice(&std::fs::read(self.running_path()).ok()?).ok()
     }
 
     pub fn save_tls(&self, bundle: &CertBundle) -> Result<(), ProviderError> {
