@@ -102,6 +102,46 @@ pub enum SecretKind {
     Mnemonic,
     /// The PEM private key of a tenant's mTLS client certificate.
     TlsClientKey,
+    /// The PEM private key of a provider's manifest-service certificate.
+    TlsServerKey,
+}
+
+/// A text secret of `address` kept sealed at `sealed` (a [`SealedFile`] of `kind`): opened
+/// with `passphrase`. One that an older gridlease left in clear at `clear` is sealed there
+/// and the clear file removed. `None` when neither file exists. `what` names the secret in
+/// errors.
+pub fn open_sealed_text(
+    (sealed, clear): (&Path, &Path),
+    (kind, name): (SecretKind, &str),
+    address: Address,
+    passphrase: &str,
+    what: &str,
+) -> anyhow::Result<Option<String>> {
+    if sealed.exists() {
+        let file = SealedFile::read(sealed)?;
+        if file.kind() != kind || file.address() != address {
+            return Err(failed(format!("{} is not {what}", sealed.display())));
+        }
+        let text = String::from_utf8(file.open(passphrase, what)?)
+            .map_err(|_| failed(format!("{what} is not text")))?;
+        return Ok(Some(text));
+    }
+    let Ok(text) = std::fs::read_to_string(clear) else { return Ok(None) };
+    seal_text(sealed, (kind, name), address, &text, passphrase)?;
+    std::fs::remove_file(clear)
+        .map_err(|e| failed(format!("cannot remove {}: {e}", clear.display())))?;
+    Ok(Some(text))
+}
+
+/// Seals `text` at `path` (which must not exist) as a [`SealedFile`] of `kind` named `name`.
+pub fn seal_text(
+    path: &Path,
+    (kind, name): (SecretKind, &str),
+    address: Address,
+    text: &str,
+    passphrase: &str,
+) -> anyhow::Result<()> {
+    SealedFile::seal(kind, name, address, text.as_bytes(), passphrase)?.write_new(path)
 }
 
 /// A secret encrypted with ChaCha20-Poly1305 under a key stretched from the passphrase with

@@ -15,7 +15,9 @@ use gridlease_types::msg::ProviderInfo;
 use gridlease_types::{Address, Keypair, Msg};
 
 use crate::context::{bad, failed};
-use crate::keys::{Keystore, PASSPHRASE_ENV, create_private_dir};
+use crate::keys::{
+    Keystore, PASSPHRASE_ENV, SecretKind, create_private_dir, open_sealed_text, seal_text,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum ProviderCommand {
@@ -87,8 +89,12 @@ pub fn run(cmd: ProviderCommand) -> anyhow::Result<ExitCode> {
         ProviderCommand::Register(a) => rt.block_on(register(&a.home, None)),
         ProviderCommand::Run(a) => {
             init_tracing();
-            let key = load_key(&a.home, None)?;
-            rt.block_on(daemon::run(Home::new(&a.home), key, a.stop_workloads_on_exit))?;
+            require_key(&a.home)?;
+            let passphrase = crate::keys::passphrase("unlock the provider key", false)?;
+            let key = load_key(&a.home, Some(&passphrase))?;
+            let tls = load_tls(&a.home, &key.address(), &passphrase)?;
+            let home = Home::new(&a.home);
+            rt.block_on(daemon::run(home, key, tls, a.stop_workloads_on_exit))?;
             Ok(ExitCode::SUCCESS)
         }
         ProviderCommand::Status(a) => rt.block_on(status(&a.home, &a.output)),
@@ -107,8 +113,17 @@ pub const PROVIDER_KEY: &str = "provider";
 /// The provider's account key, unlocked with `passphrase` (else `GRIDLEASE_PASSPHRASE` or a
 /// prompt).
 pub fn load_key(dir: &Path, passphrase: Option<&str>) -> anyhow::Result<Keypair> {
+    require_key(dir)?;
     let keystore = Keystore::new(dir);
-    if !keystore.exists(PROVIDER_KEY) {
+    match passphrase {
+        Some(p) => keystore.unlock_with(PROVIDER_KEY, p),
+        None => keystore.unlock(PROVIDER_KEY),
+    }
+}
+
+/// Fails, saying what to do, when the home has no provider key in its keystore.
+fn require_key(dir: &Path) -> anyhow::Result<()> {
+    if !Keystore::new(dir).exists(PROVIDER_KEY) {
         let clear = Home::new(dir).clear_key_path();
         if clear.exists() {
             return Err(bad(format!(
@@ -123,10 +138,7 @@ pub fn load_key(dir: &Path, passphrase: Option<&str>) -> anyhow::Result<Keypair>
             dir.display()
         )));
     }
-    match passphrase {
-        Some(p) => keystore.unlock_with(PROVIDER_KEY, p),
-        None => keystore.unlock(PROVIDER_KEY),
-    }
+    Ok(())
 }
 
 /// The address of a mnemonic.
@@ -207,22 +219,57 @@ fn ensure_key(
     Ok(if created { KeyOutcome::Created(address, words) } else { KeyOutcome::Imported(address) })
 }
 
-/// Writes the config template, and a TLS certificate unless the home has one.
+/// Name bound into the sealed key of the manifest service's certificate.
+const TLS_SERVER_KEY_NAME: &str = "tls-server-key";
+
+/// Writes the config template, and a TLS certificate unless the home has one, its private key
+/// sealed with `passphrase` (the provider key's, so one passphrase opens both).
 fn write_config_and_tls(
     dir: &Path,
-    node: &str,
-    port: u16,
-    driver: DriverKind,
+    (node, port, driver): (&str, u16, DriverKind),
     address: &Address,
+    passphrase: impl FnOnce() -> anyhow::Result<String>,
 ) -> anyhow::Result<()> {
     let home = Home::new(dir);
     std::fs::write(home.config_path(), config::template(node, port, driver))
         .with_context(|| format!("cannot write {}", home.config_path().display()))?;
-    if home.load_tls().is_err() {
-        let bundle = tls::generate(address, &["localhost".into(), "127.0.0.1".into()])?;
-        home.save_tls(&bundle)?;
+    let (sealed, clear) = (home.tls_key_path(), home.clear_tls_key_path());
+    if home.load_certificate().is_ok() && (sealed.exists() || clear.exists()) {
+        return Ok(());
     }
-    Ok(())
+    let bundle = tls::generate(address, &["localhost".into(), "127.0.0.1".into()])?;
+    home.save_certificate(&bundle)?;
+    // A key left without its certificate (an interrupted init) is of no use.
+    for stale in [&sealed, &clear] {
+        if stale.exists() {
+            std::fs::remove_file(stale)?;
+        }
+    }
+    let kind = (SecretKind::TlsServerKey, TLS_SERVER_KEY_NAME);
+    seal_text(&sealed, kind, *address, &bundle.key_pem, &passphrase()?)
+}
+
+/// The manifest service's certificate with its private key, opened with `passphrase`; a key
+/// an older gridlease left in clear (`tls/key.pem`) is sealed here.
+fn load_tls(dir: &Path, address: &Address, passphrase: &str) -> anyhow::Result<tls::CertBundle> {
+    let home = Home::new(dir);
+    let mut bundle = home.load_certificate()?;
+    let paths = (home.tls_key_path(), home.clear_tls_key_path());
+    let key = open_sealed_text(
+        (&paths.0, &paths.1),
+        (SecretKind::TlsServerKey, TLS_SERVER_KEY_NAME),
+        *address,
+        passphrase,
+        "the provider's TLS key",
+    )?;
+    bundle.key_pem = key.ok_or_else(|| {
+        bad(format!(
+            "{} has no TLS key: run `gridlease provider init --home {} --force` for a new certificate, then `gridlease provider register`",
+            home.tls_dir().display(),
+            dir.display()
+        ))
+    })?;
+    Ok(bundle)
 }
 
 /// Writes a new provider home (devnet): the key from `mnemonic` sealed with `passphrase`, the
@@ -240,7 +287,7 @@ pub fn init_home(
         KeyOutcome::Kept(a) | KeyOutcome::Moved(a) | KeyOutcome::Imported(a) => a,
         KeyOutcome::Created(a, _) => a,
     };
-    write_config_and_tls(dir, node, port, driver, &address)?;
+    write_config_and_tls(dir, (node, port, driver), &address, || Ok(passphrase.to_string()))?;
     Ok(address)
 }
 
@@ -261,15 +308,26 @@ fn init(a: InitArgs) -> anyhow::Result<ExitCode> {
     };
     let driver = a.driver;
     create_private_dir(&a.home)?;
+    // Asked once: the TLS key is sealed with the passphrase the provider key has.
+    let asked = std::cell::OnceCell::new();
     let outcome = ensure_key(&a.home, mnemonic.as_deref(), || {
-        crate::keys::passphrase("encrypt the provider key", true)
+        let p = crate::keys::passphrase("encrypt the provider key", true)?;
+        Ok(asked.get_or_init(|| p).clone())
     })?;
     let key_file = a.home.join("keys").join(format!("{PROVIDER_KEY}.json"));
     let address = match &outcome {
         KeyOutcome::Kept(a) | KeyOutcome::Moved(a) | KeyOutcome::Imported(a) => *a,
         KeyOutcome::Created(a, _) => *a,
     };
-    write_config_and_tls(&a.home, &a.node, a.port, driver, &address)?;
+    write_config_and_tls(&a.home, (&a.node, a.port, driver), &address, || match asked.get() {
+        Some(p) => Ok(p.clone()),
+        None => {
+            // A kept key: its passphrase, checked by opening it.
+            let p = crate::keys::passphrase("unlock the provider key", false)?;
+            Keystore::new(&a.home).unlock_with(PROVIDER_KEY, &p)?;
+            Ok(p)
+        }
+    })?;
     println!("provider home: {}", a.home.display());
     println!("address: {address}");
     match &outcome {
@@ -309,7 +367,7 @@ pub async fn register(home_dir: &Path, passphrase: Option<&str>) -> anyhow::Resu
     let home = Home::new(home_dir);
     let config = Config::load(&home.config_path())?;
     let key = load_key(home_dir, passphrase)?;
-    let bundle = home.load_tls()?;
+    let bundle = home.load_certificate()?;
     let client = Client::new(&config.node);
     client.status().await.with_context(|| format!("cannot reach the node at {}", config.node))?;
     let address = key.address();
@@ -360,7 +418,7 @@ pub async fn register(home_dir: &Path, passphrase: Option<&str>) -> anyhow::Resu
 async fn status(home_dir: &Path, output: &str) -> anyhow::Result<ExitCode> {
     let home = Home::new(home_dir);
     let config = Config::load(&home.config_path())?;
-    let bundle = home.load_tls()?;
+    let bundle = home.load_certificate()?;
     let der = tls::pem_to_der(bundle.cert_pem.as_bytes())?;
     let api = ProviderApi::new(&config.host_uri, None, vec![der])?;
     let s = api.status().await.map_err(|e| {

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::context::{CliError, Global, bad, balance_of, chain_error, failed, parse_coin, submit};
-use crate::keys::{SealedFile, SecretKind, create_private_dir};
+use crate::keys::{SecretKind, create_private_dir, open_sealed_text, seal_text};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -230,36 +230,18 @@ fn load_cert(g: &Global, owner: &Address) -> anyhow::Result<Option<CertBundle>> 
     let (Some(cert_pem), Some(pubkey_pem)) = (read("cert.pem"), read("pubkey.pem")) else {
         return Ok(None);
     };
-    let sealed = dir.join("key.json");
-    let clear = dir.join("key.pem");
-    let what = format!("the mTLS client key of {owner}");
-    let key_pem = if sealed.exists() {
-        let file = SealedFile::read(&sealed)?;
-        if file.kind() != SecretKind::TlsClientKey || file.address() != *owner {
-            return Err(failed(format!("{} is not {what}", sealed.display())));
-        }
-        String::from_utf8(file.open(&g.passphrase()?, &what)?)
-            .map_err(|_| failed(format!("{what} is not text")))?
-    } else if let Some(key_pem) = read("key.pem") {
-        seal_tls_key(g, owner, &key_pem, &sealed)?;
-        std::fs::remove_file(&clear)
-            .map_err(|e| failed(format!("cannot remove {}: {e}", clear.display())))?;
-        key_pem
-    } else {
+    let (sealed, clear) = (dir.join("key.json"), dir.join("key.pem"));
+    if !sealed.exists() && !clear.exists() {
         return Ok(None);
-    };
-    Ok(Some(CertBundle { cert_pem, key_pem, pubkey_pem }))
-}
-
-fn seal_tls_key(g: &Global, owner: &Address, key_pem: &str, path: &Path) -> anyhow::Result<()> {
-    let file = SealedFile::seal(
-        SecretKind::TlsClientKey,
-        TLS_KEY_NAME,
+    }
+    let key_pem = open_sealed_text(
+        (&sealed, &clear),
+        (SecretKind::TlsClientKey, TLS_KEY_NAME),
         *owner,
-        key_pem.as_bytes(),
         &g.passphrase()?,
+        &format!("the mTLS client key of {owner}"),
     )?;
-    file.write_new(path)
+    Ok(key_pem.map(|key_pem| CertBundle { cert_pem, key_pem, pubkey_pem }))
 }
 
 /// A new client certificate for `owner`, stored in this home with its key sealed.
@@ -274,7 +256,13 @@ fn create_cert(g: &Global, owner: &Address) -> anyhow::Result<CertBundle> {
     if key.exists() {
         std::fs::remove_file(&key)?;
     }
-    seal_tls_key(g, owner, &b.key_pem, &key)?;
+    seal_text(
+        &key,
+        (SecretKind::TlsClientKey, TLS_KEY_NAME),
+        *owner,
+        &b.key_pem,
+        &g.passphrase()?,
+    )?;
     Ok(b)
 }
 
@@ -471,11 +459,7 @@ async fn choose_deposit(
             })?
         }
     };
-    let balances = match client.account(owner).await {
-        Ok(a) => a.balances,
-        Err(gridlease_client::ClientError::Refused { status: 404, .. }) => Vec::new(),
-        Err(e) => return Err(chain_error(e)),
-    };
+    let balances = client.balances(owner).await.map_err(chain_error)?;
     let have = balance_of(&balances, &deposit.denom);
     if have < deposit.amount {
         return Err(CliError::Funds(format!(
@@ -1045,11 +1029,7 @@ async fn balance(g: &Global, address: Option<String>) -> anyhow::Result<ExitCode
         Some(a) => a.parse().map_err(|_| bad(format!("`{a}` is not a grid address")))?,
         None => me(g)?,
     };
-    let balances = match g.client().account(&address).await {
-        Ok(a) => a.balances,
-        Err(gridlease_client::ClientError::Refused { status: 404, .. }) => Vec::new(),
-        Err(e) => return Err(chain_error(e)),
-    };
+    let balances = g.client().balances(&address).await.map_err(chain_error)?;
     g.print(&json!({ "address": address, "balances": balances }), || {
         let mut t = address.to_string();
         for c in &balances {

@@ -149,7 +149,7 @@ fn provider_commands_exit_3_when_the_node_or_daemon_is_unreachable() {
     let home = dir.path().join("prov");
     let (ok, _, err) = init(&home, &["--node", "http://127.0.0.1:9"]);
     assert!(ok, "init: {err}");
-    for command in ["register", "status"] {
+    for command in ["register", "status", "run"] {
         let out = std::process::Command::new(common::GRIDLEASE)
             .args(["provider", command, "--home", home.to_str().expect("utf8")])
             .env("GRIDLEASE_PASSPHRASE", PROVIDER_PASSPHRASE)
@@ -159,4 +159,44 @@ fn provider_commands_exit_3_when_the_node_or_daemon_is_unreachable() {
         assert_eq!(out.status.code(), Some(3), "provider {command}: {stderr}");
         assert!(stderr.contains("cannot reach") || stderr.contains("does not answer"), "{stderr}");
     }
+}
+
+/// The manifest service's private key is sealed under the provider key's passphrase, as the
+/// account key is; a home from before, with `tls/key.pem` in clear, has it sealed at the next
+/// start, and the clear file goes.
+#[test]
+fn attack_provider_tls_key_is_not_stored_in_clear() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("prov");
+    let (ok, _, err) = init(&home, &["--node", "http://127.0.0.1:9"]);
+    assert!(ok, "init: {err}");
+    let (sealed, clear) = (home.join("tls/key.json"), home.join("tls/key.pem"));
+    assert!(!clear.exists(), "a clear TLS key was written");
+    let in_clear = |f: &Path| {
+        String::from_utf8_lossy(&std::fs::read(f).expect("read")).contains("PRIVATE KEY")
+    };
+    for f in files(&home) {
+        assert!(!in_clear(&f), "{} holds a private key in clear", f.display());
+    }
+    let mode = std::fs::metadata(&sealed).expect("sealed key").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // An older home: the key in clear, no sealed file.
+    let key_pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIBv3cNDDr0vxV7T4m0VbWxxj6bV0Wk3AxzLXvCvVrnSj\n-----END PRIVATE KEY-----\n";
+    std::fs::remove_file(&sealed).expect("remove sealed");
+    std::fs::write(&clear, key_pem).expect("clear key");
+    // `run` opens the key before it reaches for the (unreachable) node.
+    let (ok, _, err) = gridlease(&["provider", "run", "--home", home.to_str().expect("utf8")]);
+    assert!(!ok && err.contains("cannot reach"), "{err}");
+    assert!(!clear.exists(), "the clear key stays after a start");
+    assert!(sealed.exists() && !in_clear(&sealed), "the key is not sealed");
+
+    // The wrong passphrase opens nothing.
+    let out = std::process::Command::new(common::GRIDLEASE)
+        .args(["provider", "run", "--home", home.to_str().expect("utf8")])
+        .env("GRIDLEASE_PASSPHRASE", "not the passphrase")
+        .output()
+        .expect("run gridlease");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("wrong passphrase"), "{stderr}");
 }

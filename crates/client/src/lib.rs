@@ -97,6 +97,11 @@ impl Client {
         self.get(&format!("/accounts/{address}")).await
     }
 
+    /// What `address` holds: nothing for an account the chain has never seen.
+    pub async fn balances(&self, address: &Address) -> Result<Vec<Coin>, ClientError> {
+        Ok(not_found_is_none(self.account(address).await)?.map(|a| a.balances).unwrap_or_default())
+    }
+
     /// The sequence the next transaction of `address` must carry: 0 for an account the chain
     /// has never seen.
     pub async fn next_sequence(&self, address: &Address) -> Result<u64, ClientError> {

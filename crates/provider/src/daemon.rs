@@ -31,6 +31,7 @@ use crate::inventory::{self, GpuDetection, Inventory};
 use crate::leases::{self, Leases};
 use crate::reserve::{Capacity, Hold, Reservations};
 use crate::state::{Provider, holds_path, lock};
+use crate::tls::CertBundle;
 use crate::{pricing, server};
 
 /// Event types the bid loop follows.
@@ -70,9 +71,12 @@ impl Provider {
     /// Opens everything the daemon needs, signing with `key` (the provider's account key);
     /// fails with one clear sentence when something is missing (config, certificate,
     /// registration, runtime).
-    pub async fn open(home: Home, key: Keypair) -> Result<Arc<Provider>, ProviderError> {
+    pub async fn open(
+        home: Home,
+        key: Keypair,
+        tls: CertBundle,
+    ) -> Result<Arc<Provider>, ProviderError> {
         let config = Config::load(&home.config_path())?;
-        let tls = home.load_tls()?;
         let address = key.address();
         let client = Client::new(&config.node);
         let status = client.status().await.map_err(|source| ProviderError::NodeUnreachable {
@@ -394,8 +398,14 @@ enum Outcome {
 
 /// Runs the daemon until SIGINT or SIGTERM. Workloads keep running after it stops, unless
 /// `stop_workloads` (they are then started again at the next start).
-pub async fn run(home: Home, key: Keypair, stop_workloads: bool) -> Result<(), ProviderError> {
-    let provider = Provider::open(home, key).await?;
+/// `tls` is the manifest service's certificate with its private key.
+pub async fn run(
+    home: Home,
+    key: Keypair,
+    tls: CertBundle,
+    stop_workloads: bool,
+) -> Result<(), ProviderError> {
+    let provider = Provider::open(home, key, tls).await?;
     provider.leases.readopt().await;
     let addr = provider.config.listen.clone();
     let listener = tokio::net::TcpListener::bind(&addr)

@@ -1,7 +1,9 @@
 //! The provider's home directory: `provider.toml`, the account key (`keys/provider.json`, in
-//! the CLI's encrypted keystore: this crate never reads it, the daemon is handed the unlocked
-//! key), the TLS certificate of the manifest service (`tls/`), and the daemon's state
-//! (`state/`: holds and one record per lease, `exec/`: the exec driver's replicas).
+//! the CLI's encrypted keystore), the TLS certificate of the manifest service (`tls/`: the
+//! certificate and public key in clear, the private key sealed like the account key), and the
+//! daemon's state (`state/`: holds and one record per lease, `daemon.json` while it runs,
+//! `exec/`: the exec driver's replicas). This crate never reads a sealed secret: the CLI
+//! opens them and hands the daemon the account key and the whole certificate.
 
 use std::path::{Path, PathBuf};
 
@@ -26,11 +28,6 @@ pub struct Running {
 #[derive(Clone, Debug)]
 pub struct Home {
     pub dir: PathBuf,
-}
-
-/// Writes `text` to `path` readable by the owner only, atomically and durably.
-pub fn write_private(path: &Path, text: &str) -> Result<(), ProviderError> {
-    Ok(crate::durable_file::write_durably(path, text.as_bytes(), 0o600)?)
 }
 
 impl Home {
@@ -69,17 +66,31 @@ impl Home {
         serde_json::from_slice(&std::fs::read(self.running_path()).ok()?).ok()
     }
 
-    pub fn save_tls(&self, bundle: &CertBundle) -> Result<(), ProviderError> {
+    /// The sealed private key of the manifest service's certificate (sealed and opened by
+    /// the CLI, under the provider key's passphrase, as the account key is).
+    pub fn tls_key_path(&self) -> PathBuf {
+        self.tls_dir().join("key.json")
+    }
+
+    /// Where homes made before sealing kept that key in clear (sealed at the next start).
+    pub fn clear_tls_key_path(&self) -> PathBuf {
+        self.tls_dir().join("key.pem")
+    }
+
+    /// Writes the public half of the manifest service's certificate: the certificate and its
+    /// public key.
+    pub fn save_certificate(&self, bundle: &CertBundle) -> Result<(), ProviderError> {
         let dir = self.tls_dir();
         std::fs::create_dir_all(&dir).map_err(ProviderError::io("create", &dir))?;
         for (name, text) in [("cert.pem", &bundle.cert_pem), ("pubkey.pem", &bundle.pubkey_pem)] {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(ProviderError::io("write", &path))?;
         }
-        write_private(&dir.join("key.pem"), &bundle.key_pem)
+        Ok(())
     }
 
-    pub fn load_tls(&self) -> Result<CertBundle, ProviderError> {
+    /// The manifest service's certificate and public key (PEM), without the private key.
+    pub fn load_certificate(&self) -> Result<CertBundle, ProviderError> {
         let dir = self.tls_dir();
         let read = |name: &str| {
             let path = dir.join(name);
@@ -87,7 +98,7 @@ impl Home {
         };
         Ok(CertBundle {
             cert_pem: read("cert.pem")?,
-            key_pem: read("key.pem")?,
+            key_pem: String::new(),
             pubkey_pem: read("pubkey.pem")?,
         })
     }
