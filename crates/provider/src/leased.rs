@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gridlease_types::{EndpointKind, GroupSpec, ResourceOffer};
 
-use crate::manifest::{ManifestGroup, Service, StorageVolume as ManifestVolume};
+use gridlease_sdl::spec::{ManifestGroup, ManifestService, Volume as ManifestVolume};
 
 /// One resource unit of a lease: `count` replicas, each with these amounts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,7 +210,7 @@ impl Leased {
 }
 
 /// One service's per-replica resources against its unit.
-fn check_service(s: &Service, unit: &LeasedUnit) -> Result<(), ManifestExcess> {
+fn check_service(s: &ManifestService, unit: &LeasedUnit) -> Result<(), ManifestExcess> {
     let service = || s.name.clone();
     let r = &s.resources;
     if r.cpu.millis > unit.cpu_millis {

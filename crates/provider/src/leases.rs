@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridlease_client::{LeaseState, ListQuery};
+use gridlease_sdl::spec::{ManifestGroup, Protocol};
 use gridlease_types::{LeaseId, Msg};
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,7 +35,7 @@ use crate::durable_file::{remove_durably, write_durably};
 use crate::lease_handle::{Build, Command, PassKind};
 pub use crate::lease_handle::{Inbox, Leases};
 use crate::leased::Leased;
-use crate::manifest::ManifestGroup;
+use crate::manifest::volume_mounts;
 use crate::state::{Provider, lock};
 
 /// Deploys the manifest `group` (already checked against `leased`) whose bytes hash to
@@ -399,7 +400,7 @@ fn delete_record(p: &Provider, tag: &LeaseTag) {
 fn build_workload(
     p: &Provider,
     record: &LeaseRecord,
-    group: &crate::manifest::ManifestGroup,
+    group: &ManifestGroup,
     leased: &Leased,
     pool: &mut PortPool,
 ) -> Result<Workload, DeployRefusal> {
@@ -449,10 +450,13 @@ fn build_workload(
                 ports.push(PortMapping {
                     container_port: e.port as u16,
                     host_port,
-                    proto: if e.proto == "UDP" { Proto::Udp } else { Proto::Tcp },
+                    proto: match e.proto {
+                        Protocol::Tcp => Proto::Tcp,
+                        Protocol::Udp => Proto::Udp,
+                    },
                 });
             }
-            let mut volumes = match s.volumes() {
+            let mut volumes = match volume_mounts(s) {
                 Ok(volumes) => volumes,
                 Err(e) => {
                     pool.give_back(taken.iter().copied());

@@ -1,10 +1,10 @@
-//! The manifest a tenant sends: the services of each group of the deployment, in the JSON
-//! shape `gridlease sdl manifest --output json` prints. The provider checks that the exact
-//! bytes hash (SHA-256) to the deployment's on-chain `manifest_hash`, then reads only what it
-//! runs: images, commands, env, resources per replica, storage volumes and their mounts,
-//! counts and exposed ports.
+//! The manifest a tenant sends: the services of each group of the deployment, as
+//! `gridlease_sdl::spec` defines them (the tenant derives them from its SDL; this is the
+//! same type read back). The provider checks that the exact bytes hash (SHA-256) to the
+//! deployment's on-chain `manifest_hash`, then reads only what it runs: images, commands,
+//! env, resources per replica, storage volumes and their mounts, counts and exposed ports.
 
-use gridlease_types::Attribute;
+use gridlease_sdl::spec::{ManifestGroup, ManifestService};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -13,59 +13,9 @@ pub fn manifest_hash(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// A whole deployment's manifest: one entry per group.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+/// A whole deployment's manifest, one entry per group, that [`Manifest::parse`] checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest(pub Vec<ManifestGroup>);
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestGroup {
-    pub name: String,
-    pub services: Vec<Service>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Service {
-    pub name: String,
-    pub image: String,
-    #[serde(default)]
-    pub command: Option<Vec<String>>,
-    #[serde(default)]
-    pub args: Option<Vec<String>>,
-    #[serde(default)]
-    pub env: Option<Vec<String>>,
-    pub resources: ServiceResources,
-    pub count: u32,
-    #[serde(default)]
-    pub expose: Vec<Expose>,
-    #[serde(default)]
-    pub params: Option<Params>,
-}
-
-/// Service parameters; the provider reads where storage volumes are mounted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Params {
-    #[serde(default)]
-    pub storage: Option<Vec<StorageParam>>,
-}
-
-/// Where one of the service's storage volumes is mounted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StorageParam {
-    pub name: String,
-    pub mount: String,
-    #[serde(default)]
-    pub read_only: bool,
-}
-
-/// A storage volume of the service's resources.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StorageVolume {
-    pub name: String,
-    pub bytes: u64,
-    #[serde(default)]
-    pub attributes: Vec<Attribute>,
-}
 
 /// How a mounted volume lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,95 +50,54 @@ pub fn is_safe_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-impl Service {
-    /// The volumes this service mounts (volumes without a mount, such as the root one, are
-    /// its containers' own disk).
-    pub fn volumes(&self) -> Result<Vec<VolumeMount>, ManifestError> {
-        let params = self.params.as_ref().and_then(|p| p.storage.as_deref()).unwrap_or(&[]);
-        let bad = |message: String| ManifestError::Service { service: self.name.clone(), message };
-        let mut mounts: Vec<VolumeMount> = Vec::with_capacity(params.len());
-        for param in params {
-            if !is_safe_name(&param.name) {
-                return Err(bad(format!(
-                    "storage name `{}` must be ascii letters, digits, `-`, `_` and `.`, starting \
-                     with a letter or digit",
-                    param.name
-                )));
-            }
-            let volume =
-                self.resources.storage.iter().find(|v| v.name == param.name).ok_or_else(|| {
-                    bad(format!(
-                        "mounts storage `{}` that its resources do not declare",
-                        param.name
-                    ))
-                })?;
-            if !param.mount.starts_with('/') || param.mount.split('/').any(|c| c == "..") {
-                return Err(bad(format!(
-                    "storage `{}` must be mounted at an absolute path without `..`, not `{}`",
-                    param.name, param.mount
-                )));
-            }
-            if mounts.iter().any(|m| m.mount == param.mount || m.name == param.name) {
-                return Err(bad(format!(
-                    "storage `{}` or its mount `{}` appears twice",
-                    param.name, param.mount
-                )));
-            }
-            let attr = |key: &str| {
-                volume.attributes.iter().find(|a| a.key == key).map(|a| a.value.as_str())
-            };
-            let kind = if attr("class") == Some("ram") {
-                VolumeKind::Ram
-            } else if attr("persistent") == Some("true") {
-                VolumeKind::Persistent
-            } else {
-                VolumeKind::Ephemeral
-            };
-            mounts.push(VolumeMount {
-                name: param.name.clone(),
-                mount: param.mount.clone(),
-                read_only: param.read_only,
-                kind,
-                bytes: volume.bytes,
-            });
+/// The volumes `service` mounts (volumes without a mount, such as the root one, are its
+/// containers' own disk).
+pub fn volume_mounts(service: &ManifestService) -> Result<Vec<VolumeMount>, ManifestError> {
+    let params = service.params.as_ref().and_then(|p| p.storage.as_deref()).unwrap_or(&[]);
+    let bad = |message: String| ManifestError::Service { service: service.name.clone(), message };
+    let mut mounts: Vec<VolumeMount> = Vec::with_capacity(params.len());
+    for param in params {
+        if !is_safe_name(&param.name) {
+            return Err(bad(format!(
+                "storage name `{}` must be ascii letters, digits, `-`, `_` and `.`, starting \
+                 with a letter or digit",
+                param.name
+            )));
         }
-        Ok(mounts)
+        let volume =
+            service.resources.storage.iter().find(|v| v.name == param.name).ok_or_else(|| {
+                bad(format!("mounts storage `{}` that its resources do not declare", param.name))
+            })?;
+        if !param.mount.starts_with('/') || param.mount.split('/').any(|c| c == "..") {
+            return Err(bad(format!(
+                "storage `{}` must be mounted at an absolute path without `..`, not `{}`",
+                param.name, param.mount
+            )));
+        }
+        if mounts.iter().any(|m| m.mount == param.mount || m.name == param.name) {
+            return Err(bad(format!(
+                "storage `{}` or its mount `{}` appears twice",
+                param.name, param.mount
+            )));
+        }
+        let attr =
+            |key: &str| volume.attributes.iter().find(|a| a.key == key).map(|a| a.value.as_str());
+        let kind = if attr("class") == Some("ram") {
+            VolumeKind::Ram
+        } else if attr("persistent") == Some("true") {
+            VolumeKind::Persistent
+        } else {
+            VolumeKind::Ephemeral
+        };
+        mounts.push(VolumeMount {
+            name: param.name.clone(),
+            mount: param.mount.clone(),
+            read_only: param.read_only,
+            kind,
+            bytes: volume.bytes,
+        });
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceResources {
-    /// The group's resource unit this service runs on (from 1).
-    pub id: u32,
-    pub cpu: Cpu,
-    pub memory_bytes: u64,
-    #[serde(default)]
-    pub gpu: Gpu,
-    #[serde(default)]
-    pub storage: Vec<StorageVolume>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cpu {
-    pub millis: u64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Gpu {
-    pub units: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Expose {
-    pub port: u32,
-    #[serde(default)]
-    pub external_port: u32,
-    /// `TCP` or `UDP`.
-    pub proto: String,
-    #[serde(default)]
-    pub global: bool,
-    #[serde(default)]
-    pub service: String,
+    Ok(mounts)
 }
 
 /// Why a manifest cannot run.
@@ -203,10 +112,13 @@ pub enum ManifestError {
 }
 
 impl Manifest {
+    /// Reads the tenant's bytes (a protocol other than `TCP` or `UDP` is a shape error) and
+    /// checks every service: a valid name, an image, 1 to 1000 replicas, safe volume mounts
+    /// and exposed ports 1 to 65535.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        let m: Manifest =
+        let groups: Vec<ManifestGroup> =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
-        for g in &m.0 {
+        for g in &groups {
             for s in &g.services {
                 let bad = |message: &str| ManifestError::Service {
                     service: s.name.clone(),
@@ -224,18 +136,13 @@ impl Manifest {
                 if s.count == 0 || s.count > 1000 {
                     return Err(bad("count must be 1 to 1000"));
                 }
-                s.volumes()?;
-                for e in &s.expose {
-                    if e.port == 0 || e.port > 65535 {
-                        return Err(bad("exposed port must be 1 to 65535"));
-                    }
-                    if e.proto != "TCP" && e.proto != "UDP" {
-                        return Err(bad("proto must be TCP or UDP"));
-                    }
+                volume_mounts(s)?;
+                if s.expose.iter().any(|e| e.port == 0 || e.port > 65535) {
+                    return Err(bad("exposed port must be 1 to 65535"));
                 }
             }
         }
-        Ok(m)
+        Ok(Manifest(groups))
     }
 
     /// The group a lease runs.
@@ -246,6 +153,8 @@ impl Manifest {
 
 #[cfg(test)]
 mod tests {
+    use gridlease_sdl::spec::Protocol;
+
     use super::*;
 
     const DOC: &str = r#"[{"name":"dc","services":[{"name":"web","image":"demo","command":null,
@@ -297,6 +206,60 @@ mod tests {
         assert!(e.contains("the service name must be"), "{e}");
     }
 
+    #[test]
+    fn protocols_other_than_tcp_and_udp_are_refused() {
+        let sctp = DOC.replace("\"proto\":\"TCP\"", "\"proto\":\"SCTP\"");
+        let e = Manifest::parse(sctp.as_bytes()).expect_err("sctp").to_string();
+        assert!(e.starts_with("manifest is not valid JSON of the expected shape"), "{e}");
+        assert!(e.contains("expected `TCP` or `UDP`"), "{e}");
+        let udp = DOC.replace("\"proto\":\"TCP\"", "\"proto\":\"UDP\"");
+        let m = Manifest::parse(udp.as_bytes()).expect("udp");
+        assert_eq!(m.0[0].services[0].expose[0].proto, Protocol::Udp);
+    }
+
+    /// A service with a GPU, a persistent mounted volume and a global UDP port.
+    const SDL: &str = r#"
+version: "2.0"
+services:
+  web:
+    image: demo
+    params:
+      storage:
+        data: { mount: /data }
+    expose:
+      - port: 8080
+        proto: udp
+        to: [{ global: true }]
+profiles:
+  compute:
+    web:
+      resources:
+        cpu: { units: 0.5 }
+        memory: { size: 512Mi }
+        gpu: { units: 1, attributes: { vendor: { nvidia: [{ model: a100 }] } } }
+        storage:
+          - size: 1Gi
+          - { name: data, size: 2Gi, attributes: { persistent: true, class: beta2 } }
+  placement:
+    dc:
+      pricing: { web: { denom: uakt, amount: 100 } }
+deployment:
+  web:
+    dc: { profile: web, count: 2 }
+"#;
+
+    /// The bytes a tenant sends read back as exactly the manifest it derived.
+    #[test]
+    fn the_tenants_manifest_reads_back_as_derived() {
+        let sdl = gridlease_sdl::Sdl::parse("app.yaml", SDL).expect("sdl");
+        let bytes = gridlease_client::sdl::manifest_bytes(&sdl);
+        let m = Manifest::parse(&bytes).expect("parses");
+        assert_eq!(m.0, sdl.manifest());
+        let volumes = volume_mounts(&m.0[0].services[0]).expect("volumes");
+        assert_eq!(volumes[0].kind, VolumeKind::Persistent);
+        assert_eq!(m.0[0].services[0].expose[0].proto, Protocol::Udp);
+    }
+
     const STORAGE: &str = r#""storage":[{"name":"default","bytes":1073741824,"attributes":[]},
       {"name":"data","bytes":2147483648,"attributes":[{"key":"persistent","value":"true"}]},
       {"name":"scratch","bytes":1048576,"attributes":[]},
@@ -312,7 +275,7 @@ mod tests {
               {"name":"scratch","mount":"/scratch","read_only":true}],"permissions":null}"#,
         );
         let m = Manifest::parse(doc.as_bytes()).expect("parses");
-        let volumes = m.0[0].services[0].volumes().expect("volumes");
+        let volumes = volume_mounts(&m.0[0].services[0]).expect("volumes");
         let summary: Vec<_> = volumes
             .iter()
             .map(|v| (v.name.as_str(), v.mount.as_str(), v.kind, v.read_only, v.bytes))

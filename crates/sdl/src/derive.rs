@@ -12,11 +12,6 @@ use crate::spec::{
 };
 use crate::validate::UnitOrigin;
 
-const DEFAULT_MAX_BODY_SIZE: u32 = 1_048_576;
-const DEFAULT_READ_TIMEOUT: u32 = 60_000;
-const DEFAULT_SEND_TIMEOUT: u32 = 60_000;
-const DEFAULT_NEXT_TRIES: u32 = 3;
-
 pub(crate) struct Derived {
     pub groups: Vec<GroupSpec>,
     pub origins: Vec<Vec<UnitOrigin>>,
@@ -48,16 +43,18 @@ fn endpoint_sequence_numbers(input: &Input) -> BTreeMap<String, u32> {
     out
 }
 
+/// The SDL's HTTP options with Akash's defaults for what it leaves out (or sets to 0).
 fn http_options(h: &HttpOptionsIn) -> HttpOptions {
+    let defaults = HttpOptions::default();
     let or = |v: u32, default: u32| if v == 0 { default } else { v };
     HttpOptions {
-        max_body_size: or(h.max_body_size, DEFAULT_MAX_BODY_SIZE),
-        read_timeout: or(h.read_timeout, DEFAULT_READ_TIMEOUT),
-        send_timeout: or(h.send_timeout, DEFAULT_SEND_TIMEOUT),
-        next_tries: or(h.next_tries, DEFAULT_NEXT_TRIES),
+        max_body_size: or(h.max_body_size, defaults.max_body_size),
+        read_timeout: or(h.read_timeout, defaults.read_timeout),
+        send_timeout: or(h.send_timeout, defaults.send_timeout),
+        next_tries: or(h.next_tries, defaults.next_tries),
         next_timeout: h.next_timeout,
         next_cases: if h.next_cases.is_empty() {
-            vec!["error".to_owned(), "timeout".to_owned()]
+            defaults.next_cases
         } else {
             h.next_cases.clone()
         },

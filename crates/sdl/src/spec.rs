@@ -4,13 +4,20 @@
 //! bytes); prices are exact decimals per block. These serialize to the
 //! gridlease JSON shape; [`Sdl::groups_akash_json`](crate::Sdl::groups_akash_json) and
 //! [`Sdl::manifest_akash_json`](crate::Sdl::manifest_akash_json) render Akash's shape.
+//!
+//! They deserialize from the same shape, so the tenant (who derives a manifest here) and the
+//! provider (who reads the tenant's bytes) speak one type. Deserializing what they serialize
+//! gives the same value back; beyond that it is lenient where a hand-written manifest may be
+//! brief: optional lists, parameters, exposes, GPUs, storage, attributes, endpoints and the
+//! expose fields a plain port leaves out default when missing (HTTP options to Akash's
+//! defaults), and unknown fields are ignored.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::quantity::Dec18;
 
 /// A key/value attribute (placement requirement, storage class, GPU model).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Attribute {
     /// Attribute key, e.g. `region` or `vendor/nvidia/model/a100`.
     pub key: String,
@@ -25,7 +32,7 @@ impl Attribute {
 }
 
 /// Auditors that must have signed the provider's attributes.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SignedBy {
     /// Every one of these auditors (`None` when the SDL gives no list).
     pub all_of: Option<Vec<String>>,
@@ -34,7 +41,7 @@ pub struct SignedBy {
 }
 
 /// What a provider must satisfy to bid on a group.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Requirements {
     /// Required auditor signatures.
     pub signed_by: SignedBy,
@@ -43,7 +50,7 @@ pub struct Requirements {
 }
 
 /// How an endpoint is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointKind {
     /// A hostname on the provider's shared HTTP ingress (global TCP on port 80).
@@ -66,7 +73,7 @@ impl EndpointKind {
 }
 
 /// One network endpoint a resource unit needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     /// Kind of endpoint.
     pub kind: EndpointKind,
@@ -75,37 +82,40 @@ pub struct Endpoint {
 }
 
 /// CPU request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cpu {
     /// Thousandths of a core.
     pub millis: u64,
     /// Attributes such as `arch`.
+    #[serde(default)]
     pub attributes: Vec<Attribute>,
 }
 
-/// GPU request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// GPU request (the default: none).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Gpu {
     /// Number of GPUs.
     pub units: u64,
     /// Acceptable models, e.g. `vendor/nvidia/model/rtx3080` = `true`
     /// (`vendor/nvidia/model/*` for any model).
+    #[serde(default)]
     pub attributes: Vec<Attribute>,
 }
 
 /// One storage volume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     /// Volume name (`default` for a single unnamed volume).
     pub name: String,
     /// Size in bytes.
     pub bytes: u64,
     /// `class` and `persistent`, sorted by key.
+    #[serde(default)]
     pub attributes: Vec<Attribute>,
 }
 
 /// The resources of one replica.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
     /// Resource unit id within its group, from 1.
     pub id: u32,
@@ -114,20 +124,23 @@ pub struct Resources {
     /// Memory in bytes.
     pub memory_bytes: u64,
     /// Storage volumes.
+    #[serde(default)]
     pub storage: Vec<Volume>,
     /// GPUs.
+    #[serde(default)]
     pub gpu: Gpu,
     /// Network endpoints.
+    #[serde(default)]
     pub endpoints: Vec<Endpoint>,
 }
 
 /// A price in a denomination, per block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecCoin {
     /// Denomination such as `uakt`.
     pub denom: String,
     /// Exact amount with 18 decimal places.
-    #[serde(serialize_with = "serialize_dec")]
+    #[serde(serialize_with = "serialize_dec", deserialize_with = "deserialize_dec")]
     pub amount: Dec18,
 }
 
@@ -135,8 +148,13 @@ fn serialize_dec<S: serde::Serializer>(d: &Dec18, s: S) -> Result<S::Ok, S::Erro
     s.collect_str(d)
 }
 
+fn deserialize_dec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Dec18, D::Error> {
+    let text = String::deserialize(d)?;
+    Dec18::parse(&text).map_err(serde::de::Error::custom)
+}
+
 /// Resources requested `count` times at a maximum price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceUnit {
     /// Resources of one replica.
     pub resources: Resources,
@@ -147,7 +165,7 @@ pub struct ResourceUnit {
 }
 
 /// An on-chain deployment group: what is ordered from providers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSpec {
     /// Group name (the placement profile's name).
     pub name: String,
@@ -158,7 +176,7 @@ pub struct GroupSpec {
 }
 
 /// Network protocol of an exposed port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Protocol {
     /// TCP.
     #[serde(rename = "TCP")]
@@ -178,8 +196,10 @@ impl Protocol {
     }
 }
 
-/// HTTP proxy settings of an exposed port (defaults filled in).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// HTTP proxy settings of an exposed port (defaults filled in; a field left out of a
+/// manifest takes Akash's default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HttpOptions {
     /// Largest request body in bytes.
     pub max_body_size: u32,
@@ -197,42 +217,64 @@ pub struct HttpOptions {
     pub proxy_buffer_size: u32,
 }
 
+impl Default for HttpOptions {
+    /// Akash's defaults: 1 MiB bodies, 60 s timeouts, 3 tries on error or timeout.
+    fn default() -> Self {
+        HttpOptions {
+            max_body_size: 1_048_576,
+            read_timeout: 60_000,
+            send_timeout: 60_000,
+            next_tries: 3,
+            next_timeout: 0,
+            next_cases: vec!["error".to_owned(), "timeout".to_owned()],
+            proxy_buffer_size: 0,
+        }
+    }
+}
+
 /// One exposed port of a service, for one destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceExpose {
     /// Container port.
     pub port: u32,
     /// Port seen from outside (0: same as `port`).
+    #[serde(default)]
     pub external_port: u32,
     /// Protocol.
     pub proto: Protocol,
     /// Service allowed to connect (empty for global or none).
+    #[serde(default)]
     pub service: String,
     /// Reachable from the internet.
+    #[serde(default)]
     pub global: bool,
     /// Accepted host names.
     pub hosts: Option<Vec<String>>,
     /// HTTP proxy settings.
+    #[serde(default)]
     pub http_options: HttpOptions,
     /// Named IP endpoint (empty for none).
+    #[serde(default)]
     pub ip: String,
     /// Sequence number of the IP endpoint (0 for none).
+    #[serde(default)]
     pub endpoint_sequence_number: u32,
 }
 
 /// A volume mount of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StorageParams {
     /// Volume name.
     pub name: String,
     /// Absolute mount path.
     pub mount: String,
     /// Mounted read-only.
+    #[serde(default)]
     pub read_only: bool,
 }
 
 /// Extra service parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceParams {
     /// Volume mounts sorted by name (`None` when the service mounts none).
     pub storage: Option<Vec<StorageParams>>,
@@ -243,11 +285,12 @@ pub struct ServiceParams {
 }
 
 /// Private registry credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {
     /// Registry host.
     pub host: String,
     /// Email (empty when not given, and always empty for SDL 2.0 as in Akash).
+    #[serde(default)]
     pub email: String,
     /// User name.
     pub username: String,
@@ -256,7 +299,7 @@ pub struct Credentials {
 }
 
 /// One service in a manifest group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestService {
     /// Service name.
     pub name: String,
@@ -273,6 +316,7 @@ pub struct ManifestService {
     /// Number of replicas.
     pub count: u32,
     /// Exposed ports, in Akash's order.
+    #[serde(default)]
     pub expose: Vec<ServiceExpose>,
     /// Mounts and other parameters.
     pub params: Option<ServiceParams>,
@@ -281,10 +325,50 @@ pub struct ManifestService {
 }
 
 /// The services of one group, as the provider receives them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestGroup {
     /// Group name.
     pub name: String,
     /// Services sorted by name.
     pub services: Vec<ManifestService>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hand-written manifest may leave out what a plain service does not use.
+    #[test]
+    fn a_brief_manifest_reads_with_defaults_and_ignores_unknown_fields() {
+        let doc = r#"[{"name":"dc","services":[{"name":"web","image":"demo","count":1,
+          "resources":{"id":1,"cpu":{"millis":100},"memory_bytes":1024,"future":true},
+          "expose":[{"port":8080,"proto":"UDP","http_options":{}}],
+          "params":{"storage":[{"name":"data","mount":"/data"}]}}]}]"#;
+        let groups: Vec<ManifestGroup> = serde_json::from_str(doc).expect("a brief manifest");
+        let web = &groups[0].services[0];
+        assert_eq!((web.command.as_ref(), web.resources.gpu.units), (None, 0));
+        assert!(web.resources.storage.is_empty() && web.resources.endpoints.is_empty());
+        let expose = &web.expose[0];
+        assert_eq!((expose.proto, expose.global, expose.external_port), (Protocol::Udp, false, 0));
+        assert_eq!(expose.http_options, HttpOptions::default());
+        let mounts = web.params.as_ref().and_then(|p| p.storage.as_deref()).unwrap_or_default();
+        assert!(!mounts[0].read_only);
+    }
+
+    #[test]
+    fn protocols_and_amounts_are_typed() {
+        let expose = r#"{"port":53,"proto":"SCTP"}"#;
+        let e = serde_json::from_str::<ServiceExpose>(expose).expect_err("sctp").to_string();
+        assert!(e.contains("expected `TCP` or `UDP`"), "{e}");
+        let coin: DecCoin =
+            serde_json::from_str(r#"{"denom":"uakt","amount":"0.250000000000000000"}"#)
+                .expect("coin");
+        assert_eq!(
+            serde_json::to_string(&coin).ok().as_deref(),
+            Some(r#"{"denom":"uakt","amount":"0.250000000000000000"}"#)
+        );
+        let negative = r#"{"denom":"uakt","amount":"-1"}"#;
+        let e = serde_json::from_str::<DecCoin>(negative).expect_err("negative").to_string();
+        assert!(e.contains("is negative"), "{e}");
+    }
 }

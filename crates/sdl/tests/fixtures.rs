@@ -125,3 +125,39 @@ fn every_valid_fixture_derives_the_expected_akash_json() {
     }
     assert!(failures.is_empty(), "{} fixture(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// The provider reads the manifest the tenant derives as the same types: deserializing the
+/// bytes the tenant sends (the gridlease JSON shape, compact) gives back the derived
+/// manifest, and serializing that again gives the same JSON, so the hash is unchanged. The
+/// group specs round-trip the same way.
+#[test]
+fn every_valid_fixture_round_trips_through_json() {
+    use gridlease_sdl::{GroupSpec, ManifestGroup};
+
+    let mut failures = Vec::new();
+    for file in fixtures("valid") {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let Ok(sdl) = Sdl::parse(&name, &read(&file)) else {
+            failures.push(format!("{name}: rejected"));
+            continue;
+        };
+        let sent = sdl.manifest_json().to_string();
+        match serde_json::from_str::<Vec<ManifestGroup>>(&sent) {
+            Ok(read_back) if read_back == sdl.manifest() => {
+                let again = serde_json::to_value(&read_back).unwrap_or_default().to_string();
+                if again != sent {
+                    failures.push(format!("{name}: manifest serializes differently: {again}"));
+                }
+            }
+            Ok(read_back) => failures.push(format!("{name}: manifest differs: {read_back:?}")),
+            Err(e) => failures.push(format!("{name}: manifest does not deserialize: {e}")),
+        }
+        let groups = sdl.groups_json().to_string();
+        match serde_json::from_str::<Vec<GroupSpec>>(&groups) {
+            Ok(read_back) if read_back == sdl.groups() => {}
+            Ok(read_back) => failures.push(format!("{name}: groups differ: {read_back:?}")),
+            Err(e) => failures.push(format!("{name}: groups do not deserialize: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{} fixture(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
