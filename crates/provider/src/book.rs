@@ -405,12 +405,32 @@ impl LeaseBook {
     }
 }
 
+/// Replica `replica` of service `web` running `image` with small limits, no port and no
+/// volume: for the tests of the book and the engine.
+#[cfg(test)]
+pub(crate) fn test_replica(image: &str, replica: u32) -> crate::driver::ReplicaSpec {
+    crate::driver::ReplicaSpec {
+        service: "web".into(),
+        replica,
+        image: image.into(),
+        command: vec![],
+        args: vec![],
+        env: vec![],
+        cpu_millis: 100,
+        memory_bytes: 1 << 20,
+        gpus: vec![],
+        ports: vec![],
+        volumes: vec![],
+        disk_bytes: 1 << 20,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use gridlease_types::{Address, OrderId};
 
     use super::*;
-    use crate::driver::{PortMapping, Proto, ReplicaSpec};
+    use crate::driver::{PortMapping, Proto};
 
     fn lease(dseq: u64) -> LeaseId {
         let owner = Address([1; 20]);
@@ -426,24 +446,10 @@ mod tests {
             let replicas = (0..replicas)
                 .map(|replica| {
                     let host_port = ports.take().ok_or_else(|| refuse(503, "no port"))?;
-                    Ok(ReplicaSpec {
-                        service: "web".into(),
-                        replica,
-                        image: image.into(),
-                        command: vec![],
-                        args: vec![],
-                        env: vec![],
-                        cpu_millis: 100,
-                        memory_bytes: 1 << 20,
-                        gpus: vec![],
-                        ports: vec![PortMapping {
-                            container_port: 80,
-                            host_port,
-                            proto: Proto::Tcp,
-                        }],
-                        volumes: vec![],
-                        disk_bytes: 0,
-                    })
+                    let mut spec = test_replica(image, replica);
+                    spec.ports =
+                        vec![PortMapping { container_port: 80, host_port, proto: Proto::Tcp }];
+                    Ok(spec)
                 })
                 .collect::<Result<_, DeployRefusal>>()?;
             Ok(Workload { tag: r.tag.clone(), lease_id: r.id.to_string(), replicas })

@@ -846,20 +846,7 @@ mod tests {
         Workload {
             tag: r.tag.clone(),
             lease_id: r.id.to_string(),
-            replicas: vec![ReplicaSpec {
-                service: "web".into(),
-                replica: 0,
-                image: image.into(),
-                command: vec![],
-                args: vec![],
-                env: vec![],
-                cpu_millis: 100,
-                memory_bytes: 1 << 20,
-                gpus: vec![],
-                ports: vec![],
-                volumes: vec![],
-                disk_bytes: 1 << 20,
-            }],
+            replicas: vec![crate::book::test_replica(image, 0)],
         }
     }
 
