@@ -61,7 +61,7 @@ mod yaml;
 
 pub use error::{SdlError, SdlErrors};
 pub use model::SdlVersion;
-pub use quantity::Dec18;
+pub use quantity::{BadAmount, Dec18};
 pub use rules::{
     MAX_CPU_MILLIS, MAX_GPU_UNITS, MAX_MEMORY_BYTES, MAX_STORAGE_BYTES, MAX_UNIT_PRICE,
     MIN_CPU_MILLIS, MIN_MEMORY_BYTES, MIN_STORAGE_BYTES, SERVICE_NAME_MAX, SERVICE_NAME_RULE,

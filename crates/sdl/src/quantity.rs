@@ -218,7 +218,11 @@ impl Dec18 {
     }
 
     /// Parses `digits[.digits]` with at most 18 fractional digits.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, BadAmount> {
+        Self::read(text).map_err(BadAmount)
+    }
+
+    fn read(text: &str) -> Result<Self, String> {
         const EXPECTED: &str = "expected a non-negative decimal amount such as 1000 or 0.25 \
              with at most 18 decimal places";
         if text.starts_with('-') {
@@ -256,6 +260,11 @@ impl fmt::Display for Dec18 {
         write!(f, "{}.{:018}", self.atto / Self::SCALE, self.atto % Self::SCALE)
     }
 }
+
+/// Why a text is not a decimal amount, in one sentence.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadAmount(pub String);
 
 #[cfg(test)]
 mod tests {
@@ -348,7 +357,10 @@ mod tests {
             Dec18::parse("0.000000000000000001").map(|d| d.to_string()),
             Ok("0.000000000000000001".into())
         );
-        assert_eq!(Dec18::parse("12.5").map(|d| d.to_string()), Ok("12.500000000000000000".into()));
+        assert_eq!(
+            Dec18::parse("12.5").map(|d| d.to_string()),
+            Ok("12.500000000000000000".to_string())
+        );
         for bad in ["", "-1", "1.", ".5", "1e3", "0.0000000000000000001", "abc", "1.2.3"] {
             assert!(Dec18::parse(bad).is_err(), "{bad}");
         }

@@ -94,7 +94,7 @@ impl Decoder<'_> {
         let amount = match Dec18::parse(&text) {
             Ok(a) => a,
             Err(e) => {
-                self.err(node.pos, path, e);
+                self.err(node.pos, path, e.0);
                 return None;
             }
         };
