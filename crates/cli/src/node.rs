@@ -2,7 +2,9 @@
 //!
 //! The CLI reaches the chain only over RPC and never links the node (the architecture's
 //! dependency rules), so this subcommand hands its arguments to the node binary: the one next
-//! to this executable, else the one on `PATH`.
+//! to this executable, else the one on `PATH`. It replaces itself with that binary (exec), so
+//! there is one process per node: a supervisor's signal, SIGKILL included, reaches the node
+//! itself and never leaves it running orphaned on its port and its store.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -19,18 +21,15 @@ fn node_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// Runs `gridlease-node ARGS...` and returns its exit code.
+/// Replaces this process with `gridlease-node ARGS...`; returns only when that fails.
 pub fn run(args: Vec<String>) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
     let bin = node_binary();
-    let status = Command::new(&bin).args(&args).status().with_context(|| {
+    let err = Command::new(&bin).args(&args).exec();
+    Err(err).with_context(|| {
         format!(
             "cannot run {}: build it with `cargo build -p gridlease-node` (it must sit next to `gridlease` or on PATH)",
             bin.display()
         )
-    })?;
-    Ok(match status.code() {
-        Some(0) => ExitCode::SUCCESS,
-        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
-        None => ExitCode::from(1),
     })
 }
