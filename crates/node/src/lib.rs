@@ -29,6 +29,47 @@ pub struct RunOptions {
     pub block_time: Option<Duration>,
 }
 
+/// Why a node refuses to start on its store: the store holds another chain than the genesis
+/// the home gives.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainMismatch {
+    #[error(
+        "the chain store in {dir} holds chain `{stored}`, but genesis.json is for chain \
+         `{given}`: this home's data belongs to another chain; start it with the genesis it was \
+         created with, or use another --home"
+    )]
+    ChainId { dir: String, stored: String, given: String },
+    #[error(
+        "the chain store in {dir} was started from another genesis than this genesis.json (its \
+         state root at height 0 is {stored}, the file gives {given}): restore the genesis it \
+         was created with, or use another --home"
+    )]
+    Genesis { dir: String, stored: String, given: String },
+}
+
+/// Checks that `store` was started from `genesis`: the same chain id and the same state root
+/// at height 0.
+pub fn store_matches(
+    store: &Store,
+    genesis: &gridlease_ledger::Genesis,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let dir = dir.display().to_string();
+    let stored = store.chain_id()?.unwrap_or_default();
+    if stored != genesis.chain_id {
+        let given = genesis.chain_id.clone();
+        return Err(ChainMismatch::ChainId { dir, stored, given }.into());
+    }
+    let given = gridlease_storage::genesis_root(genesis);
+    let stored = store.root_at(0)?;
+    if stored != Some(given) {
+        let hex = |h: &[u8]| gridlease_types::hex::encode(h);
+        let stored = stored.map(|h| hex(&h)).unwrap_or_else(|| "missing".into());
+        return Err(ChainMismatch::Genesis { dir, stored, given: hex(&given) }.into());
+    }
+    Ok(())
+}
+
 /// Runs the node until Ctrl-C or SIGTERM: storage, consensus and the RPC server.
 pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
     let genesis = home.load_genesis()?;
@@ -42,7 +83,9 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
     let key = home.load_key()?;
     let mut store = Store::open(home.store_path())
         .with_context(|| format!("cannot open the chain store in {}", home.dir.display()))?;
-    if !store.is_initialized()? {
+    if store.is_initialized()? {
+        store_matches(&store, &genesis, &home.dir)?;
+    } else {
         store.init_genesis(&genesis)?;
     }
     let (committed, _) = tokio::sync::broadcast::channel(1024);
@@ -127,5 +170,37 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gridlease_ledger::{Genesis, GenesisBalance, Params};
+    use gridlease_types::{Address, Coin};
+
+    use super::*;
+
+    fn genesis(chain_id: &str, amount: u128) -> Genesis {
+        let params = Params::devnet();
+        let coins = vec![Coin::new(amount, &params.native_denom)];
+        let balances = vec![GenesisBalance { address: Address([9; 20]), coins }];
+        Genesis { chain_id: chain_id.into(), genesis_time_ms: 0, params, balances }
+    }
+
+    /// A node refuses, in one sentence, a genesis that is not the one its store was started
+    /// from: another chain id, or the same id with other contents.
+    #[test]
+    fn a_store_refuses_another_chain_or_genesis() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path().join("chain.redb")).expect("store");
+        store.init_genesis(&genesis("alpha", 1000)).expect("genesis");
+        store_matches(&store, &genesis("alpha", 1000), dir.path()).expect("its own genesis");
+
+        let e = store_matches(&store, &genesis("beta", 1000), dir.path()).expect_err("chain id");
+        let e = e.to_string();
+        assert!(e.contains("holds chain `alpha`") && e.contains("is for chain `beta`"), "{e}");
+
+        let e = store_matches(&store, &genesis("alpha", 1001), dir.path()).expect_err("contents");
+        assert!(e.to_string().contains("started from another genesis"), "{e}");
     }
 }

@@ -8,4 +8,6 @@ pub mod merkle;
 mod store;
 
 pub use block::{BlockError, CommitInfo, check_txs};
-pub use store::{BlockRecord, Store, StoreConfig, StoreError, StoreView, state_path_of};
+pub use store::{
+    BlockRecord, Store, StoreConfig, StoreError, StoreView, genesis_root, state_path_of,
+};

@@ -238,6 +238,19 @@ struct LogRecord {
     changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
+/// The state root `genesis` leads to at height 0, computed without a store: what
+/// [`Store::init_genesis`] returns, so a node can tell whether its store was started from the
+/// genesis it is given.
+pub fn genesis_root(genesis: &Genesis) -> Hash {
+    let mut buckets: std::collections::BTreeMap<u32, Vec<merkle::Entry>> = Default::default();
+    for (k, v) in genesis.initial_changes().iter() {
+        let kh = merkle::hash_key(k);
+        let entries = buckets.entry(merkle::bucket_of(&kh)).or_default();
+        merkle::upsert(entries, kh, v.as_deref().map(merkle::hash_key));
+    }
+    merkle::Tree::build(buckets.iter().map(|(b, e)| (*b, merkle::bucket_hash(e)))).root()
+}
+
 impl Store {
     /// Opens (or creates) the store at `path` with the default checkpoint policy.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
@@ -383,6 +396,14 @@ impl Store {
         &self.path
     }
 
+    /// The chain id genesis was applied with (`None`: an empty store).
+    pub fn chain_id(&self) -> Result<Option<String>, StoreError> {
+        let tx = tryd!(&self.path, self.db.begin_read());
+        let meta = tryd!(&self.path, tx.open_table(META));
+        Ok(tryd!(&self.path, meta.get(META_CHAIN_ID))
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+    }
+
     /// Whether genesis has been applied.
     pub fn is_initialized(&self) -> Result<bool, StoreError> {
         let tx = tryd!(&self.path, self.db.begin_read());
@@ -390,7 +411,8 @@ impl Store {
         Ok(tryd!(&self.path, meta.get(META_CHAIN_ID)).is_some())
     }
 
-    /// Writes the genesis state at height 0.
+    /// Writes the genesis state at height 0; returns its state root, the one
+    /// [`genesis_root`] computes.
     pub fn init_genesis(&mut self, genesis: &Genesis) -> Result<Hash, StoreError> {
         if self.is_initialized()? || self.height != 0 {
             return Err(StoreError::NotEmpty(self.path.clone()));

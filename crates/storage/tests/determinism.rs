@@ -4,7 +4,7 @@
 use gridlease_ledger::{MemState, StateView};
 use gridlease_sim::{Actors, CHAIN_ID, Generator, run_block};
 use gridlease_storage::merkle::verify_proof;
-use gridlease_storage::{Store, StoreConfig, StoreError};
+use gridlease_storage::{Store, StoreConfig, StoreError, genesis_root};
 
 const SEED: u64 = 0x5eed;
 
@@ -97,6 +97,23 @@ fn reopen_keeps_height_root_and_blocks() {
     assert_eq!(block.state_root, root);
     assert_eq!(block.receipts.len(), block.txs.len());
     assert!(store.block(11).unwrap().is_none());
+}
+
+/// A node compares its store with the genesis it is given without a second store: the root
+/// computed from the document is the one applying it wrote, and another genesis differs.
+#[test]
+fn genesis_root_is_what_init_genesis_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let generator = Generator::new(Actors::new(3, 4, 2));
+    let genesis = generator.actors.genesis();
+    let mut store = Store::open(dir.path().join("g.redb")).unwrap();
+    let written = store.init_genesis(&genesis).unwrap();
+    assert_eq!(genesis_root(&genesis), written);
+    assert_eq!(store.root_at(0).unwrap(), Some(written));
+    assert_eq!(store.chain_id().unwrap().as_deref(), Some(genesis.chain_id.as_str()));
+    let mut other = genesis.clone();
+    other.balances[0].coins[0].amount += 1;
+    assert_ne!(genesis_root(&other), written);
 }
 
 #[test]
