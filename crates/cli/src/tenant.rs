@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
+use gridlease_client::rpc::EscrowAccount;
 use gridlease_client::{
     Bid, BlockEvents, Client, Event, ListQuery, StateName, TxBuilder, events::EventStream,
 };
@@ -49,6 +50,9 @@ pub enum TenantCommand {
         #[command(flatten)]
         g: Global,
         dseq: u64,
+        /// Warn when the escrow has less than this many hours left at its burn rate.
+        #[arg(long, default_value_t = 1.0)]
+        warn_hours: f64,
     },
     /// Logs of a deployment's service.
     Logs {
@@ -158,7 +162,7 @@ async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
             g.print(&out, || out.ready_text());
             Ok(ExitCode::SUCCESS)
         }
-        TenantCommand::Status { g: _, dseq } => status(g, dseq).await,
+        TenantCommand::Status { g: _, dseq, warn_hours } => status(g, dseq, warn_hours).await,
         TenantCommand::Logs { g: _, dseq, service, replica, follow, tail } => {
             logs(g, dseq, service, replica, follow, tail).await
         }
@@ -172,8 +176,30 @@ async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
                 vec![Msg::DepositDeployment { dseq, amount: coin.clone() }],
             )
             .await?;
-            g.print(&json!({ "dseq": dseq, "deposited": coin, "height": h }), || {
-                format!("deposited {}{} into deployment {dseq}", coin.amount, coin.denom)
+            let owner = b.key.address();
+            let outlook = escrow_outlook(&client, &owner, dseq).await?;
+            // What the deposit buys at the current burn (nothing burns: no time to tell).
+            let bought_hours = outlook.as_ref().and_then(|o| {
+                let per_hour = o.per_hour;
+                (per_hour > 0.0).then(|| coin.amount as f64 / per_hour)
+            });
+            let out = json!({
+                "dseq": dseq,
+                "deposited": coin,
+                "height": h,
+                "bought_hours": bought_hours,
+                "escrow": outlook,
+            });
+            g.print(&out, || {
+                let mut t =
+                    format!("deposited {}{} into deployment {dseq}", coin.amount, coin.denom);
+                if let Some(hours) = bought_hours {
+                    t.push_str(&format!(": about {} more at the current burn", duration(hours)));
+                }
+                if let Some(o) = &outlook {
+                    t.push_str(&format!("\n{}", o.text()));
+                }
+                t
             });
             Ok(ExitCode::SUCCESS)
         }
@@ -752,7 +778,82 @@ async fn leases_of(client: &Client, owner: Address, dseq: u64) -> anyhow::Result
         .collect())
 }
 
-async fn status(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
+/// How long a deployment's escrow lasts at its burn rate.
+#[derive(Clone, Debug, Serialize)]
+pub struct EscrowOutlook {
+    pub denom: Denom,
+    /// What is left after what its leases are owed since the last settlement.
+    pub balance: f64,
+    /// What its leases take, all together, per block and per hour.
+    pub per_block: f64,
+    pub per_hour: f64,
+    /// Blocks and hours until it runs dry; `None` while nothing burns it.
+    pub blocks_left: Option<u64>,
+    pub hours_left: Option<f64>,
+}
+
+impl EscrowOutlook {
+    /// The outlook of `e` at block `height`, with `blocks_per_hour` blocks an hour.
+    fn of(e: &EscrowAccount, height: u64, blocks_per_hour: f64) -> EscrowOutlook {
+        let per_block = dec_f64(e.rate);
+        let owed = per_block * height.saturating_sub(e.settled_at) as f64;
+        let blocks_left =
+            e.depletes_at.filter(|_| per_block > 0.0).map(|at| at.saturating_sub(height));
+        EscrowOutlook {
+            denom: e.denom.clone(),
+            balance: (dec_f64(e.balance) - owed).max(0.0),
+            per_block,
+            per_hour: per_block * blocks_per_hour,
+            blocks_left,
+            hours_left: blocks_left.map(|b| b as f64 / blocks_per_hour),
+        }
+    }
+
+    fn text(&self) -> String {
+        let d = &self.denom;
+        let mut t = format!("escrow {:.0} {d} left", self.balance);
+        match self.hours_left {
+            Some(h) => t.push_str(&format!(
+                ", burning {} {d}/block ({:.0} {d}/hour): about {} left",
+                short_float(self.per_block),
+                self.per_hour,
+                duration(h)
+            )),
+            None => t.push_str(", nothing burns it now"),
+        }
+        t
+    }
+}
+
+/// A count of hours for people: minutes, hours or days.
+fn duration(hours: f64) -> String {
+    if hours < 1.0 {
+        format!("{:.0} minutes", hours * 60.0)
+    } else if hours < 48.0 {
+        format!("{hours:.1} hours")
+    } else {
+        format!("{:.1} days", hours / 24.0)
+    }
+}
+
+fn short_float(x: f64) -> String {
+    let t = format!("{x:.6}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The escrow outlook of `owner`'s deployment `dseq` now; `None` when it has no escrow.
+async fn escrow_outlook(
+    client: &Client,
+    owner: &Address,
+    dseq: u64,
+) -> anyhow::Result<Option<EscrowOutlook>> {
+    let record = client.deployment(owner, dseq).await.map_err(chain_error)?;
+    let Some(escrow) = record.and_then(|r| r.escrow) else { return Ok(None) };
+    let height = client.status().await.map_err(chain_error)?.latest_height;
+    Ok(Some(EscrowOutlook::of(&escrow, height, blocks_per_hour(client).await)))
+}
+
+async fn status(g: &Global, dseq: u64, warn_hours: f64) -> anyhow::Result<ExitCode> {
     let owner = me(g)?;
     let client = g.client();
     let record = client
@@ -784,19 +885,27 @@ async fn status(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
             json!({ "lease": id, "provider": id.provider, "status": svc })
         })
         .collect();
+    let outlook = escrow_outlook(&client, &owner, dseq).await?;
+    let low = outlook.as_ref().and_then(|o| o.hours_left).filter(|h| *h < warn_hours);
     let out = json!({
         "dseq": dseq,
         "state": record.deployment.state,
         "escrow": record.escrow,
+        "escrow_outlook": outlook,
+        "escrow_low": low.is_some(),
         "leases": leases,
     });
-    g.print(&out, || {
-        let mut t = format!(
-            "deployment {dseq}: {}  escrow {} {}",
-            record.deployment.state.state_name(),
-            record.escrow.as_ref().map_or_else(|| "?".into(), |e| short_dec(e.balance)),
-            record.escrow.as_ref().map_or_else(String::new, |e| e.denom.to_string())
+    if let Some(h) = low {
+        eprintln!(
+            "warning: the escrow of deployment {dseq} runs dry in about {}: add to it with `gridlease deposit {dseq} AMOUNT`",
+            duration(h)
         );
+    }
+    g.print(&out, || {
+        let mut t = format!("deployment {dseq}: {}", record.deployment.state.state_name());
+        if let Some(o) = &outlook {
+            t.push_str(&format!("\n  {}", o.text()));
+        }
         for (id, status) in &statuses {
             match status {
                 Ok(s) => {
@@ -1045,6 +1154,40 @@ async fn balance(g: &Global, address: Option<String>) -> anyhow::Result<ExitCode
 
 #[cfg(test)]
 mod tests {
+    use gridlease_types::DeploymentId;
+
+    /// 1,000 units burnt at 10 a block since height 100, 3,600 blocks an hour: at height 110
+    /// 900 are left, 90 blocks, 1.5 minutes.
+    #[test]
+    fn the_escrow_outlook_counts_what_is_owed_since_settlement() {
+        let escrow = EscrowAccount {
+            id: DeploymentId { owner: Address([1; 20]), dseq: 1 },
+            denom: Denom::new("uusdc").expect("denom"),
+            state: gridlease_types::state::EscrowState::Open,
+            balance: "1000".parse().expect("amount"),
+            deposited: "1000".parse().expect("amount"),
+            transferred: DecAmount::ZERO,
+            refunded: DecAmount::ZERO,
+            rate: "10".parse().expect("amount"),
+            settled_at: 100,
+            paid_blocks: 0,
+            depletes_at: Some(200),
+        };
+        let o = EscrowOutlook::of(&escrow, 110, 3600.0);
+        assert_eq!((o.balance, o.per_block, o.per_hour), (900.0, 10.0, 36_000.0));
+        assert_eq!(o.blocks_left, Some(90));
+        assert_eq!(
+            o.text(),
+            "escrow 900 uusdc left, burning 10 uusdc/block (36000 uusdc/hour): about 2 minutes left"
+        );
+        let idle = EscrowAccount { rate: DecAmount::ZERO, depletes_at: None, ..escrow };
+        assert_eq!(EscrowOutlook::of(&idle, 110, 3600.0).hours_left, None);
+        assert_eq!(
+            (duration(0.5), duration(3.0), duration(72.0)),
+            ("30 minutes".into(), "3.0 hours".into(), "3.0 days".into())
+        );
+    }
+
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;

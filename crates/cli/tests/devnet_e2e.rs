@@ -139,17 +139,32 @@ fn devnet_deploy_answer_close_refund_and_stop() {
     assert_eq!(code, Some(0), "{err}");
     let status: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(status["leases"][0]["status"]["phase"], "ready", "{status}");
+    // The escrow says how fast it burns and how long it lasts: the demo's 500,000 uusdc at
+    // about 8.675 uusdc per block last for hours.
+    let outlook = &status["escrow_outlook"];
+    let per_block = outlook["per_block"].as_f64().expect("a burn per block");
+    assert!(per_block > 1.0 && per_block < 100.0, "{outlook}");
+    let blocks_left = outlook["blocks_left"].as_u64().expect("blocks left");
+    let balance = outlook["balance"].as_f64().expect("balance");
+    assert!((blocks_left as f64 - balance / per_block).abs() < 3.0, "{outlook}");
+    assert!(outlook["hours_left"].as_f64().is_some_and(|h| h > 1.0), "{outlook}");
+    assert_eq!(status["escrow_low"], false, "{status}");
+
+    // A deposit says how much time it bought at that burn.
+    let (code, out, err) =
+        gridlease(&home, &rpc, &["deposit", &dseq.to_string(), "100000uusdc", "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let deposit: Value = serde_json::from_str(&out).expect("json");
+    let bought = deposit["bought_hours"].as_f64().expect("bought hours");
+    let per_hour = deposit["escrow"]["per_hour"].as_f64().expect("burn per hour");
+    assert!((bought * per_hour - 100_000.0).abs() < 1.0, "{deposit}");
     for f in files_under(&home) {
         let bytes = std::fs::read(&f).unwrap_or_default();
         if f.extension().is_some_and(|e| e == "log") || bytes.len() > 1 << 20 {
             continue;
         }
         let text = String::from_utf8_lossy(&bytes);
-        assert!(
-            !text.contains("PRIVATE KEY") || f.ends_with("tls/key.pem"),
-            "{} holds a clear private key",
-            f.display()
-        );
+        assert!(!text.contains("PRIVATE KEY"), "{} holds a clear private key", f.display());
         assert!(!text.contains("\"mnemonic\":"), "{} holds a clear mnemonic", f.display());
     }
 
