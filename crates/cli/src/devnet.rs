@@ -748,7 +748,7 @@ async fn demo_running(g: &Global, dseq: u64) -> Option<Deployed> {
         if s.phase == gridlease_provider::api::Phase::Ready {
             let endpoints = s.endpoints();
             let lease = LeaseEndpoints { lease: lease.id, provider: lease.id.provider, endpoints };
-            return Some(Deployed { dseq, owner, leases: vec![lease], seconds: 0.0 });
+            return Some(Deployed { dseq, owner, leases: vec![lease], seconds: 0.0, escrow: None });
         }
         if Instant::now() > deadline {
             return None;

@@ -44,6 +44,9 @@ pub enum TenantCommand {
         /// How long to wait for the services to answer, in seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Warn when the escrow has less than this many hours left at its burn rate.
+        #[arg(long, default_value_t = 1.0)]
+        warn_hours: f64,
     },
     /// A deployment: state, escrow, leases and their services.
     Status {
@@ -149,7 +152,7 @@ pub fn run(cmd: TenantCommand) -> anyhow::Result<ExitCode> {
 
 async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TenantCommand::Deploy { g: _, file, deposit, interactive, dseq, timeout } => {
+        TenantCommand::Deploy { g: _, file, deposit, interactive, dseq, timeout, warn_hours } => {
             let out = deploy(
                 g,
                 &file,
@@ -160,6 +163,7 @@ async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
             )
             .await?;
             g.print(&out, || out.ready_text());
+            warn_if_low(out.dseq, out.escrow.as_ref(), warn_hours);
             Ok(ExitCode::SUCCESS)
         }
         TenantCommand::Status { g: _, dseq, warn_hours } => status(g, dseq, warn_hours).await,
@@ -401,6 +405,8 @@ pub struct Deployed {
     pub leases: Vec<LeaseEndpoints>,
     /// From the start of `deploy` to every service ready.
     pub seconds: f64,
+    /// How long the escrow lasts at the leases' burn, once they run.
+    pub escrow: Option<EscrowOutlook>,
 }
 
 /// Where one lease's services answer.
@@ -418,6 +424,9 @@ impl Deployed {
         let mut text = format!("deployment {} is ready after {:.1}s:", self.dseq, self.seconds);
         for (name, uri) in self.leases.iter().flat_map(LeaseEndpoints::uris) {
             text.push_str(&format!("\n  {name}: {uri}"));
+        }
+        if let Some(o) = &self.escrow {
+            text.push_str(&format!("\n{}", o.text()));
         }
         text
     }
@@ -762,7 +771,9 @@ pub async fn deploy(
     let leases =
         auction(g, &client, &mut builder, events, (dseq, groups), interactive, deadline).await?;
     let leases = rollout(g, &client, &cert, &plan.manifest, leases.values(), deadline).await?;
-    Ok(Deployed { dseq, owner, leases, seconds: deadline.started.elapsed().as_secs_f64() })
+    let seconds = deadline.started.elapsed().as_secs_f64();
+    let escrow = escrow_outlook(&client, &owner, dseq).await?;
+    Ok(Deployed { dseq, owner, leases, seconds, escrow })
 }
 
 /// The active leases of one of the tenant's deployments.
@@ -822,6 +833,16 @@ impl EscrowOutlook {
             None => t.push_str(", nothing burns it now"),
         }
         t
+    }
+}
+
+/// Warns on stderr when the escrow of `dseq` runs dry within `warn_hours`.
+fn warn_if_low(dseq: u64, outlook: Option<&EscrowOutlook>, warn_hours: f64) {
+    if let Some(h) = outlook.and_then(|o| o.hours_left).filter(|h| *h < warn_hours) {
+        eprintln!(
+            "warning: the escrow of deployment {dseq} runs dry in about {}: add to it with `gridlease deposit {dseq} AMOUNT`",
+            duration(h)
+        );
     }
 }
 
@@ -895,12 +916,7 @@ async fn status(g: &Global, dseq: u64, warn_hours: f64) -> anyhow::Result<ExitCo
         "escrow_low": low.is_some(),
         "leases": leases,
     });
-    if let Some(h) = low {
-        eprintln!(
-            "warning: the escrow of deployment {dseq} runs dry in about {}: add to it with `gridlease deposit {dseq} AMOUNT`",
-            duration(h)
-        );
-    }
+    warn_if_low(dseq, outlook.as_ref(), warn_hours);
     g.print(&out, || {
         let mut t = format!("deployment {dseq}: {}", record.deployment.state.state_name());
         if let Some(o) = &outlook {

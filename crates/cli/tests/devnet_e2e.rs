@@ -234,6 +234,20 @@ fn devnet_deploy_answer_close_refund_and_stop() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // A deploy ends with how long its escrow lasts, and warns when that is under
+    // --warn-hours.
+    let demo = home.join("demo.yaml");
+    let (code, out, err) = gridlease(
+        &home,
+        &rpc,
+        &["deploy", demo.to_str().expect("utf8"), "--output", "json", "--warn-hours", "100000"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let deployed: Value = serde_json::from_str(&out).expect("json");
+    let hours = deployed["escrow"]["hours_left"].as_f64().expect("hours left");
+    assert!(hours > 1.0 && hours < 100_000.0, "{deployed}");
+    assert!(err.contains("warning: the escrow of deployment"), "{err}");
+
     // Ctrl-C stops everything it started.
     let _ = Command::new("kill").args(["-INT", &devnet.id().to_string()]).status();
     let deadline = Instant::now() + Duration::from_secs(40);
