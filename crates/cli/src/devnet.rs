@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::{Global, bad, failed};
 use crate::keys::{Keystore, new_mnemonic};
-use crate::tenant::{Deployed, LeaseEndpoints};
+use crate::tenant::{DeployOptions, Deployed, LeaseEndpoints};
 
 /// Passphrase of the devnet's throwaway keystore unless `GRIDLEASE_PASSPHRASE` is set.
 const DEVNET_PASSPHRASE: &str = "devnet";
@@ -617,7 +617,7 @@ async fn ensure_demo(
     std::fs::write(&file, demo_sdl())?;
     println!("deploying the demo ({}):", file.display());
     let deployed =
-        crate::tenant::deploy(g, &file, None, false, None, Duration::from_secs(120)).await?;
+        crate::tenant::deploy(g, &file, DeployOptions::within(Duration::from_secs(120))).await?;
     state.demo_dseq = Some(deployed.dseq);
     setup.save(state)?;
     Ok(deployed)

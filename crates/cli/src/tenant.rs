@@ -47,6 +47,10 @@ pub enum TenantCommand {
         /// Warn when the escrow has less than this many hours left at its burn rate.
         #[arg(long, default_value_t = 1.0)]
         warn_hours: f64,
+        /// Keep the deployment (and pay its leases) when the services do not start; by
+        /// default a failed rollout closes it and the escrow comes back.
+        #[arg(long)]
+        keep_on_failure: bool,
     },
     /// A deployment: state, escrow, leases and their services.
     Status {
@@ -152,16 +156,24 @@ pub fn run(cmd: TenantCommand) -> anyhow::Result<ExitCode> {
 
 async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TenantCommand::Deploy { g: _, file, deposit, interactive, dseq, timeout, warn_hours } => {
-            let out = deploy(
-                g,
-                &file,
-                deposit.as_deref(),
+        TenantCommand::Deploy {
+            g: _,
+            file,
+            deposit,
+            interactive,
+            dseq,
+            timeout,
+            warn_hours,
+            keep_on_failure,
+        } => {
+            let how = DeployOptions {
+                deposit: deposit.as_deref(),
                 interactive,
                 dseq,
-                Duration::from_secs(timeout),
-            )
-            .await?;
+                timeout: Duration::from_secs(timeout),
+                keep_on_failure,
+            };
+            let out = deploy(g, &file, how).await?;
             g.print(&out, || out.ready_text());
             warn_if_low(out.dseq, out.escrow.as_ref(), warn_hours);
             Ok(ExitCode::SUCCESS)
@@ -727,17 +739,61 @@ async fn wait_ready(
     }
 }
 
+/// How `deploy` goes about it.
+#[derive(Clone, Copy, Debug)]
+pub struct DeployOptions<'a> {
+    /// The escrow deposit (default: the chain's minimum in the price's denomination).
+    pub deposit: Option<&'a str>,
+    /// Ask which bid to accept.
+    pub interactive: bool,
+    /// The deployment's sequence number (default: the current height).
+    pub dseq: Option<u64>,
+    /// How long the auction and the rollout may take.
+    pub timeout: Duration,
+    /// Keep the deployment when its services do not start.
+    pub keep_on_failure: bool,
+}
+
+impl DeployOptions<'_> {
+    /// The defaults of `gridlease deploy` with this timeout.
+    pub fn within(timeout: Duration) -> DeployOptions<'static> {
+        DeployOptions {
+            deposit: None,
+            interactive: false,
+            dseq: None,
+            timeout,
+            keep_on_failure: false,
+        }
+    }
+}
+
+/// Closes deployment `dseq` after its rollout failed with `e`: the error says why it failed,
+/// and what came back or what to do.
+async fn close_after_failure(
+    client: &Client,
+    builder: &mut TxBuilder,
+    dseq: u64,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    match close_deployment(client, builder, dseq).await {
+        Ok((h, refund)) => {
+            let back =
+                refund.map(|c| format!("; {}{} refunded", c.amount, c.denom)).unwrap_or_default();
+            failed(format!(
+                "{e}; deployment {dseq} closed at height {h} so it stops paying{back} (pass --keep-on-failure to keep it)"
+            ))
+        }
+        Err(ce) => failed(format!(
+            "{e}; closing deployment {dseq} failed too ({ce}): close it with `gridlease close {dseq}`"
+        )),
+    }
+}
+
 /// Deploys an SDL file: plan (the SDL read), deposit (funds checked), create the deployment, follow the
 /// auction to a lease per group, then roll the manifest out to the winners. Returns once
 /// every service answers.
-pub async fn deploy(
-    g: &Global,
-    file: &Path,
-    deposit: Option<&str>,
-    interactive: bool,
-    dseq: Option<u64>,
-    timeout: Duration,
-) -> anyhow::Result<Deployed> {
+pub async fn deploy(g: &Global, file: &Path, how: DeployOptions<'_>) -> anyhow::Result<Deployed> {
+    let DeployOptions { deposit, interactive, dseq, timeout, keep_on_failure } = how;
     let deadline = Deadline { started: Instant::now(), timeout };
     let plan = plan(file)?;
     let (client, mut builder) = g.signer().await?;
@@ -770,7 +826,12 @@ pub async fn deploy(
     let groups = plan.groups.len();
     let leases =
         auction(g, &client, &mut builder, events, (dseq, groups), interactive, deadline).await?;
-    let leases = rollout(g, &client, &cert, &plan.manifest, leases.values(), deadline).await?;
+    let leases = match rollout(g, &client, &cert, &plan.manifest, leases.values(), deadline).await {
+        Ok(leases) => leases,
+        Err(e) if keep_on_failure => return Err(e),
+        // Its leases would go on paying for services that do not run.
+        Err(e) => return Err(close_after_failure(&client, &mut builder, dseq, e).await),
+    };
     let seconds = deadline.started.elapsed().as_secs_f64();
     let escrow = escrow_outlook(&client, &owner, dseq).await?;
     Ok(Deployed { dseq, owner, leases, seconds, escrow })
@@ -984,13 +1045,23 @@ async fn logs(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn close(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
-    let (client, mut b) = g.signer().await?;
-    let (h, receipt) = submit(&client, &mut b, vec![Msg::CloseDeployment { dseq }]).await?;
-    let refund: Option<Coin> = receipt.events.iter().find_map(|e| match e {
+/// Closes deployment `dseq`: the height it closed at and what its escrow refunded.
+async fn close_deployment(
+    client: &Client,
+    builder: &mut TxBuilder,
+    dseq: u64,
+) -> anyhow::Result<(u64, Option<Coin>)> {
+    let (h, receipt) = submit(client, builder, vec![Msg::CloseDeployment { dseq }]).await?;
+    let refund = receipt.events.iter().find_map(|e| match e {
         Event::EscrowRefunded { amount, .. } => Some(amount.clone()),
         _ => None,
     });
+    Ok((h, refund))
+}
+
+async fn close(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
+    let (client, mut b) = g.signer().await?;
+    let (h, refund) = close_deployment(&client, &mut b, dseq).await?;
     g.print(&json!({ "dseq": dseq, "height": h, "refund": refund }), || match &refund {
         Some(c) => {
             format!("deployment {dseq} closed at height {h}; {}{} refunded", c.amount, c.denom)

@@ -234,6 +234,31 @@ fn devnet_deploy_answer_close_refund_and_stop() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // A deploy whose services cannot start (an image no provider runs) does not keep paying:
+    // it closes the deployment and says what came back.
+    let broken = home.join("broken.yaml");
+    let text = std::fs::read_to_string(home.join("demo.yaml")).expect("demo sdl");
+    let image = text.lines().find_map(|l| l.trim().strip_prefix("image: ")).expect("an image");
+    std::fs::write(&broken, text.replace(image, "localhost/gridlease/missing:0.1.0"))
+        .expect("write");
+    let before = uusdc(&home, &rpc);
+    let (code, _, err) = gridlease(&home, &rpc, &["deploy", broken.to_str().expect("utf8")]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot start") && err.contains("so it stops paying"), "{err}");
+    let closed_dseq: u64 = err
+        .split("deployment ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no deployment number in: {err}"));
+    let (code, out, err2) =
+        gridlease(&home, &rpc, &["status", &closed_dseq.to_string(), "--output", "json"]);
+    assert_eq!(code, Some(0), "{err2}");
+    let status: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(status["state"]["state"], "closed", "{status}");
+    let spent = before.saturating_sub(uusdc(&home, &rpc));
+    assert!(spent < 5_000, "the failed deploy kept {spent} uusdc: {err}");
+
     // A deploy ends with how long its escrow lasts, and warns when that is under
     // --warn-hours.
     let demo = home.join("demo.yaml");
