@@ -55,6 +55,18 @@ pub fn exit_code(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(if unreachable { 3 } else { 1 })
 }
 
+/// `message` in place of `e`'s, with the exit code `e` would have had.
+pub fn reword(e: &anyhow::Error, message: String) -> anyhow::Error {
+    let kind = match e.downcast_ref::<CliError>() {
+        Some(CliError::BadInput(_)) => CliError::BadInput,
+        Some(CliError::Funds(_)) => CliError::Funds,
+        Some(CliError::Unreachable(_)) => CliError::Unreachable,
+        _ if exit_code(e) == ExitCode::from(3) => CliError::Unreachable,
+        _ => CliError::Failed,
+    };
+    kind(message).into()
+}
+
 pub fn bad(message: impl Into<String>) -> anyhow::Error {
     CliError::BadInput(message.into()).into()
 }
@@ -170,4 +182,26 @@ pub fn parse_coin(text: &str) -> anyhow::Result<Coin> {
 /// The balance of `denom` in an account's JSON balances.
 pub fn balance_of(balances: &[Coin], denom: &Denom) -> u128 {
     balances.iter().find(|c| &c.denom == denom).map(|c| c.amount).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reworded error keeps its exit code: an unreachable provider stays 3 when deploy adds
+    /// that it closed the deployment.
+    #[test]
+    fn rewording_keeps_the_exit_code() {
+        let cases: [(anyhow::Error, u8); 4] = [
+            (CliError::Unreachable("down".into()).into(), 3),
+            (CliError::Funds("poor".into()).into(), 4),
+            (bad("no"), 2),
+            (anyhow::anyhow!("other"), 1),
+        ];
+        for (e, code) in cases {
+            let r = reword(&e, format!("{e}; and then"));
+            assert_eq!(exit_code(&r), ExitCode::from(code), "{r}");
+            assert!(r.to_string().ends_with("; and then"));
+        }
+    }
 }

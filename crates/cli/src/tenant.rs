@@ -20,7 +20,9 @@ use gridlease_types::{Address, BidId, Coin, DecAmount, Denom, GroupSpec, LeaseId
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::context::{CliError, Global, bad, balance_of, chain_error, failed, parse_coin, submit};
+use crate::context::{
+    CliError, Global, bad, balance_of, chain_error, failed, parse_coin, reword, submit,
+};
 use crate::keys::{SecretKind, create_private_dir, open_sealed_text, seal_text};
 
 #[derive(Debug, Subcommand)]
@@ -775,22 +777,24 @@ async fn close_after_failure(
     dseq: u64,
     e: anyhow::Error,
 ) -> anyhow::Error {
-    match close_deployment(client, builder, dseq).await {
+    // The message grows; the exit code stays the failure's (3 for an unreachable provider).
+    let message = match close_deployment(client, builder, dseq).await {
         Ok((h, refund)) => {
             let back =
                 refund.map(|c| format!("; {}{} refunded", c.amount, c.denom)).unwrap_or_default();
-            failed(format!(
+            format!(
                 "{e}; deployment {dseq} closed at height {h} so it stops paying{back} (pass --keep-on-failure to keep it)"
-            ))
+            )
         }
-        Err(ce) => failed(format!(
+        Err(ce) => format!(
             "{e}; closing deployment {dseq} failed too ({ce}): close it with `gridlease close {dseq}`"
-        )),
-    }
+        ),
+    };
+    reword(&e, message)
 }
 
-/// Deploys an SDL file: plan (the SDL read), deposit (funds checked), create the deployment, follow the
-/// auction to a lease per group, then roll the manifest out to the winners. Returns once
+/// Deploys an SDL file: plan (the SDL read), deposit (funds checked), create the deployment,
+/// follow the auction to a lease per group, then roll the manifest out to the winners. Returns once
 /// every service answers.
 pub async fn deploy(g: &Global, file: &Path, how: DeployOptions<'_>) -> anyhow::Result<Deployed> {
     let DeployOptions { deposit, interactive, dseq, timeout, keep_on_failure } = how;

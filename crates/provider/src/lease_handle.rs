@@ -5,6 +5,7 @@
 use gridlease_types::LeaseId;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::api::LeaseSummary;
 use crate::book::{DeployRefusal, LeaseRecord, PortPool, refuse};
 use crate::driver::Workload;
 
@@ -37,6 +38,9 @@ pub(crate) enum Command {
     },
     List {
         reply: oneshot::Sender<Vec<LeaseRecord>>,
+    },
+    Summaries {
+        reply: oneshot::Sender<Vec<LeaseSummary>>,
     },
     Pass {
         kind: PassKind,
@@ -81,6 +85,7 @@ impl std::fmt::Debug for Command {
             Command::Close { .. } => "close",
             Command::Get { .. } => "get",
             Command::List { .. } => "list",
+            Command::Summaries { .. } => "summaries",
             Command::Pass { .. } => "pass",
             Command::Readopt { .. } => "readopt",
             Command::StopAll { .. } => "stop_all",
@@ -146,6 +151,12 @@ impl Leases {
     /// Every lease's record.
     pub async fn list(&self) -> Vec<LeaseRecord> {
         self.ask(|reply| Command::List { reply }).await.unwrap_or_default()
+    }
+
+    /// Every lease's id, phase and message: what the public `/status` shows, without copying
+    /// the records (their workloads and the tenants' environment).
+    pub async fn summaries(&self) -> Vec<LeaseSummary> {
+        self.ask(|reply| Command::Summaries { reply }).await.unwrap_or_default()
     }
 
     /// One health pass over the deployed leases, returning when its results are in the book:

@@ -27,7 +27,7 @@ use gridlease_sdl::spec::{ManifestGroup, Protocol};
 use gridlease_types::{LeaseId, Msg};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{LeaseStatus, ServiceEndpoint};
+use crate::api::{LeaseStatus, LeaseSummary, ServiceEndpoint};
 pub use crate::book::{DeployRefusal, LeaseRecord, Phase};
 use crate::book::{Health, Install, LeaseBook, PortPool, now_ms, records_dir, refuse};
 use crate::driver::{LeaseTag, PortMapping, Proto, ReplicaSpec, ReplicaState, Workload};
@@ -158,6 +158,14 @@ impl Engine {
             }
             Command::List { reply } => {
                 let _ = reply.send(self.book.records().cloned().collect());
+            }
+            Command::Summaries { reply } => {
+                let summaries = self.book.records().map(|r| LeaseSummary {
+                    lease: r.id,
+                    phase: r.phase,
+                    message: r.message.clone(),
+                });
+                let _ = reply.send(summaries.collect());
             }
             Command::Pass { kind, done } => self.pass(kind, Arc::new(done)),
             Command::Readopt { done } => {

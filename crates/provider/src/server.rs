@@ -28,8 +28,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{
-    ErrorBody, ExecOutput, LeaseStatus, LeaseSummary, LogQuery, PricingSummary, ProviderStatus,
-    ShellRequest,
+    ErrorBody, ExecOutput, LeaseStatus, LogQuery, PricingSummary, ProviderStatus, ShellRequest,
 };
 use crate::leased::Leased;
 use crate::leases;
@@ -123,13 +122,7 @@ pub async fn serve(
 
 async fn provider_status(State(p): State<Arc<Provider>>) -> ApiResult<Json<ProviderStatus>> {
     let free = lock(&p.reservations).free();
-    let leases = p
-        .leases
-        .list()
-        .await
-        .into_iter()
-        .map(|r| LeaseSummary { lease: r.id, phase: r.phase, message: r.message })
-        .collect();
+    let leases = p.leases.summaries().await;
     let recent_decisions = lock(&p.decisions).iter().rev().take(50).cloned().collect();
     let pricing = &p.config.pricing;
     Ok(Json(ProviderStatus {
