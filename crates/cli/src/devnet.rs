@@ -52,6 +52,10 @@ pub struct DevnetArgs {
     /// Do not deploy the demo.
     #[arg(long)]
     no_demo: bool,
+    /// Number of validators (first run only). With more than one, each runs as its own node
+    /// process on loopback and the first serves the RPC on --rpc-port.
+    #[arg(long, default_value_t = 1)]
+    validators: u32,
 }
 
 /// What a devnet keeps between runs.
@@ -60,6 +64,18 @@ struct DevnetState {
     driver: DriverKind,
     providers: Vec<ProviderSetup>,
     demo_dseq: Option<u64>,
+    /// The validator nodes past the first (which is `HOME/node`), as `gridlease node testnet`
+    /// wrote them; empty on a one-validator devnet.
+    #[serde(default)]
+    more_validators: Vec<ValidatorNode>,
+}
+
+/// A validator node of a many-validator devnet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ValidatorNode {
+    home: PathBuf,
+    /// `host:port` of its RPC.
+    rpc: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -395,6 +411,8 @@ struct DevnetInfo<'a> {
     tenant_address: String,
     passphrase_env: &'a str,
     providers: Vec<ProviderInfo<'a>>,
+    /// RPC URLs of every validator node, the devnet's own first.
+    validators: Vec<String>,
     demo: DemoInfo,
     logs: PathBuf,
 }
@@ -423,7 +441,7 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         None => (create(&setup, &args).await?, true),
     };
     let mut procs = Procs(Vec::new());
-    start_node(&setup, &args, &mut procs).await?;
+    start_node(&setup, &args, &state, &mut procs).await?;
     start_providers(&setup, &state, fresh, &mut procs).await?;
     let g = Global {
         home: setup.home.clone(),
@@ -529,14 +547,27 @@ async fn create(setup: &Setup, args: &DevnetArgs) -> anyhow::Result<DevnetState>
             gpu: format!("{count}x nvidia/{model} at {price} uusdc per GPU-block"),
         });
     }
+    let more_validators = if args.validators <= 1 {
+        init_node(setup, &fund)?;
+        Vec::new()
+    } else {
+        init_testnet(setup, args, &fund)?
+    };
+    let state = DevnetState { driver, providers, demo_dseq: None, more_validators };
+    setup.save(&state)?;
+    Ok(state)
+}
+
+/// `gridlease-node init` of the one validator in `HOME/node`.
+fn init_node(setup: &Setup, fund: &[String]) -> anyhow::Result<()> {
     let mut init = Command::new(&setup.node_bin);
-    init.args(["init", "--home"]).arg(home.join("node")).args([
+    init.args(["init", "--home"]).arg(setup.home.join("node")).args([
         "--chain-id",
         CHAIN_ID,
         "--bid-window",
         &BID_WINDOW.to_string(),
     ]);
-    for f in &fund {
+    for f in fund {
         init.arg("--fund").arg(f);
     }
     let out = init.output()?;
@@ -546,18 +577,82 @@ async fn create(setup: &Setup, args: &DevnetArgs) -> anyhow::Result<DevnetState>
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let state = DevnetState { driver, providers, demo_dseq: None };
-    setup.save(&state)?;
-    Ok(state)
+    Ok(())
 }
 
-/// The validator, ready once its RPC answers.
-async fn start_node(setup: &Setup, args: &DevnetArgs, procs: &mut Procs) -> anyhow::Result<()> {
+/// `gridlease-node testnet` of N validators in `HOME/nodes`; the first moves to `HOME/node`
+/// (where a one-validator devnet keeps it), the others are returned.
+fn init_testnet(
+    setup: &Setup,
+    args: &DevnetArgs,
+    fund: &[String],
+) -> anyhow::Result<Vec<ValidatorNode>> {
+    let dir = setup.home.join("nodes");
+    let mut cmd = Command::new(&setup.node_bin);
+    cmd.args(["testnet", "--output", "json", "--home"]).arg(&dir).args([
+        "--validators",
+        &args.validators.to_string(),
+        "--chain-id",
+        CHAIN_ID,
+        "--bid-window",
+        &BID_WINDOW.to_string(),
+        "--block-time-ms",
+        &args.block_time_ms.to_string(),
+    ]);
+    for f in fund {
+        cmd.arg("--fund").arg(f);
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(failed(format!(
+            "node testnet failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let mut nodes: Vec<ValidatorNode> = serde_json::from_slice(&out.stdout)
+        .map_err(|e| failed(format!("node testnet printed no node list: {e}")))?;
+    if nodes.is_empty() {
+        return Err(failed("node testnet wrote no node"));
+    }
+    let first = nodes.remove(0);
+    std::fs::rename(&first.home, setup.home.join("node"))
+        .with_context(|| format!("cannot move {} into place", first.home.display()))?;
+    Ok(nodes)
+}
+
+/// The validators, each ready once its RPC answers; the first serves the devnet's RPC.
+async fn start_node(
+    setup: &Setup,
+    args: &DevnetArgs,
+    state: &DevnetState,
+    procs: &mut Procs,
+) -> anyhow::Result<()> {
+    let many = !state.more_validators.is_empty();
     let mut run = Command::new(&setup.node_bin);
     run.args(["run", "--home"])
         .arg(setup.home.join("node"))
-        .args(["--rpc-addr", &format!("127.0.0.1:{}", args.rpc_port), "--p2p-addr", "127.0.0.1:0"])
+        .args(["--rpc-addr", &format!("127.0.0.1:{}", args.rpc_port)])
         .args(["--block-time-ms", &args.block_time_ms.to_string()]);
+    if !many {
+        // Alone, it needs no fixed P2P port; with peers, it keeps the one they know.
+        run.args(["--p2p-addr", "127.0.0.1:0"]);
+    }
+    for (i, v) in state.more_validators.iter().enumerate() {
+        let name = format!("node{}", i + 1);
+        let mut cmd = Command::new(&setup.node_bin);
+        cmd.args(["run", "--home"])
+            .arg(&v.home)
+            .args(["--block-time-ms", &args.block_time_ms.to_string()]);
+        let client = Client::new(&format!("http://{}", v.rpc));
+        let ready = |_pid| {
+            let client = client.clone();
+            async move { client.status().await.is_ok() }
+        };
+        let log = setup.log(&name);
+        let child = spawn_until(cmd, &name, &log, Duration::from_secs(60), ready).await?;
+        procs.0.push((name.clone(), child));
+        println!("validator {name}: http://{} (log: {})", v.rpc, log.display());
+    }
     let log = setup.log("node");
     let client = Client::new(&setup.rpc);
     let ready = |_pid| {
@@ -647,6 +742,9 @@ fn write_info(
                 uri: &p.host_uri,
                 gpu: &p.gpu,
             })
+            .collect(),
+        validators: std::iter::once(setup.rpc.clone())
+            .chain(state.more_validators.iter().map(|v| format!("http://{}", v.rpc)))
             .collect(),
         demo: DemoInfo {
             dseq: state.demo_dseq,

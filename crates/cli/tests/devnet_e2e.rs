@@ -88,6 +88,16 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 
 #[test]
 fn devnet_deploy_answer_close_refund_and_stop() {
+    devnet_round_trip(1);
+}
+
+/// The same on four validator processes (`--validators 4`).
+#[test]
+fn devnet_on_four_validators() {
+    devnet_round_trip(4);
+}
+
+fn devnet_round_trip(validators: u32) {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("devnet");
     let port = free_port();
@@ -101,6 +111,8 @@ fn devnet_deploy_answer_close_refund_and_stop() {
             "300",
             "--rpc-port",
             &port.to_string(),
+            "--validators",
+            &validators.to_string(),
             "--home",
         ])
         .arg(&home)
@@ -122,6 +134,9 @@ fn devnet_deploy_answer_close_refund_and_stop() {
     assert_eq!(info["rpc"], Value::String(rpc.clone()));
     assert_eq!(info["providers"].as_array().map(Vec::len), Some(3));
     assert_eq!(info["tenant_key"], "tenant");
+    let nodes = info["validators"].as_array().expect("validators listed");
+    assert_eq!(nodes.len(), validators as usize, "{info}");
+    assert_eq!(nodes[0], Value::String(rpc.clone()));
     let dseq = info["demo"]["dseq"].as_u64().expect("demo dseq");
     let endpoint = info["demo"]["endpoints"]["llm"][0].as_str().expect("demo endpoint").to_string();
 

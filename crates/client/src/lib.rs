@@ -129,6 +129,11 @@ impl Client {
         self.get("/params").await
     }
 
+    /// `GET /validators`: the set that decides the next block, and a scheduled change.
+    pub async fn validators(&self) -> Result<rpc::ValidatorsAnswer, ClientError> {
+        self.get("/validators").await
+    }
+
     /// `GET /blocks/{height}`, `None` when there is no block there (yet).
     pub async fn block(&self, height: u64) -> Result<Option<rpc::BlockView>, ClientError> {
         not_found_is_none(self.get(&format!("/blocks/{height}")).await)

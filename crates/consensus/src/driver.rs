@@ -34,7 +34,7 @@ use crate::signing::{GridSigner, GridVerifier};
 use crate::types::{
     Address, BlockHash, GridContext, Height, ProposalPart, PublicKey, Validator, ValidatorSet,
 };
-use crate::{Application, ConsensusConfig, ConsensusError, DecidedBlock};
+use crate::{Application, ConsensusConfig, ConsensusError, DecidedBlock, ValidatorInfo};
 
 /// At most this many decided blocks go into one sync response.
 const MAX_SYNC_BATCH: u64 = 64;
@@ -196,16 +196,7 @@ pub(crate) async fn run<A: Application>(
     let public_key = PublicKey(signing_key.verifying_key());
     let me = Address::from_public_key(&public_key);
 
-    let mut members = Vec::with_capacity(config.validators.len());
-    for v in &config.validators {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&v.public_key)
-            .map_err(|e| ConsensusError::Config(format!("bad validator key: {e}")))?;
-        members.push(Validator::new(PublicKey(key), v.voting_power));
-    }
-    let validators = ValidatorSet::new(members);
-    if validators.is_empty() {
-        return Err(ConsensusError::Config("validator set has no voting power".into()));
-    }
+    let validators = validator_set(&config.validators)?;
 
     std::fs::create_dir_all(&config.home)?;
     let pending = PendingStore::open(&config.home.join("pending"))?;
@@ -306,8 +297,38 @@ async fn stop_engine(handle: EngineHandle) {
     let _ = tokio::time::timeout(Duration::from_secs(10), handle.handle).await;
 }
 
+/// The engine's validator set from ours: every key usable and some voting power.
+fn validator_set(validators: &[ValidatorInfo]) -> Result<ValidatorSet, ConsensusError> {
+    let mut members = Vec::with_capacity(validators.len());
+    for v in validators {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&v.public_key)
+            .map_err(|e| ConsensusError::Config(format!("bad validator key: {e}")))?;
+        members.push(Validator::new(PublicKey(key), v.voting_power));
+    }
+    let set = ValidatorSet::new(members);
+    if set.is_empty() {
+        return Err(ConsensusError::Config("validator set has no voting power".into()));
+    }
+    Ok(set)
+}
+
 impl<A: Application> Driver<A> {
-    fn params(&self) -> HeightParams<GridContext> {
+    /// The parameters of `height`: its validator set as the application knows it (the last
+    /// one known when it gives none or an unusable one), the timeouts and the block time.
+    fn params(&mut self, height: Height) -> HeightParams<GridContext> {
+        if let Some(set) = self.app.validator_set(height.0) {
+            match validator_set(&set) {
+                Ok(set) => {
+                    if set != self.validators {
+                        info!(%height, validators = arc_malachitebft_app_channel::app::types::core::ValidatorSet::count(&set), "validator set changes");
+                    }
+                    self.validators = set;
+                }
+                Err(e) => {
+                    error!(%height, error = %e, "unusable validator set; keeping the last one")
+                }
+            }
+        }
         HeightParams::new(self.validators.clone(), self.timeouts, Some(self.block_time))
     }
 
@@ -349,7 +370,8 @@ impl<A: Application> Driver<A> {
                 let start = Height(last + 1);
                 self.current_height = start;
                 info!(%start, "consensus ready");
-                let _ = reply.send((start, self.params()));
+                let params = self.params(start);
+                let _ = reply.send((start, params));
             }
 
             AppMsg::StartedRound { height, round, proposer, role, reply_value } => {
@@ -396,10 +418,11 @@ impl<A: Application> Driver<A> {
             AppMsg::Finalized { certificate, reply, .. } => {
                 let height = certificate.height;
                 let next = if self.app.last_committed() >= height.0 {
-                    Next::Start(Height(height.0 + 1), self.params())
+                    let next = Height(height.0 + 1);
+                    Next::Start(next, self.params(next))
                 } else {
                     warn!(%height, "decided block was not committed; restarting the height");
-                    Next::Restart(height, self.params())
+                    Next::Restart(height, self.params(height))
                 };
                 let _ = reply.send(next);
             }
@@ -414,13 +437,20 @@ impl<A: Application> Driver<A> {
 
             AppMsg::ProcessSyncedValue { height, round, proposer, value_bytes, reply } => {
                 let block = value_bytes.to_vec();
+                // A synced block is checked like a proposal before consensus may decide it:
+                // its certificate says validators signed its hash, not that it is well formed
+                // for our state.
+                let valid = self.app.validate(height.0, &block).await;
+                if !valid {
+                    warn!(%height, %proposer, "synced block does not validate");
+                }
                 let p = Pending {
                     height,
                     round,
                     valid_round: Round::Nil,
                     proposer,
                     hash: BlockHash::of(&block),
-                    valid: true,
+                    valid,
                     block,
                 };
                 let outcome = match self.pending.insert(p.clone()) {

@@ -75,6 +75,13 @@ pub trait Application: Send + 'static {
     /// A committed block and its certificate, for peers that catch up.
     fn decided_block(&self, height: u64) -> Option<DecidedBlock>;
 
+    /// The validators that decide `height`, once every block below it is committed. `None`
+    /// keeps the set the consensus config started with (a fixed set).
+    fn validator_set(&self, height: u64) -> Option<Vec<ValidatorInfo>> {
+        let _ = height;
+        None
+    }
+
     /// The lowest height whose block [`Application::decided_block`] still has.
     fn earliest_height(&self) -> u64 {
         1
@@ -100,7 +107,8 @@ pub struct ConsensusConfig {
     pub moniker: String,
     /// This validator's ed25519 secret key (32-byte seed).
     pub validator_key: [u8; 32],
-    /// The validator set (fixed for now).
+    /// The validator set to start with; [`Application::validator_set`] gives each later
+    /// height's.
     pub validators: Vec<ValidatorInfo>,
     /// P2P listen address (TCP). Port 0 picks a free port.
     pub listen_addr: SocketAddr,

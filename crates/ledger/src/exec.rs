@@ -114,6 +114,8 @@ fn check_error_code(e: &TxCheckError) -> ReceiptCode {
 
 impl<V: StateView + ?Sized> Ctx<'_, V> {
     fn begin_block(&mut self) -> Res<()> {
+        self.promote_validator_set()?;
+        self.process_unbondings()?;
         self.process_depletions()?;
         self.process_grace_expiries()?;
         self.process_auctions()?;
@@ -278,6 +280,10 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             Msg::CloseLease { lease } => self.msg_close_lease(signer, lease),
             Msg::WithdrawLease { lease } => self.msg_withdraw_lease(signer, lease),
             Msg::ReopenOrder { order } => self.msg_reopen_order(signer, order),
+            Msg::Bond { consensus_key, moniker, amount } => {
+                self.msg_bond(signer, *consensus_key, moniker, amount)
+            }
+            Msg::Unbond { amount } => self.msg_unbond(signer, amount),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Chain parameters and the genesis document (JSON) that sets them and the initial balances.
 
 use gridlease_types::amount::DEC_ONE;
-use gridlease_types::{Address, Coin, Denom};
+use gridlease_types::state::{Validator, ValidatorSet};
+use gridlease_types::{Address, Coin, Denom, PublicKey};
 use serde::{Deserialize, Serialize};
 
 pub use gridlease_types::params::Params;
@@ -17,6 +18,17 @@ pub struct GenesisBalance {
     pub coins: Vec<Coin>,
 }
 
+/// A validator at genesis: its operator account, consensus key and bonded stake (native
+/// tokens that exist in addition to the balances, held by the bonded pool).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisValidator {
+    pub operator: Address,
+    pub consensus_key: PublicKey,
+    #[serde(default)]
+    pub moniker: String,
+    pub bonded: Coin,
+}
+
 /// The genesis document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
@@ -25,6 +37,9 @@ pub struct Genesis {
     pub genesis_time_ms: u64,
     pub params: Params,
     pub balances: Vec<GenesisBalance>,
+    /// The validators of the first block (a node cannot run a chain without one).
+    #[serde(default)]
+    pub validators: Vec<GenesisValidator>,
 }
 
 /// Why a genesis document is unusable.
@@ -36,6 +51,8 @@ pub enum GenesisError {
     Params(String),
     #[error("invalid genesis balances: {0}")]
     Balances(String),
+    #[error("invalid genesis validators: {0}")]
+    Validators(String),
 }
 
 impl Genesis {
@@ -74,7 +91,69 @@ impl Genesis {
                     })?;
             }
         }
+        self.validate_validators(&mut totals)
+    }
+
+    fn validate_validators(
+        &self,
+        totals: &mut std::collections::BTreeMap<Denom, u128>,
+    ) -> Result<(), GenesisError> {
+        let bad = |m: String| Err(GenesisError::Validators(m));
+        let mut operators = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        for v in &self.validators {
+            if !operators.insert(v.operator) {
+                return bad(format!("{} is listed twice", v.operator));
+            }
+            if !keys.insert(v.consensus_key) {
+                return bad(format!("{}'s consensus key is used twice", v.operator));
+            }
+            if !v.consensus_key.is_valid() {
+                return bad(format!("{}'s consensus key is not a usable ed25519 key", v.operator));
+            }
+            if v.moniker.len() > crate::MAX_MONIKER || v.moniker.chars().any(char::is_control) {
+                return bad(format!(
+                    "{}'s moniker is too long or has control characters",
+                    v.operator
+                ));
+            }
+            if v.bonded.denom != self.params.native_denom {
+                return bad(format!(
+                    "{} bonds {}, not the native denomination",
+                    v.operator, v.bonded
+                ));
+            }
+            if v.bonded.amount < self.params.min_validator_bond {
+                return bad(format!(
+                    "{} bonds {}, below min_validator_bond {}",
+                    v.operator, v.bonded, self.params.min_validator_bond
+                ));
+            }
+            let t = totals.entry(v.bonded.denom.clone()).or_default();
+            *t = t
+                .checked_add(v.bonded.amount)
+                .filter(|t| t.checked_mul(DEC_ONE).is_some())
+                .ok_or_else(|| GenesisError::Validators("bonded supply is too large".into()))?;
+        }
         Ok(())
+    }
+
+    /// The validators of the first block, as they would be chosen from the stakes.
+    fn initial_validators(&self) -> Vec<Validator> {
+        let mut by_stake: Vec<Validator> = self
+            .validators
+            .iter()
+            .map(|g| Validator {
+                operator: g.operator,
+                consensus_key: g.consensus_key,
+                moniker: g.moniker.clone(),
+                bonded: g.bonded.clone(),
+            })
+            .collect();
+        by_stake.sort_by(|a, b| {
+            b.bonded.amount.cmp(&a.bonded.amount).then(a.operator.cmp(&b.operator))
+        });
+        by_stake
     }
 
     /// The state writes that create this genesis.
@@ -102,6 +181,32 @@ impl Genesis {
                 );
                 *totals.entry(c.denom.clone()).or_default() += c.amount;
             }
+        }
+        let validators = self.initial_validators();
+        let mut bonded = 0u128;
+        for v in &validators {
+            put(&mut out, keyspace::validator(&v.operator), gridlease_types::encode(v));
+            put(&mut out, keyspace::validator_by_stake(v.bonded.amount, &v.operator), Vec::new());
+            put(&mut out, keyspace::consensus_key(&v.consensus_key.0), v.operator.0.to_vec());
+            bonded += v.bonded.amount;
+        }
+        if !validators.is_empty() {
+            let native = &self.params.native_denom;
+            let pool = crate::bonded_pool();
+            let held = out
+                .get(&keyspace::balance(&pool, native))
+                .and_then(|v| v.as_ref())
+                .and_then(|v| gridlease_types::decode::<u128>(v).ok())
+                .unwrap_or(0);
+            put(
+                &mut out,
+                keyspace::balance(&pool, native),
+                gridlease_types::encode(&(held + bonded)),
+            );
+            *totals.entry(native.clone()).or_default() += bonded;
+            let members = crate::choose_active(&self.params, &validators);
+            let set = ValidatorSet { from_height: 1, members };
+            put(&mut out, keyspace::validator_set_current(), gridlease_types::encode(&set));
         }
         for d in &self.params.denoms {
             let total = totals.get(d).copied().unwrap_or(0);
@@ -132,6 +237,7 @@ mod tests {
                 address: Address([1; 20]),
                 coins: vec![Coin::new(5, &ugrid)],
             }],
+            validators: Vec::new(),
         }
     }
 

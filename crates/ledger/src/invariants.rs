@@ -22,6 +22,43 @@ fn broken<T>(msg: String) -> Result<T, InvariantError> {
     Err(InvariantError::Broken(msg))
 }
 
+/// The bonded pool holds exactly the bonded and unbonding stake, the stake index names every
+/// bonded validator once, and the active set is what the stakes choose (or is scheduled to be).
+fn check_staking(
+    view: &(impl StateView + ?Sized),
+    params: &crate::Params,
+) -> Result<(), InvariantError> {
+    let validators = query::validators(view)?;
+    let unbonding: u128 = query::unbondings(view)?.iter().map(|(_, _, a)| *a).sum();
+    let bonded: u128 = validators.iter().map(|v| v.bonded.amount).sum();
+    let pool = query::balance(view, &crate::bonded_pool(), &params.native_denom)?;
+    if validators.is_empty() && unbonding == 0 {
+        return Ok(());
+    }
+    if pool != bonded + unbonding {
+        return broken(format!(
+            "bonded pool holds {pool} but {bonded} is bonded and {unbonding} unbonding"
+        ));
+    }
+    let index = query::list_prefix::<()>(view, &[crate::keyspace::VALIDATOR_BY_STAKE])?;
+    let staked = validators.iter().filter(|v| v.bonded.amount > 0).count();
+    if index.len() != staked {
+        return broken(format!("stake index has {} entries for {staked} validators", index.len()));
+    }
+    let mut by_stake: Vec<_> = validators.iter().collect();
+    by_stake
+        .sort_by(|a, b| b.bonded.amount.cmp(&a.bonded.amount).then(a.operator.cmp(&b.operator)));
+    let chosen = crate::choose_active(params, by_stake);
+    let latest = match query::next_validator_set(view)? {
+        Some(next) => Some(next),
+        None => query::validator_set_at(view, 0)?,
+    };
+    if latest.map(|s| s.members) != Some(chosen) {
+        return broken("the latest validator set is not the one the stakes choose".into());
+    }
+    Ok(())
+}
+
 /// Checks supply conservation, escrow accounting, lease/order/bid consistency and queues.
 pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantError> {
     let Some(params) = query::params(view)? else {
@@ -34,6 +71,7 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
             return broken(format!("supply of {denom} is {supply} atto but {held} atto are held"));
         }
     }
+    check_staking(view, &params)?;
     let escrows = query::escrows(view)?;
     let payments = query::payments(view)?;
     for acc in &escrows {

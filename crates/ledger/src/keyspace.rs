@@ -24,13 +24,23 @@ pub const DUE_AUCTION: u8 = 0x50;
 pub const DUE_DEPLETION: u8 = 0x51;
 /// Overdrawn escrow accounts whose grace period ends at a height.
 pub const DUE_GRACE: u8 = 0x52;
+/// Unbonding stake that returns to its operator at a height (`height || operator`, amount).
+pub const DUE_UNBONDING: u8 = 0x53;
 /// Secondary index: every bid of a provider (`provider || bid id`, empty value).
 pub const BID_BY_PROVIDER: u8 = 0x60;
 /// Secondary index: every lease of a provider (`provider || lease id`, empty value).
 pub const LEASE_BY_PROVIDER: u8 = 0x61;
+/// A validator, by operator.
+pub const VALIDATOR: u8 = 0x70;
+/// Secondary index: validators by bonded stake, largest first (`!stake || operator`, empty).
+pub const VALIDATOR_BY_STAKE: u8 = 0x71;
+/// Consensus keys in use (`key`, the operator).
+pub const CONSENSUS_KEY: u8 = 0x72;
+/// The active validator set (`0`) and the next one, when a change is scheduled (`1`).
+pub const VALIDATOR_SET: u8 = 0x73;
 
 /// Every tag, for whole-state walks.
-pub const ALL_TAGS: [u8; 20] = [
+pub const ALL_TAGS: [u8; 25] = [
     PARAMS,
     ACCOUNT,
     BALANCE,
@@ -49,8 +59,13 @@ pub const ALL_TAGS: [u8; 20] = [
     DUE_AUCTION,
     DUE_DEPLETION,
     DUE_GRACE,
+    DUE_UNBONDING,
     BID_BY_PROVIDER,
     LEASE_BY_PROVIDER,
+    VALIDATOR,
+    VALIDATOR_BY_STAKE,
+    CONSENSUS_KEY,
+    VALIDATOR_SET,
 ];
 
 fn with_tag(tag: u8, cap: usize) -> Vec<u8> {
@@ -227,4 +242,37 @@ pub fn due_until(tag: u8, at: Height) -> (Vec<u8>, Vec<u8>) {
     let mut end = vec![tag];
     end.extend_from_slice(&at.saturating_add(1).to_be_bytes());
     (start, end)
+}
+
+pub fn validator(operator: &Address) -> Vec<u8> {
+    let mut k = with_tag(VALIDATOR, 20);
+    k.extend_from_slice(&operator.0);
+    k
+}
+
+/// An entry of `VALIDATOR_BY_STAKE`: larger stakes sort first, ties by operator.
+pub fn validator_by_stake(bonded: u128, operator: &Address) -> Vec<u8> {
+    let mut k = with_tag(VALIDATOR_BY_STAKE, 36);
+    k.extend_from_slice(&(u128::MAX - bonded).to_be_bytes());
+    k.extend_from_slice(&operator.0);
+    k
+}
+
+/// The operator a `VALIDATOR_BY_STAKE` entry names.
+pub fn operator_of_stake_entry(key: &[u8]) -> Option<Address> {
+    key.get(17..37).and_then(|s| <[u8; 20]>::try_from(s).ok()).map(Address)
+}
+
+pub fn consensus_key(key: &[u8; 32]) -> Vec<u8> {
+    let mut k = with_tag(CONSENSUS_KEY, 32);
+    k.extend_from_slice(key);
+    k
+}
+
+pub fn validator_set_current() -> Vec<u8> {
+    vec![VALIDATOR_SET, 0]
+}
+
+pub fn validator_set_next() -> Vec<u8> {
+    vec![VALIDATOR_SET, 1]
 }

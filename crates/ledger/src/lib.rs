@@ -1,5 +1,5 @@
 //! The pure, deterministic state machine of the gridlease marketplace: bank, provider, audit,
-//! cert, deployment, market and escrow, executed block by block against a read-only state view.
+//! cert, deployment, market, escrow and staking, executed block by block against a read-only state view.
 //!
 //! `execute(view, block, txs)` returns the block's changes, events and receipts and writes
 //! nothing; the `storage` crate commits them. No I/O, clock, randomness or async here: the
@@ -17,6 +17,7 @@ pub use gridlease_types::state;
 pub mod view;
 
 pub use exec::{BlockContext, BlockOutput, ExecError, execute};
-pub use genesis::{Genesis, GenesisBalance, GenesisError, Params};
+pub use genesis::{Genesis, GenesisBalance, GenesisError, GenesisValidator, Params};
+pub use modules::{MAX_MONIKER, bonded_pool, choose_active, power_of};
 pub use receipt::{BeginBlockItem, Event, Receipt, ReceiptCode};
 pub use view::{Changes, MemState, StateView, ViewError};

@@ -314,3 +314,57 @@ pub fn certificate(
 ) -> Result<Option<Certificate>, ViewError> {
     get(view, &keyspace::cert(owner, serial))
 }
+
+pub fn validator(
+    view: &(impl StateView + ?Sized),
+    operator: &Address,
+) -> Result<Option<Validator>, ViewError> {
+    get(view, &keyspace::validator(operator))
+}
+
+/// Every validator record, bonded or fully unbonded, by operator.
+pub fn validators(view: &(impl StateView + ?Sized)) -> Result<Vec<Validator>, ViewError> {
+    list_prefix(view, &[keyspace::VALIDATOR])
+}
+
+/// The validator set that decides block `height`, as known after the last committed block:
+/// the scheduled set once its height comes, else the active one. `None` when the chain has no
+/// validators (a genesis without any).
+pub fn validator_set_at(
+    view: &(impl StateView + ?Sized),
+    height: u64,
+) -> Result<Option<ValidatorSet>, ViewError> {
+    if let Some(next) = get::<ValidatorSet>(view, &keyspace::validator_set_next())?
+        && next.from_height <= height
+    {
+        return Ok(Some(next));
+    }
+    get(view, &keyspace::validator_set_current())
+}
+
+/// The scheduled set that has not taken effect yet, if any.
+pub fn next_validator_set(
+    view: &(impl StateView + ?Sized),
+) -> Result<Option<ValidatorSet>, ViewError> {
+    get(view, &keyspace::validator_set_next())
+}
+
+/// Stake waiting out its unbonding period: `(completes_at, operator, amount)`.
+pub fn unbondings(
+    view: &(impl StateView + ?Sized),
+) -> Result<Vec<(u64, Address, u128)>, ViewError> {
+    let (start, end) = keyspace::due_until(keyspace::DUE_UNBONDING, u64::MAX - 1);
+    let mut out = Vec::new();
+    for (k, v) in view.range(&start, &end)? {
+        let at = k.get(1..9).and_then(|s| <[u8; 8]>::try_from(s).ok()).map(u64::from_be_bytes);
+        let op = k.get(9..29).and_then(|s| <[u8; 20]>::try_from(s).ok()).map(Address);
+        let (Some(at), Some(op)) = (at, op) else {
+            return Err(ViewError::Corrupt {
+                key: format!("{k:02x?}"),
+                reason: "malformed unbonding entry".into(),
+            });
+        };
+        out.push((at, op, decode_at(&k, &v)?));
+    }
+    Ok(out)
+}

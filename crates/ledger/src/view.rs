@@ -147,6 +147,29 @@ impl<'a, V: StateView + ?Sized> Overlay<'a, V> {
         Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
 
+    /// The first `limit` entries of [`Overlay::range`], reading O(limit + this block's writes
+    /// in the range) from the base.
+    pub fn range_page(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, ViewError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let bounds = (Bound::Included(start), Bound::Excluded(end));
+        let written: usize =
+            [&self.block, &self.tx].iter().map(|l| l.range::<[u8], _>(bounds).count()).sum();
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .base
+            .range_page(start, end, limit.saturating_add(written))?
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        for layer in [&self.block, &self.tx] {
+            for (k, v) in layer.range::<[u8], _>(bounds) {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).take(limit).collect())
+    }
+
     /// All entries under `prefix`.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, ViewError> {
         match prefix_end(prefix) {

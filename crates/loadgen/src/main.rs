@@ -102,9 +102,14 @@ impl KeySource {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The node's RPC base URL.
+    /// The node's RPC base URL (the one whose blocks are followed).
     #[arg(long, default_value = "http://127.0.0.1:26657")]
     rpc: String,
+    /// More nodes of the same chain to submit to (repeatable): each account's transactions
+    /// all go to one node, accounts spread evenly over `--rpc` and these. Without mempool
+    /// gossip a node only commits what it proposes, so a many-validator network needs this.
+    #[arg(long = "also-rpc", value_name = "URL")]
+    also_rpc: Vec<String>,
     #[command(flatten)]
     keys: KeySource,
     /// Offered rate in tx/s; 0 submits as fast as --concurrency allows.
@@ -273,7 +278,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.duration,
         args.concurrency
     );
-    let released = submit::submit_all(http.clone(), &base, txs.clone(), schedule, records_tx).await;
+    let targets: Vec<String> = std::iter::once(base.clone())
+        .chain(args.also_rpc.iter().map(|u| u.trim_end_matches('/').to_string()))
+        .collect();
+    let released =
+        submit::submit_all(http.clone(), &targets, keys.len(), txs.clone(), schedule, records_tx)
+            .await;
     let mut records = Vec::with_capacity(released);
     while let Ok(r) = records_rx.try_recv() {
         records.push(r);

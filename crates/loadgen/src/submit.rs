@@ -44,15 +44,20 @@ pub struct SubmitRecord {
 }
 
 /// Posts `txs` in index order to `{base}/txs?wait=none` per `schedule`, sending one record per
-/// released transaction to `records`. Returns how many were released.
+/// released transaction to `records`. Returns how many were released. Transaction `i` is
+/// from account `i % accounts` and goes to base `(i % accounts) % bases.len()`, so an
+/// account's sequence stays on one node.
 pub async fn submit_all(
     http: reqwest::Client,
-    base: &str,
+    bases: &[String],
+    accounts: usize,
     txs: Arc<Vec<SignedTx>>,
     schedule: Schedule,
     records: mpsc::UnboundedSender<SubmitRecord>,
 ) -> usize {
-    let url: Arc<str> = format!("{base}/txs?wait=none").into();
+    let urls: Vec<Arc<str>> =
+        bases.iter().map(|base| Arc::<str>::from(format!("{base}/txs?wait=none"))).collect();
+    let accounts = accounts.max(1);
     let permits = Arc::new(Semaphore::new(schedule.concurrency.max(1)));
     let start = Instant::now();
     let stop_at = schedule.duration.map(|d| start + d);
@@ -78,9 +83,9 @@ pub async fn submit_all(
                 Some(rate) => start + Duration::from_secs_f64(next as f64 / rate),
                 None => now,
             };
-            let (http, url, txs, records) =
-                (http.clone(), url.clone(), txs.clone(), records.clone());
             let index = next;
+            let url = urls[(index % accounts) % urls.len().max(1)].clone();
+            let (http, txs, records) = (http.clone(), txs.clone(), records.clone());
             tokio::spawn(async move {
                 let record = submit_one(&http, &url, &txs[index].body, index, scheduled).await;
                 // Send before releasing the permit: once all permits are back, all records are in.

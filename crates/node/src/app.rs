@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gridlease_consensus::{Application, BoxError, DecidedBlock};
+use gridlease_consensus::{Application, BoxError, DecidedBlock, ValidatorInfo};
 use gridlease_storage::CommitInfo;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -107,7 +107,12 @@ impl Application for ChainApp {
             if height <= committed_height {
                 return Ok(None); // already committed before a restart
             }
-            let checked = gridlease_storage::check_txs(&block.txs);
+            // Admission verified the signatures of the transactions this node holds; only the
+            // others are checked here (in parallel).
+            let known = lock(&node.mempool).verified(&block.txs);
+            let checked = gridlease_storage::check_txs_except(&block.txs, known);
+            Metrics::add(&node.metrics.signatures_reused, checked.reused as u64);
+            let checked = checked.txs;
             let signers: Vec<gridlease_types::Address> = checked
                 .iter()
                 .filter_map(|c| match c {
@@ -158,6 +163,17 @@ impl Application for ChainApp {
             receipts: out.receipts,
         }));
         Ok(())
+    }
+
+    fn validator_set(&self, height: u64) -> Option<Vec<ValidatorInfo>> {
+        let store = read(&self.node.store);
+        match crate::validator_set(&store, height) {
+            Ok(set) => Some(set),
+            Err(e) => {
+                warn!(target: "node.validators", height, error = %e, "no validator set");
+                None
+            }
+        }
     }
 
     fn decided_block(&self, height: u64) -> Option<DecidedBlock> {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use gridlease_ledger::{Genesis, GenesisBalance, Params};
+use gridlease_ledger::{Genesis, GenesisBalance, GenesisValidator, Params};
 use gridlease_types::{Address, Coin, Keypair};
 use serde::{Deserialize, Serialize};
 
@@ -68,9 +68,9 @@ impl Home {
         self.dir.join("data").join("consensus")
     }
 
-    /// Creates a new home: a fresh validator key from `entropy`, a genesis that funds the
-    /// validator and `funded`, and the default config; `bid_window` overrides the devnet
-    /// parameter.
+    /// Creates a new home for a one-validator chain: a fresh validator key from `entropy`, a
+    /// genesis that funds the validator and `funded` and bonds the validator's stake, and the
+    /// default config; `bid_window` overrides the devnet parameter.
     pub fn init(
         &self,
         chain_id: &str,
@@ -78,34 +78,30 @@ impl Home {
         funded: &[(Address, Vec<Coin>)],
         bid_window: Option<u64>,
     ) -> anyhow::Result<Address> {
+        let key = Keypair::from_secret(entropy);
+        let genesis = genesis_for(chain_id, &[&key], funded, bid_window)?;
+        self.write(&genesis, &key, &NodeConfig::default())?;
+        Ok(key.address())
+    }
+
+    /// Writes a home: genesis, validator key (owner-only) and config. Refuses a directory that
+    /// already holds a node.
+    pub fn write(
+        &self,
+        genesis: &Genesis,
+        key: &Keypair,
+        config: &NodeConfig,
+    ) -> anyhow::Result<()> {
         if self.genesis_path().exists() {
             bail!("{} already holds a node: pick another --home or delete it", self.dir.display());
         }
         std::fs::create_dir_all(self.dir.join("data"))
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let key = Keypair::from_secret(entropy);
-        let address = key.address();
-        let mut params = Params::devnet();
-        if let Some(w) = bid_window {
-            params.bid_window = w;
-        }
-        let mut balances = vec![GenesisBalance {
-            address,
-            coins: vec![Coin::new(1_000_000_000_000, &params.native_denom)],
-        }];
-        for (a, coins) in funded {
-            if *a == address {
-                continue;
-            }
-            balances.push(GenesisBalance { address: *a, coins: coins.clone() });
-        }
-        let genesis = Genesis { chain_id: chain_id.into(), genesis_time_ms: 0, params, balances };
-        genesis.validate().context("the generated genesis is invalid")?;
         std::fs::write(self.genesis_path(), genesis.to_json())?;
-        let file = KeyFile { address, secret_hex: crate::hex(&key.secret_bytes()) };
+        let file = KeyFile { address: key.address(), secret_hex: crate::hex(&key.secret_bytes()) };
         write_private(&self.key_path(), &serde_json::to_string_pretty(&file)?)?;
-        std::fs::write(self.config_path(), serde_json::to_string_pretty(&NodeConfig::default())?)?;
-        Ok(address)
+        std::fs::write(self.config_path(), serde_json::to_string_pretty(config)?)?;
+        Ok(())
     }
 
     pub fn load_genesis(&self) -> anyhow::Result<Genesis> {
@@ -150,4 +146,122 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// Native stake each generated validator bonds at genesis.
+pub const GENESIS_BOND: u128 = 1_000 * gridlease_types::params::POWER_UNIT;
+/// Native balance each generated validator's account starts with.
+pub const GENESIS_BALANCE: u128 = 1_000_000_000_000;
+
+/// A devnet genesis whose validators are `validators` (each bonding [`GENESIS_BOND`] from its
+/// own account, which also gets [`GENESIS_BALANCE`]) and that funds `funded`.
+pub fn genesis_for(
+    chain_id: &str,
+    validators: &[&Keypair],
+    funded: &[(Address, Vec<Coin>)],
+    bid_window: Option<u64>,
+) -> anyhow::Result<Genesis> {
+    let mut params = Params::devnet();
+    if let Some(w) = bid_window {
+        params.bid_window = w;
+    }
+    let native = params.native_denom.clone();
+    let mut balances = Vec::new();
+    let mut genesis_validators = Vec::new();
+    for (i, key) in validators.iter().enumerate() {
+        balances.push(GenesisBalance {
+            address: key.address(),
+            coins: vec![Coin::new(GENESIS_BALANCE, &native)],
+        });
+        genesis_validators.push(GenesisValidator {
+            operator: key.address(),
+            consensus_key: key.public_key(),
+            moniker: format!("node{i}"),
+            bonded: Coin::new(GENESIS_BOND, &native),
+        });
+    }
+    for (a, coins) in funded {
+        if balances.iter().any(|b| b.address == *a) {
+            continue;
+        }
+        balances.push(GenesisBalance { address: *a, coins: coins.clone() });
+    }
+    let genesis = Genesis {
+        chain_id: chain_id.into(),
+        genesis_time_ms: 0,
+        params,
+        balances,
+        validators: genesis_validators,
+    };
+    genesis.validate().context("the generated genesis is invalid")?;
+    Ok(genesis)
+}
+
+/// One node of a generated testnet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TestnetNode {
+    pub home: PathBuf,
+    /// `host:port` of its RPC.
+    pub rpc: String,
+    /// `host:port` of its consensus P2P listener.
+    pub p2p: String,
+    /// The validator's account (and operator) address.
+    pub validator: Address,
+}
+
+/// Free loopback ports, held open together so they differ, then released.
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot find a free loopback port")?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
+}
+
+/// Writes `dir/node0` ... `dir/node{n-1}`: one validator each, one shared genesis, free
+/// loopback ports, and every other node as a persistent peer.
+pub fn testnet(
+    dir: &Path,
+    n: usize,
+    chain_id: &str,
+    entropy: impl Fn() -> anyhow::Result<[u8; 32]>,
+    funded: &[(Address, Vec<Coin>)],
+    bid_window: Option<u64>,
+    block_time_ms: u64,
+) -> anyhow::Result<Vec<TestnetNode>> {
+    if n == 0 {
+        bail!("a testnet needs at least one validator");
+    }
+    let keys =
+        (0..n).map(|_| entropy().map(Keypair::from_secret)).collect::<anyhow::Result<Vec<_>>>()?;
+    let key_refs: Vec<&Keypair> = keys.iter().collect();
+    let genesis = genesis_for(chain_id, &key_refs, funded, bid_window)?;
+    let ports = free_ports(2 * n)?;
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let p2p: Vec<SocketAddr> = (0..n).map(|i| loopback(ports[2 * i + 1])).collect();
+    let mut out = Vec::with_capacity(n);
+    for (i, key) in keys.iter().enumerate() {
+        let home = Home::new(dir.join(format!("node{i}")));
+        let config = NodeConfig {
+            moniker: format!("node{i}"),
+            rpc_addr: loopback(ports[2 * i]),
+            p2p_addr: p2p[i],
+            block_time_ms,
+            persistent_peers: p2p
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| *a)
+                .collect(),
+            ..NodeConfig::default()
+        };
+        home.write(&genesis, key, &config)?;
+        out.push(TestnetNode {
+            home: home.dir.clone(),
+            rpc: config.rpc_addr.to_string(),
+            p2p: config.p2p_addr.to_string(),
+            validator: key.address(),
+        });
+    }
+    Ok(out)
 }

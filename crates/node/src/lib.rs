@@ -70,6 +70,25 @@ pub fn store_matches(
     Ok(())
 }
 
+/// The validators that decide `height` (the one after the last committed block), from the
+/// ledger's state.
+pub fn validator_set(store: &Store, height: u64) -> anyhow::Result<Vec<ValidatorInfo>> {
+    let view = store.view()?;
+    let set = gridlease_ledger::query::validator_set_at(&view, height)?
+        .filter(|s| !s.members.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the chain has no validators: genesis.json must list at least one under \
+                 `validators` (`gridlease node init` and `gridlease node testnet` write them)"
+            )
+        })?;
+    Ok(set
+        .members
+        .iter()
+        .map(|m| ValidatorInfo { public_key: m.consensus_key.0, voting_power: m.power })
+        .collect())
+}
+
 /// Runs the node until Ctrl-C or SIGTERM: storage, consensus and the RPC server.
 pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
     let genesis = home.load_genesis()?;
@@ -88,6 +107,7 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
     } else {
         store.init_genesis(&genesis)?;
     }
+    let validators = validator_set(&store, store.height() + 1)?;
     let (committed, _) = tokio::sync::broadcast::channel(1024);
     let node = Arc::new(state::Node {
         chain_id: genesis.chain_id.clone(),
@@ -116,13 +136,12 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
             })
             .await
     });
-    let public_key = gridlease_types::Keypair::from_secret(key).public_key().0;
     let consensus_config = ConsensusConfig {
         home: home.consensus_dir(),
         chain_id: genesis.chain_id.clone(),
         moniker: config.moniker.clone(),
         validator_key: key,
-        validators: vec![ValidatorInfo { public_key, voting_power: 1 }],
+        validators,
         listen_addr: config.p2p_addr,
         persistent_peers: config.persistent_peers.clone(),
         block_time: opts.block_time.unwrap_or(Duration::from_millis(config.block_time_ms)),
@@ -184,7 +203,13 @@ mod tests {
         let params = Params::devnet();
         let coins = vec![Coin::new(amount, &params.native_denom)];
         let balances = vec![GenesisBalance { address: Address([9; 20]), coins }];
-        Genesis { chain_id: chain_id.into(), genesis_time_ms: 0, params, balances }
+        Genesis {
+            chain_id: chain_id.into(),
+            genesis_time_ms: 0,
+            params,
+            balances,
+            validators: vec![],
+        }
     }
 
     /// A node refuses, in one sentence, a genesis that is not the one its store was started

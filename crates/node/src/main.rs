@@ -30,6 +30,29 @@ enum Command {
         #[arg(long)]
         bid_window: Option<u64>,
     },
+    /// Write a local network of N validators: `DIR/node0` ... `DIR/node{N-1}`, one shared
+    /// genesis, free loopback ports, every node a peer of the others. Run each with
+    /// `gridlease node run --home DIR/nodeI`.
+    Testnet {
+        #[arg(long)]
+        home: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        #[arg(long, default_value = "gridlease-devnet")]
+        chain_id: String,
+        /// Fund an account at genesis: ADDRESS=COIN[,COIN...] (repeatable).
+        #[arg(long = "fund", value_name = "ADDRESS=COINS")]
+        fund: Vec<String>,
+        /// Blocks from an order's opening to its auction's close (genesis parameter).
+        #[arg(long)]
+        bid_window: Option<u64>,
+        /// Target block time of every node, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        block_time_ms: u64,
+        /// `text` or `json` (`[{"home": ..., "rpc": "127.0.0.1:PORT", ...}, ...]`).
+        #[arg(long, default_value = "text")]
+        output: String,
+    },
     /// Run the node.
     Run {
         #[arg(long)]
@@ -70,7 +93,48 @@ fn main() -> ExitCode {
         Command::Init { home, chain_id, fund, bid_window } => (|| {
             let funded = fund.iter().map(|f| parse_fund(f)).collect::<anyhow::Result<Vec<_>>>()?;
             let address = Home::new(&home).init(&chain_id, entropy()?, &funded, bid_window)?;
-            println!("initialized {} for chain {chain_id}; validator {address}", home.display());
+            let key = gridlease_types::Keypair::from_secret(Home::new(&home).load_key()?);
+            println!(
+                "initialized {} for chain {chain_id}; validator {address}, consensus key {}",
+                home.display(),
+                gridlease_node::hex(&key.public_key().0)
+            );
+            Ok(())
+        })(),
+        Command::Testnet {
+            home,
+            validators,
+            chain_id,
+            fund,
+            bid_window,
+            block_time_ms,
+            output,
+        } => (|| {
+            if !matches!(output.as_str(), "text" | "json") {
+                anyhow::bail!("--output must be `text` or `json`, not `{output}`");
+            }
+            if !(1..=100).contains(&validators) {
+                anyhow::bail!("--validators must be between 1 and 100, not {validators}");
+            }
+            let funded = fund.iter().map(|f| parse_fund(f)).collect::<anyhow::Result<Vec<_>>>()?;
+            let nodes = gridlease_node::home::testnet(
+                &home,
+                validators,
+                &chain_id,
+                entropy,
+                &funded,
+                bid_window,
+                block_time_ms,
+            )?;
+            if output == "json" {
+                println!("{}", serde_json::to_string_pretty(&nodes)?);
+            } else {
+                println!("wrote {validators} validator homes for chain {chain_id}:");
+                for n in &nodes {
+                    println!("  {}  rpc {}  p2p {}", n.home.display(), n.rpc, n.p2p);
+                }
+                println!("start each with: gridlease node run --home <home>");
+            }
             Ok(())
         })(),
         Command::Run { home, rpc_addr, p2p_addr, block_time_ms } => {

@@ -84,6 +84,9 @@ pub enum Rejection {
 
 struct Entry {
     bytes: Vec<u8>,
+    /// The transaction as admission verified it, so a block holding these very bytes does
+    /// not check the signature a second time.
+    verified: VerifiedTx,
     signer: Address,
     sequence: u64,
     fee: u128,
@@ -161,6 +164,18 @@ impl Mempool {
 
     pub fn contains(&self, hash: &TxHash) -> bool {
         self.by_hash.contains_key(hash)
+    }
+
+    /// The verified form of each of `txs` (raw bytes, as a block holds them) that this mempool
+    /// admitted: the same bytes hash to the same key, and admission verified their signature.
+    /// `None` for the others, which the caller must check.
+    pub fn verified(&self, txs: &[Vec<u8>]) -> Vec<Option<VerifiedTx>> {
+        txs.iter()
+            .map(|bytes| {
+                let entry = self.by_hash.get(&TxHash::of_bytes(bytes))?;
+                (entry.bytes == *bytes).then(|| entry.verified.clone())
+            })
+            .collect()
     }
 
     /// Transactions waiting behind a sequence gap.
@@ -272,6 +287,7 @@ impl Mempool {
         self.bytes += bytes.len();
         let entry = Entry {
             bytes,
+            verified: vtx.clone(),
             signer: body.signer,
             sequence: body.sequence,
             fee: body.fee.amount,
@@ -481,6 +497,29 @@ mod tests {
     fn send(k: &gridlease_types::Keypair, seq: u64, fee: u128) -> Vec<u8> {
         let to = k.address();
         sign(k, seq, fee, vec![Msg::Send { to, amount: Coin::new(1, &ugrid()) }]).to_bytes()
+    }
+
+    /// A block's transactions that admission verified come back verified (their signature
+    /// is not checked again at commit); others, and other bytes, do not.
+    #[test]
+    fn admitted_transactions_come_back_verified() {
+        let actors = Actors::new(2, 0, 0);
+        let g = actors.genesis();
+        let state = g.mem_state();
+        let (a, b) = (&actors.tenants[0], &actors.tenants[1]);
+        let mut m = Mempool::new(MempoolLimits::default());
+        let mine = send(a, 0, 100);
+        m.admit(mine.clone(), CHAIN_ID, &g.params, &state).expect("admitted");
+        let stranger = send(b, 0, 100);
+        let got = m.verified(&[mine.clone(), stranger]);
+        assert_eq!(got[0].as_ref().map(VerifiedTx::hash), Some(TxHash::of_bytes(&mine)));
+        assert!(got[1].is_none(), "a transaction never admitted must be checked");
+        let checked = gridlease_storage::check_txs_except(
+            std::slice::from_ref(&mine),
+            m.verified(std::slice::from_ref(&mine)),
+        );
+        assert_eq!(checked.reused, 1);
+        assert!(matches!(checked.txs[0], CheckedTx::Valid(_)));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use gridlease_rpc_types::{
     Certificates, ChainEvent, DeploymentRecord, DeploymentView, DeploymentsPage, ErrorBody,
     ErrorCode, EventFilter, Health, Lagged, LeaseAnswer, LeasesPage, ListQuery, OrdersPage, Params,
     Pool, ProviderRecord, ProvidersPage, StateName, Status, SubmitQuery, SubmitRequest,
-    SubmitResult, TxStatus, TxView, Wait,
+    SubmitResult, TxStatus, TxView, ValidatorView, ValidatorsAnswer, Wait,
 };
 use gridlease_storage::StoreView;
 use gridlease_types::{Address, DeploymentId, TxHash};
@@ -138,6 +138,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}", get(bid))
         .route("/leases", get(leases))
         .route("/leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}", get(lease))
+        .route("/validators", get(validators))
         .route("/blocks/latest", get(latest_block))
         .route("/blocks/{height}", get(block))
         .route("/txs", post(submit))
@@ -544,6 +545,49 @@ fn block_view(node: &Node, height: u64) -> ApiResult<BlockView> {
         txs,
         receipts: record.receipts,
         begin_events: record.begin_events,
+        signers: gridlease_consensus::certificate_info(&record.certificate)
+            .map(|c| c.signers.into_iter().map(gridlease_types::Address).collect())
+            .unwrap_or_default(),
+    }))
+}
+
+#[utoipa::path(get, path = "/validators", tag = "staking", responses((status = 200, description = "the validator set of the next block and a scheduled change", body = ValidatorsAnswer), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn validators(State(node): State<Arc<Node>>) -> ApiResult<ValidatorsAnswer> {
+    let store = read(&node.store);
+    let height = store.height();
+    let v = store.view().map_err(ApiError::unavailable)?;
+    drop(store);
+    let members =
+        |set: &gridlease_ledger::state::ValidatorSet| -> Result<Vec<ValidatorView>, ApiError> {
+            let mut out = Vec::with_capacity(set.members.len());
+            for m in &set.members {
+                let record = query::validator(&v, &m.operator).map_err(ApiError::unavailable)?;
+                out.push(ValidatorView {
+                    operator: m.operator,
+                    consensus_key: crate::hex(&m.consensus_key.0),
+                    consensus_address: m.consensus_key.address(),
+                    moniker: record.as_ref().map(|r| r.moniker.clone()).unwrap_or_default(),
+                    bonded: record.map(|r| r.bonded).unwrap_or_else(|| {
+                        gridlease_types::Coin::new(0, &node.params.native_denom)
+                    }),
+                    power: m.power,
+                });
+            }
+            Ok(out)
+        };
+    let active = query::validator_set_at(&v, height + 1).map_err(ApiError::unavailable)?;
+    let scheduled = query::next_validator_set(&v)
+        .map_err(ApiError::unavailable)?
+        .filter(|s| s.from_height > height + 1);
+    Ok(Json(ValidatorsAnswer {
+        height,
+        total_power: active.as_ref().map_or(0, |s| s.total_power()),
+        active: match &active {
+            Some(s) => members(s)?,
+            None => Vec::new(),
+        },
+        scheduled_from: scheduled.as_ref().map(|s| s.from_height),
+        scheduled: scheduled.as_ref().map(members).transpose()?,
     }))
 }
 
@@ -815,7 +859,8 @@ pub(crate) async fn metrics(State(node): State<Arc<Node>>) -> Response {
 # HELP gridlease_mempool_rejected_total Transactions refused by the mempool.\n# TYPE gridlease_mempool_rejected_total counter\ngridlease_mempool_rejected_total {}\n\
 # HELP gridlease_mempool_size Transactions waiting in the mempool.\n# TYPE gridlease_mempool_size gauge\ngridlease_mempool_size {mempool}\n\
 # HELP gridlease_block_commit_seconds Time to execute and commit the last block.\n# TYPE gridlease_block_commit_seconds gauge\ngridlease_block_commit_seconds {}\n\
-# HELP gridlease_rpc_requests_total RPC requests served.\n# TYPE gridlease_rpc_requests_total counter\ngridlease_rpc_requests_total {}\n",
+# HELP gridlease_rpc_requests_total RPC requests served.\n# TYPE gridlease_rpc_requests_total counter\ngridlease_rpc_requests_total {}\n\
+# HELP gridlease_signatures_reused_total Committed transactions whose signature admission had already verified.\n# TYPE gridlease_signatures_reused_total counter\ngridlease_signatures_reused_total {}\n",
         c(&m.blocks_committed),
         c(&m.txs_committed),
         c(&m.txs_failed),
@@ -823,6 +868,7 @@ pub(crate) async fn metrics(State(node): State<Arc<Node>>) -> Response {
         c(&m.txs_rejected),
         c(&m.last_commit_micros) as f64 / 1e6,
         c(&m.rpc_requests),
+        c(&m.signatures_reused),
     );
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

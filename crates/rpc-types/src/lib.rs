@@ -306,6 +306,37 @@ pub struct BlockView {
     pub receipts: Vec<Receipt>,
     /// What begin-block did (auctions, settlements, grace expiries).
     pub begin_events: Vec<Event>,
+    /// Addresses of the consensus keys whose precommits this node holds for the block (its
+    /// commit certificate).
+    #[serde(default)]
+    pub signers: Vec<Address>,
+}
+
+/// One member of a validator set, with what the chain knows of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ValidatorView {
+    pub operator: Address,
+    /// Hex ed25519 consensus key.
+    pub consensus_key: String,
+    /// The address of the consensus key (what commit certificates name).
+    pub consensus_address: Address,
+    pub moniker: String,
+    pub bonded: Coin,
+    pub power: u64,
+}
+
+/// `GET /validators`: the set that decides the next block, and a scheduled change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ValidatorsAnswer {
+    /// The last committed height; `active` decides `height + 1`.
+    pub height: u64,
+    pub active: Vec<ValidatorView>,
+    pub total_power: u64,
+    /// A set that takes over at `scheduled_from`, when stakes changed.
+    pub scheduled: Option<Vec<ValidatorView>>,
+    pub scheduled_from: Option<u64>,
 }
 
 /// Where a transaction is.

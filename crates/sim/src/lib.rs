@@ -92,7 +92,13 @@ impl Actors {
                 coins: vec![Coin::new(50_000_000, &ugrid()), Coin::new(20_000_000, &uusdc())],
             })
             .collect();
-        Genesis { chain_id: CHAIN_ID.into(), genesis_time_ms: 1_700_000_000_000, params, balances }
+        Genesis {
+            chain_id: CHAIN_ID.into(),
+            genesis_time_ms: 1_700_000_000_000,
+            params,
+            balances,
+            validators: Vec::new(),
+        }
     }
 
     pub fn provider_gpu(&self, idx: usize) -> (&'static str, &'static str, &'static str) {

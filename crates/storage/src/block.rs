@@ -1,7 +1,7 @@
 //! Executing a block of raw transactions against the store and committing it.
 
 use gridlease_ledger::{BlockContext, BlockOutput, ExecError};
-use gridlease_types::{CheckedTx, Height, Tx};
+use gridlease_types::{CheckedTx, Height, Tx, VerifiedTx};
 use rayon::prelude::*;
 
 use crate::store::{BlockRecord, Store, StoreError};
@@ -18,6 +18,31 @@ pub enum BlockError {
 /// Decodes and verifies raw transactions in parallel (signature checks dominate the cost).
 pub fn check_txs(raw: &[Vec<u8>]) -> Vec<CheckedTx> {
     raw.par_iter().with_min_len(64).map(|bytes| Tx::check_bytes(bytes)).collect()
+}
+
+/// A block's transactions after the stateless checks, and how many of them came verified.
+#[derive(Debug)]
+pub struct CheckedTxs {
+    pub txs: Vec<CheckedTx>,
+    /// Transactions whose signature an earlier check (mempool admission) had verified.
+    pub reused: usize,
+}
+
+/// [`check_txs`] for a block some of whose transactions were verified before: `known[i]`,
+/// when present, is transaction `i` as verified from the same bytes; the rest are checked in
+/// parallel.
+pub fn check_txs_except(raw: &[Vec<u8>], known: Vec<Option<VerifiedTx>>) -> CheckedTxs {
+    let reused = known.iter().filter(|k| k.is_some()).count();
+    let txs = raw
+        .par_iter()
+        .with_min_len(64)
+        .zip(known.into_par_iter())
+        .map(|(bytes, known)| match known {
+            Some(v) => CheckedTx::Valid(v),
+            None => Tx::check_bytes(bytes),
+        })
+        .collect();
+    CheckedTxs { txs, reused }
 }
 
 /// What consensus adds to a block: the round it was decided in, its certificate, and the

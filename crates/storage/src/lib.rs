@@ -7,7 +7,7 @@ mod block;
 pub mod merkle;
 mod store;
 
-pub use block::{BlockError, CommitInfo, check_txs};
+pub use block::{BlockError, CheckedTxs, CommitInfo, check_txs, check_txs_except};
 pub use store::{
     BlockRecord, Store, StoreConfig, StoreError, StoreView, genesis_root, state_path_of,
 };

@@ -56,6 +56,11 @@ impl PublicKey {
         Address::from_public_key(&self.0)
     }
 
+    /// Whether the bytes are a usable ed25519 key: a point on the curve, not of small order.
+    pub fn is_valid(&self) -> bool {
+        VerifyingKey::from_bytes(&self.0).is_ok_and(|k| !k.is_weak())
+    }
+
     /// Strict verification: the same acceptance rule as `verify_strict` of ed25519-dalek
     /// (canonical `s`, neither the key nor `R` of small order, `R` compared as canonical bytes),
     /// without decompressing `R`: after the cofactorless check passes, `R` is the canonical

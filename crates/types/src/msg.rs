@@ -3,11 +3,11 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::Address;
 use crate::amount::{Coin, DecCoin};
 use crate::attributes::Attribute;
 use crate::ids::{BidId, DeploymentId, OrderId};
 use crate::resources::{GroupSpec, ResourceOffer};
+use crate::{Address, PublicKey};
 
 /// Contact details a provider publishes.
 #[derive(
@@ -101,6 +101,19 @@ pub enum Msg {
     ReopenOrder {
         order: OrderId,
     },
+    // staking
+    /// The signer bonds native tokens behind a consensus key. The first bond makes the signer
+    /// a validator with that key (unique on the chain); later bonds must name the same key.
+    Bond {
+        consensus_key: PublicKey,
+        moniker: String,
+        amount: Coin,
+    },
+    /// The signer starts unbonding part or all of its stake; the tokens come back after the
+    /// unbonding period.
+    Unbond {
+        amount: Coin,
+    },
 }
 
 impl Msg {
@@ -124,6 +137,8 @@ impl Msg {
             Msg::CloseLease { .. } => "market.close_lease",
             Msg::WithdrawLease { .. } => "market.withdraw_lease",
             Msg::ReopenOrder { .. } => "market.reopen_order",
+            Msg::Bond { .. } => "staking.bond",
+            Msg::Unbond { .. } => "staking.unbond",
         }
     }
 

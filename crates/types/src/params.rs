@@ -57,6 +57,36 @@ pub struct Params {
     #[cfg_attr(feature = "schema", schema(value_type = String))]
     #[serde(with = "crate::amount::u128_string", default = "default_fee_per_byte")]
     pub fee_per_byte: u128,
+    /// Most validators in the active set: the top ones by bonded stake.
+    #[serde(default = "default_max_validators")]
+    pub max_validators: u32,
+    /// Blocks between an unbond and the tokens' return to the operator.
+    #[serde(default = "default_unbonding_blocks")]
+    pub unbonding_blocks: u64,
+    /// Least native stake a validator keeps bonded to be in the active set (at least
+    /// [`POWER_UNIT`]).
+    #[cfg_attr(feature = "schema", schema(value_type = String))]
+    #[serde(with = "crate::amount::u128_string", default = "default_min_validator_bond")]
+    pub min_validator_bond: u128,
+}
+
+/// Native base units of bonded stake per unit of voting power.
+pub const POWER_UNIT: u128 = 1_000_000;
+
+/// Blocks from the one that changed the stakes to the first one the new validator set signs:
+/// the height after next, so every node has committed the change before it applies.
+pub const VALIDATOR_SET_DELAY: u64 = 2;
+
+fn default_max_validators() -> u32 {
+    100
+}
+
+fn default_unbonding_blocks() -> u64 {
+    1_000
+}
+
+fn default_min_validator_bond() -> u128 {
+    POWER_UNIT
 }
 
 fn default_fee_per_msg() -> u128 {
@@ -117,6 +147,9 @@ impl Params {
             auditors: Vec::new(),
             fee_per_msg: default_fee_per_msg(),
             fee_per_byte: default_fee_per_byte(),
+            max_validators: default_max_validators(),
+            unbonding_blocks: 20,
+            min_validator_bond: default_min_validator_bond(),
         }
     }
 
@@ -160,6 +193,12 @@ impl Params {
         }
         if self.bid_withdraw_penalty_ppm > 1_000_000 {
             return Err("bid_withdraw_penalty_ppm must be at most 1000000".into());
+        }
+        if self.max_validators == 0 || self.unbonding_blocks == 0 {
+            return Err("max_validators and unbonding_blocks must be at least 1".into());
+        }
+        if self.min_validator_bond < POWER_UNIT {
+            return Err(format!("min_validator_bond must be at least {POWER_UNIT}"));
         }
         let mut auditors = self.auditors.clone();
         auditors.sort();

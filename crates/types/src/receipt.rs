@@ -239,6 +239,29 @@ pub enum Event {
         closed: OrderId,
         opened: OrderId,
     },
+    /// An account bonded stake; `bonded` is its total after the bond.
+    Bonded {
+        operator: Address,
+        amount: Coin,
+        bonded: Coin,
+    },
+    /// An account started unbonding; the tokens come back at `completes_at`.
+    Unbonding {
+        operator: Address,
+        amount: Coin,
+        completes_at: Height,
+    },
+    /// Unbonded tokens came back to their owner.
+    UnbondingCompleted {
+        operator: Address,
+        amount: Coin,
+    },
+    /// The active validator set changes from `from_height` on.
+    ValidatorSetScheduled {
+        from_height: Height,
+        validators: u32,
+        total_power: u64,
+    },
 }
 
 /// One unit of begin-block work, as named in `BeginBlockItemFailed`.
@@ -252,6 +275,8 @@ pub enum BeginBlockItem {
     GraceExpiry { id: DeploymentId },
     /// An order whose bid window ended.
     Auction { id: OrderId },
+    /// Unbonded stake whose unbonding period ended.
+    Unbonding { operator: Address },
 }
 
 /// The result of one transaction.

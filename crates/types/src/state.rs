@@ -354,3 +354,42 @@ impl Payment {
         DecAmount(self.rate.0.saturating_mul(u128::from(blocks)))
     }
 }
+
+/// A validator: an account that bonded native tokens behind a consensus key.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct Validator {
+    /// The account that bonded (and gets the tokens back when it unbonds).
+    pub operator: Address,
+    /// The ed25519 key its node signs consensus messages with.
+    #[cfg_attr(feature = "schema", schema(value_type = String))]
+    pub consensus_key: PublicKey,
+    pub moniker: String,
+    /// Stake bonded now (unbonding stake no longer counts).
+    pub bonded: Coin,
+}
+
+/// One member of the active validator set.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ValidatorPower {
+    pub operator: Address,
+    #[cfg_attr(feature = "schema", schema(value_type = String))]
+    pub consensus_key: PublicKey,
+    /// Bonded stake in whole [`crate::params::POWER_UNIT`]s.
+    pub power: u64,
+}
+
+/// The validators that decide blocks from `from_height` on, sorted by consensus key.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ValidatorSet {
+    pub from_height: Height,
+    pub members: Vec<ValidatorPower>,
+}
+
+impl ValidatorSet {
+    pub fn total_power(&self) -> u64 {
+        self.members.iter().map(|m| m.power).fold(0, u64::saturating_add)
+    }
+}

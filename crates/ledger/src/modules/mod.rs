@@ -7,5 +7,7 @@ mod deployment;
 mod escrow;
 mod market;
 mod provider;
+mod staking;
 
 pub(crate) use audit::validate_attributes;
+pub use staking::{MAX_MONIKER, bonded_pool, choose_active, power_of};

@@ -32,6 +32,7 @@ use super as rpc;
         rpc::bid,
         rpc::leases,
         rpc::lease,
+        rpc::validators,
         rpc::latest_block,
         rpc::block,
         rpc::submit,

@@ -44,6 +44,7 @@ pub fn genesis(keys: &[&Keypair]) -> Genesis {
                 coins: vec![Coin::new(10u128.pow(15), &ugrid())],
             })
             .collect(),
+        validators: Vec::new(),
     }
 }
 

@@ -1,0 +1,294 @@
+//! A real network: four validator processes from `gridlease-node testnet` on loopback.
+//! Transactions commit; one validator SIGKILLed → blocks keep coming; restarted → it catches
+//! up to the same state roots; two SIGKILLed → the chain halts without divergence and resumes
+//! when one comes back; a full node joining past height 100 syncs from genesis and matches
+//! every root; an account that bonds behind that node's key joins the active set (its
+//! signature shows up in commit certificates) and leaves it when it unbonds. Every transaction
+//! reported committed is, at the end, committed at the same height with the same receipt code
+//! on every node, and every node has the same state root at every height.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gridlease_client::Client;
+use gridlease_node::home::{Home, NodeConfig, free_ports};
+use gridlease_sim::{CHAIN_ID, sign, ugrid};
+use gridlease_types::params::POWER_UNIT;
+use gridlease_types::{Address, Coin, Keypair, Msg};
+
+const BLOCK_TIME_MS: u64 = 200;
+const FEE: u128 = 1_000;
+
+struct Node {
+    home: PathBuf,
+    rpc: String,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn client(&self) -> Client {
+        Client::new(&self.rpc)
+    }
+
+    /// Starts `gridlease-node run` on the home as configured (its own ports and peers).
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "{} already runs", self.home.display());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.join("node.log"))
+            .expect("open node.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_gridlease-node"))
+            .args(["run", "--home"])
+            .arg(&self.home)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn gridlease-node run");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn height(node: &Node) -> Option<u64> {
+    node.client().status().await.ok().map(|s| s.latest_height)
+}
+
+/// Waits until `node` reports at least `at_least`, or panics after `secs` with its log.
+async fn wait_height(node: &Node, at_least: u64, secs: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(h) = height(node).await
+            && h >= at_least
+        {
+            return h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not reach height {at_least} in {secs} s:\n{}",
+            node.home.display(),
+            common::log_tail(&node.home)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn root(node: &Node, h: u64) -> String {
+    let b = node.client().block(h).await.expect("block").expect("block exists");
+    b.state_root
+}
+
+/// Every node in `nodes` has the same root at every height from 1 to `up_to`.
+async fn same_roots(nodes: &[&Node], up_to: u64) {
+    for h in 1..=up_to {
+        let want = root(nodes[0], h).await;
+        for n in &nodes[1..] {
+            assert_eq!(root(n, h).await, want, "{} diverges at height {h}", n.home.display());
+        }
+    }
+}
+
+/// A committed transaction: hash, height, receipt code.
+type Committed = (String, u64, String);
+
+struct Sender {
+    key: Keypair,
+    sequence: u64,
+    committed: Vec<Committed>,
+}
+
+impl Sender {
+    /// Sends one transfer through `node` and waits for its commit.
+    async fn send(&mut self, node: &Node) {
+        let to = Address([7; 20]);
+        let amount = Coin::new(1, &ugrid());
+        self.submit(node, vec![Msg::Send { to, amount }]).await;
+    }
+
+    async fn submit(&mut self, node: &Node, msgs: Vec<Msg>) -> Committed {
+        let tx = sign(&self.key, self.sequence, FEE, msgs);
+        let r = node.client().submit(&tx, true).await.expect("submit and wait");
+        let receipt = r.receipt.expect("a committed transaction has a receipt");
+        assert_eq!(receipt.code.to_string(), "ok", "{}", receipt.log);
+        self.sequence += 1;
+        let c = (r.hash, r.height.expect("height"), receipt.code.to_string());
+        self.committed.push(c.clone());
+        c
+    }
+}
+
+/// A home for a node outside the genesis validators: the testnet's genesis, a new key, every
+/// validator as a peer.
+fn full_node_home(dir: &Path, from: &Path, key: &Keypair, peers: &[std::net::SocketAddr]) -> Node {
+    let genesis = Home::new(from).load_genesis().expect("genesis");
+    let ports = free_ports(2).expect("ports");
+    let config = NodeConfig {
+        moniker: "late".into(),
+        rpc_addr: ([127, 0, 0, 1], ports[0]).into(),
+        p2p_addr: ([127, 0, 0, 1], ports[1]).into(),
+        block_time_ms: BLOCK_TIME_MS,
+        persistent_peers: peers.to_vec(),
+        ..NodeConfig::default()
+    };
+    Home::new(dir).write(&genesis, key, &config).expect("write home");
+    Node { home: dir.into(), rpc: format!("http://{}", config.rpc_addr), child: None }
+}
+
+async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_survive_faults_and_change_their_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tenant = Keypair::from_secret([0x51; 32]);
+    let operator = Keypair::from_secret([0x52; 32]);
+    let out = Command::new(env!("CARGO_BIN_EXE_gridlease-node"))
+        .args(["testnet", "--validators", "4", "--output", "json", "--home"])
+        .arg(dir.path())
+        .args(["--chain-id", CHAIN_ID, "--block-time-ms", &BLOCK_TIME_MS.to_string()])
+        .args(["--fund", &format!("{}=1000000000000ugrid", tenant.address())])
+        .args(["--fund", &format!("{}=1000000000000ugrid", operator.address())])
+        .output()
+        .expect("run gridlease-node testnet");
+    assert!(out.status.success(), "testnet: {}", String::from_utf8_lossy(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
+    let listed = listed.as_array().expect("an array");
+    assert_eq!(listed.len(), 4);
+    let mut nodes: Vec<Node> = listed
+        .iter()
+        .map(|n| Node {
+            home: n["home"].as_str().expect("home").into(),
+            rpc: format!("http://{}", n["rpc"].as_str().expect("rpc host:port")),
+            child: None,
+        })
+        .collect();
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n.home, dir.path().join(format!("node{i}")));
+    }
+    for n in &mut nodes {
+        n.start();
+    }
+    for n in &nodes {
+        wait_height(n, 3, 60).await;
+    }
+    let mut tenant = Sender { key: tenant, sequence: 0, committed: Vec::new() };
+    for i in 0..8 {
+        tenant.send(&nodes[i % 4]).await;
+    }
+
+    // One of four down: blocks keep coming, transactions keep committing.
+    nodes[3].kill();
+    let h = height(&nodes[0]).await.expect("status");
+    wait_height(&nodes[0], h + 5, 60).await;
+    for i in 0..6 {
+        tenant.send(&nodes[i % 3]).await;
+    }
+    // Back up: it catches up by sync and agrees on every root.
+    nodes[3].start();
+    let h = height(&nodes[0]).await.expect("status");
+    wait_height(&nodes[3], h, 90).await;
+    same_roots(&[&nodes[0], &nodes[1], &nodes[2], &nodes[3]], h).await;
+
+    // Two of four down: no quorum, so no block, and nothing diverges.
+    nodes[2].kill();
+    nodes[3].kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let halted = height(&nodes[0]).await.expect("status");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let h0 = height(&nodes[0]).await.expect("status");
+    let h1 = height(&nodes[1]).await.expect("status");
+    assert!(h0 <= halted + 1 && h1 <= halted + 1, "the chain went on without a quorum");
+    same_roots(&[&nodes[0], &nodes[1]], h0.min(h1)).await;
+    // One comes back: the chain resumes.
+    nodes[2].start();
+    wait_height(&nodes[0], h0 + 3, 120).await;
+    nodes[3].start();
+    for i in 0..4 {
+        tenant.send(&nodes[i % 4]).await;
+    }
+
+    // A full node joins past height 100 and follows the chain from genesis.
+    wait_height(&nodes[0], 101, 120).await;
+    let peers: Vec<std::net::SocketAddr> =
+        nodes.iter().map(|n| Home::new(&n.home).load_config().expect("config").p2p_addr).collect();
+    let late_key = Keypair::from_secret([0x53; 32]);
+    let mut late = full_node_home(&dir.path().join("late"), &nodes[0].home, &late_key, &peers);
+    late.start();
+    let h = height(&nodes[0]).await.expect("status");
+    wait_height(&late, h, 120).await;
+    same_roots(&[&nodes[0], &late], h).await;
+
+    // An account bonds behind the late node's key: it joins the active set on every node and
+    // signs blocks.
+    let mut operator = Sender { key: operator, sequence: 0, committed: Vec::new() };
+    let bond = Msg::Bond {
+        consensus_key: late_key.public_key(),
+        moniker: "late".into(),
+        amount: Coin::new(1_000 * POWER_UNIT, &ugrid()),
+    };
+    let (_, bonded_at, _) = operator.submit(&nodes[0], vec![bond]).await;
+    let late_address = late_key.public_key().address();
+    for n in nodes.iter().chain([&late]) {
+        wait_for("the bonded validator in the active set", 60, async || {
+            let v = n.client().validators().await.expect("validators");
+            v.active.iter().any(|m| m.consensus_address == late_address)
+        })
+        .await;
+    }
+    let h = wait_height(&late, bonded_at + 10, 60).await;
+    let mut signed = false;
+    for height in bonded_at + 3..=h {
+        let b = late.client().block(height).await.expect("block").expect("exists");
+        signed |= b.signers.contains(&late_address);
+    }
+    assert!(signed, "the new validator's precommits never made a commit certificate");
+
+    // It unbonds: it leaves the set and the chain goes on with the other four.
+    let unbond = Msg::Unbond { amount: Coin::new(1_000 * POWER_UNIT, &ugrid()) };
+    operator.submit(&nodes[1], vec![unbond]).await;
+    for n in nodes.iter().chain([&late]) {
+        wait_for("the unbonded validator out of the active set", 60, async || {
+            let v = n.client().validators().await.expect("validators");
+            v.active.len() == 4 && v.active.iter().all(|m| m.consensus_address != late_address)
+        })
+        .await;
+    }
+    late.kill();
+    tenant.send(&nodes[0]).await;
+
+    // Nothing committed was lost, and every node agrees on every height.
+    let tip = height(&nodes[0]).await.expect("status");
+    for n in &nodes {
+        wait_height(n, tip, 90).await;
+    }
+    let all: Vec<&Node> = nodes.iter().collect();
+    same_roots(&all, tip).await;
+    for (hash, at, code) in tenant.committed.iter().chain(&operator.committed) {
+        for n in &nodes {
+            let tx = n.client().tx(hash).await.expect("tx").expect("committed tx is known");
+            assert_eq!(tx.height, Some(*at), "{hash} moved on {}", n.home.display());
+            let got = tx.receipt.expect("receipt").code.to_string();
+            assert_eq!(&got, code, "{hash} changed its receipt on {}", n.home.display());
+        }
+    }
+}
