@@ -10,7 +10,7 @@ use ed25519_dalek::SigningKey;
 use tracing::{debug, error, info, warn};
 
 use arc_malachitebft_app_channel::app::config::{
-    ConsensusConfig as EngineConsensusConfig, NodeConfig, P2pConfig, ValueSyncConfig,
+    ConsensusConfig as EngineConsensusConfig, NodeConfig, P2pConfig, ProtocolNames, ValueSyncConfig,
 };
 use arc_malachitebft_app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
 use arc_malachitebft_app_channel::app::net::Multiaddr;
@@ -201,8 +201,20 @@ pub(crate) async fn run<A: Application>(
     std::fs::create_dir_all(&config.home)?;
     let pending = PendingStore::open(&config.home.join("pending"))?;
 
-    let mut p2p =
-        P2pConfig { listen_addr: tcp_multiaddr(config.listen_addr)?, ..P2pConfig::default() };
+    let prefix = crate::protocol_prefix(&config.network_id);
+    let protocol_names = ProtocolNames {
+        consensus: format!("{prefix}/consensus/v1"),
+        discovery_kad: format!("{prefix}/discovery/kad/v1"),
+        discovery_regres: format!("{prefix}/discovery/reqres/v1"),
+        sync: format!("{prefix}/sync/v1"),
+        validator_proof: format!("{prefix}/validator-proof/v1"),
+    };
+    info!(protocol = %protocol_names.consensus, "peers of other chains or genesis are refused");
+    let mut p2p = P2pConfig {
+        listen_addr: tcp_multiaddr(config.listen_addr)?,
+        protocol_names,
+        ..P2pConfig::default()
+    };
     for peer in &config.persistent_peers {
         p2p.persistent_peers.push(tcp_multiaddr(*peer)?);
     }

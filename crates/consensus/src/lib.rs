@@ -103,6 +103,10 @@ pub struct ConsensusConfig {
     pub home: PathBuf,
     /// Chain id; part of every signature.
     pub chain_id: String,
+    /// Names this chain on the wire: the P2P protocol ids carry it, so peers of another
+    /// chain or genesis are disconnected at the handshake (their protocol differs). The node
+    /// uses the chain id and its genesis' state root.
+    pub network_id: String,
     /// Human-readable node name (logs, metrics).
     pub moniker: String,
     /// This validator's ed25519 secret key (32-byte seed).
@@ -137,6 +141,7 @@ impl ConsensusConfig {
         Self {
             home: home.into(),
             chain_id: chain_id.to_string(),
+            network_id: chain_id.to_string(),
             moniker: "validator-0".to_string(),
             validator_key,
             validators: vec![ValidatorInfo { public_key, voting_power: 1 }],
@@ -148,6 +153,16 @@ impl ConsensusConfig {
             max_block_bytes: 16 * 1024 * 1024,
         }
     }
+}
+
+/// The P2P protocol ids of a network: `/gridlease/NETWORK/...`, with every character of the
+/// network id that is not ASCII alphanumeric, `.`, `_` or `-` replaced by `_`.
+pub fn protocol_prefix(network_id: &str) -> String {
+    let clean: String = network_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
+    format!("/gridlease/{clean}")
 }
 
 /// The readable content of a commit certificate.

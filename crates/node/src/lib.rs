@@ -139,6 +139,11 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
     let consensus_config = ConsensusConfig {
         home: home.consensus_dir(),
         chain_id: genesis.chain_id.clone(),
+        network_id: format!(
+            "{}-{}",
+            genesis.chain_id,
+            &hex(&gridlease_storage::genesis_root(&genesis))[..16]
+        ),
         moniker: config.moniker.clone(),
         validator_key: key,
         validators,

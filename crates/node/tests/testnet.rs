@@ -292,3 +292,48 @@ async fn four_validators_survive_faults_and_change_their_set() {
         }
     }
 }
+
+/// Writes a one-validator testnet of `chain_id` under `dir` and returns its node.
+fn one_node_net(dir: &Path, chain_id: &str) -> Node {
+    let out = Command::new(env!("CARGO_BIN_EXE_gridlease-node"))
+        .args(["testnet", "--validators", "1", "--output", "json", "--home"])
+        .arg(dir)
+        .args(["--chain-id", chain_id, "--block-time-ms", &BLOCK_TIME_MS.to_string()])
+        .output()
+        .expect("run gridlease-node testnet");
+    assert!(out.status.success(), "testnet: {}", String::from_utf8_lossy(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
+    Node {
+        home: dir.join("node0"),
+        rpc: format!("http://{}", listed[0]["rpc"].as_str().expect("rpc")),
+        child: None,
+    }
+}
+
+/// A node pointed at a peer of another chain does not take its blocks: the peer's P2P
+/// protocol (which names the chain and its genesis) differs, so the handshake disconnects it,
+/// and each chain goes on alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_another_chain_is_disconnected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut a = one_node_net(&dir.path().join("a"), "chain-a");
+    let mut b = one_node_net(&dir.path().join("b"), "chain-b");
+    let a_p2p = Home::new(&a.home).load_config().expect("config").p2p_addr;
+    let b_home = Home::new(&b.home);
+    let mut config = b_home.load_config().expect("config");
+    config.persistent_peers = vec![a_p2p];
+    std::fs::write(b_home.config_path(), serde_json::to_string_pretty(&config).expect("json"))
+        .expect("write config");
+    a.start();
+    b.start();
+    wait_height(&a, 5, 60).await;
+    wait_height(&b, 5, 60).await;
+    wait_for("the handshake to refuse the other chain", 30, async || {
+        let log = std::fs::read_to_string(b.home.join("node.log")).unwrap_or_default();
+        log.contains("Incompatible protocol version") && log.contains("/gridlease/chain-a-")
+    })
+    .await;
+    let (sa, sb) = (a.client().status().await.expect("a"), b.client().status().await.expect("b"));
+    assert_eq!((sa.chain_id.as_str(), sb.chain_id.as_str()), ("chain-a", "chain-b"));
+    assert_ne!(root(&a, 3).await, root(&b, 3).await);
+}
