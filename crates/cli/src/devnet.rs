@@ -28,7 +28,9 @@ const DEVNET_PASSPHRASE: &str = "devnet";
 const TENANT: &str = "tenant";
 /// The demo image: a podman image built here, or a program for the exec driver.
 const DEMO_IMAGE: &str = "localhost/gridlease/demo-llm:0.1.0";
-/// Blocks an auction stays open on devnet.
+/// Blocks an auction stays open on a one-validator devnet; with N validators it is N times
+/// longer, since a node only proposes every Nth block and there is no mempool gossip yet: a
+/// provider's bid sent to the devnet's node waits for that node's turn.
 const BID_WINDOW: u64 = 2;
 
 #[derive(Debug, Args)]
@@ -595,7 +597,7 @@ fn init_testnet(
         "--chain-id",
         CHAIN_ID,
         "--bid-window",
-        &BID_WINDOW.to_string(),
+        &(BID_WINDOW * u64::from(args.validators)).to_string(),
         "--block-time-ms",
         &args.block_time_ms.to_string(),
     ]);
