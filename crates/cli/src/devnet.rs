@@ -572,14 +572,20 @@ fn init_node(setup: &Setup, fund: &[String]) -> anyhow::Result<()> {
     for f in fund {
         init.arg("--fund").arg(f);
     }
-    let out = init.output()?;
+    node_command(init, "node init")?;
+    Ok(())
+}
+
+/// Runs a `gridlease-node` command to its end; its stdout, or its stderr as the error.
+fn node_command(mut cmd: Command, what: &str) -> anyhow::Result<Vec<u8>> {
+    let out = cmd.output()?;
     if !out.status.success() {
         return Err(failed(format!(
-            "node init failed: {}",
+            "{what} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(())
+    Ok(out.stdout)
 }
 
 /// `gridlease-node testnet` of N validators in `HOME/nodes`; the first moves to `HOME/node`
@@ -604,14 +610,8 @@ fn init_testnet(
     for f in fund {
         cmd.arg("--fund").arg(f);
     }
-    let out = cmd.output()?;
-    if !out.status.success() {
-        return Err(failed(format!(
-            "node testnet failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let mut nodes: Vec<ValidatorNode> = serde_json::from_slice(&out.stdout)
+    let stdout = node_command(cmd, "node testnet")?;
+    let mut nodes: Vec<ValidatorNode> = serde_json::from_slice(&stdout)
         .map_err(|e| failed(format!("node testnet printed no node list: {e}")))?;
     if nodes.is_empty() {
         return Err(failed("node testnet wrote no node"));

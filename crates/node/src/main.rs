@@ -15,20 +15,33 @@ struct Cli {
     command: Command,
 }
 
+/// What a generated genesis holds besides its validators.
+#[derive(clap::Args)]
+struct GenesisArgs {
+    #[arg(long, default_value = "gridlease-devnet")]
+    chain_id: String,
+    /// Fund an account at genesis: ADDRESS=COIN[,COIN...] (repeatable).
+    #[arg(long = "fund", value_name = "ADDRESS=COINS")]
+    fund: Vec<String>,
+    /// Blocks from an order's opening to its auction's close (genesis parameter).
+    #[arg(long)]
+    bid_window: Option<u64>,
+}
+
+impl GenesisArgs {
+    fn funded(&self) -> anyhow::Result<Vec<(Address, Vec<Coin>)>> {
+        self.fund.iter().map(|f| parse_fund(f)).collect()
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a home directory: validator key, genesis and config.
     Init {
         #[arg(long)]
         home: PathBuf,
-        #[arg(long, default_value = "gridlease-devnet")]
-        chain_id: String,
-        /// Fund an account at genesis: ADDRESS=COIN[,COIN...] (repeatable).
-        #[arg(long = "fund", value_name = "ADDRESS=COINS")]
-        fund: Vec<String>,
-        /// Blocks from an order's opening to its auction's close (genesis parameter).
-        #[arg(long)]
-        bid_window: Option<u64>,
+        #[command(flatten)]
+        genesis: GenesisArgs,
     },
     /// Write a local network of N validators: `DIR/node0` ... `DIR/node{N-1}`, one shared
     /// genesis, free loopback ports, every node a peer of the others. Run each with
@@ -38,14 +51,8 @@ enum Command {
         home: PathBuf,
         #[arg(long, default_value_t = 4)]
         validators: usize,
-        #[arg(long, default_value = "gridlease-devnet")]
-        chain_id: String,
-        /// Fund an account at genesis: ADDRESS=COIN[,COIN...] (repeatable).
-        #[arg(long = "fund", value_name = "ADDRESS=COINS")]
-        fund: Vec<String>,
-        /// Blocks from an order's opening to its auction's close (genesis parameter).
-        #[arg(long)]
-        bid_window: Option<u64>,
+        #[command(flatten)]
+        genesis: GenesisArgs,
         /// Target block time of every node, milliseconds.
         #[arg(long, default_value_t = 1000)]
         block_time_ms: u64,
@@ -90,9 +97,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt().with_target(true).with_writer(std::io::stderr).init();
     let result = match cli.command {
-        Command::Init { home, chain_id, fund, bid_window } => (|| {
-            let funded = fund.iter().map(|f| parse_fund(f)).collect::<anyhow::Result<Vec<_>>>()?;
-            let address = Home::new(&home).init(&chain_id, entropy()?, &funded, bid_window)?;
+        Command::Init { home, genesis } => (|| {
+            let funded = genesis.funded()?;
+            let chain_id = &genesis.chain_id;
+            let address =
+                Home::new(&home).init(chain_id, entropy()?, &funded, genesis.bid_window)?;
             let key = gridlease_types::Keypair::from_secret(Home::new(&home).load_key()?);
             println!(
                 "initialized {} for chain {chain_id}; validator {address}, consensus key {}",
@@ -101,29 +110,21 @@ fn main() -> ExitCode {
             );
             Ok(())
         })(),
-        Command::Testnet {
-            home,
-            validators,
-            chain_id,
-            fund,
-            bid_window,
-            block_time_ms,
-            output,
-        } => (|| {
+        Command::Testnet { home, validators, genesis, block_time_ms, output } => (|| {
             if !matches!(output.as_str(), "text" | "json") {
                 anyhow::bail!("--output must be `text` or `json`, not `{output}`");
             }
             if !(1..=100).contains(&validators) {
                 anyhow::bail!("--validators must be between 1 and 100, not {validators}");
             }
-            let funded = fund.iter().map(|f| parse_fund(f)).collect::<anyhow::Result<Vec<_>>>()?;
+            let chain_id = &genesis.chain_id;
             let nodes = gridlease_node::home::testnet(
                 &home,
                 validators,
-                &chain_id,
+                chain_id,
                 entropy,
-                &funded,
-                bid_window,
+                &genesis.funded()?,
+                genesis.bid_window,
                 block_time_ms,
             )?;
             if output == "json" {
