@@ -134,6 +134,11 @@ impl Client {
         self.get("/validators").await
     }
 
+    /// `GET /evidence`: double signs the node's consensus saw lately.
+    pub async fn evidence(&self) -> Result<rpc::EvidenceAnswer, ClientError> {
+        self.get("/evidence").await
+    }
+
     /// `GET /blocks/{height}`, `None` when there is no block there (yet).
     pub async fn block(&self, height: u64) -> Result<Option<rpc::BlockView>, ClientError> {
         not_found_is_none(self.get(&format!("/blocks/{height}")).await)

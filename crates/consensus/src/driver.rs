@@ -427,8 +427,22 @@ impl<A: Application> Driver<A> {
                 let _ = reply.send(());
             }
 
-            AppMsg::Finalized { certificate, reply, .. } => {
+            AppMsg::Finalized { certificate, reply, evidence, .. } => {
                 let height = certificate.height;
+                let mut reports = Vec::new();
+                for (address, pairs) in &evidence.votes {
+                    let Some(v) = arc_malachitebft_app_channel::app::types::core::ValidatorSet::get_by_address(&self.validators, address) else {
+                        continue;
+                    };
+                    for (first, second) in pairs {
+                        warn!(%height, validator = %address, "double vote seen");
+                        let key = v.public_key.0.to_bytes();
+                        reports.push(crate::evidence::misbehaviour(key, first, second));
+                    }
+                }
+                if !reports.is_empty() {
+                    self.app.misbehaviour(reports);
+                }
                 let next = if self.app.last_committed() >= height.0 {
                     let next = Height(height.0 + 1);
                     Next::Start(next, self.params(next))

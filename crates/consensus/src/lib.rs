@@ -17,6 +17,7 @@ use std::time::Duration;
 
 mod codec;
 mod driver;
+mod evidence;
 mod pending;
 mod signing;
 mod types;
@@ -30,6 +31,20 @@ pub enum ConsensusError {
     Io(#[from] std::io::Error),
     #[error("consensus engine: {0}")]
     Engine(String),
+    #[error("invalid double-sign evidence: {0}")]
+    Evidence(String),
+}
+
+pub use evidence::check_double_sign;
+
+/// A validator signed two different votes for one height and round, as consensus saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Misbehaviour {
+    /// The validator's ed25519 consensus key.
+    pub offender: [u8; 32],
+    pub height: u64,
+    /// Both signed votes; [`check_double_sign`] verifies them.
+    pub evidence: Vec<u8>,
 }
 
 /// Error type an application may return from [`Application::commit`].
@@ -80,6 +95,11 @@ pub trait Application: Send + 'static {
     fn validator_set(&self, height: u64) -> Option<Vec<ValidatorInfo>> {
         let _ = height;
         None
+    }
+
+    /// Double signs consensus saw while deciding the last height (empty most of the time).
+    fn misbehaviour(&mut self, reports: Vec<Misbehaviour>) {
+        let _ = reports;
     }
 
     /// The lowest height whose block [`Application::decided_block`] still has.

@@ -19,6 +19,10 @@ pub struct BlockContext {
     pub height: Height,
     /// Block time, unix milliseconds, as agreed by consensus.
     pub time_ms: u64,
+    /// SHA-256 of every `SubmitEvidence` evidence in the block that the node checked and found
+    /// to be a double sign by its `offender` at its `height` (signatures are consensus' format,
+    /// which the ledger does not read). Evidence not listed fails.
+    pub verified_evidence: std::collections::BTreeSet<[u8; 32]>,
 }
 
 /// Everything a block produced. Nothing is written until storage commits `changes`.
@@ -62,6 +66,7 @@ pub(crate) fn fail<T>(code: ReceiptCode, log: impl Into<String>) -> Res<T> {
 
 /// Execution state shared by the modules.
 pub(crate) struct Ctx<'a, V: StateView + ?Sized> {
+    pub verified_evidence: &'a std::collections::BTreeSet<[u8; 32]>,
     pub st: Overlay<'a, V>,
     pub params: Params,
     pub height: Height,
@@ -79,6 +84,7 @@ pub fn execute<V: StateView + ?Sized>(
     let params: Params =
         Overlay::new(view).load(&keyspace::params())?.ok_or(ExecError::NoParams)?;
     let mut ctx = Ctx {
+        verified_evidence: &block.verified_evidence,
         st: Overlay::new(view),
         params,
         height: block.height,
@@ -284,6 +290,9 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 self.msg_bond(signer, *consensus_key, moniker, amount)
             }
             Msg::Unbond { amount } => self.msg_unbond(signer, amount),
+            Msg::SubmitEvidence { offender, height, evidence } => {
+                self.msg_submit_evidence(*offender, *height, evidence)
+            }
         }
     }
 

@@ -148,6 +148,7 @@ impl Genesis {
                 consensus_key: g.consensus_key,
                 moniker: g.moniker.clone(),
                 bonded: g.bonded.clone(),
+                jailed: false,
             })
             .collect();
         by_stake.sort_by(|a, b| {

@@ -25,6 +25,8 @@ fn now_ms() -> u64 {
 #[derive(Debug, Clone)]
 pub struct ChainApp {
     pub node: Arc<Node>,
+    /// Signs the node's double-sign reports (its validator key; its account pays the fee).
+    pub reporter: gridlease_types::Keypair,
 }
 
 impl ChainApp {
@@ -124,6 +126,7 @@ impl Application for ChainApp {
                 chain_id: node.chain_id.clone(),
                 height,
                 time_ms: block.time_ms,
+                verified_evidence: crate::evidence::verified(&node.chain_id, &checked),
             };
             let out = gridlease_ledger::execute(&view, &ctx, &checked)?;
             drop(view);
@@ -163,6 +166,10 @@ impl Application for ChainApp {
             receipts: out.receipts,
         }));
         Ok(())
+    }
+
+    fn misbehaviour(&mut self, reports: Vec<gridlease_consensus::Misbehaviour>) {
+        crate::evidence::report(&self.node, &self.reporter, reports);
     }
 
     fn validator_set(&self, height: u64) -> Option<Vec<ValidatorInfo>> {

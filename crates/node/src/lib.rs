@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod block;
+pub mod evidence;
 pub mod home;
 pub mod mempool;
 pub mod rpc;
@@ -118,6 +119,7 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
         metrics: state::Metrics::default(),
         requests: Arc::new(tokio::sync::Semaphore::new(state::MAX_RPC_IN_FLIGHT)),
         subscribers: Arc::new(tokio::sync::Semaphore::new(state::MAX_SUBSCRIBERS)),
+        evidence: Mutex::new(Default::default()),
     });
     let listener = tokio::net::TcpListener::bind(config.rpc_addr)
         .await
@@ -154,7 +156,8 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
         part_size: 128 * 1024,
         max_block_bytes: block::MAX_BLOCK_BYTES,
     };
-    let app = app::ChainApp { node: node.clone() };
+    let reporter = gridlease_types::Keypair::from_secret(key);
+    let app = app::ChainApp { node: node.clone(), reporter };
     let mut consensus_stop = stop_rx.clone();
     let consensus = tokio::spawn(async move {
         gridlease_consensus::run(consensus_config, app, async move {

@@ -178,6 +178,15 @@ impl Mempool {
             .collect()
     }
 
+    /// The sequence `signer`'s next transaction takes: after its pending ones, else its
+    /// committed next.
+    pub fn next_sequence(&self, signer: &Address, view: &impl StateView) -> u64 {
+        match self.accounts.get(signer) {
+            Some(a) => a.txs.keys().next_back().map_or(a.next, |s| s + 1),
+            None => query::account(view, signer).ok().flatten().map_or(0, |a| a.sequence),
+        }
+    }
+
     /// Transactions waiting behind a sequence gap.
     pub fn gapped(&self) -> usize {
         self.expiry.len()

@@ -20,9 +20,9 @@ use gridlease_ledger::{keyspace, query};
 use gridlease_rpc_types::{
     AccountInfo, BidAnswer, BidsPage, BlockEvents, BlockView, CertificateAnswer, CertificateView,
     Certificates, ChainEvent, DeploymentRecord, DeploymentView, DeploymentsPage, ErrorBody,
-    ErrorCode, EventFilter, Health, Lagged, LeaseAnswer, LeasesPage, ListQuery, OrdersPage, Params,
-    Pool, ProviderRecord, ProvidersPage, StateName, Status, SubmitQuery, SubmitRequest,
-    SubmitResult, TxStatus, TxView, ValidatorView, ValidatorsAnswer, Wait,
+    ErrorCode, EventFilter, EvidenceAnswer, Health, Lagged, LeaseAnswer, LeasesPage, ListQuery,
+    OrdersPage, Params, Pool, ProviderRecord, ProvidersPage, StateName, Status, SubmitQuery,
+    SubmitRequest, SubmitResult, TxStatus, TxView, ValidatorView, ValidatorsAnswer, Wait,
 };
 use gridlease_storage::StoreView;
 use gridlease_types::{Address, DeploymentId, TxHash};
@@ -139,6 +139,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/leases", get(leases))
         .route("/leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}", get(lease))
         .route("/validators", get(validators))
+        .route("/evidence", get(evidence))
         .route("/blocks/latest", get(latest_block))
         .route("/blocks/{height}", get(block))
         .route("/txs", post(submit))
@@ -549,6 +550,11 @@ fn block_view(node: &Node, height: u64) -> ApiResult<BlockView> {
             .map(|c| c.signers.into_iter().map(gridlease_types::Address).collect())
             .unwrap_or_default(),
     }))
+}
+
+#[utoipa::path(get, path = "/evidence", tag = "staking", responses((status = 200, description = "double signs this node's consensus saw lately", body = EvidenceAnswer)))]
+pub(crate) async fn evidence(State(node): State<Arc<Node>>) -> ApiResult<EvidenceAnswer> {
+    Ok(Json(EvidenceAnswer { seen: lock(&node.evidence).iter().cloned().collect() }))
 }
 
 #[utoipa::path(get, path = "/validators", tag = "staking", responses((status = 200, description = "the validator set of the next block and a scheduled change", body = ValidatorsAnswer), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]

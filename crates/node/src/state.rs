@@ -66,7 +66,12 @@ pub struct Node {
     pub requests: Arc<tokio::sync::Semaphore>,
     /// Permits for open `/events` streams.
     pub subscribers: Arc<tokio::sync::Semaphore>,
+    /// Double signs consensus saw lately, oldest first (at most [`MAX_EVIDENCE_KEPT`]).
+    pub evidence: Mutex<std::collections::VecDeque<gridlease_rpc_types::EvidenceView>>,
 }
+
+/// Double signs `/evidence` keeps.
+pub const MAX_EVIDENCE_KEPT: usize = 64;
 
 /// Most RPC requests served at once; more get 503 at once rather than queueing without end.
 pub const MAX_RPC_IN_FLIGHT: usize = 512;

@@ -76,6 +76,7 @@ async fn serve(store: Store) -> (Arc<Node>, String) {
         metrics: Metrics::default(),
         requests: Arc::new(tokio::sync::Semaphore::new(MAX_RPC_IN_FLIGHT)),
         subscribers: Arc::new(tokio::sync::Semaphore::new(MAX_SUBSCRIBERS)),
+        evidence: Mutex::new(Default::default()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

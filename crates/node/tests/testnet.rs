@@ -337,3 +337,80 @@ async fn a_peer_of_another_chain_is_disconnected() {
     assert_eq!((sa.chain_id.as_str(), sb.chain_id.as_str()), ("chain-a", "chain-b"));
     assert_ne!(root(&a, 3).await, root(&b, 3).await);
 }
+
+/// A validator whose key runs on two machines signs two different votes when it proposes.
+/// Consensus sees the double vote and the node lists it at `/evidence` (and reports it itself,
+/// signed by its own key); a watcher submits it from its own account; the offender is slashed
+/// out of the set while the chain goes on with the other three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_running_twice_is_slashed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let watcher = Keypair::from_secret([0x54; 32]);
+    let out = Command::new(env!("CARGO_BIN_EXE_gridlease-node"))
+        .args(["testnet", "--validators", "4", "--output", "json", "--home"])
+        .arg(dir.path())
+        .args(["--chain-id", CHAIN_ID, "--block-time-ms", &BLOCK_TIME_MS.to_string()])
+        .args(["--fund", &format!("{}=1000000000000ugrid", watcher.address())])
+        .output()
+        .expect("run gridlease-node testnet");
+    assert!(out.status.success(), "testnet: {}", String::from_utf8_lossy(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
+    let mut nodes: Vec<Node> = (0..4)
+        .map(|i| Node {
+            home: dir.path().join(format!("node{i}")),
+            rpc: format!("http://{}", listed[i]["rpc"].as_str().expect("rpc")),
+            child: None,
+        })
+        .collect();
+    let peers: Vec<std::net::SocketAddr> =
+        nodes.iter().map(|n| Home::new(&n.home).load_config().expect("config").p2p_addr).collect();
+    let twin_key = Keypair::from_secret(Home::new(&nodes[3].home).load_key().expect("key"));
+    let mut twin = full_node_home(&dir.path().join("twin"), &nodes[0].home, &twin_key, &peers);
+    for n in &mut nodes {
+        n.start();
+    }
+    wait_height(&nodes[0], 2, 60).await;
+    twin.start();
+
+    // Someone's consensus saw it.
+    let mut seen = None;
+    wait_for("a node to see the double vote", 120, async || {
+        for n in nodes.iter().chain([&twin]) {
+            if let Ok(e) = n.client().evidence().await
+                && let Some(newest) = e.seen.into_iter().next_back()
+            {
+                seen = Some(newest);
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let seen = seen.expect("evidence");
+    assert_eq!(seen.offender, gridlease_node::hex(&twin_key.public_key().0));
+    let evidence = gridlease_node::unhex(&seen.evidence).expect("hex evidence");
+
+    // A watcher submits it; the offender is slashed and leaves the set.
+    let mut watcher = Sender { key: watcher, sequence: 0, committed: Vec::new() };
+    let msg =
+        Msg::SubmitEvidence { offender: twin_key.public_key(), height: seen.height, evidence };
+    let (_, slashed_at, _) = watcher.submit(&nodes[0], vec![msg]).await;
+    let block = nodes[0].client().block(slashed_at).await.expect("block").expect("exists");
+    assert!(format!("{:?}", block.receipts).contains("ValidatorSlashed"), "{block:?}");
+    let offender = twin_key.address();
+    wait_for("the double signer to leave the set", 60, async || {
+        let v = nodes[0].client().validators().await.expect("validators");
+        v.active.len() == 3 && v.active.iter().all(|m| m.operator != offender)
+    })
+    .await;
+    twin.kill();
+    nodes[3].kill();
+    // Three of four validators' power remain (the offender's is out): blocks keep coming, and
+    // the three agree on the block that slashed it.
+    let tip = height(&nodes[0]).await.expect("status");
+    wait_height(&nodes[0], tip + 5, 60).await;
+    for n in &nodes[1..3] {
+        wait_height(n, slashed_at, 60).await;
+        assert_eq!(root(n, slashed_at).await, root(&nodes[0], slashed_at).await);
+    }
+}

@@ -326,6 +326,25 @@ pub struct ValidatorView {
     pub power: u64,
 }
 
+/// A double sign this node's consensus saw: two different votes one validator signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct EvidenceView {
+    /// Hex ed25519 consensus key of the validator that signed both.
+    pub offender: String,
+    pub height: u64,
+    /// Hex of both signed votes: the `evidence` of a `submit_evidence` message.
+    pub evidence: String,
+}
+
+/// `GET /evidence`: the double signs this node saw lately (at most 64, oldest first). The
+/// node reports each on chain itself, signed by its validator key; anyone may submit one too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct EvidenceAnswer {
+    pub seen: Vec<EvidenceView>,
+}
+
 /// `GET /validators`: the set that decides the next block, and a scheduled change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]

@@ -133,6 +133,7 @@ pub fn run_block(state: &mut MemState, height: u64, txs: &[Tx]) -> Result<BlockO
         chain_id: CHAIN_ID.into(),
         height,
         time_ms: 1_700_000_000_000 + height * 1000,
+        verified_evidence: Default::default(),
     };
     let out = gridlease_ledger::execute(state, &ctx, &checked)?;
     state.apply(&out.changes);

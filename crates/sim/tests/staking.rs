@@ -167,3 +167,77 @@ fn refusals_keep_the_set_safe() {
     assert_eq!(keys_of(&set_at(&state, 10)), vec![v1.public_key()]);
     check_state(&state).unwrap();
 }
+
+fn run_with_evidence(
+    state: &mut MemState,
+    height: u64,
+    txs: &[gridlease_types::Tx],
+    verified: &[&[u8]],
+) -> gridlease_ledger::BlockOutput {
+    use sha2::Digest;
+    let checked: Vec<_> = txs.iter().cloned().map(gridlease_types::Tx::check).collect();
+    let ctx = gridlease_ledger::BlockContext {
+        chain_id: gridlease_sim::CHAIN_ID.into(),
+        height,
+        time_ms: 1_700_000_000_000 + height * 1000,
+        verified_evidence: verified.iter().map(|e| sha2::Sha256::digest(e).into()).collect(),
+    };
+    let out = gridlease_ledger::execute(state, &ctx, &checked).unwrap();
+    state.apply(&out.changes);
+    out
+}
+
+/// Evidence the node verified slashes the offender once and removes it from the set for
+/// good; evidence it did not verify, or too old, changes nothing but the reporter's fee.
+#[test]
+fn verified_double_sign_evidence_slashes_once() {
+    let (actors, mut state) = setup();
+    // A third validator, so the set survives losing one.
+    let out = run_block(
+        &mut state,
+        1,
+        &[bond(&actors.tenants[0], 0, consensus_key(7).public_key(), 2 * POWER_UNIT)],
+    )
+    .unwrap();
+    assert_eq!(out.receipts[0].code, ReceiptCode::Ok);
+    let reporter = &actors.tenants[1];
+    let offender = consensus_key(0).public_key();
+    let evidence =
+        |h: u64| Msg::SubmitEvidence { offender, height: h, evidence: b"two votes".to_vec() };
+    let pool = |s: &MemState| query::pool(s, &ugrid()).unwrap();
+    let pool_before = pool(&state);
+
+    // Not verified by the node: refused.
+    let out = run_with_evidence(&mut state, 2, &[sign(reporter, 0, FEE, vec![evidence(2)])], &[]);
+    assert_eq!(out.receipts[0].code, ReceiptCode::InvalidRequest);
+    // Verified: 5% of 3 GRID goes to the community pool and the validator leaves the set.
+    let out = run_with_evidence(
+        &mut state,
+        3,
+        &[sign(reporter, 1, FEE, vec![evidence(2)])],
+        &[b"two votes"],
+    );
+    assert_eq!(out.receipts[0].code, ReceiptCode::Ok, "{}", out.receipts[0].log);
+    assert!(out.receipts[0].events.iter().any(|e| matches!(e,
+        Event::ValidatorSlashed { height: 2, slashed, .. } if slashed.amount == 3 * POWER_UNIT / 20)));
+    let v = query::validator(&state, &consensus_key(0).address()).unwrap().unwrap();
+    assert!(v.jailed);
+    assert_eq!(v.bonded.amount, 3 * POWER_UNIT - 3 * POWER_UNIT / 20);
+    assert!(!keys_of(&set_at(&state, 5)).contains(&offender));
+    assert!(pool(&state).0 > pool_before.0);
+    check_state(&state).unwrap();
+    // Once only.
+    let out = run_with_evidence(
+        &mut state,
+        4,
+        &[sign(reporter, 2, FEE, vec![evidence(3)])],
+        &[b"two votes"],
+    );
+    assert_eq!(out.receipts[0].code, ReceiptCode::AlreadyExists);
+    // Bonding more does not bring a jailed validator back.
+    let out =
+        run_block(&mut state, 5, &[bond(&consensus_key(0), 0, offender, POWER_UNIT / 2)]).unwrap();
+    assert_eq!(out.receipts[0].code, ReceiptCode::Ok);
+    assert!(!keys_of(&set_at(&state, 8)).contains(&offender));
+    check_state(&state).unwrap();
+}

@@ -330,6 +330,7 @@ impl Chain {
             chain_id: gridlease_sim::CHAIN_ID.into(),
             height: h,
             time_ms: h * 1000,
+            verified_evidence: Default::default(),
         };
         let view = self.store.view().unwrap();
         let exec_start = Instant::now();

@@ -77,7 +77,12 @@ impl Store {
         commit: CommitInfo,
     ) -> Result<(BlockRecord, BlockOutput), BlockError> {
         let checked = check_txs(&raw_txs);
-        let ctx = BlockContext { chain_id: chain_id.to_string(), height, time_ms };
+        let ctx = BlockContext {
+            chain_id: chain_id.to_string(),
+            height,
+            time_ms,
+            verified_evidence: Default::default(),
+        };
         let out = {
             let view = self.view()?;
             gridlease_ledger::execute(&view, &ctx, &checked)?

@@ -114,6 +114,16 @@ pub enum Msg {
     Unbond {
         amount: Coin,
     },
+    /// Anyone reports that the validator with consensus key `offender` signed two different
+    /// votes of one kind for one height and round. `evidence` holds the two signed votes
+    /// (consensus' encoding); the node checks them before executing the block, and a report
+    /// that does not verify fails. A verified one slashes the validator and removes it from
+    /// the set for good.
+    SubmitEvidence {
+        offender: PublicKey,
+        height: u64,
+        evidence: Vec<u8>,
+    },
 }
 
 impl Msg {
@@ -139,6 +149,7 @@ impl Msg {
             Msg::ReopenOrder { .. } => "market.reopen_order",
             Msg::Bond { .. } => "staking.bond",
             Msg::Unbond { .. } => "staking.unbond",
+            Msg::SubmitEvidence { .. } => "staking.evidence",
         }
     }
 

@@ -68,6 +68,10 @@ pub struct Params {
     #[cfg_attr(feature = "schema", schema(value_type = String))]
     #[serde(with = "crate::amount::u128_string", default = "default_min_validator_bond")]
     pub min_validator_bond: u128,
+    /// Share of its bonded stake a validator loses for signing two different votes at one
+    /// height and round, in parts per million.
+    #[serde(default = "default_slash_double_sign_ppm")]
+    pub slash_double_sign_ppm: u32,
 }
 
 /// Native base units of bonded stake per unit of voting power.
@@ -83,6 +87,10 @@ fn default_max_validators() -> u32 {
 
 fn default_unbonding_blocks() -> u64 {
     1_000
+}
+
+fn default_slash_double_sign_ppm() -> u32 {
+    50_000
 }
 
 fn default_min_validator_bond() -> u128 {
@@ -148,8 +156,9 @@ impl Params {
             fee_per_msg: default_fee_per_msg(),
             fee_per_byte: default_fee_per_byte(),
             max_validators: default_max_validators(),
-            unbonding_blocks: 20,
+            unbonding_blocks: 100,
             min_validator_bond: default_min_validator_bond(),
+            slash_double_sign_ppm: default_slash_double_sign_ppm(),
         }
     }
 
@@ -196,6 +205,9 @@ impl Params {
         }
         if self.max_validators == 0 || self.unbonding_blocks == 0 {
             return Err("max_validators and unbonding_blocks must be at least 1".into());
+        }
+        if self.slash_double_sign_ppm > 1_000_000 {
+            return Err("slash_double_sign_ppm must be at most 1000000".into());
         }
         if self.min_validator_bond < POWER_UNIT {
             return Err(format!("min_validator_bond must be at least {POWER_UNIT}"));

@@ -256,6 +256,13 @@ pub enum Event {
         operator: Address,
         amount: Coin,
     },
+    /// A validator that double-signed at `height` lost `slashed` of its stake (to the
+    /// community pool) and left the set for good.
+    ValidatorSlashed {
+        operator: Address,
+        height: Height,
+        slashed: Coin,
+    },
     /// The active validator set changes from `from_height` on.
     ValidatorSetScheduled {
         from_height: Height,

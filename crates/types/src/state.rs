@@ -367,6 +367,9 @@ pub struct Validator {
     pub moniker: String,
     /// Stake bonded now (unbonding stake no longer counts).
     pub bonded: Coin,
+    /// Slashed for a double sign: never in the active set again (it may still unbond).
+    #[serde(default)]
+    pub jailed: bool,
 }
 
 /// One member of the active validator set.

@@ -16,6 +16,8 @@ use crate::view::StateView;
 
 /// Longest validator moniker, in bytes.
 pub const MAX_MONIKER: usize = 64;
+/// Largest evidence a `SubmitEvidence` carries (two signed votes take about 300).
+pub const MAX_EVIDENCE_BYTES: usize = 4096;
 
 /// The module account that holds bonded and unbonding stake (no key can sign for it).
 pub fn bonded_pool() -> Address {
@@ -41,6 +43,7 @@ pub fn choose_active<'a>(
 ) -> Vec<ValidatorPower> {
     let mut members: Vec<ValidatorPower> = by_stake
         .into_iter()
+        .filter(|v| !v.jailed)
         .filter_map(|v| {
             let power = power_of(params, v.bonded.amount)?;
             Some(ValidatorPower { operator: v.operator, consensus_key: v.consensus_key, power })
@@ -138,6 +141,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                     consensus_key,
                     moniker: moniker.to_string(),
                     bonded: Coin::new(0, &self.params.native_denom),
+                    jailed: false,
                 }
             }
         };
@@ -182,6 +186,68 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             amount: amount.clone(),
             completes_at,
         });
+        self.reschedule_validator_set()
+    }
+
+    /// A verified double sign by the validator of consensus key `offender` at `height`: it
+    /// loses `slash_double_sign_ppm` of its bonded stake to the community pool and is jailed
+    /// (out of the active set for good). Evidence older than the unbonding period, from a key
+    /// no validator holds, or against a validator already jailed is refused.
+    pub(crate) fn msg_submit_evidence(
+        &mut self,
+        offender: PublicKey,
+        height: u64,
+        evidence: &[u8],
+    ) -> Res<()> {
+        if evidence.len() > MAX_EVIDENCE_BYTES {
+            return fail(
+                ReceiptCode::InvalidRequest,
+                format!("evidence is larger than {MAX_EVIDENCE_BYTES} bytes"),
+            );
+        }
+        let digest: [u8; 32] = Sha256::digest(evidence).into();
+        if !self.verified_evidence.contains(&digest) {
+            return fail(
+                ReceiptCode::InvalidRequest,
+                "evidence is not two different votes signed by the offender at that height",
+            );
+        }
+        if height > self.height || self.height - height > self.params.unbonding_blocks {
+            return fail(
+                ReceiptCode::InvalidRequest,
+                format!(
+                    "evidence from height {height} is outside the last {} blocks",
+                    self.params.unbonding_blocks
+                ),
+            );
+        }
+        let Some(owner) = self.st.get(&keyspace::consensus_key(&offender.0))? else {
+            return fail(ReceiptCode::NotFound, "no validator has this consensus key");
+        };
+        let Ok(operator) = <[u8; 20]>::try_from(owner.as_slice()).map(Address) else {
+            return Err(crate::view::ViewError::Corrupt {
+                key: "consensus key index".into(),
+                reason: "operator is not 20 bytes".into(),
+            }
+            .into());
+        };
+        let Some(mut v) = self.validator(&operator)? else {
+            return fail(ReceiptCode::NotFound, format!("{operator} is not a validator"));
+        };
+        if v.jailed {
+            return fail(ReceiptCode::AlreadyExists, format!("{operator} was already slashed"));
+        }
+        let old = v.bonded.amount;
+        let share = u128::from(self.params.slash_double_sign_ppm);
+        let slashed = old / 1_000_000 * share + old % 1_000_000 * share / 1_000_000;
+        let coin = Coin::new(slashed, &self.params.native_denom);
+        if slashed > 0 {
+            self.pay_to_pool(&bonded_pool(), &coin)?;
+        }
+        v.bonded.amount = old - slashed;
+        v.jailed = true;
+        self.save_validator(Some(old), &v);
+        self.events.push(Event::ValidatorSlashed { operator, height, slashed: coin });
         self.reschedule_validator_set()
     }
 

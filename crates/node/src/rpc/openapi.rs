@@ -33,6 +33,7 @@ use super as rpc;
         rpc::leases,
         rpc::lease,
         rpc::validators,
+        rpc::evidence,
         rpc::latest_block,
         rpc::block,
         rpc::submit,
