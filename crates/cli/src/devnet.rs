@@ -416,6 +416,8 @@ struct DevnetInfo<'a> {
     /// RPC URLs of every validator node, the devnet's own first.
     validators: Vec<String>,
     demo: DemoInfo,
+    /// The inference gateway in front of the demo's leases (its OpenAI API is under `/v1`).
+    gateway: Option<String>,
     logs: PathBuf,
 }
 
@@ -454,9 +456,38 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         asked_passphrase: Default::default(),
     };
     let demo = if args.no_demo { None } else { Some(ensure_demo(&setup, &g, &mut state).await?) };
-    let info_path = write_info(&setup, &state, demo.as_ref())?;
+    let gateway = match state.demo_dseq {
+        Some(dseq) if demo.is_some() => Some(start_gateway(&g, dseq).await?),
+        _ => None,
+    };
+    let gateway_url = gateway.as_ref().map(|r| format!("http://{}", r.addr));
+    let info_path = write_info(&setup, &state, demo.as_ref(), gateway_url.as_deref())?;
     welcome(&setup, &state, demo.as_ref(), &info_path);
+    if let Some(url) = &gateway_url {
+        println!("gateway (one OpenAI endpoint over the demo's leases): {url}/v1");
+    }
     supervise(&setup, procs).await
+}
+
+/// The model name the demo serves, and the gateway's route for it.
+const DEMO_MODEL: &str = "gridlease-demo-echo";
+
+/// The inference gateway in front of the demo deployment on a free port, once it routes a
+/// request to a replica (or after 30 s, with a warning).
+async fn start_gateway(g: &Global, dseq: u64) -> anyhow::Result<crate::gateway::Running> {
+    use gridlease_gateway::discovery::Upstream;
+    let routes = [(DEMO_MODEL.to_string(), vec![Upstream::Deployment(dseq)])].into();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let running = crate::gateway::start(g, listen, routes, None, Duration::from_secs(2)).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running.gateway.pool(DEMO_MODEL).is_none_or(|p| p.replicas().is_empty()) {
+        if Instant::now() > deadline {
+            eprintln!("warning: the gateway has no replica of the demo yet; it keeps looking");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(running)
 }
 
 /// The home, the sibling programs and the passphrase; refuses when the RPC port is taken.
@@ -725,6 +756,7 @@ fn write_info(
     setup: &Setup,
     state: &DevnetState,
     demo: Option<&Deployed>,
+    gateway: Option<&str>,
 ) -> anyhow::Result<PathBuf> {
     let tenant_address = Keystore::new(&setup.home).address(TENANT)?.to_string();
     let info = DevnetInfo {
@@ -752,6 +784,7 @@ fn write_info(
             dseq: state.demo_dseq,
             endpoints: demo.and_then(|d| d.leases.first()).map(|l| l.endpoints.clone()),
         },
+        gateway: gateway.map(str::to_string),
         logs: setup.home.join("logs"),
     };
     let path = setup.home.join("devnet.json");

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod context;
 mod devnet;
+mod gateway;
 mod keys;
 mod node;
 mod provider;
@@ -38,6 +39,9 @@ enum Command {
     /// Start a whole local market: a validator, providers with GPUs, a funded tenant and a demo
     /// deployment.
     Devnet(devnet::DevnetArgs),
+    /// Serve one OpenAI-compatible endpoint over the leases of a model: `--route
+    /// NAME=DSEQ[,DSEQ...]`.
+    Gateway(gateway::GatewayArgs),
     /// Check SDL files and derive their group specs and manifests.
     #[command(subcommand)]
     Sdl(sdl::SdlCommand),
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Tenant(cmd) => tenant::run(cmd),
         Command::Keys { g, cmd } => keys::run(&g, cmd),
         Command::Devnet(args) => devnet::run(args),
+        Command::Gateway(args) => gateway::run(args),
     };
     match result {
         Ok(code) => code,

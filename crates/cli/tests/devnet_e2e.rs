@@ -147,6 +147,14 @@ fn devnet_round_trip(validators: u32) {
     assert_eq!(code, 200, "{text}");
     assert!(text.contains("you said: hello grid") && text.contains("demo model"), "{text}");
 
+    // The same through the inference gateway, which found the demo's lease on chain and at
+    // its provider: one OpenAI endpoint in front of the deployment.
+    let gateway = info["gateway"].as_str().expect("devnet.json names the gateway");
+    let (code, text) = post(gateway, "/v1/chat/completions", req).expect("the gateway answers");
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("you said: hello grid"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("x-gridlease-replica"), "{text}");
+
     // `status` reaches the provider over mutual TLS with the tenant's client key, which the
     // home holds only sealed with the keystore passphrase; no secret is in clear on disk.
     let (code, out, err) =

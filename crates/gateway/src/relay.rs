@@ -1,0 +1,179 @@
+//! The body of a streamed answer: the upstream's frames passed through as they come (no
+//! buffering), with a deadline between frames. A stream that breaks after it started ends
+//! with an OpenAI-shaped error event, never a silent truncation.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::balancer::{Lease, Pool};
+use crate::metrics::Metrics;
+use crate::openai::Refusal;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Streaming,
+    Done,
+}
+
+/// A relayed upstream body; holds the replica's lease until it ends.
+pub struct Relay {
+    inner: Incoming,
+    between: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    state: State,
+    lease: Lease,
+    pool: Arc<Pool>,
+    metrics: Arc<Metrics>,
+    route: String,
+    started: Instant,
+    first_frame: bool,
+}
+
+impl Relay {
+    pub fn new(
+        inner: Incoming,
+        between: Duration,
+        lease: Lease,
+        pool: Arc<Pool>,
+        metrics: Arc<Metrics>,
+        route: String,
+        started: Instant,
+    ) -> Self {
+        Relay {
+            inner,
+            between,
+            timer: Box::pin(tokio::time::sleep(between)),
+            state: State::Streaming,
+            lease,
+            pool,
+            metrics,
+            route,
+            started,
+            first_frame: true,
+        }
+    }
+
+    fn fail(&mut self, why: Refusal) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.pool.failure(&self.lease.replica);
+        self.metrics.stream_broken(&self.route, &self.lease.replica.name);
+        tracing::warn!(target: "gateway", replica = %self.lease.replica.name, error = %why.message(), "stream broke after it started");
+        self.state = State::Done;
+        Poll::Ready(Some(Ok(Frame::data(why.sse_event()))))
+    }
+}
+
+impl Body for Relay {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if this.state == State::Done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if this.first_frame && frame.is_data() {
+                    this.first_frame = false;
+                    this.metrics.first_token(&this.route, this.started.elapsed());
+                }
+                let next = tokio::time::Instant::now() + this.between;
+                this.timer.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.fail(Refusal::UpstreamFailed(format!("the stream broke: {e}")))
+            }
+            Poll::Ready(None) => {
+                this.pool.success(&this.lease.replica);
+                this.metrics.finished(
+                    &this.route,
+                    &this.lease.replica.name,
+                    "ok",
+                    this.started.elapsed(),
+                );
+                this.state = State::Done;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    let ms = this.between.as_millis();
+                    return this.fail(Refusal::UpstreamTimeout(format!("no token for {ms} ms")));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// Every answer of the gateway: a whole body or a relayed stream.
+pub enum GatewayBody {
+    Full(Option<Bytes>),
+    Relay(Box<Relay>),
+}
+
+impl GatewayBody {
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        GatewayBody::Full(Some(bytes.into()))
+    }
+}
+
+impl Body for GatewayBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            GatewayBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            GatewayBody::Relay(r) => Pin::new(r.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            GatewayBody::Full(b) => b.is_none(),
+            GatewayBody::Relay(r) => r.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            GatewayBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            GatewayBody::Full(None) => SizeHint::with_exact(0),
+            GatewayBody::Relay(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").field("replica", &self.lease.replica.name).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for GatewayBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayBody").finish_non_exhaustive()
+    }
+}
