@@ -476,9 +476,12 @@ const DEMO_MODEL: &str = "gridlease-demo-echo";
 /// request to a replica (or after 30 s, with a warning).
 async fn start_gateway(g: &Global, dseq: u64) -> anyhow::Result<crate::gateway::Running> {
     use gridlease_gateway::discovery::Upstream;
+    // The devnet is local: its gateway is open, like its node.
+    let open = gridlease_gateway::keys::Keys::open();
     let routes = [(DEMO_MODEL.to_string(), vec![Upstream::Deployment(dseq)])].into();
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let running = crate::gateway::start(g, listen, routes, None, Duration::from_secs(2)).await?;
+    let running =
+        crate::gateway::start(g, listen, routes, None, Duration::from_secs(2), open).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while running.gateway.pool(DEMO_MODEL).is_none_or(|p| p.replicas().is_empty()) {
         if Instant::now() > deadline {

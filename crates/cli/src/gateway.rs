@@ -33,6 +33,10 @@ pub struct GatewayArgs {
     /// The service of each lease that serves the model (default: each lease's first).
     #[arg(long)]
     service: Option<String>,
+    /// API keys with token budgets: a TOML file of `[[key]]` tables (`name`, `key`,
+    /// `budget_tokens`). Without it the gateway is open to anyone who reaches it.
+    #[arg(long)]
+    keys: Option<PathBuf>,
     /// How often the replicas are read again from the chain, milliseconds.
     #[arg(long, default_value_t = 5000)]
     discovery_interval_ms: u64,
@@ -53,6 +57,7 @@ pub async fn start(
     routes: BTreeMap<String, Vec<Upstream>>,
     service: Option<String>,
     interval: Duration,
+    keys: gridlease_gateway::keys::Keys,
 ) -> anyhow::Result<Running> {
     let fixed = routes
         .iter()
@@ -67,7 +72,8 @@ pub async fn start(
             (name.clone(), urls)
         })
         .collect();
-    let gateway = Gateway::new(fixed, Settings { max_attempts: 3, ..Settings::default() });
+    let settings = Settings { max_attempts: 3, ..Settings::default() };
+    let gateway = Gateway::with_keys(fixed, settings, keys);
     let mut tasks = Vec::new();
     if routes.values().flatten().any(|u| matches!(u, Upstream::Deployment(_))) {
         let owner = Keystore::new(&g.home).address(&g.from)?;
@@ -123,9 +129,21 @@ async fn run_async(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
     let service = args.service.or(file.service);
     let interval = Duration::from_millis(args.discovery_interval_ms.max(100));
-    let running = start(&args.g, listen, routes.clone(), service, interval).await?;
+    let keys = match &args.keys {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            gridlease_gateway::keys::Keys::from_toml(&text)
+                .map_err(|e| bad(format!("{}: {e}", path.display())))?
+        }
+        None => gridlease_gateway::keys::Keys::open(),
+    };
+    let open = keys.is_open();
+    let running = start(&args.g, listen, routes.clone(), service, interval, keys).await?;
     println!("gateway listening on http://{} (OpenAI API under /v1)", running.addr);
-    println!("no API keys configured: the gateway is open to anyone who can reach it");
+    if open {
+        println!("no --keys file: the gateway is OPEN to anyone who can reach it");
+    }
     for (name, ups) in &routes {
         println!("  model {name}: {ups:?}");
     }

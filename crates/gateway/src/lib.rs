@@ -11,6 +11,7 @@
 
 pub mod balancer;
 pub mod discovery;
+pub mod keys;
 pub mod metrics;
 pub mod mock;
 pub mod openai;
@@ -31,9 +32,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use balancer::{EjectionPolicy, Pool, Replica};
+use keys::{KeyRefusal, Keys};
 use metrics::Metrics;
 use openai::Refusal;
-use relay::{GatewayBody, Relay};
+use relay::{GatewayBody, Relay, RelayTo};
 
 /// Largest request body the gateway reads.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -81,12 +83,22 @@ pub struct Gateway {
     client: Client<HttpConnector, Full<Bytes>>,
     settings: Settings,
     pub metrics: Arc<Metrics>,
+    pub keys: Arc<Keys>,
     next_id: AtomicU64,
 }
 
 impl Gateway {
     /// A gateway over `routes`: model name → replicas as `(name, base URL)`.
     pub fn new(routes: BTreeMap<String, Vec<(String, String)>>, settings: Settings) -> Arc<Self> {
+        Self::with_keys(routes, settings, Keys::open())
+    }
+
+    /// [`Gateway::new`] that admits only `keys` (and meters their tokens).
+    pub fn with_keys(
+        routes: BTreeMap<String, Vec<(String, String)>>,
+        settings: Settings,
+        keys: Keys,
+    ) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.timeouts.connect));
         connector.set_nodelay(true);
@@ -107,6 +119,7 @@ impl Gateway {
             client,
             settings,
             metrics: Arc::default(),
+            keys: Arc::new(keys),
             next_id: AtomicU64::new(1),
         })
     }
@@ -132,6 +145,29 @@ impl Gateway {
     ) -> Result<Response<GatewayBody>, Infallible> {
         let id = self.request_id(&req);
         let path = req.uri().path().to_string();
+        let account = if path.starts_with("/v1/") {
+            let auth = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            match self.keys.admit(auth) {
+                Ok(a) => a,
+                Err(e) => {
+                    let why = match e {
+                        KeyRefusal::Missing => Refusal::BadKey(
+                            "this gateway needs an API key: Authorization: Bearer KEY".into(),
+                        ),
+                        KeyRefusal::Unknown => {
+                            Refusal::BadKey("the API key is not valid here".into())
+                        }
+                        KeyRefusal::Exhausted { name, budget } => Refusal::QuotaExhausted(format!(
+                            "key `{name}` used its budget of {budget} tokens"
+                        )),
+                    };
+                    self.metrics.finished("", "", why.code(), Duration::ZERO);
+                    return Ok(refusal(&why, &id));
+                }
+            }
+        } else {
+            String::new()
+        };
         let answer = match (req.method(), path.as_str()) {
             (&Method::GET, "/v1/models") => {
                 let body = openai::model_list(self.routes.keys().map(String::as_str));
@@ -139,8 +175,9 @@ impl Gateway {
             }
             (&Method::GET, "/health") => json(StatusCode::OK, b"{\"status\":\"ok\"}".to_vec(), &id),
             (&Method::GET, "/metrics") => {
-                let mut r =
-                    Response::new(GatewayBody::full(self.metrics.render(self.routes.iter())));
+                let mut r = Response::new(GatewayBody::full(
+                    self.metrics.render(self.routes.iter(), &self.keys),
+                ));
                 r.headers_mut().insert(
                     http::header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -148,7 +185,7 @@ impl Gateway {
                 r
             }
             (&Method::POST, "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings") => {
-                match self.proxy(req, &path, &id).await {
+                match self.proxy(req, &path, &id, account).await {
                     Ok(r) => r,
                     Err((route, e)) => {
                         self.metrics.finished(&route, "", e.code(), Duration::ZERO);
@@ -166,6 +203,7 @@ impl Gateway {
         req: Request<Incoming>,
         path: &str,
         id: &HeaderValue,
+        account: String,
     ) -> Result<Response<GatewayBody>, (String, Refusal)> {
         let started = Instant::now();
         let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
@@ -235,22 +273,28 @@ impl Gateway {
             let content_type = answer.headers().get(http::header::CONTENT_TYPE).cloned();
             let replica_name = HeaderValue::from_str(&lease.replica.name).ok();
             let body = if stream && status.is_success() {
-                GatewayBody::Relay(Box::new(Relay::new(
-                    answer.into_body(),
-                    self.settings.timeouts.between_tokens,
-                    lease,
-                    pool.clone(),
-                    self.metrics.clone(),
-                    model.clone(),
+                let to = RelayTo {
+                    pool: pool.clone(),
+                    metrics: self.metrics.clone(),
+                    keys: self.keys.clone(),
+                    route: model.clone(),
+                    account: account.clone(),
                     started,
-                )))
+                };
+                let between = self.settings.timeouts.between_tokens;
+                GatewayBody::Relay(Box::new(Relay::new(answer.into_body(), between, lease, to)))
             } else {
                 let read = Limited::new(answer.into_body(), MAX_ANSWER_BYTES).collect();
                 match tokio::time::timeout(deadline, read).await {
                     Ok(Ok(b)) => {
+                        let b = b.to_bytes();
                         pool.success(&lease.replica);
                         self.metrics.finished(&model, &lease.replica.name, "ok", started.elapsed());
-                        GatewayBody::full(b.to_bytes())
+                        if let Some(tokens) = keys::total_tokens(&b) {
+                            self.keys.charge(&account, tokens);
+                            self.metrics.tokens(&model, &account, tokens);
+                        }
+                        GatewayBody::full(b)
                     }
                     Ok(Err(e)) => {
                         pool.failure(&lease.replica);

@@ -48,6 +48,8 @@ struct Inner {
     latency: BTreeMap<String, Histogram>,
     ttft: BTreeMap<String, Histogram>,
     broken: BTreeMap<(String, String), u64>,
+    /// (route, key) → tokens the replicas reported.
+    tokens: BTreeMap<(String, String), u64>,
 }
 
 /// What the gateway counts.
@@ -72,6 +74,10 @@ impl Metrics {
         self.inner().ttft.entry(route.into()).or_default().observe(after);
     }
 
+    pub fn tokens(&self, route: &str, key: &str, n: u64) {
+        *self.inner().tokens.entry((route.into(), key.into())).or_default() += n;
+    }
+
     pub fn stream_broken(&self, route: &str, replica: &str) {
         *self.inner().broken.entry((route.into(), replica.into())).or_default() += 1;
     }
@@ -80,9 +86,27 @@ impl Metrics {
     pub fn render<'a>(
         &self,
         pools: impl Iterator<Item = (&'a String, &'a std::sync::Arc<Pool>)>,
+        keys: &crate::keys::Keys,
     ) -> String {
         let m = self.inner();
         let mut out = String::new();
+        out.push_str("# HELP gridlease_gateway_tokens_total Tokens the replicas reported used, by route and key.\n# TYPE gridlease_gateway_tokens_total counter\n");
+        for ((route, key), n) in &m.tokens {
+            let _ = writeln!(
+                out,
+                "gridlease_gateway_tokens_total{{route=\"{route}\",key=\"{key}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP gridlease_gateway_key_budget_remaining_tokens Tokens a key may still use (keys with a budget).\n# TYPE gridlease_gateway_key_budget_remaining_tokens gauge\n");
+        for (name, used, budget) in keys.usage() {
+            if let Some(b) = budget {
+                let left = b.saturating_sub(used);
+                let _ = writeln!(
+                    out,
+                    "gridlease_gateway_key_budget_remaining_tokens{{key=\"{name}\"}} {left}"
+                );
+            }
+        }
         out.push_str("# HELP gridlease_gateway_requests_total Requests by route, replica and outcome (ok or error code).\n# TYPE gridlease_gateway_requests_total counter\n");
         for ((route, replica, outcome), n) in &m.outcomes {
             let _ = writeln!(

@@ -31,6 +31,8 @@ pub enum Refusal {
     UpstreamTimeout(String),
     NotFound(String),
     TooLarge(usize),
+    BadKey(String),
+    QuotaExhausted(String),
 }
 
 impl Refusal {
@@ -39,6 +41,8 @@ impl Refusal {
             Refusal::BadJson(_) | Refusal::MissingModel => StatusCode::BAD_REQUEST,
             Refusal::UnknownModel(_) | Refusal::NotFound(_) => StatusCode::NOT_FOUND,
             Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::BadKey(_) => StatusCode::UNAUTHORIZED,
+            Refusal::QuotaExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
             Refusal::NoHealthyReplica(_) => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
             Refusal::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -56,6 +60,8 @@ impl Refusal {
             Refusal::UpstreamTimeout(_) => "upstream_timeout",
             Refusal::NotFound(_) => "not_found",
             Refusal::TooLarge(_) => "request_too_large",
+            Refusal::BadKey(_) => "invalid_api_key",
+            Refusal::QuotaExhausted(_) => "insufficient_quota",
         }
     }
 
@@ -73,6 +79,8 @@ impl Refusal {
             Refusal::UpstreamTimeout(e) => format!("the replicas did not answer in time: {e}"),
             Refusal::NotFound(p) => format!("no route {p}"),
             Refusal::TooLarge(max) => format!("the request body is larger than {max} bytes"),
+            Refusal::BadKey(why) => why.clone(),
+            Refusal::QuotaExhausted(why) => why.clone(),
         }
     }
 

@@ -13,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::balancer::{Lease, Pool};
+use crate::keys::{Keys, UsageScanner};
 use crate::metrics::Metrics;
 use crate::openai::Refusal;
 
@@ -22,6 +23,18 @@ enum State {
     Done,
 }
 
+/// Who a relayed stream reports to.
+#[derive(Debug)]
+pub struct RelayTo {
+    pub pool: Arc<Pool>,
+    pub metrics: Arc<Metrics>,
+    pub keys: Arc<Keys>,
+    pub route: String,
+    /// The key (account) the request spends.
+    pub account: String,
+    pub started: Instant,
+}
+
 /// A relayed upstream body; holds the replica's lease until it ends.
 pub struct Relay {
     inner: Incoming,
@@ -29,40 +42,28 @@ pub struct Relay {
     timer: Pin<Box<tokio::time::Sleep>>,
     state: State,
     lease: Lease,
-    pool: Arc<Pool>,
-    metrics: Arc<Metrics>,
-    route: String,
-    started: Instant,
+    to: RelayTo,
+    usage: UsageScanner,
     first_frame: bool,
 }
 
 impl Relay {
-    pub fn new(
-        inner: Incoming,
-        between: Duration,
-        lease: Lease,
-        pool: Arc<Pool>,
-        metrics: Arc<Metrics>,
-        route: String,
-        started: Instant,
-    ) -> Self {
+    pub fn new(inner: Incoming, between: Duration, lease: Lease, to: RelayTo) -> Self {
         Relay {
             inner,
             between,
             timer: Box::pin(tokio::time::sleep(between)),
             state: State::Streaming,
             lease,
-            pool,
-            metrics,
-            route,
-            started,
+            to,
+            usage: UsageScanner::default(),
             first_frame: true,
         }
     }
 
     fn fail(&mut self, why: Refusal) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.pool.failure(&self.lease.replica);
-        self.metrics.stream_broken(&self.route, &self.lease.replica.name);
+        self.to.pool.failure(&self.lease.replica);
+        self.to.metrics.stream_broken(&self.to.route, &self.lease.replica.name);
         tracing::warn!(target: "gateway", replica = %self.lease.replica.name, error = %why.message(), "stream broke after it started");
         self.state = State::Done;
         Poll::Ready(Some(Ok(Frame::data(why.sse_event()))))
@@ -83,9 +84,12 @@ impl Body for Relay {
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if this.first_frame && frame.is_data() {
-                    this.first_frame = false;
-                    this.metrics.first_token(&this.route, this.started.elapsed());
+                if let Some(data) = frame.data_ref() {
+                    if this.first_frame {
+                        this.first_frame = false;
+                        this.to.metrics.first_token(&this.to.route, this.to.started.elapsed());
+                    }
+                    this.usage.feed(data);
                 }
                 let next = tokio::time::Instant::now() + this.between;
                 this.timer.as_mut().reset(next);
@@ -95,13 +99,18 @@ impl Body for Relay {
                 this.fail(Refusal::UpstreamFailed(format!("the stream broke: {e}")))
             }
             Poll::Ready(None) => {
-                this.pool.success(&this.lease.replica);
-                this.metrics.finished(
-                    &this.route,
+                let to = &this.to;
+                to.pool.success(&this.lease.replica);
+                to.metrics.finished(
+                    &to.route,
                     &this.lease.replica.name,
                     "ok",
-                    this.started.elapsed(),
+                    to.started.elapsed(),
                 );
+                if let Some(tokens) = this.usage.total {
+                    to.keys.charge(&to.account, tokens);
+                    to.metrics.tokens(&to.route, &to.account, tokens);
+                }
                 this.state = State::Done;
                 Poll::Ready(None)
             }
@@ -168,7 +177,10 @@ impl Body for GatewayBody {
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay").field("replica", &self.lease.replica.name).finish_non_exhaustive()
+        f.debug_struct("Relay")
+            .field("replica", &self.lease.replica.name)
+            .field("route", &self.to.route)
+            .finish_non_exhaustive()
     }
 }
 
