@@ -132,8 +132,17 @@ impl Keys {
 
 /// `usage.total_tokens` of an OpenAI answer or stream event, if it reports one.
 pub fn total_tokens(json: &[u8]) -> Option<u64> {
-    let v: serde_json::Value = serde_json::from_slice(json).ok()?;
-    v.get("usage")?.get("total_tokens")?.as_u64()
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        usage: Option<Usage>,
+    }
+    #[derive(Deserialize)]
+    struct Usage {
+        #[serde(default)]
+        total_tokens: Option<u64>,
+    }
+    serde_json::from_slice::<Answer>(json).ok()?.usage?.total_tokens
 }
 
 /// Finds the usage in a stream's SSE bytes as they pass: complete `data:` lines are checked,

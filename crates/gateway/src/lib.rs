@@ -42,6 +42,15 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest non-streamed answer it reads from a replica.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
+/// The fields of a request body the gateway routes on.
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow, default)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
 /// Deadlines of one request.
 #[derive(Clone, Debug)]
 pub struct Timeouts {
@@ -210,23 +219,26 @@ impl Gateway {
             Ok(b) => b.to_bytes(),
             Err(_) => return Err((String::new(), Refusal::TooLarge(MAX_REQUEST_BYTES))),
         };
-        let mut doc: serde_json::Value = serde_json::from_slice(&body)
+        // Only `model` and `stream` matter here: read them without building the document.
+        let peek: Peek<'_> = serde_json::from_slice(&body)
             .map_err(|e| (String::new(), Refusal::BadJson(e.to_string())))?;
-        let Some(fields) = doc.as_object_mut() else {
-            return Err((String::new(), Refusal::BadJson("the body is not a JSON object".into())));
-        };
-        let Some(model) = fields.get("model").and_then(|m| m.as_str()).map(str::to_string) else {
+        let Some(model) = peek.model.map(|m| m.into_owned()) else {
             return Err((String::new(), Refusal::MissingModel));
         };
         let Some(pool) = self.routes.get(&model).cloned() else {
             return Err((String::new(), Refusal::UnknownModel(model)));
         };
-        let stream = fields.get("stream").and_then(|s| s.as_bool()) == Some(true);
+        let stream = peek.stream == Some(true);
         let body = if stream {
             // Usage comes back on streams only when asked for: metering needs it.
-            let options = fields.entry("stream_options").or_insert_with(|| serde_json::json!({}));
-            if let Some(o) = options.as_object_mut() {
-                o.insert("include_usage".into(), serde_json::Value::Bool(true));
+            let mut doc: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|e| (model.clone(), Refusal::BadJson(e.to_string())))?;
+            if let Some(fields) = doc.as_object_mut() {
+                let options =
+                    fields.entry("stream_options").or_insert_with(|| serde_json::json!({}));
+                if let Some(o) = options.as_object_mut() {
+                    o.insert("include_usage".into(), serde_json::Value::Bool(true));
+                }
             }
             Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
         } else {
