@@ -124,11 +124,34 @@ for rate in "${RATES[@]}" 0; do
     done
 done
 
+# Streaming: time to first byte of an SSE answer (curl's time_starttransfer), sequentially.
+STREAM='{"model":"llama","stream":true,"messages":[{"role":"user","content":"Say hello."}]}'
+TTFT_N=${TTFT_REQUESTS:-300}
+for t in "${TARGETS[@]}"; do
+    n=$TTFT_N
+    # LiteLLM takes about half a second a request here: a tenth as many.
+    [ "$t" = litellm ] && n=$((TTFT_N / 10))
+    echo "== $t: $n streamed requests, time to first byte" >&2
+    for _ in $(seq 1 "$n"); do
+        curl -s -N -o /dev/null -w '%{time_starttransfer}\n' -H 'content-type: application/json' \
+            -H "authorization: Bearer $KEY" -d "$STREAM" "${URL[$t]}/v1/chat/completions"
+    done >"$WORK/ttft-$t.txt"
+    RESULTS+=("ttft-$t:0:$WORK/ttft-$t.txt")
+done
+
 python3 - "${RESULTS[@]}" <<'PY'
 import json, sys
 rows = {}
+ttft = {}
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
 for arg in sys.argv[1:]:
     t, rate, path = arg.split(":", 2)
+    if t.startswith("ttft-"):
+        xs = [float(l) * 1000 for l in open(path) if l.strip()]
+        ttft[t[5:]] = (pct(xs, 0.5), pct(xs, 0.99), len(xs))
+        continue
     d = json.load(open(path))
     s, p = d["summary"], d["latencyPercentiles"]
     rows[(t, int(rate))] = {
@@ -153,6 +176,14 @@ print("|---|---:|---:|---:|---:|")
 for t in targets:
     x = rows[(t, 0)]
     print(f"| {t} | {x['rps']:.0f} | {x['ok']*100:.1f}% | {x['p50']:.3f} | {x['p99']:.3f} |")
+print()
+print("| streamed | requests | first byte p50 ms | p99 ms | +p50 ms | +p99 ms |")
+print("|---|---:|---:|---:|---:|---:|")
+for t in targets:
+    if t in ttft:
+        p50, p99, n = ttft[t]
+        b50, b99, _ = ttft["direct"]
+        print(f"| {t} | {n} | {p50:.3f} | {p99:.3f} | {p50-b50:+.3f} | {p99-b99:+.3f} |")
 print()
 for r in rates:
     base = rows[("direct", r)]

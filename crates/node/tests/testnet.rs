@@ -20,6 +20,10 @@ use gridlease_types::params::POWER_UNIT;
 use gridlease_types::{Address, Coin, Keypair, Msg};
 
 const BLOCK_TIME_MS: u64 = 200;
+
+/// The tests here run several node processes each; one at a time, so that on a small machine
+/// their timing is not set by each other's load.
+static ONE_NETWORK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const FEE: u128 = 1_000;
 
 struct Node {
@@ -159,6 +163,7 @@ async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_survive_faults_and_change_their_set() {
+    let _serial = ONE_NETWORK_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let tenant = Keypair::from_secret([0x51; 32]);
     let operator = Keypair::from_secret([0x52; 32]);
@@ -315,6 +320,7 @@ fn one_node_net(dir: &Path, chain_id: &str) -> Node {
 /// and each chain goes on alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_of_another_chain_is_disconnected() {
+    let _serial = ONE_NETWORK_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut a = one_node_net(&dir.path().join("a"), "chain-a");
     let mut b = one_node_net(&dir.path().join("b"), "chain-b");
@@ -344,6 +350,7 @@ async fn a_peer_of_another_chain_is_disconnected() {
 /// out of the set while the chain goes on with the other three.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validator_running_twice_is_slashed() {
+    let _serial = ONE_NETWORK_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let watcher = Keypair::from_secret([0x54; 32]);
     let out = Command::new(env!("CARGO_BIN_EXE_gridlease-node"))
@@ -374,7 +381,7 @@ async fn a_validator_running_twice_is_slashed() {
 
     // Someone's consensus saw it.
     let mut seen = None;
-    wait_for("a node to see the double vote", 120, async || {
+    wait_for("a node to see the double vote", 180, async || {
         for n in nodes.iter().chain([&twin]) {
             if let Ok(e) = n.client().evidence().await
                 && let Some(newest) = e.seen.into_iter().next_back()
