@@ -132,17 +132,25 @@ impl Keys {
 
 /// `usage.total_tokens` of an OpenAI answer or stream event, if it reports one.
 pub fn total_tokens(json: &[u8]) -> Option<u64> {
+    usage(json)?.total_tokens
+}
+
+/// The `usage` an OpenAI answer or stream event reports.
+#[derive(Debug, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub total_tokens: Option<u64>,
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+}
+
+fn usage(json: &[u8]) -> Option<Usage> {
     #[derive(Deserialize)]
     struct Answer {
         #[serde(default)]
         usage: Option<Usage>,
     }
-    #[derive(Deserialize)]
-    struct Usage {
-        #[serde(default)]
-        total_tokens: Option<u64>,
-    }
-    serde_json::from_slice::<Answer>(json).ok()?.usage?.total_tokens
+    serde_json::from_slice::<Answer>(json).ok()?.usage
 }
 
 /// Finds the usage in a stream's SSE bytes as they pass: complete `data:` lines are checked,
@@ -151,6 +159,7 @@ pub fn total_tokens(json: &[u8]) -> Option<u64> {
 pub struct UsageScanner {
     partial: Vec<u8>,
     pub total: Option<u64>,
+    pub completion: Option<u64>,
 }
 
 impl UsageScanner {
@@ -160,9 +169,10 @@ impl UsageScanner {
             let line: Vec<u8> = self.partial.drain(..=end).collect();
             if let Some(data) = line.strip_prefix(b"data: ")
                 && data.windows(7).any(|w| w == b"\"usage\"")
-                && let Some(t) = total_tokens(data)
+                && let Some(u) = usage(data)
             {
-                self.total = Some(t);
+                self.total = u.total_tokens.or(self.total);
+                self.completion = u.completion_tokens.or(self.completion);
             }
         }
         // A line longer than any event is not SSE: stop holding it.

@@ -159,6 +159,10 @@ impl Gateway {
             match self.keys.admit(auth) {
                 Ok(a) => a,
                 Err(e) => {
+                    let who = match &e {
+                        KeyRefusal::Exhausted { name, .. } => name.clone(),
+                        _ => String::new(),
+                    };
                     let why = match e {
                         KeyRefusal::Missing => Refusal::BadKey(
                             "this gateway needs an API key: Authorization: Bearer KEY".into(),
@@ -171,6 +175,7 @@ impl Gateway {
                         )),
                     };
                     self.metrics.finished("", "", why.code(), Duration::ZERO);
+                    self.metrics.key_finished(&who, why.code(), Duration::ZERO);
                     return Ok(refusal(&why, &id));
                 }
             }
@@ -194,10 +199,11 @@ impl Gateway {
                 r
             }
             (&Method::POST, "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings") => {
-                match self.proxy(req, &path, &id, account).await {
+                match self.proxy(req, &path, &id, account.clone()).await {
                     Ok(r) => r,
                     Err((route, e)) => {
                         self.metrics.finished(&route, "", e.code(), Duration::ZERO);
+                        self.metrics.key_finished(&account, e.code(), Duration::ZERO);
                         refusal(&e, &id)
                     }
                 }
@@ -302,6 +308,7 @@ impl Gateway {
                         let b = b.to_bytes();
                         pool.success(&lease.replica);
                         self.metrics.finished(&model, &lease.replica.name, "ok", started.elapsed());
+                        self.metrics.key_finished(&account, "ok", started.elapsed());
                         if let Some(tokens) = keys::total_tokens(&b) {
                             self.keys.charge(&account, tokens);
                             self.metrics.tokens(&model, &account, tokens);

@@ -45,8 +45,15 @@ impl Histogram {
 struct Inner {
     /// (route, replica, outcome) → requests.
     outcomes: BTreeMap<(String, String, String), u64>,
-    latency: BTreeMap<String, Histogram>,
-    ttft: BTreeMap<String, Histogram>,
+    /// (route, replica) → time to the end of the answer.
+    latency: BTreeMap<(String, String), Histogram>,
+    /// (route, replica) → time to the first streamed bytes.
+    ttft: BTreeMap<(String, String), Histogram>,
+    /// (key, outcome) → requests, and key → latency.
+    key_outcomes: BTreeMap<(String, String), u64>,
+    key_latency: BTreeMap<String, Histogram>,
+    /// (route, replica) → streamed completion tokens per second (moving average).
+    token_rate: BTreeMap<(String, String), f64>,
     broken: BTreeMap<(String, String), u64>,
     /// (route, key) → tokens the replicas reported.
     tokens: BTreeMap<(String, String), u64>,
@@ -67,11 +74,30 @@ impl Metrics {
     pub fn finished(&self, route: &str, replica: &str, outcome: &str, took: Duration) {
         let mut m = self.inner();
         *m.outcomes.entry((route.into(), replica.into(), outcome.into())).or_default() += 1;
-        m.latency.entry(route.into()).or_default().observe(took);
+        m.latency.entry((route.into(), replica.into())).or_default().observe(took);
     }
 
-    pub fn first_token(&self, route: &str, after: Duration) {
-        self.inner().ttft.entry(route.into()).or_default().observe(after);
+    /// A request of API key `key` ended (`anonymous` on an open gateway).
+    pub fn key_finished(&self, key: &str, outcome: &str, took: Duration) {
+        let mut m = self.inner();
+        *m.key_outcomes.entry((key.into(), outcome.into())).or_default() += 1;
+        m.key_latency.entry(key.into()).or_default().observe(took);
+    }
+
+    pub fn first_token(&self, route: &str, replica: &str, after: Duration) {
+        self.inner().ttft.entry((route.into(), replica.into())).or_default().observe(after);
+    }
+
+    /// A stream of `tokens` completion tokens took `streaming` from its first bytes to its end.
+    pub fn token_rate(&self, route: &str, replica: &str, tokens: u64, streaming: Duration) {
+        let secs = streaming.as_secs_f64();
+        if tokens == 0 || secs <= 0.0 {
+            return;
+        }
+        let rate = tokens as f64 / secs;
+        let mut m = self.inner();
+        let avg = m.token_rate.entry((route.into(), replica.into())).or_insert(rate);
+        *avg = 0.8 * *avg + 0.2 * rate;
     }
 
     pub fn tokens(&self, route: &str, key: &str, n: u64) {
@@ -115,16 +141,28 @@ impl Metrics {
             );
         }
         out.push_str("# HELP gridlease_gateway_request_seconds Time from request to the end of the answer.\n# TYPE gridlease_gateway_request_seconds histogram\n");
-        for (route, h) in &m.latency {
-            h.render(&mut out, "gridlease_gateway_request_seconds", &format!("route=\"{route}\""));
+        for ((route, replica), h) in &m.latency {
+            let labels = format!("route=\"{route}\",replica=\"{replica}\"");
+            h.render(&mut out, "gridlease_gateway_request_seconds", &labels);
         }
         out.push_str("# HELP gridlease_gateway_time_to_first_token_seconds Time from request to the first streamed bytes.\n# TYPE gridlease_gateway_time_to_first_token_seconds histogram\n");
-        for (route, h) in &m.ttft {
-            h.render(
-                &mut out,
-                "gridlease_gateway_time_to_first_token_seconds",
-                &format!("route=\"{route}\""),
-            );
+        for ((route, replica), h) in &m.ttft {
+            let labels = format!("route=\"{route}\",replica=\"{replica}\"");
+            h.render(&mut out, "gridlease_gateway_time_to_first_token_seconds", &labels);
+        }
+        out.push_str("# HELP gridlease_gateway_tokens_per_second Streamed completion tokens per second (moving average).\n# TYPE gridlease_gateway_tokens_per_second gauge\n");
+        for ((route, replica), rate) in &m.token_rate {
+            let labels = format!("route=\"{route}\",replica=\"{replica}\"");
+            let _ = writeln!(out, "gridlease_gateway_tokens_per_second{{{labels}}} {rate:.3}");
+        }
+        out.push_str("# HELP gridlease_gateway_key_requests_total Requests by API key and outcome.\n# TYPE gridlease_gateway_key_requests_total counter\n");
+        for ((key, outcome), n) in &m.key_outcomes {
+            let labels = format!("key=\"{key}\",outcome=\"{outcome}\"");
+            let _ = writeln!(out, "gridlease_gateway_key_requests_total{{{labels}}} {n}");
+        }
+        out.push_str("# HELP gridlease_gateway_key_request_seconds Time from request to the end of the answer, by API key.\n# TYPE gridlease_gateway_key_request_seconds histogram\n");
+        for (key, h) in &m.key_latency {
+            h.render(&mut out, "gridlease_gateway_key_request_seconds", &format!("key=\"{key}\""));
         }
         out.push_str("# HELP gridlease_gateway_streams_broken_total Streams that broke after they started (ended with an error event).\n# TYPE gridlease_gateway_streams_broken_total counter\n");
         for ((route, replica), n) in &m.broken {

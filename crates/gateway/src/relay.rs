@@ -45,6 +45,7 @@ pub struct Relay {
     to: RelayTo,
     usage: UsageScanner,
     first_frame: bool,
+    first_at: Option<Instant>,
 }
 
 impl Relay {
@@ -58,6 +59,7 @@ impl Relay {
             to,
             usage: UsageScanner::default(),
             first_frame: true,
+            first_at: None,
         }
     }
 
@@ -87,7 +89,9 @@ impl Body for Relay {
                 if let Some(data) = frame.data_ref() {
                     if this.first_frame {
                         this.first_frame = false;
-                        this.to.metrics.first_token(&this.to.route, this.to.started.elapsed());
+                        this.first_at = Some(Instant::now());
+                        let (to, name) = (&this.to, &this.lease.replica.name);
+                        to.metrics.first_token(&to.route, name, to.started.elapsed());
                     }
                     this.usage.feed(data);
                 }
@@ -107,9 +111,14 @@ impl Body for Relay {
                     "ok",
                     to.started.elapsed(),
                 );
+                to.metrics.key_finished(&to.account, "ok", to.started.elapsed());
                 if let Some(tokens) = this.usage.total {
                     to.keys.charge(&to.account, tokens);
                     to.metrics.tokens(&to.route, &to.account, tokens);
+                }
+                if let (Some(n), Some(first)) = (this.usage.completion, this.first_at) {
+                    let name = &this.lease.replica.name;
+                    to.metrics.token_rate(&to.route, name, n, first.elapsed());
                 }
                 this.state = State::Done;
                 Poll::Ready(None)
