@@ -300,7 +300,7 @@ impl Gateway {
                     started,
                 };
                 let between = self.settings.timeouts.between_tokens;
-                GatewayBody::Relay(Box::new(Relay::new(answer.into_body(), between, lease, to)))
+                GatewayBody::Stream(Box::new(Relay::new(answer.into_body(), between, lease, to)))
             } else {
                 let read = Limited::new(answer.into_body(), MAX_ANSWER_BYTES).collect();
                 match tokio::time::timeout(deadline, read).await {

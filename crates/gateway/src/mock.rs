@@ -18,6 +18,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::relay::Answer;
+
 /// How the mock answers.
 #[derive(Clone, Debug)]
 pub struct MockConfig {
@@ -57,27 +59,10 @@ impl Body for ChannelBody {
 }
 
 /// Either a whole body or a stream.
-pub enum MockBody {
-    Full(Option<Bytes>),
-    Stream(ChannelBody),
-}
-
-impl Body for MockBody {
-    type Data = Bytes;
-    type Error = Infallible;
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            MockBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            MockBody::Stream(s) => Pin::new(s).poll_frame(cx),
-        }
-    }
-}
+pub type MockBody = Answer<ChannelBody>;
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response<MockBody> {
-    let mut r = Response::new(MockBody::Full(Some(Bytes::from(body.to_string()))));
+    let mut r = Response::new(MockBody::full(body.to_string()));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -209,11 +194,5 @@ pub async fn serve(
 impl std::fmt::Debug for ChannelBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChannelBody").finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for MockBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockBody").finish_non_exhaustive()
     }
 }

@@ -142,19 +142,22 @@ impl Body for Relay {
     }
 }
 
-/// Every answer of the gateway: a whole body or a relayed stream.
-pub enum GatewayBody {
+/// An answer: a whole body, or a stream of frames.
+pub enum Answer<S> {
     Full(Option<Bytes>),
-    Relay(Box<Relay>),
+    Stream(S),
 }
 
-impl GatewayBody {
+/// Every answer of the gateway: a whole body or a relayed stream.
+pub type GatewayBody = Answer<Box<Relay>>;
+
+impl<S> Answer<S> {
     pub fn full(bytes: impl Into<Bytes>) -> Self {
-        GatewayBody::Full(Some(bytes.into()))
+        Answer::Full(Some(bytes.into()))
     }
 }
 
-impl Body for GatewayBody {
+impl<S: Body<Data = Bytes, Error = Infallible> + Unpin> Body for Answer<S> {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -163,23 +166,23 @@ impl Body for GatewayBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
-            GatewayBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            GatewayBody::Relay(r) => Pin::new(r.as_mut()).poll_frame(cx),
+            Answer::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Answer::Stream(s) => Pin::new(s).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            GatewayBody::Full(b) => b.is_none(),
-            GatewayBody::Relay(r) => r.is_end_stream(),
+            Answer::Full(b) => b.is_none(),
+            Answer::Stream(s) => s.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            GatewayBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            GatewayBody::Full(None) => SizeHint::with_exact(0),
-            GatewayBody::Relay(_) => SizeHint::default(),
+            Answer::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Answer::Full(None) => SizeHint::with_exact(0),
+            Answer::Stream(s) => s.size_hint(),
         }
     }
 }
@@ -193,8 +196,9 @@ impl std::fmt::Debug for Relay {
     }
 }
 
-impl std::fmt::Debug for GatewayBody {
+impl<S> std::fmt::Debug for Answer<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayBody").finish_non_exhaustive()
+        let kind = if matches!(self, Answer::Full(_)) { "full" } else { "stream" };
+        f.debug_struct("Answer").field("kind", &kind).finish_non_exhaustive()
     }
 }

@@ -77,6 +77,11 @@ async fn start_gateway(replicas: &[SocketAddr]) -> (String, Arc<Gateway>) {
     (url, gateway)
 }
 
+async fn metrics_of(http: &reqwest::Client, url: &str) -> String {
+    let r = http.get(format!("{url}/metrics")).send().await.expect("metrics");
+    r.text().await.expect("metrics text")
+}
+
 fn replica_ejected(metrics: &str, replica: &str) -> Option<bool> {
     let needle =
         format!("gridlease_gateway_replica_ejected{{route=\"llama\",replica=\"{replica}\"}} ");
@@ -175,27 +180,12 @@ async fn a_killed_replica_loses_no_request() {
     assert!(broken > 0, "no stream ran on the killed replica");
 
     // Ejected while dead; back in once it answers again on the same address.
-    let metrics = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_of(&http, &url).await;
     assert_eq!(replica_ejected(&metrics, "r1"), Some(true), "{metrics}");
     let _back = start_mock(dead, "r1", Duration::ZERO).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let m = http
-            .get(format!("{url}/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        if replica_ejected(&m, "r1") == Some(false) {
+        if replica_ejected(&metrics_of(&http, &url).await, "r1") == Some(false) {
             break;
         }
         assert!(Instant::now() < deadline, "r1 was not re-admitted");
