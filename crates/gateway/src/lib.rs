@@ -29,7 +29,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use balancer::{EjectionPolicy, Pool, Replica};
 use keys::{KeyRefusal, Keys};
@@ -39,6 +39,8 @@ use relay::{GatewayBody, Relay, RelayTo};
 
 /// Largest request body the gateway reads.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Most client connections open at once.
+pub const MAX_CONNECTIONS: usize = 8192;
 /// Largest non-streamed answer it reads from a replica.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
@@ -63,6 +65,8 @@ pub struct Timeouts {
     /// Active health probes: how often, and how long one may take.
     pub probe_interval: Duration,
     pub probe_timeout: Duration,
+    /// Time a client has to send a request's headers (slow clients cannot hold connections).
+    pub client_headers: Duration,
 }
 
 impl Default for Timeouts {
@@ -73,6 +77,7 @@ impl Default for Timeouts {
             between_tokens: Duration::from_secs(30),
             probe_interval: Duration::from_secs(2),
             probe_timeout: Duration::from_secs(1),
+            client_headers: Duration::from_secs(10),
         }
     }
 }
@@ -391,8 +396,17 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let probes = tokio::spawn(gateway.clone().probe_forever());
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        // Past the cap, new clients wait in the kernel's backlog until a connection closes.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let (stream, _) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -406,11 +420,16 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let gw = gateway.clone();
+        let headers = gateway.settings.timeouts.client_headers;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| gw.clone().handle(req));
+            // A client that never finishes its headers loses its connection.
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(headers)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            drop(permit);
         });
     }
     probes.abort();

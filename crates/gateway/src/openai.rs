@@ -1,8 +1,7 @@
 //! OpenAI-shaped answers: the error body every refusal uses, and the model list.
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use serde::Serialize;
 
 /// `{"error": {"message", "type", "param", "code"}}`, as OpenAI's API answers errors.
@@ -99,15 +98,6 @@ impl Refusal {
             },
         };
         serde_json::to_vec(&body).unwrap_or_default()
-    }
-
-    pub fn response(&self, request_id: &HeaderValue) -> Response<Full<Bytes>> {
-        let mut r = Response::new(Full::new(Bytes::from(self.body())));
-        *r.status_mut() = self.status();
-        r.headers_mut()
-            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        r.headers_mut().insert("x-request-id", request_id.clone());
-        r
     }
 
     /// The same error as one SSE event, for a stream that broke after it started.

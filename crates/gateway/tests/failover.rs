@@ -61,6 +61,7 @@ async fn start_gateway(replicas: &[SocketAddr]) -> (String, Arc<Gateway>) {
             between_tokens: Duration::from_secs(2),
             probe_interval: Duration::from_millis(200),
             probe_timeout: Duration::from_millis(200),
+            client_headers: Duration::from_millis(300),
             ..Timeouts::default()
         },
         ejection: EjectionPolicy {
@@ -237,4 +238,21 @@ async fn refusals_are_openai_shaped() {
             .contains(&v["error"]["code"].as_str().unwrap_or("")),
         "{v}"
     );
+}
+
+/// A client that opens a connection and never finishes its headers (slowloris) loses it after
+/// `client_headers`, so slow clients cannot pile up connections up to the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_slow_client_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = start_mock("127.0.0.1:0".parse().expect("addr"), "r0", Duration::ZERO).await;
+    let (url, _gateway) = start_gateway(&[mock.addr]).await;
+    let addr = url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the gateway kept a connection with unfinished headers open");
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
