@@ -111,7 +111,9 @@ impl Application for ChainApp {
             }
             // Admission verified the signatures of the transactions this node holds; only the
             // others are checked here (in parallel).
-            let known = lock(&node.mempool).verified(&block.txs);
+            let hashes: Vec<gridlease_types::TxHash> =
+                block.txs.iter().map(|b| gridlease_types::TxHash::of_bytes(b)).collect();
+            let known = lock(&node.mempool).verified(&block.txs, &hashes);
             let checked = gridlease_storage::check_txs_except(&block.txs, known);
             Metrics::add(&node.metrics.signatures_reused, checked.reused as u64);
             let checked = checked.txs;

@@ -169,10 +169,12 @@ impl Mempool {
     /// The verified form of each of `txs` (raw bytes, as a block holds them) that this mempool
     /// admitted: the same bytes hash to the same key, and admission verified their signature.
     /// `None` for the others, which the caller must check.
-    pub fn verified(&self, txs: &[Vec<u8>]) -> Vec<Option<VerifiedTx>> {
+    /// `hashes` are the transactions' hashes, computed by the caller before taking the lock.
+    pub fn verified(&self, txs: &[Vec<u8>], hashes: &[TxHash]) -> Vec<Option<VerifiedTx>> {
         txs.iter()
-            .map(|bytes| {
-                let entry = self.by_hash.get(&TxHash::of_bytes(bytes))?;
+            .zip(hashes)
+            .map(|(bytes, hash)| {
+                let entry = self.by_hash.get(hash)?;
                 (entry.bytes == *bytes).then(|| entry.verified.clone())
             })
             .collect()
@@ -520,12 +522,14 @@ mod tests {
         let mine = send(a, 0, 100);
         m.admit(mine.clone(), CHAIN_ID, &g.params, &state).expect("admitted");
         let stranger = send(b, 0, 100);
-        let got = m.verified(&[mine.clone(), stranger]);
+        let both = [mine.clone(), stranger];
+        let hashes: Vec<TxHash> = both.iter().map(|b| TxHash::of_bytes(b)).collect();
+        let got = m.verified(&both, &hashes);
         assert_eq!(got[0].as_ref().map(VerifiedTx::hash), Some(TxHash::of_bytes(&mine)));
         assert!(got[1].is_none(), "a transaction never admitted must be checked");
         let checked = gridlease_storage::check_txs_except(
             std::slice::from_ref(&mine),
-            m.verified(std::slice::from_ref(&mine)),
+            m.verified(std::slice::from_ref(&mine), &hashes[..1]),
         );
         assert_eq!(checked.reused, 1);
         assert!(matches!(checked.txs[0], CheckedTx::Valid(_)));
