@@ -224,10 +224,10 @@ pub(crate) async fn run<A: Application>(
         value_sync: ValueSyncConfig::default(),
     };
 
-    // The libp2p identity reuses the validator key; the validator proof binds
-    // the consensus key to that peer id for other validators.
-    let keypair = Keypair::ed25519_from_bytes(config.validator_key)
-        .map_err(|e| ConsensusError::Config(format!("bad validator key: {e}")))?;
+    // The libp2p identity is the node key; the validator proof binds the consensus key to
+    // that peer id for other validators.
+    let keypair = Keypair::ed25519_from_bytes(config.node_key)
+        .map_err(|e| ConsensusError::Config(format!("bad node key: {e}")))?;
     let signer = GridSigner::new(signing_key.clone(), config.chain_id.clone());
     let proof = signer
         .sign_validator_proof(

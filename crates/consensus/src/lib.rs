@@ -129,8 +129,13 @@ pub struct ConsensusConfig {
     pub network_id: String,
     /// Human-readable node name (logs, metrics).
     pub moniker: String,
-    /// This validator's ed25519 secret key (32-byte seed).
+    /// This validator's ed25519 secret key (32-byte seed): signs votes and proposals.
     pub validator_key: [u8; 32],
+    /// The node's P2P identity (ed25519 seed of its libp2p peer id), kept apart from the
+    /// validator key so that two processes holding one validator key are still two peers
+    /// (and their conflicting votes reach everyone as evidence rather than one of them being
+    /// dropped as a duplicate connection).
+    pub node_key: [u8; 32],
     /// The validator set to start with; [`Application::validator_set`] gives each later
     /// height's.
     pub validators: Vec<ValidatorInfo>,
@@ -150,7 +155,8 @@ pub struct ConsensusConfig {
 }
 
 impl ConsensusConfig {
-    /// A one-validator network on loopback with a 1 s block time.
+    /// A one-validator network on loopback with a 1 s block time; the validator key doubles
+    /// as the node key.
     pub fn single_validator(
         home: impl Into<PathBuf>,
         chain_id: &str,
@@ -164,6 +170,7 @@ impl ConsensusConfig {
             network_id: chain_id.to_string(),
             moniker: "validator-0".to_string(),
             validator_key,
+            node_key: validator_key,
             validators: vec![ValidatorInfo { public_key, voting_power: 1 }],
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             persistent_peers: Vec::new(),

@@ -1,4 +1,5 @@
-//! The node's home directory: validator key, genesis and config, written by `init`.
+//! The node's home directory: validator key, node (P2P) key, genesis and config, written by
+//! `init`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,11 @@ pub struct NodeConfig {
     pub p2p_addr: SocketAddr,
     /// Target time between blocks, milliseconds.
     pub block_time_ms: u64,
+    /// How long a validator waits for round 0's proposal before prevoting nil, milliseconds
+    /// (later rounds wait longer). Raise it on slow links; a value far below the network's
+    /// latency makes this validator vote nil on most heights.
+    #[serde(default = "default_propose_timeout_ms")]
+    pub propose_timeout_ms: u64,
     #[serde(default)]
     pub persistent_peers: Vec<SocketAddr>,
     /// Mempool limits (see `MempoolLimits` for each field and its default).
@@ -30,10 +36,15 @@ impl Default for NodeConfig {
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], 26657)),
             p2p_addr: SocketAddr::from(([127, 0, 0, 1], 26656)),
             block_time_ms: 1000,
+            propose_timeout_ms: default_propose_timeout_ms(),
             persistent_peers: Vec::new(),
             mempool: crate::mempool::MempoolLimits::default(),
         }
     }
+}
+
+fn default_propose_timeout_ms() -> u64 {
+    3000
 }
 
 /// `validator_key.json`: the validator's ed25519 secret.
@@ -60,6 +71,10 @@ impl Home {
     }
     pub fn key_path(&self) -> PathBuf {
         self.dir.join("validator_key.json")
+    }
+    /// `node_key.json`: the node's P2P identity, separate from the validator key.
+    pub fn node_key_path(&self) -> PathBuf {
+        self.dir.join("node_key.json")
     }
     pub fn store_path(&self) -> PathBuf {
         self.dir.join("data").join("chain.redb")
@@ -100,8 +115,27 @@ impl Home {
         std::fs::write(self.genesis_path(), genesis.to_json())?;
         let file = KeyFile { address: key.address(), secret_hex: crate::hex(&key.secret_bytes()) };
         write_private(&self.key_path(), &serde_json::to_string_pretty(&file)?)?;
+        self.node_key()?;
         std::fs::write(self.config_path(), serde_json::to_string_pretty(config)?)?;
         Ok(())
+    }
+
+    /// The node's P2P identity: read from `node_key.json`, or drawn from the OS and written
+    /// there (owner-only) when the home has none yet (homes written before node keys existed
+    /// get one on their next start; their peer id changes once).
+    pub fn node_key(&self) -> anyhow::Result<[u8; 32]> {
+        let path = self.node_key_path();
+        if !path.exists() {
+            let secret = os_entropy()?;
+            let file = NodeKeyFile { secret_hex: crate::hex(&secret) };
+            write_private(&path, &serde_json::to_string_pretty(&file)?)?;
+            return Ok(secret);
+        }
+        let text = read(&path)?;
+        let file: NodeKeyFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid node key file", path.display()))?;
+        secret_32(&file.secret_hex)
+            .with_context(|| format!("{}: secret_hex must be 64 hex digits", path.display()))
     }
 
     pub fn load_genesis(&self) -> anyhow::Result<Genesis> {
@@ -111,22 +145,46 @@ impl Home {
 
     pub fn load_config(&self) -> anyhow::Result<NodeConfig> {
         let text = read(&self.config_path())?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a valid config", self.config_path().display()))
+        let config: NodeConfig = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid config", self.config_path().display()))?;
+        if !(1..=600_000).contains(&config.propose_timeout_ms) {
+            bail!(
+                "{}: propose_timeout_ms must be between 1 and 600000, not {}",
+                self.config_path().display(),
+                config.propose_timeout_ms
+            );
+        }
+        Ok(config)
     }
 
     pub fn load_key(&self) -> anyhow::Result<[u8; 32]> {
         let text = read(&self.key_path())?;
         let file: KeyFile = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a valid key file", self.key_path().display()))?;
-        let bytes =
-            crate::unhex(&file.secret_hex).filter(|b| b.len() == 32).with_context(|| {
-                format!("{}: secret_hex must be 64 hex digits", self.key_path().display())
-            })?;
-        let mut out = [0u8; 32];
-        out.copy_from_slice(&bytes);
-        Ok(out)
+        secret_32(&file.secret_hex).with_context(|| {
+            format!("{}: secret_hex must be 64 hex digits", self.key_path().display())
+        })
     }
+}
+
+/// `node_key.json`: the seed of the node's libp2p identity.
+#[derive(Serialize, Deserialize)]
+struct NodeKeyFile {
+    secret_hex: String,
+}
+
+fn secret_32(hex: &str) -> Option<[u8; 32]> {
+    crate::unhex(hex).and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+}
+
+/// 32 bytes from the operating system's random source.
+pub fn os_entropy() -> anyhow::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("cannot read /dev/urandom")?;
+    Ok(buf)
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -264,4 +322,50 @@ pub fn testnet(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written_home(dir: &Path) -> Home {
+        let key = Keypair::from_secret([3; 32]);
+        let genesis = genesis_for("home-test", &[&key], &[], None).expect("genesis");
+        let home = Home::new(dir);
+        home.write(&genesis, &key, &NodeConfig::default()).expect("write");
+        home
+    }
+
+    #[test]
+    fn the_node_key_is_its_own_and_stays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = written_home(dir.path());
+        let node_key = home.node_key().expect("node key");
+        assert_ne!(node_key, home.load_key().expect("validator key"));
+        assert_eq!(home.node_key().expect("again"), node_key);
+        // A home from before node keys gets one on its next start.
+        std::fs::remove_file(home.node_key_path()).expect("remove");
+        let fresh = home.node_key().expect("created");
+        assert_ne!(fresh, node_key);
+        assert_eq!(home.node_key().expect("again"), fresh);
+        std::fs::write(home.node_key_path(), r#"{"secret_hex":"abcd"}"#).expect("write");
+        let err = home.node_key().expect_err("short secret").to_string();
+        assert!(err.contains("64 hex digits"), "{err}");
+    }
+
+    #[test]
+    fn a_config_without_a_propose_timeout_gets_the_default_and_zero_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = written_home(dir.path());
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(home.config_path()).expect("read"))
+                .expect("json");
+        json.as_object_mut().expect("object").remove("propose_timeout_ms");
+        std::fs::write(home.config_path(), json.to_string()).expect("write");
+        assert_eq!(home.load_config().expect("config").propose_timeout_ms, 3000);
+        json["propose_timeout_ms"] = 0.into();
+        std::fs::write(home.config_path(), json.to_string()).expect("write");
+        let err = home.load_config().expect_err("zero timeout").to_string();
+        assert!(err.contains("propose_timeout_ms must be between 1 and 600000"), "{err}");
+    }
 }

@@ -101,6 +101,7 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
         config.p2p_addr = a;
     }
     let key = home.load_key()?;
+    let node_key = home.node_key()?;
     let mut store = Store::open(home.store_path())
         .with_context(|| format!("cannot open the chain store in {}", home.dir.display()))?;
     if store.is_initialized()? {
@@ -148,11 +149,12 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
         ),
         moniker: config.moniker.clone(),
         validator_key: key,
+        node_key,
         validators,
         listen_addr: config.p2p_addr,
         persistent_peers: config.persistent_peers.clone(),
         block_time: opts.block_time.unwrap_or(Duration::from_millis(config.block_time_ms)),
-        propose_timeout: Duration::from_secs(3),
+        propose_timeout: Duration::from_millis(config.propose_timeout_ms),
         part_size: 128 * 1024,
         max_block_bytes: block::MAX_BLOCK_BYTES,
     };

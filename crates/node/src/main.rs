@@ -86,13 +86,6 @@ fn parse_fund(s: &str) -> anyhow::Result<(Address, Vec<Coin>)> {
     Ok((address, coins))
 }
 
-fn entropy() -> anyhow::Result<[u8; 32]> {
-    use std::io::Read;
-    let mut buf = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
-    Ok(buf)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt().with_target(true).with_writer(std::io::stderr).init();
@@ -100,8 +93,12 @@ fn main() -> ExitCode {
         Command::Init { home, genesis } => (|| {
             let funded = genesis.funded()?;
             let chain_id = &genesis.chain_id;
-            let address =
-                Home::new(&home).init(chain_id, entropy()?, &funded, genesis.bid_window)?;
+            let address = Home::new(&home).init(
+                chain_id,
+                gridlease_node::home::os_entropy()?,
+                &funded,
+                genesis.bid_window,
+            )?;
             let key = gridlease_types::Keypair::from_secret(Home::new(&home).load_key()?);
             println!(
                 "initialized {} for chain {chain_id}; validator {address}, consensus key {}",
@@ -122,7 +119,7 @@ fn main() -> ExitCode {
                 &home,
                 validators,
                 chain_id,
-                entropy,
+                gridlease_node::home::os_entropy,
                 &genesis.funded()?,
                 genesis.bid_window,
                 block_time_ms,
