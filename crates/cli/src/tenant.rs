@@ -16,7 +16,9 @@ use gridlease_client::{
 use gridlease_provider::api::{LeaseStatus, Phase};
 use gridlease_provider::api_client::{ApiClientError, ProviderApi};
 use gridlease_provider::tls::{self, CertBundle};
-use gridlease_types::{Address, BidId, Coin, DecAmount, Denom, GroupSpec, LeaseId, Msg, OrderId};
+use gridlease_types::{
+    Address, BidId, Coin, DecAmount, Denom, DeploymentId, GroupSpec, LeaseId, Msg, OrderId,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -93,6 +95,17 @@ pub enum TenantCommand {
         dseq: u64,
         amount: String,
     },
+    /// Name the accounts whose health reports decide whether a deployment's leases are up
+    /// (at most 8; a lease that a majority of them report down stops paying, and is replaced
+    /// on another provider when it stays down). No address: show them. `--none`: name nobody.
+    Monitors {
+        #[command(flatten)]
+        g: Global,
+        dseq: u64,
+        monitors: Vec<String>,
+        #[arg(long, conflicts_with = "monitors")]
+        none: bool,
+    },
     /// Update a deployment to a new version of its SDL and send the new manifest.
     Update {
         #[command(flatten)]
@@ -140,6 +153,7 @@ impl TenantCommand {
             | TenantCommand::Logs { g, .. }
             | TenantCommand::Close { g, .. }
             | TenantCommand::Deposit { g, .. }
+            | TenantCommand::Monitors { g, .. }
             | TenantCommand::Update { g, .. }
             | TenantCommand::Bids { g, .. }
             | TenantCommand::Leases { g }
@@ -221,6 +235,9 @@ async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
             });
             Ok(ExitCode::SUCCESS)
         }
+        TenantCommand::Monitors { g: _, dseq, monitors: list, none } => {
+            monitors(g, dseq, &list, none).await
+        }
         TenantCommand::Update { g: _, dseq, file } => update(g, dseq, &file).await,
         TenantCommand::Bids { g: _, dseq } => bids(g, dseq).await,
         TenantCommand::Leases { .. } => leases(g).await,
@@ -239,6 +256,38 @@ async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn monitors(g: &Global, dseq: u64, list: &[String], none: bool) -> anyhow::Result<ExitCode> {
+    let text = |m: &[Address]| {
+        if m.is_empty() {
+            format!("deployment {dseq} names no monitor: its leases pay every block")
+        } else {
+            let names: Vec<String> = m.iter().map(Address::to_string).collect();
+            format!("deployment {dseq} trusts the health reports of {}", names.join(", "))
+        }
+    };
+    if list.is_empty() && !none {
+        let client = g.client();
+        let owner = me(g)?;
+        let id = DeploymentId { owner, dseq };
+        let record = client
+            .deployment(&owner, dseq)
+            .await
+            .map_err(chain_error)?
+            .ok_or_else(|| bad(format!("deployment {id} does not exist")))?;
+        g.print(&json!({ "dseq": dseq, "monitors": record.monitors }), || text(&record.monitors));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut named = Vec::with_capacity(list.len());
+    for a in list {
+        named.push(a.parse::<Address>().map_err(|_| bad(format!("`{a}` is not a grid address")))?);
+    }
+    let (client, mut b) = g.signer().await?;
+    let (h, _) =
+        submit(&client, &mut b, vec![Msg::SetMonitors { dseq, monitors: named.clone() }]).await?;
+    g.print(&json!({ "dseq": dseq, "monitors": named, "height": h }), || text(&named));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads and validates an SDL file; every problem with file, line and column.
@@ -1167,9 +1216,13 @@ async fn providers(g: &Global) -> anyhow::Result<ExitCode> {
                 .and_then(|r| r.map_err(|e| e.to_string())),
             Err(e) => Err(e.to_string()),
         };
+        // The record under the tenants' monitors, from the chain.
+        let record = client.provider(&p.owner).await.map_err(chain_error)?;
+        let uptime =
+            record.as_ref().map(|r| json!({ "record": r.uptime, "uptime_ppm": r.uptime_ppm }));
         out.push(match status {
-            Ok(s) => json!({ "provider": p, "online": true, "inventory": s.inventory, "free": s.free, "pricing": s.pricing }),
-            Err(e) => json!({ "provider": p, "online": false, "error": e }),
+            Ok(s) => json!({ "provider": p, "online": true, "inventory": s.inventory, "free": s.free, "pricing": s.pricing, "uptime": uptime }),
+            Err(e) => json!({ "provider": p, "online": false, "error": e, "uptime": uptime }),
         });
     }
     g.print(&json!(out), || {
@@ -1178,8 +1231,18 @@ async fn providers(g: &Global) -> anyhow::Result<ExitCode> {
         }
         let mut t = String::new();
         for p in &out {
+            let u = &p["uptime"];
+            let uptime = match u["record"]["lease_blocks"].as_u64() {
+                Some(blocks) if blocks > 0 => format!(
+                    "uptime {:.2}% over {blocks} lease blocks, {} outages, {} failovers",
+                    u["uptime_ppm"].as_u64().unwrap_or(0) as f64 / 10_000.0,
+                    u["record"]["outages"].as_u64().unwrap_or(0),
+                    u["record"]["failovers"].as_u64().unwrap_or(0)
+                ),
+                _ => "no ended lease yet".into(),
+            };
             t.push_str(&format!(
-                "{}  {}  {}\n",
+                "{}  {}  {}  {uptime}\n",
                 p["provider"]["owner"].as_str().unwrap_or(""),
                 p["provider"]["host_uri"].as_str().unwrap_or(""),
                 if p["online"] == true { "online" } else { "offline" }
@@ -1245,7 +1308,6 @@ async fn balance(g: &Global, address: Option<String>) -> anyhow::Result<ExitCode
 
 #[cfg(test)]
 mod tests {
-    use gridlease_types::DeploymentId;
 
     /// 1,000 units burnt at 10 a block since height 100, 3,600 blocks an hour: at height 110
     /// 900 are left, 90 blocks, 1.5 minutes.

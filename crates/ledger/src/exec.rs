@@ -124,6 +124,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         self.process_unbondings()?;
         self.process_depletions()?;
         self.process_grace_expiries()?;
+        self.process_failovers()?;
         self.process_auctions()?;
         Ok(())
     }
@@ -290,6 +291,8 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 self.msg_bond(signer, *consensus_key, moniker, amount)
             }
             Msg::Unbond { amount } => self.msg_unbond(signer, amount),
+            Msg::SetMonitors { dseq, monitors } => self.msg_set_monitors(signer, *dseq, monitors),
+            Msg::ReportHealth { reports } => self.msg_report_health(signer, reports),
             Msg::SubmitEvidence { offender, height, evidence } => {
                 self.msg_submit_evidence(*offender, *height, evidence)
             }

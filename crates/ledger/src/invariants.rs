@@ -137,16 +137,23 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
                 if !matches!(bid.map(|b| b.state), Some(BidState::Won)) {
                     return broken(format!("active lease {} has no won bid", lease.id));
                 }
-                if !matches!(payment, Some(p) if p.state == PaymentState::Open && p.rate == lease.price.amount)
-                {
+                let down =
+                    query::lease_health(view, &lease.id)?.is_some_and(|h| h.down_since.is_some());
+                let live = |p: &Payment| match p.state {
+                    PaymentState::Open => !down,
+                    PaymentState::Paused { .. } => down,
+                    PaymentState::Closed { .. } => false,
+                };
+                if !matches!(payment, Some(p) if live(p) && p.rate == lease.price.amount) {
                     return broken(format!(
-                        "active lease {} has no open payment at its price",
+                        "active lease {} has no payment at its price that is open while up and \
+                         paused while down",
                         lease.id
                     ));
                 }
             }
             LeaseState::Closed { .. } => {
-                if matches!(payment, Some(p) if p.state == PaymentState::Open) {
+                if matches!(payment, Some(p) if !matches!(p.state, PaymentState::Closed { .. })) {
                     return broken(format!("closed lease {} still has an open payment", lease.id));
                 }
             }
@@ -260,7 +267,9 @@ fn legal_escrow(a: &EscrowState, b: &EscrowState) -> bool {
 }
 
 fn legal_payment(a: &PaymentState, b: &PaymentState) -> bool {
-    matches!((a, b), (PaymentState::Open, _)) || a == b
+    // Open and paused move freely between each other (down and up again within one block
+    // pauses anew); closed is final.
+    !matches!(a, PaymentState::Closed { .. }) || a == b
 }
 
 fn legal_cert(a: &CertState, b: &CertState) -> bool {

@@ -11,11 +11,20 @@ pub const SUPPLY: u8 = 0x05;
 pub const PROVIDER: u8 = 0x10;
 pub const AUDIT: u8 = 0x11;
 pub const CERT: u8 = 0x12;
+/// A provider's uptime record (`ProviderUptime`).
+pub const PROVIDER_UPTIME: u8 = 0x13;
 pub const DEPLOYMENT: u8 = 0x20;
 pub const GROUP: u8 = 0x21;
 pub const ORDER: u8 = 0x22;
+/// The accounts a deployment's tenant trusts for health reports (`Vec<Address>`).
+pub const MONITORS: u8 = 0x23;
+/// Providers a group's auctions refuse: those whose lease of it the chain closed as unhealthy
+/// (`Vec<Address>`).
+pub const EXCLUDED: u8 = 0x24;
 pub const BID: u8 = 0x30;
 pub const LEASE: u8 = 0x31;
+/// What the monitors say of a lease (`LeaseHealth`).
+pub const LEASE_HEALTH: u8 = 0x32;
 pub const ESCROW: u8 = 0x40;
 pub const PAYMENT: u8 = 0x41;
 /// Orders whose bid window ends at a height.
@@ -26,6 +35,8 @@ pub const DUE_DEPLETION: u8 = 0x51;
 pub const DUE_GRACE: u8 = 0x52;
 /// Unbonding stake that returns to its operator at a height (`height || operator`, amount).
 pub const DUE_UNBONDING: u8 = 0x53;
+/// Leases down since a height whose failover grace ends at a height (`height || lease id`).
+pub const DUE_FAILOVER: u8 = 0x54;
 /// Secondary index: every bid of a provider (`provider || bid id`, empty value).
 pub const BID_BY_PROVIDER: u8 = 0x60;
 /// Secondary index: every lease of a provider (`provider || lease id`, empty value).
@@ -40,7 +51,7 @@ pub const CONSENSUS_KEY: u8 = 0x72;
 pub const VALIDATOR_SET: u8 = 0x73;
 
 /// Every tag, for whole-state walks.
-pub const ALL_TAGS: [u8; 25] = [
+pub const ALL_TAGS: [u8; 30] = [
     PARAMS,
     ACCOUNT,
     BALANCE,
@@ -49,17 +60,22 @@ pub const ALL_TAGS: [u8; 25] = [
     PROVIDER,
     AUDIT,
     CERT,
+    PROVIDER_UPTIME,
     DEPLOYMENT,
     GROUP,
     ORDER,
+    MONITORS,
+    EXCLUDED,
     BID,
     LEASE,
+    LEASE_HEALTH,
     ESCROW,
     PAYMENT,
     DUE_AUCTION,
     DUE_DEPLETION,
     DUE_GRACE,
     DUE_UNBONDING,
+    DUE_FAILOVER,
     BID_BY_PROVIDER,
     LEASE_BY_PROVIDER,
     VALIDATOR,
@@ -177,6 +193,49 @@ pub fn lease(l: &BidId) -> Vec<u8> {
     let mut k = with_tag(LEASE, 56);
     push_order(&mut k, &l.order);
     k.extend_from_slice(&l.provider.0);
+    k
+}
+
+pub fn lease_health(l: &BidId) -> Vec<u8> {
+    let mut k = lease(l);
+    k[0] = LEASE_HEALTH;
+    k
+}
+
+/// A lease id as the bytes after a key's tag (what `DUE_FAILOVER` entries hold).
+pub fn lease_id_bytes(l: &BidId) -> Vec<u8> {
+    lease(l)[1..].to_vec()
+}
+
+/// The lease id `lease_id_bytes` wrote.
+pub fn parse_lease_id(bytes: &[u8]) -> Option<BidId> {
+    let owner: [u8; 20] = bytes.get(..20)?.try_into().ok()?;
+    let dseq = u64::from_be_bytes(bytes.get(20..28)?.try_into().ok()?);
+    let gseq = u32::from_be_bytes(bytes.get(28..32)?.try_into().ok()?);
+    let oseq = u32::from_be_bytes(bytes.get(32..36)?.try_into().ok()?);
+    let provider: [u8; 20] = bytes.get(36..56)?.try_into().ok()?;
+    if bytes.len() != 56 {
+        return None;
+    }
+    let order = OrderId { owner: Address(owner), dseq, gseq, oseq };
+    Some(BidId { order, provider: Address(provider) })
+}
+
+pub fn monitors(d: &DeploymentId) -> Vec<u8> {
+    let mut k = with_tag(MONITORS, 28);
+    push_deployment(&mut k, d);
+    k
+}
+
+pub fn excluded(g: &GroupId) -> Vec<u8> {
+    let mut k = group(g);
+    k[0] = EXCLUDED;
+    k
+}
+
+pub fn provider_uptime(p: &Address) -> Vec<u8> {
+    let mut k = with_tag(PROVIDER_UPTIME, 20);
+    k.extend_from_slice(&p.0);
     k
 }
 

@@ -368,3 +368,35 @@ pub fn unbondings(
     }
     Ok(out)
 }
+
+/// What the tenant's monitors say of a lease (`None`: no monitor reported on it yet).
+pub fn lease_health(
+    view: &(impl StateView + ?Sized),
+    id: &gridlease_types::BidId,
+) -> Result<Option<gridlease_types::state::LeaseHealth>, ViewError> {
+    get(view, &keyspace::lease_health(id))
+}
+
+/// The accounts whose health reports count for a deployment's leases.
+pub fn monitors(
+    view: &(impl StateView + ?Sized),
+    id: &DeploymentId,
+) -> Result<Vec<Address>, ViewError> {
+    Ok(get(view, &keyspace::monitors(id))?.unwrap_or_default())
+}
+
+/// A provider's uptime record (all zero before its first lease ends or goes down).
+pub fn provider_uptime(
+    view: &(impl StateView + ?Sized),
+    provider: &Address,
+) -> Result<gridlease_types::state::ProviderUptime, ViewError> {
+    Ok(get(view, &keyspace::provider_uptime(provider))?.unwrap_or_default())
+}
+
+/// Providers a group's auctions refuse (the chain closed their lease of it as unhealthy).
+pub fn excluded(
+    view: &(impl StateView + ?Sized),
+    group: &gridlease_types::GroupId,
+) -> Result<Vec<Address>, ViewError> {
+    Ok(get(view, &keyspace::excluded(group))?.unwrap_or_default())
+}

@@ -257,7 +257,9 @@ pub(crate) async fn provider(
     prefix.extend_from_slice(&addr.0);
     let audits: Vec<gridlease_ledger::state::AuditRecord> =
         query::list_prefix(&v, &prefix).map_err(ApiError::unavailable)?;
-    Ok(Json(ProviderRecord { provider: p, audits }))
+    let uptime = query::provider_uptime(&v, &addr).map_err(ApiError::unavailable)?;
+    let uptime_ppm = uptime.uptime_ppm();
+    Ok(Json(ProviderRecord { provider: p, audits, uptime, uptime_ppm }))
 }
 
 fn certificate_view(c: &gridlease_ledger::state::Certificate) -> CertificateView {
@@ -405,7 +407,8 @@ pub(crate) async fn deployment(
     let groups: Vec<gridlease_ledger::state::Group> =
         query::list_prefix(&v, &prefix).map_err(ApiError::unavailable)?;
     let escrow = query::escrow(&v, &id).map_err(ApiError::unavailable)?;
-    Ok(Json(DeploymentRecord { deployment: deployment_view(&d), groups, escrow }))
+    let monitors = query::monitors(&v, &id).map_err(ApiError::unavailable)?;
+    Ok(Json(DeploymentRecord { deployment: deployment_view(&d), groups, escrow, monitors }))
 }
 
 #[utoipa::path(get, path = "/orders", tag = "market", params(ListQuery), responses((status = 200, description = "a page of orders", body = OrdersPage), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
@@ -513,7 +516,8 @@ pub(crate) async fn lease(
     let l = query::lease(&v, &id)
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("lease {id} does not exist")))?;
-    Ok(Json(LeaseAnswer { lease: l }))
+    let health = query::lease_health(&v, &id).map_err(ApiError::unavailable)?;
+    Ok(Json(LeaseAnswer { lease: l, health }))
 }
 
 /// `GET /bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one bid by its id.

@@ -15,7 +15,8 @@ pub use gridlease_types::params::Params;
 pub use gridlease_types::receipt::{BeginBlockItem, Event, Receipt, ReceiptCode};
 pub use gridlease_types::state::{
     AuditRecord, Bid, BidState, BidTime, CertState, CloseReason, DeploymentState, EscrowAccount,
-    EscrowState, Group, GroupState, Lease, LeaseState, NoBidReason, Order, OrderState, Provider,
+    EscrowState, Group, GroupState, Lease, LeaseHealth, LeaseState, NoBidReason, Order, OrderState,
+    Provider, ProviderUptime,
 };
 use gridlease_types::{Address, Coin, DeploymentId, PublicKey, Tx};
 use serde::{Deserialize, Serialize};
@@ -216,6 +217,16 @@ page!(
 pub struct ProviderRecord {
     pub provider: Provider,
     pub audits: Vec<AuditRecord>,
+    /// Its record under the tenants' monitors (zero before any lease ends or goes down).
+    #[serde(default)]
+    pub uptime: ProviderUptime,
+    /// Share of its ended leases' blocks that were up, parts per million.
+    #[serde(default = "full_uptime")]
+    pub uptime_ppm: u64,
+}
+
+fn full_uptime() -> u64 {
+    1_000_000
 }
 
 /// A certificate, with its serial in hex and its PEM as text.
@@ -270,6 +281,9 @@ pub struct DeploymentRecord {
     pub deployment: DeploymentView,
     pub groups: Vec<Group>,
     pub escrow: Option<EscrowAccount>,
+    /// The accounts whose health reports decide whether its leases are up.
+    #[serde(default)]
+    pub monitors: Vec<Address>,
 }
 
 /// `GET /leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}`.
@@ -277,6 +291,9 @@ pub struct DeploymentRecord {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct LeaseAnswer {
     pub lease: Lease,
+    /// What the tenant's monitors say of it (`null` before any report).
+    #[serde(default)]
+    pub health: Option<LeaseHealth>,
 }
 
 /// `GET /bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}`.

@@ -10,7 +10,7 @@ use gridlease_ledger::{
     BlockContext, BlockOutput, ExecError, Genesis, GenesisBalance, MemState, Params, StateView,
     query,
 };
-use gridlease_types::msg::ProviderInfo;
+use gridlease_types::msg::{self, ProviderInfo};
 use gridlease_types::{
     Address, Attribute, BidId, CheckedTx, Coin, DecAmount, DecCoin, Denom, Endpoint, EndpointKind,
     GpuOffer, GpuRequirement, GpuSpec, GroupSpec, Keypair, Msg, OrderId, PlacementRequirements,
@@ -75,6 +75,7 @@ impl Actors {
         let params = Params {
             bid_window: 3,
             overdraw_grace: 4,
+            failover_grace_blocks: 6,
             min_fee: 100,
             min_deposits: vec![Coin::new(10_000, &ugrid()), Coin::new(10_000, &uusdc())],
             bid_deposit: Coin::new(5_000, &ugrid()),
@@ -300,7 +301,7 @@ impl Generator {
                 continue;
             }
             let bad = rng.gen_bool(self.invalid_share);
-            let choice = rng.gen_range(0..100);
+            let choice = rng.gen_range(0..110);
             let (key, msg): (&Keypair, Msg) = match choice {
                 0..=14 => {
                     let from = &self.actors.tenants[rng.gen_range(0..self.actors.tenants.len())];
@@ -460,6 +461,30 @@ impl Generator {
                         continue;
                     };
                     (k, Msg::CloseDeployment { dseq: d.dseq })
+                }
+                100..=103 if !deployments.is_empty() && !auditors.is_empty() => {
+                    // The tenant names some of the auditor accounts as monitors.
+                    let d = deployments[rng.gen_range(0..deployments.len())];
+                    let Some(k) = self.actors.by_address(&d.owner) else {
+                        continue;
+                    };
+                    let n = rng.gen_range(0..=auditors.len().min(3));
+                    let mut monitors = auditors[..n].to_vec();
+                    if bad && !monitors.is_empty() {
+                        monitors.push(monitors[0]);
+                    }
+                    (k, Msg::SetMonitors { dseq: d.dseq, monitors })
+                }
+                104..=109 if !leases.is_empty() && !auditors.is_empty() => {
+                    // A monitor reports on a few leases, named by their tenant or not.
+                    let m = &self.actors.auditors[rng.gen_range(0..self.actors.auditors.len())];
+                    let reports = (0..rng.gen_range(1..=4))
+                        .map(|_| msg::HealthReport {
+                            lease: leases[rng.gen_range(0..leases.len())],
+                            up: rng.gen_bool(0.5),
+                        })
+                        .collect();
+                    (m, Msg::ReportHealth { reports })
                 }
                 _ => continue,
             };

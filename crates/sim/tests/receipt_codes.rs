@@ -132,6 +132,10 @@ fn setup() -> (World, GroupSpec, GroupSpec) {
         w.ok(&a.providers[p], vec![bid(w.order(t, 5), &plain, 5 * DEC_ONE)]);
     }
     w.ok(t, vec![certificate(1)]);
+    // Provider 4 lost a lease of deployment 6's group to a failover (no transaction can make
+    // this state in one step; tests/health.rs makes it the long way).
+    let group6 = w.order(t, 6).group();
+    w.state.entries.insert(keyspace::excluded(&group6), encode(&vec![a.providers[4].address()]));
     (w, plain, strict)
 }
 
@@ -265,6 +269,11 @@ fn every_error_code_is_reported_and_leaves_state_untouched() {
         ReceiptCode::ProviderNotRegistered,
         "a tenant bids",
         w.tx(t2, vec![bid(w.order(t, 6), &plain, DEC_ONE)]),
+    ));
+    cases.push((
+        ReceiptCode::ProviderExcluded,
+        "a provider whose lease of the group failed over bids on it again",
+        w.tx(p(4), vec![bid(w.order(t, 6), &plain, DEC_ONE)]),
     ));
     cases.push((
         ReceiptCode::AttributesNotMatched,

@@ -124,6 +124,34 @@ pub enum Msg {
         height: u64,
         evidence: Vec<u8>,
     },
+    // health
+    /// The tenant names the accounts whose health reports decide whether the deployment's
+    /// leases are up (at most [`MAX_MONITORS`], distinct; empty: nobody, health is not
+    /// tracked and every lease pays every block).
+    SetMonitors {
+        dseq: u64,
+        monitors: Vec<Address>,
+    },
+    /// A monitor's observations, many leases in one message (at most [`MAX_HEALTH_REPORTS`]).
+    /// A report on a lease whose tenant does not name the signer, or on a closed lease, is
+    /// skipped with a `HealthReportIgnored` event; the others count.
+    ReportHealth {
+        reports: Vec<HealthReport>,
+    },
+}
+
+/// Most monitors a deployment names.
+pub const MAX_MONITORS: usize = 8;
+/// Most lease reports in one `ReportHealth`.
+pub const MAX_HEALTH_REPORTS: usize = 512;
+
+/// One monitor's verdict on one lease.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct HealthReport {
+    pub lease: BidId,
+    /// Whether the lease's service answered the monitor.
+    pub up: bool,
 }
 
 impl Msg {
@@ -150,6 +178,8 @@ impl Msg {
             Msg::Bond { .. } => "staking.bond",
             Msg::Unbond { .. } => "staking.unbond",
             Msg::SubmitEvidence { .. } => "staking.evidence",
+            Msg::SetMonitors { .. } => "health.set_monitors",
+            Msg::ReportHealth { .. } => "health.report",
         }
     }
 
@@ -159,7 +189,8 @@ impl Msg {
             Msg::CreateDeployment { dseq, .. }
             | Msg::DepositDeployment { dseq, .. }
             | Msg::UpdateDeployment { dseq, .. }
-            | Msg::CloseDeployment { dseq } => Some(DeploymentId { owner: signer, dseq: *dseq }),
+            | Msg::CloseDeployment { dseq }
+            | Msg::SetMonitors { dseq, .. } => Some(DeploymentId { owner: signer, dseq: *dseq }),
             _ => None,
         }
     }

@@ -72,6 +72,14 @@ pub struct Params {
     /// height and round, in parts per million.
     #[serde(default = "default_slash_double_sign_ppm")]
     pub slash_double_sign_ppm: u32,
+    /// Blocks a lease may stay down (by its tenant's monitors) before the chain closes it and
+    /// puts its group back to auction without that provider.
+    #[serde(default = "default_failover_grace_blocks")]
+    pub failover_grace_blocks: u64,
+    /// Share of the provider's bid deposit that goes to the tenant when the chain closes a
+    /// lease as unhealthy, in parts per million.
+    #[serde(default = "default_sla_penalty_ppm")]
+    pub sla_penalty_ppm: u32,
 }
 
 /// Native base units of bonded stake per unit of voting power.
@@ -80,6 +88,14 @@ pub const POWER_UNIT: u128 = 1_000_000;
 /// Blocks from the one that changed the stakes to the first one the new validator set signs:
 /// the height after next, so every node has committed the change before it applies.
 pub const VALIDATOR_SET_DELAY: u64 = 2;
+
+fn default_failover_grace_blocks() -> u64 {
+    100
+}
+
+fn default_sla_penalty_ppm() -> u32 {
+    100_000
+}
 
 fn default_max_validators() -> u32 {
     100
@@ -135,7 +151,8 @@ impl Params {
         self.take_rates_ppm.iter().find(|(d, _)| d == denom).map_or(0, |(_, r)| *r)
     }
 
-    /// Devnet defaults: `ugrid` native, `uusdc` stable, 5-block bid window, 100-block grace.
+    /// Devnet defaults: `ugrid` native, `uusdc` stable, 5-block bid window, 100-block grace,
+    /// 30-block failover grace.
     pub fn devnet() -> Self {
         let ugrid = Denom::new("ugrid").unwrap_or_else(|_| unreachable!("valid literal"));
         let uusdc = Denom::new("uusdc").unwrap_or_else(|_| unreachable!("valid literal"));
@@ -159,6 +176,8 @@ impl Params {
             unbonding_blocks: 100,
             min_validator_bond: default_min_validator_bond(),
             slash_double_sign_ppm: default_slash_double_sign_ppm(),
+            failover_grace_blocks: 30,
+            sla_penalty_ppm: default_sla_penalty_ppm(),
         }
     }
 
@@ -206,8 +225,11 @@ impl Params {
         if self.max_validators == 0 || self.unbonding_blocks == 0 {
             return Err("max_validators and unbonding_blocks must be at least 1".into());
         }
-        if self.slash_double_sign_ppm > 1_000_000 {
-            return Err("slash_double_sign_ppm must be at most 1000000".into());
+        if self.slash_double_sign_ppm > 1_000_000 || self.sla_penalty_ppm > 1_000_000 {
+            return Err("slash_double_sign_ppm and sla_penalty_ppm must be at most 1000000".into());
+        }
+        if self.failover_grace_blocks == 0 {
+            return Err("failover_grace_blocks must be at least 1".into());
         }
         if self.min_validator_bond < POWER_UNIT {
             return Err(format!("min_validator_bond must be at least {POWER_UNIT}"));

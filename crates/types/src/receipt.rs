@@ -50,11 +50,12 @@ pub enum ReceiptCode {
     Overflow = 22,
     TooManyBids = 23,
     TooManyCertificates = 24,
+    ProviderExcluded = 25,
 }
 
 impl ReceiptCode {
     /// Every code, for tables and docs.
-    pub const ALL: [ReceiptCode; 25] = [
+    pub const ALL: [ReceiptCode; 26] = [
         ReceiptCode::Ok,
         ReceiptCode::WrongChainId,
         ReceiptCode::BadSignature,
@@ -80,6 +81,7 @@ impl ReceiptCode {
         ReceiptCode::Overflow,
         ReceiptCode::TooManyBids,
         ReceiptCode::TooManyCertificates,
+        ReceiptCode::ProviderExcluded,
     ];
 
     /// Whether the fee was charged and the sequence advanced (the message step ran).
@@ -122,6 +124,7 @@ wire_names!(ReceiptCode {
     Overflow => "overflow",
     TooManyBids => "too_many_bids",
     TooManyCertificates => "too_many_certificates",
+    ProviderExcluded => "provider_excluded",
 });
 
 impl Receipt {
@@ -269,6 +272,32 @@ pub enum Event {
         validators: u32,
         total_power: u64,
     },
+    /// The tenant's monitors for a deployment changed.
+    MonitorsSet {
+        id: DeploymentId,
+        monitors: Vec<Address>,
+    },
+    /// A health report that did not count, and why.
+    HealthReportIgnored {
+        lease: BidId,
+        reason: String,
+    },
+    /// A majority of the tenant's monitors report the lease down: its payment stops from
+    /// this block on; the chain closes it at `failover_at` if it is still down then.
+    LeaseDown {
+        id: BidId,
+        failover_at: Height,
+    },
+    /// The lease is up again after `down_blocks` blocks down; its payment resumes.
+    LeaseUp {
+        id: BidId,
+        down_blocks: u64,
+    },
+    /// Part of the provider's bid deposit went to the tenant for a lease closed as unhealthy.
+    SlaPenalty {
+        lease: BidId,
+        to_tenant: Coin,
+    },
 }
 
 /// One unit of begin-block work, as named in `BeginBlockItemFailed`.
@@ -284,6 +313,8 @@ pub enum BeginBlockItem {
     Auction { id: OrderId },
     /// Unbonded stake whose unbonding period ended.
     Unbonding { operator: Address },
+    /// A lease down for the whole failover grace.
+    Failover { lease: BidId },
 }
 
 /// The result of one transaction.

@@ -32,6 +32,10 @@ pub enum CloseReason {
     LeaseEnded,
     /// The tenant replaced an order that found no winner with a fresh one.
     Reopened,
+    /// The tenant's monitors reported the lease down for longer than the failover grace: the
+    /// chain closed it, kept part of the provider's bid deposit for the tenant, and put the
+    /// group back to auction without that provider.
+    Unhealthy,
 }
 
 wire_names!(CloseReason {
@@ -43,6 +47,7 @@ wire_names!(CloseReason {
     BidWithdrawn => "bid_withdrawn",
     LeaseEnded => "lease_ended",
     Reopened => "reopened",
+    Unhealthy => "unhealthy",
 });
 
 #[derive(
@@ -326,7 +331,63 @@ pub struct EscrowAccount {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum PaymentState {
     Open,
-    Closed { at: Height },
+    Closed {
+        at: Height,
+    },
+    /// The lease is down: the payment earns nothing until it is up again.
+    Paused {
+        since: Height,
+    },
+}
+
+/// What a deployment's monitors say of one lease, and what it cost the provider.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct LeaseHealth {
+    pub lease: BidId,
+    /// Down since this height (the majority of the tenant's monitors report it down);
+    /// `None` while up.
+    pub down_since: Option<Height>,
+    /// Blocks it was down before the current spell, if any.
+    pub down_blocks: u64,
+    /// Each monitor's latest verdict: (monitor, up, height of the report).
+    pub votes: Vec<(Address, bool, Height)>,
+}
+
+impl LeaseHealth {
+    /// Blocks down up to `height`, the current spell included.
+    pub fn down_blocks_at(&self, height: Height) -> u64 {
+        self.down_blocks.saturating_add(self.down_since.map_or(0, |s| height.saturating_sub(s)))
+    }
+}
+
+/// A provider's record under the tenants' monitors, over every lease it held.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct ProviderUptime {
+    /// Blocks of its leases that ended (from lease creation to close).
+    pub lease_blocks: u64,
+    /// Of those, blocks the monitors reported down.
+    pub down_blocks: u64,
+    /// Times one of its leases went down.
+    pub outages: u64,
+    /// Leases the chain closed because they stayed down past the grace.
+    pub failovers: u64,
+}
+
+impl ProviderUptime {
+    /// Share of its ended leases' blocks that were up, in parts per million (1,000,000 with no
+    /// ended lease yet).
+    pub fn uptime_ppm(&self) -> u64 {
+        if self.lease_blocks == 0 {
+            return 1_000_000;
+        }
+        let up = self.lease_blocks.saturating_sub(self.down_blocks);
+        u64::try_from(u128::from(up) * 1_000_000 / u128::from(self.lease_blocks))
+            .unwrap_or(1_000_000)
+    }
 }
 
 /// One lease's stream of payment out of its deployment's escrow.

@@ -9,7 +9,7 @@ use crate::state::{CloseReason, Deployment, DeploymentState, Group, GroupState, 
 use crate::view::StateView;
 
 impl<V: StateView + ?Sized> Ctx<'_, V> {
-    fn active_deployment(&self, id: &DeploymentId) -> Res<Deployment> {
+    pub(crate) fn active_deployment(&self, id: &DeploymentId) -> Res<Deployment> {
         match self.st.load::<Deployment>(&keyspace::deployment(id))? {
             None => fail(ReceiptCode::NotFound, format!("deployment {id} does not exist")),
             Some(d) if d.state != DeploymentState::Active => {

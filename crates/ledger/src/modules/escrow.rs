@@ -190,8 +190,9 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         Ok(())
     }
 
-    /// Ends a lease's payment: settles, pays the provider everything, stops the stream.
-    pub(crate) fn escrow_close_payment(&mut self, lease: &BidId) -> Res<()> {
+    /// Stops a lease's payment while it is down: what it earned so far stays its own, and
+    /// the account's rate drops by its rate (blocks from now on are not owed).
+    pub(crate) fn escrow_pause_payment(&mut self, lease: &BidId) -> Res<()> {
         let mut acc = self.escrow_required(&lease.order.deployment())?;
         let mut p = self.payment_required(lease)?;
         if p.state != PaymentState::Open {
@@ -200,9 +201,51 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         self.settle(&mut acc);
         p.unwithdrawn = p.unwithdrawn.checked_add(p.pending(&acc)).or_else(overflow)?;
         p.checkpoint = acc.paid_blocks;
+        p.state = PaymentState::Paused { since: self.height };
+        acc.rate = acc.rate.checked_sub(p.rate).or_else(overflow)?;
+        if acc.rate.is_zero() {
+            self.leave_overdraw(&mut acc);
+        }
+        self.requeue_depletion(&mut acc);
+        self.save_escrow(&acc);
+        self.st.save(keyspace::payment(lease), &p);
+        Ok(())
+    }
+
+    /// Starts a paused payment again: it earns from the account's next paid block on.
+    pub(crate) fn escrow_resume_payment(&mut self, lease: &BidId) -> Res<()> {
+        let mut acc = self.escrow_required(&lease.order.deployment())?;
+        let mut p = self.payment_required(lease)?;
+        if !matches!(p.state, PaymentState::Paused { .. }) {
+            return Ok(());
+        }
+        self.settle(&mut acc);
+        p.checkpoint = acc.paid_blocks;
+        p.state = PaymentState::Open;
+        acc.rate = acc.rate.checked_add(p.rate).or_else(overflow)?;
+        self.requeue_depletion(&mut acc);
+        self.save_escrow(&acc);
+        self.st.save(keyspace::payment(lease), &p);
+        Ok(())
+    }
+
+    /// Ends a lease's payment: settles, pays the provider everything, stops the stream.
+    pub(crate) fn escrow_close_payment(&mut self, lease: &BidId) -> Res<()> {
+        let mut acc = self.escrow_required(&lease.order.deployment())?;
+        let mut p = self.payment_required(lease)?;
+        let was_open = match p.state {
+            PaymentState::Open => true,
+            PaymentState::Paused { .. } => false,
+            PaymentState::Closed { .. } => return Ok(()),
+        };
+        self.settle(&mut acc);
+        p.unwithdrawn = p.unwithdrawn.checked_add(p.pending(&acc)).or_else(overflow)?;
+        p.checkpoint = acc.paid_blocks;
         self.payout(&mut p, &acc.denom.clone(), true)?;
         p.state = PaymentState::Closed { at: self.height };
-        acc.rate = acc.rate.checked_sub(p.rate).or_else(overflow)?;
+        if was_open {
+            acc.rate = acc.rate.checked_sub(p.rate).or_else(overflow)?;
+        }
         if acc.rate.is_zero() {
             self.leave_overdraw(&mut acc);
         }
@@ -217,7 +260,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
     pub(crate) fn escrow_close(&mut self, id: &DeploymentId) -> Res<()> {
         for (key, bytes) in self.st.scan_prefix(&keyspace::payments_of(id))? {
             let p: Payment = decode_at(&key, &bytes)?;
-            if p.state == PaymentState::Open {
+            if !matches!(p.state, PaymentState::Closed { .. }) {
                 self.escrow_close_payment(&p.lease)?;
             }
         }

@@ -268,6 +268,13 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             );
         }
         let group = self.group_required(&order_id.group())?;
+        if self.is_excluded(&group.id, &provider)? {
+            return fail(
+                ReceiptCode::ProviderExcluded,
+                "the chain closed this provider's lease of the group as unhealthy: it cannot bid \
+                 on the group again",
+            );
+        }
         let req = &group.spec.requirements;
         if !attributes_satisfied(&req.attributes, &prov.attributes) {
             return fail(
@@ -436,8 +443,9 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         self.match_order(&mut order, bid_id)
     }
 
-    /// Ends an active lease. A provider's close sends the group back to auction; any other
-    /// reason closes the group.
+    /// Ends an active lease. A provider's close or a failover (`Unhealthy`, which also keeps
+    /// part of the provider's bid deposit for the tenant and excludes the provider from the
+    /// group) sends the group back to auction; any other reason closes the group.
     pub(crate) fn end_lease(&mut self, lease_id: &BidId, reason: CloseReason) -> Res<()> {
         let Some(mut lease) = self.st.load::<Lease>(&keyspace::lease(lease_id))? else {
             return fail(ReceiptCode::NotFound, format!("lease {lease_id} does not exist"));
@@ -445,10 +453,23 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if lease.state != LeaseState::Active {
             return fail(ReceiptCode::InvalidState, "lease is already closed");
         }
+        let unhealthy = reason == CloseReason::Unhealthy;
+        self.health_on_lease_end(&lease, unhealthy)?;
         self.escrow_close_payment(lease_id)?;
         lease.state = LeaseState::Closed { reason, at: self.height };
         self.st.save(keyspace::lease(lease_id), &lease);
         let mut bid = self.bid_required(lease_id)?;
+        if unhealthy {
+            // The SLA: part of the deposit goes to the tenant, the rest back to the provider.
+            let ppm = u128::from(self.params.sla_penalty_ppm.min(1_000_000));
+            let penalty = bid.deposit.amount * ppm / 1_000_000;
+            if penalty > 0 {
+                let to_tenant = Coin::new(penalty, &bid.deposit.denom);
+                self.credit(&lease_id.order.owner, &to_tenant)?;
+                bid.deposit.amount -= penalty;
+                self.events.push(Event::SlaPenalty { lease: *lease_id, to_tenant });
+            }
+        }
         self.refund_bid(&mut bid, CloseReason::LeaseEnded)?;
         let mut order = self.order_required(&lease_id.order)?;
         order.state = OrderState::Closed { reason: CloseReason::LeaseEnded, at: self.height };
@@ -456,7 +477,10 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         self.events.push(Event::OrderClosed { id: order.id, reason: CloseReason::LeaseEnded });
         self.events.push(Event::LeaseClosed { id: *lease_id, reason });
         let mut group = self.group_required(&lease_id.order.group())?;
-        if reason == CloseReason::ProviderClosed {
+        if unhealthy {
+            self.exclude_provider(&group.id, lease_id.provider)?;
+        }
+        if matches!(reason, CloseReason::ProviderClosed | CloseReason::Unhealthy) {
             self.open_order(&mut group)?;
         } else {
             group.state = GroupState::Closed { reason, at: self.height };

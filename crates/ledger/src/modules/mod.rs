@@ -5,6 +5,7 @@ mod bank;
 mod cert;
 mod deployment;
 mod escrow;
+mod health;
 mod market;
 mod provider;
 mod staking;

@@ -1,0 +1,230 @@
+//! Health on chain: the monitors a tenant names, a lease that pays only while up, and the
+//! failover of a lease that stays down (SLA penalty, re-auction without the provider).
+
+use gridlease_ledger::state::*;
+use gridlease_ledger::{Event, Receipt, ReceiptCode, query};
+use gridlease_sim::{Actors, World, offer_for, ugrid};
+use gridlease_types::amount::DEC_ONE;
+use gridlease_types::msg::{HealthReport, MAX_HEALTH_REPORTS};
+use gridlease_types::*;
+
+const PRICE: u128 = 1_000;
+const BID_DEPOSIT: u128 = 5_000;
+
+fn spec() -> GroupSpec {
+    gridlease_sim::one_gpu_group(
+        "g",
+        DecCoin { denom: ugrid(), amount: DecAmount(10 * PRICE * DEC_ONE) },
+    )
+}
+
+fn bid(order: OrderId) -> Msg {
+    Msg::CreateBid {
+        order,
+        price: DecCoin { denom: ugrid(), amount: DecAmount(PRICE * DEC_ONE) },
+        offer: offer_for(&spec(), ("h100", "80Gi", "sxm")),
+        deposit: Coin::new(BID_DEPOSIT, &ugrid()),
+    }
+}
+
+/// A world with 1 tenant, 3 providers and 3 monitors (the `auditors` of `Actors`, funded and
+/// otherwise unused), and a deployment leased to provider 0.
+fn leased() -> (World, BidId) {
+    let mut w = World::new(Actors::new(1, 3, 3), |_| {});
+    let t = w.actors.tenants[0].clone();
+    let msg = Msg::CreateDeployment {
+        dseq: 1,
+        groups: vec![spec()],
+        manifest_hash: [1; 32],
+        deposit: Coin::new(1_000_000, &ugrid()),
+    };
+    w.ok(&t, vec![msg]);
+    let order = OrderId { owner: t.address(), dseq: 1, gseq: 1, oseq: 1 };
+    let p0 = w.actors.providers[0].clone();
+    w.ok(&p0, vec![bid(order)]);
+    let lease = BidId { order, provider: p0.address() };
+    w.ok(&t, vec![Msg::AcceptBid { bid: lease }]);
+    (w, lease)
+}
+
+fn monitors(w: &World, n: usize) -> Vec<Address> {
+    w.actors.auditors[..n].iter().map(Keypair::address).collect()
+}
+
+fn report(w: &mut World, monitor: usize, lease: BidId, up: bool) -> Receipt {
+    let m = w.actors.auditors[monitor].clone();
+    w.run(&m, vec![Msg::ReportHealth { reports: vec![HealthReport { lease, up }] }])
+}
+
+/// A receipt's events less the fee.
+fn events(r: &Receipt) -> Vec<Event> {
+    r.events.iter().filter(|e| !matches!(e, Event::FeePaid { .. })).cloned().collect()
+}
+
+fn payment(w: &World, lease: &BidId) -> Payment {
+    query::payments(&w.state).unwrap().into_iter().find(|p| p.lease == *lease).expect("payment")
+}
+
+fn lease_state(w: &World, lease: &BidId) -> LeaseState {
+    query::lease(&w.state, lease).unwrap().unwrap().state
+}
+
+#[test]
+fn a_down_lease_pays_nothing_and_the_tenant_keeps_it_to_the_unit() {
+    let (mut w, lease) = leased();
+    let t = w.actors.tenants[0].clone();
+    let created = query::lease(&w.state, &lease).unwrap().unwrap().created_at;
+    w.ok(&t, vec![Msg::SetMonitors { dseq: 1, monitors: monitors(&w, 1) }]);
+    w.empty(3);
+    let r = report(&mut w, 0, lease, false);
+    assert_eq!(r.code, ReceiptCode::Ok, "{}", r.log);
+    let down_at = w.height;
+    let failover_at = down_at + 6;
+    assert!(r.events.contains(&Event::LeaseDown { id: lease, failover_at }), "{:?}", r.events);
+    assert_eq!(payment(&w, &lease).state, PaymentState::Paused { since: down_at });
+    // Down for 4 blocks (less than the 6-block grace): the lease stays.
+    w.empty(3);
+    let r = report(&mut w, 0, lease, true);
+    let up_at = w.height;
+    assert!(r.events.contains(&Event::LeaseUp { id: lease, down_blocks: up_at - down_at }));
+    assert_eq!(lease_state(&w, &lease), LeaseState::Active);
+    // Still up past where the failover would have come: nothing happens.
+    w.empty(8);
+    assert_eq!(lease_state(&w, &lease), LeaseState::Active);
+    w.ok(&t, vec![Msg::CloseLease { lease }]);
+    let closed_at = w.height;
+    let paid_blocks = (closed_at - created) - (up_at - down_at);
+    let p = payment(&w, &lease);
+    assert_eq!(p.withdrawn, DecAmount(u128::from(paid_blocks) * PRICE * DEC_ONE));
+    let acc = query::escrow(&w.state, &lease.order.deployment()).unwrap().unwrap();
+    assert_eq!(acc.transferred, p.withdrawn);
+    let health = query::lease_health(&w.state, &lease).unwrap().unwrap();
+    assert_eq!((health.down_since, health.down_blocks), (None, up_at - down_at));
+    let uptime = query::provider_uptime(&w.state, &lease.provider).unwrap();
+    assert_eq!(uptime.lease_blocks, closed_at - created);
+    assert_eq!(uptime.down_blocks, up_at - down_at);
+    assert_eq!((uptime.outages, uptime.failovers), (1, 0));
+    let lease_blocks = closed_at - created;
+    let want_ppm = (lease_blocks - (up_at - down_at)) * 1_000_000 / lease_blocks;
+    assert_eq!(uptime.uptime_ppm(), want_ppm);
+}
+
+#[test]
+fn a_majority_of_monitors_decides_and_a_lease_down_past_the_grace_fails_over() {
+    let (mut w, lease) = leased();
+    let t = w.actors.tenants[0].clone();
+    w.ok(&t, vec![Msg::SetMonitors { dseq: 1, monitors: monitors(&w, 3) }]);
+    // One monitor of three says down: still up, still paying.
+    report(&mut w, 0, lease, false);
+    assert_eq!(payment(&w, &lease).state, PaymentState::Open);
+    // A second one: down.
+    report(&mut w, 1, lease, false);
+    let down_at = w.height;
+    assert_eq!(payment(&w, &lease).state, PaymentState::Paused { since: down_at });
+    let tenant_before = w.balance(&t);
+    let p0 = w.actors.providers[0].clone();
+    let provider_before = w.balance(&p0);
+    while w.height < down_at + 5 {
+        w.empty(1);
+        assert_eq!(lease_state(&w, &lease), LeaseState::Active);
+    }
+    w.empty(1);
+    assert_eq!(
+        lease_state(&w, &lease),
+        LeaseState::Closed { reason: CloseReason::Unhealthy, at: down_at + 6 }
+    );
+    let penalty = BID_DEPOSIT / 10;
+    assert!(
+        w.events.contains(&Event::SlaPenalty { lease, to_tenant: Coin::new(penalty, &ugrid()) })
+    );
+    assert_eq!(w.balance(&t), tenant_before + penalty);
+    // The provider got the rest of its deposit and what the lease earned while up, never more.
+    let earned = payment(&w, &lease).withdrawn.floor_units();
+    let take = earned * 20_000 / 1_000_000;
+    assert_eq!(w.balance(&p0), provider_before + (BID_DEPOSIT - penalty) + earned - take);
+    let uptime = query::provider_uptime(&w.state, &p0.address()).unwrap();
+    assert_eq!((uptime.outages, uptime.failovers, uptime.down_blocks), (1, 1, 6));
+    // The group is back at auction, without provider 0.
+    let order2 = OrderId { oseq: 2, ..lease.order };
+    assert!(matches!(
+        query::order(&w.state, &order2).unwrap().unwrap().state,
+        OrderState::Open { .. }
+    ));
+    assert_eq!(query::excluded(&w.state, &order2.group()).unwrap(), vec![p0.address()]);
+    let r = w.run(&p0, vec![bid(order2)]);
+    assert_eq!(r.code, ReceiptCode::ProviderExcluded, "{}", r.log);
+    let p1 = w.actors.providers[1].clone();
+    w.ok(&p1, vec![bid(order2)]);
+    w.empty(3);
+    let lease2 = BidId { order: order2, provider: p1.address() };
+    assert_eq!(lease_state(&w, &lease2), LeaseState::Active);
+    // The new lease starts up; old monitors' votes on the old lease do not carry over.
+    assert_eq!(payment(&w, &lease2).state, PaymentState::Open);
+}
+
+#[test]
+fn reports_count_only_from_named_monitors_on_active_leases() {
+    let (mut w, lease) = leased();
+    let t = w.actors.tenants[0].clone();
+    // No monitor named yet: a report is ignored, not refused.
+    let r = report(&mut w, 0, lease, false);
+    assert_eq!(r.code, ReceiptCode::Ok);
+    assert!(matches!(&events(&r)[..], [Event::HealthReportIgnored { .. }]), "{:?}", r.events);
+    assert_eq!(payment(&w, &lease).state, PaymentState::Open);
+    w.ok(&t, vec![Msg::SetMonitors { dseq: 1, monitors: monitors(&w, 1) }]);
+    // The provider cannot report itself down or up unless named.
+    let p0 = w.actors.providers[0].clone();
+    let r =
+        w.run(&p0, vec![Msg::ReportHealth { reports: vec![HealthReport { lease, up: false }] }]);
+    assert!(matches!(&events(&r)[..], [Event::HealthReportIgnored { .. }]), "{:?}", r.events);
+    // A batch with a closed lease and a live one: the live one counts.
+    let ghost = BidId { provider: w.actors.providers[2].address(), ..lease };
+    let m = w.actors.auditors[0].clone();
+    let both = vec![HealthReport { lease: ghost, up: false }, HealthReport { lease, up: false }];
+    let r = w.run(&m, vec![Msg::ReportHealth { reports: both }]);
+    assert_eq!(r.code, ReceiptCode::Ok);
+    let ev = events(&r);
+    assert!(matches!(ev[0], Event::HealthReportIgnored { lease: l, .. } if l == ghost), "{ev:?}");
+    assert!(matches!(ev[1], Event::LeaseDown { id, .. } if id == lease), "{ev:?}");
+    // Naming nobody brings the lease back up (health is no longer tracked).
+    let r = w.run(&t, vec![Msg::SetMonitors { dseq: 1, monitors: vec![] }]);
+    assert!(r.events.iter().any(|e| matches!(e, Event::LeaseUp { id, .. } if *id == lease)));
+    assert_eq!(payment(&w, &lease).state, PaymentState::Open);
+
+    // Refusals.
+    let nine: Vec<Address> = (0..9u8).map(|i| Address([i + 1; 20])).collect();
+    let r = w.run(&t, vec![Msg::SetMonitors { dseq: 1, monitors: nine }]);
+    assert_eq!(r.code, ReceiptCode::InvalidRequest, "{}", r.log);
+    let twice = vec![Address([1; 20]), Address([1; 20])];
+    let r = w.run(&t, vec![Msg::SetMonitors { dseq: 1, monitors: twice }]);
+    assert_eq!(r.code, ReceiptCode::InvalidRequest, "{}", r.log);
+    let r = w.run(&p0, vec![Msg::SetMonitors { dseq: 1, monitors: vec![] }]);
+    assert_eq!(r.code, ReceiptCode::NotFound, "not the owner: {}", r.log);
+    let r = w.run(&m, vec![Msg::ReportHealth { reports: vec![] }]);
+    assert_eq!(r.code, ReceiptCode::InvalidRequest);
+    let many = vec![HealthReport { lease, up: true }; MAX_HEALTH_REPORTS + 1];
+    let r = w.run(&m, vec![Msg::ReportHealth { reports: many }]);
+    assert_eq!(r.code, ReceiptCode::InvalidRequest);
+}
+
+#[test]
+fn closing_a_down_lease_drops_its_failover_and_counts_its_down_blocks() {
+    let (mut w, lease) = leased();
+    let t = w.actors.tenants[0].clone();
+    w.ok(&t, vec![Msg::SetMonitors { dseq: 1, monitors: monitors(&w, 1) }]);
+    report(&mut w, 0, lease, false);
+    let down_at = w.height;
+    w.empty(2);
+    w.ok(&t, vec![Msg::CloseDeployment { dseq: 1 }]);
+    let closed_at = w.height;
+    // Past where the failover was due: nothing reopens.
+    w.empty(8);
+    assert!(matches!(
+        lease_state(&w, &lease),
+        LeaseState::Closed { reason: CloseReason::DeploymentClosed, .. }
+    ));
+    assert!(query::order(&w.state, &OrderId { oseq: 2, ..lease.order }).unwrap().is_none());
+    let uptime = query::provider_uptime(&w.state, &lease.provider).unwrap();
+    assert_eq!(uptime.down_blocks, closed_at - down_at);
+    assert_eq!(uptime.failovers, 0);
+}
