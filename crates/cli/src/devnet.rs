@@ -418,12 +418,23 @@ struct DevnetInfo<'a> {
     demo: DemoInfo,
     /// The inference gateway in front of the demo's leases (its OpenAI API is under `/v1`).
     gateway: Option<String>,
+    /// The demo's monitor (`gridlease watch`): reports its leases' health on chain and sends
+    /// the manifest to the lease that replaces a failed one.
+    watcher: Option<WatcherInfo>,
     logs: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct WatcherInfo {
+    address: String,
+    log: PathBuf,
 }
 
 #[derive(Debug, Serialize)]
 struct ProviderInfo<'a> {
     name: &'a str,
+    /// Its home (`state/daemon.json` there names the running daemon's pid).
+    home: &'a Path,
     address: &'a str,
     uri: &'a str,
     gpu: &'a str,
@@ -461,12 +472,48 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let gateway_url = gateway.as_ref().map(|r| format!("http://{}", r.addr));
-    let info_path = write_info(&setup, &state, demo.as_ref(), gateway_url.as_deref())?;
+    let watcher = match state.demo_dseq {
+        Some(dseq) if demo.is_some() => Some(start_watcher(&setup, &g, dseq, &mut procs).await?),
+        _ => None,
+    };
+    let info_path = write_info(&setup, &state, demo.as_ref(), gateway_url.as_deref(), watcher)?;
     welcome(&setup, &state, demo.as_ref(), &info_path);
     if let Some(url) = &gateway_url {
         println!("gateway (one OpenAI endpoint over the demo's leases): {url}/v1");
     }
     supervise(&setup, procs).await
+}
+
+/// `gridlease watch` on the demo deployment, signing as the tenant, once the deployment names
+/// it as its monitor.
+async fn start_watcher(
+    setup: &Setup,
+    g: &Global,
+    dseq: u64,
+    procs: &mut Procs,
+) -> anyhow::Result<WatcherInfo> {
+    let owner = g.keystore().address(TENANT)?;
+    let mut cmd = Command::new(self_exe()?);
+    cmd.args(["watch", &dseq.to_string(), "--from", TENANT, "--node", &setup.rpc, "--home"])
+        .arg(&setup.home)
+        .env(crate::keys::PASSPHRASE_ENV, &setup.passphrase);
+    let log = setup.log("watch");
+    let client = Client::new(&setup.rpc);
+    let ready = |_pid| {
+        let client = client.clone();
+        async move {
+            client
+                .deployment(&owner, dseq)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|d| d.monitors.contains(&owner))
+        }
+    };
+    let child = spawn_until(cmd, "the watcher", &log, Duration::from_secs(60), ready).await?;
+    procs.0.push(("the watcher".into(), child));
+    println!("watcher: reports the demo's health as {owner} (log: {})", log.display());
+    Ok(WatcherInfo { address: owner.to_string(), log })
 }
 
 /// The model name the demo serves, and the gateway's route for it.
@@ -760,6 +807,7 @@ fn write_info(
     state: &DevnetState,
     demo: Option<&Deployed>,
     gateway: Option<&str>,
+    watcher: Option<WatcherInfo>,
 ) -> anyhow::Result<PathBuf> {
     let tenant_address = Keystore::new(&setup.home).address(TENANT)?.to_string();
     let info = DevnetInfo {
@@ -775,6 +823,7 @@ fn write_info(
             .iter()
             .map(|p| ProviderInfo {
                 name: &p.name,
+                home: &p.home,
                 address: &p.address,
                 uri: &p.host_uri,
                 gpu: &p.gpu,
@@ -788,6 +837,7 @@ fn write_info(
             endpoints: demo.and_then(|d| d.leases.first()).map(|l| l.endpoints.clone()),
         },
         gateway: gateway.map(str::to_string),
+        watcher,
         logs: setup.home.join("logs"),
     };
     let path = setup.home.join("devnet.json");
@@ -841,6 +891,13 @@ async fn supervise(setup: &Setup, mut procs: Procs) -> anyhow::Result<ExitCode> 
                 let dead = procs.0.iter_mut().find_map(|(name, c)| {
                     matches!(c.try_wait(), Ok(Some(_))).then(|| name.clone())
                 });
+                // A provider going away is what the market is built to survive: its leases
+                // fail over to the others. Anything else stopping stops the devnet.
+                if let Some(name) = dead.as_ref().filter(|n| n.starts_with("provider-")) {
+                    println!("{name} stopped; the market carries on without it (its leases fail over)");
+                    procs.0.retain(|(n, _)| n != name);
+                    continue;
+                }
                 if dead.is_some() {
                     break dead;
                 }

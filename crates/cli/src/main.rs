@@ -16,6 +16,7 @@ mod node;
 mod provider;
 mod sdl;
 mod tenant;
+mod watch;
 
 /// gridlease: a decentralized GPU cloud.
 #[derive(Debug, Parser)]
@@ -42,6 +43,10 @@ enum Command {
     /// Serve one OpenAI-compatible endpoint over the leases of a model: `--route
     /// NAME=DSEQ[,DSEQ...]`.
     Gateway(gateway::GatewayArgs),
+    /// Watch deployments' leases and report their health on chain: a lease down for
+    /// `--down-after` checks stops paying; a lease the chain replaced after a failover gets its
+    /// manifest again.
+    Watch(watch::WatchArgs),
     /// Check SDL files and derive their group specs and manifests.
     #[command(subcommand)]
     Sdl(sdl::SdlCommand),
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Command::Keys { g, cmd } => keys::run(&g, cmd),
         Command::Devnet(args) => devnet::run(args),
         Command::Gateway(args) => gateway::run(args),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(code) => code,

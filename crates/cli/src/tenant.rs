@@ -303,6 +303,21 @@ fn me(g: &Global) -> anyhow::Result<Address> {
     g.keystore().address(&g.from)
 }
 
+/// Where a deployment's manifest is kept: `HOME/manifests/OWNER/DSEQ.json`.
+pub fn manifest_path(g: &Global, owner: &Address, dseq: u64) -> PathBuf {
+    g.home.join("manifests").join(owner.to_string()).join(format!("{dseq}.json"))
+}
+
+fn save_manifest(g: &Global, owner: &Address, dseq: u64, manifest: &[u8]) -> anyhow::Result<()> {
+    let path = manifest_path(g, owner, dseq);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(&path, manifest)
+        .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))
+}
+
 fn cert_dir(g: &Global, owner: &Address) -> PathBuf {
     g.home.join("certs").join(owner.to_string())
 }
@@ -441,7 +456,7 @@ fn say(g: &Global, line: &str) {
 }
 
 /// The provider API of a lease, authenticated with the tenant's certificate.
-async fn provider_api(
+pub async fn provider_api(
     client: &Client,
     lease: &BidId,
     cert: &CertBundle,
@@ -449,7 +464,7 @@ async fn provider_api(
     ProviderApi::from_chain(client, &lease.provider, Some(cert)).await.map_err(api_error)
 }
 
-fn api_error(e: ApiClientError) -> anyhow::Error {
+pub fn api_error(e: ApiClientError) -> anyhow::Error {
     match e {
         ApiClientError::Unreachable { .. } => CliError::Unreachable(e.to_string()).into(),
         ApiClientError::BadUri(_)
@@ -867,6 +882,8 @@ pub async fn deploy(g: &Global, file: &Path, how: DeployOptions<'_>) -> anyhow::
         deposit: deposit.clone(),
     });
     let (height, _) = submit(&client, &mut builder, msgs).await?;
+    // Kept for whoever sends it again to a new lease (`gridlease watch` after a failover).
+    save_manifest(g, &owner, dseq, &plan.manifest)?;
     say(
         g,
         &format!(
@@ -891,7 +908,7 @@ pub async fn deploy(g: &Global, file: &Path, how: DeployOptions<'_>) -> anyhow::
 }
 
 /// The active leases of one of the tenant's deployments.
-async fn leases_of(client: &Client, owner: Address, dseq: u64) -> anyhow::Result<Vec<BidId>> {
+pub async fn leases_of(client: &Client, owner: Address, dseq: u64) -> anyhow::Result<Vec<BidId>> {
     let q = ListQuery { owner: Some(owner), state: Some("active".into()), ..Default::default() };
     Ok(client
         .leases(&q)
@@ -1131,6 +1148,7 @@ async fn update(g: &Global, dseq: u64, file: &Path) -> anyhow::Result<ExitCode> 
     let (client, mut b) = g.signer().await?;
     let owner = b.key.address();
     submit(&client, &mut b, vec![Msg::UpdateDeployment { dseq, manifest_hash }]).await?;
+    save_manifest(g, &owner, dseq, &manifest)?;
     let cert = load_cert(g, &owner)?.ok_or_else(|| bad("no client certificate in this home"))?;
     let mut sent = Vec::new();
     for id in leases_of(&client, owner, dseq).await? {

@@ -86,6 +86,20 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
+/// Processes whose working directory is under `dir`.
+fn pids_working_under(dir: &Path) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir)) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 #[test]
 fn devnet_deploy_answer_close_refund_and_stop() {
     devnet_round_trip(1);
@@ -227,6 +241,10 @@ fn devnet_round_trip(validators: u32) {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    if validators == 1 {
+        failover(&home, &rpc, &info, dseq, req);
+    }
+
     // A tenant without funds is told so.
     let out = Command::new(GRIDLEASE)
         .args(["keys", "add", "poor"])
@@ -315,4 +333,82 @@ fn devnet_round_trip(validators: u32) {
     let left = processes_mentioning(home.to_str().expect("utf8"));
     assert!(left.is_empty(), "processes left running: {left:?}");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the node still listens");
+}
+
+/// SIGKILL the provider of the demo's lease and its workload: the devnet's watcher reports the
+/// lease down, the chain closes it as unhealthy after the failover grace and re-auctions it
+/// without that provider, the watcher sends the manifest to the new winner, and the gateway
+/// answers from the new lease, with no command typed, within a minute.
+fn failover(home: &Path, rpc: &str, info: &Value, dseq: u64, req: &str) {
+    let status = |h: &Path| {
+        let (code, out, err) =
+            gridlease(h, rpc, &["status", &dseq.to_string(), "--output", "json"]);
+        assert_eq!(code, Some(0), "{err}");
+        serde_json::from_str::<Value>(&out).expect("json")
+    };
+    let before = status(home);
+    let failed =
+        before["leases"][0]["provider"].as_str().expect("the lease's provider").to_string();
+    let watcher = info["watcher"]["address"].as_str().expect("devnet.json names the watcher");
+    let (code, out, err) =
+        gridlease(home, rpc, &["monitors", &dseq.to_string(), "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(watcher), "the watcher is the demo's monitor: {out}");
+    let provider = info["providers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["address"] == failed.as_str())
+        .expect("the provider is in devnet.json");
+    let phome = Path::new(provider["home"].as_str().expect("provider home"));
+    let running: Value = serde_json::from_slice(
+        &std::fs::read(phome.join("state").join("daemon.json")).expect("daemon.json"),
+    )
+    .expect("json");
+    let pid = running["pid"].as_u64().expect("pid");
+    let killed_at = Instant::now();
+    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    // Its workloads (the exec driver runs each replica in a process group of its own, in a
+    // directory under the provider's home).
+    let workloads = pids_working_under(phome);
+    assert!(!workloads.is_empty(), "no workload of {} found", phome.display());
+    for p in workloads {
+        let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+    }
+    let gateway = info["gateway"].as_str().expect("gateway");
+    let deadline = killed_at + Duration::from_secs(90);
+    let new_provider = loop {
+        let now = status(home);
+        let p = now["leases"][0]["provider"].as_str().unwrap_or("").to_string();
+        let ready = now["leases"][0]["status"]["phase"] == "ready";
+        if !p.is_empty() && p != failed && ready {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no new lease serves after 90 s: {now}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let served_after = loop {
+        if let Some((200, text)) = post(gateway, "/v1/chat/completions", req) {
+            assert!(text.contains("you said: hello grid"), "{text}");
+            break killed_at.elapsed();
+        }
+        assert!(Instant::now() < deadline, "the gateway does not answer from the new lease");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!(
+        "failover: {failed} -> {new_provider}, the gateway answered again after {served_after:?}"
+    );
+    assert!(served_after < Duration::from_secs(60), "the failover took {served_after:?}");
+    // The chain says why, and the provider's record shows it.
+    let (code, out, err) = gridlease(home, rpc, &["providers", "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let providers: Value = serde_json::from_str(&out).expect("json");
+    let record = providers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["provider"]["owner"] == failed.as_str())
+        .expect("the failed provider is listed");
+    assert_eq!(record["uptime"]["record"]["failovers"], 1, "{record}");
+    assert_eq!(record["online"], false, "{record}");
 }

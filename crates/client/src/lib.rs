@@ -194,6 +194,16 @@ impl Client {
         Ok(not_found_is_none(self.get::<LeaseAnswer>(&path).await)?.map(|one| one.lease))
     }
 
+    /// `GET /leases/{id}` whole: the lease and what the tenant's monitors say of it.
+    pub async fn lease_record(
+        &self,
+        id: &gridlease_types::BidId,
+    ) -> Result<Option<LeaseAnswer>, ClientError> {
+        let o = &id.order;
+        let path = format!("/leases/{}/{}/{}/{}/{}", o.owner, o.dseq, o.gseq, o.oseq, id.provider);
+        not_found_is_none(self.get::<LeaseAnswer>(&path).await)
+    }
+
     /// `GET /bids/{id}`: one bid, `None` when it does not exist.
     pub async fn bid(&self, id: &gridlease_types::BidId) -> Result<Option<Bid>, ClientError> {
         let o = &id.order;
