@@ -323,6 +323,11 @@ profiles:
 deployment:
   llm:
     devnet: {{ profile: llm, count: 1 }}
+# gridlease's extension (Akash ignores it): two replicas of the group, each on a provider of
+# its own, so the gateway keeps answering while one fails over.
+x-gridlease:
+  replicas:
+    devnet: 2
 "#
     )
 }

@@ -132,7 +132,12 @@ fn group_spec(g: &sdl::GroupSpec) -> Result<GroupSpec, SdlChainError> {
             price: DecCoin { denom, amount: DecAmount::from_atto(u.price.amount.atto()) },
         });
     }
-    Ok(GroupSpec { name: g.name.clone(), requirements, resources })
+    Ok(GroupSpec {
+        name: g.name.clone(),
+        requirements,
+        resources,
+        distinct_providers: g.distinct_providers,
+    })
 }
 
 /// The on-chain group specs of an SDL file, in its order (sorted by name).

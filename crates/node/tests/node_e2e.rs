@@ -12,6 +12,7 @@ use gridlease_types::*;
 
 fn group() -> GroupSpec {
     GroupSpec {
+        distinct_providers: false,
         name: "web".into(),
         requirements: PlacementRequirements::default(),
         resources: vec![ResourceUnit {

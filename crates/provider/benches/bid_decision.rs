@@ -72,6 +72,7 @@ fn cpu_farm() -> Capacity {
 fn group(i: u64, gpus: u32) -> GroupSpec {
     let model = ["a100", "h100", "*"][i as usize % 3];
     GroupSpec {
+        distinct_providers: false,
         name: format!("g{i}"),
         requirements: PlacementRequirements {
             attributes: vec![Attribute::new("region", "eu")],

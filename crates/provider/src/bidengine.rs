@@ -194,6 +194,7 @@ mod tests {
 
     fn spec(gpus: u32, options: Vec<GpuSpec>, class: Option<&str>) -> GroupSpec {
         GroupSpec {
+            distinct_providers: false,
             name: "dc".into(),
             requirements: PlacementRequirements {
                 attributes: vec![Attribute::new("region", "eu")],
@@ -282,6 +283,7 @@ mod tests {
             ),
             (
                 GroupSpec {
+                    distinct_providers: false,
                     requirements: PlacementRequirements {
                         attributes: vec![Attribute::new("region", "us")],
                         ..Default::default()
@@ -293,6 +295,7 @@ mod tests {
             ),
             (
                 GroupSpec {
+                    distinct_providers: false,
                     requirements: PlacementRequirements {
                         attributes: vec![Attribute::new("region", "eu")],
                         signed_by: SignedBy { all_of: vec![Address([7; 20])], any_of: vec![] },
@@ -310,6 +313,7 @@ mod tests {
         }
         // The auditor that did sign is accepted.
         let audited = GroupSpec {
+            distinct_providers: false,
             requirements: PlacementRequirements {
                 attributes: vec![Attribute::new("region", "eu")],
                 signed_by: SignedBy { all_of: vec![], any_of: vec![Address([1; 20])] },

@@ -35,8 +35,14 @@ use crate::tls::CertBundle;
 use crate::{pricing, server};
 
 /// Event types the bid loop follows.
-const FOLLOWED: &[&str] =
-    &["order_opened", "order_closed", "bid_closed", "lease_created", "lease_closed"];
+const FOLLOWED: &[&str] = &[
+    "order_opened",
+    "order_stalled",
+    "order_closed",
+    "bid_closed",
+    "lease_created",
+    "lease_closed",
+];
 
 /// Reads the hardware: from the config where given, else from the host; GPUs from NVML, or
 /// declared in the config when NVML finds none (or `skip_nvml`). Returns a note on the source.
@@ -305,6 +311,23 @@ impl Provider {
                 Event::OrderOpened { id, max_price, .. } => {
                     let me = Arc::clone(self);
                     tokio::spawn(async move { me.consider_order(id, max_price).await });
+                }
+                Event::OrderStalled { id, .. } => {
+                    // An auction that ended without a winner takes new bids (and a bid that
+                    // lost in this block may have given back what this order needs).
+                    let me = Arc::clone(self);
+                    tokio::spawn(async move {
+                        let q = ListQuery {
+                            owner: Some(id.owner),
+                            state: Some("open".into()),
+                            ..Default::default()
+                        };
+                        if let Ok(orders) = me.client.orders(&q).await
+                            && let Some(o) = orders.into_iter().find(|o| o.id == id)
+                        {
+                            me.consider_order(id, o.max_price).await;
+                        }
+                    });
                 }
                 Event::BidClosed { id, .. } => {
                     // A bid that lost: its hold goes. One that won is the lease's now.

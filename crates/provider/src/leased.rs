@@ -280,6 +280,7 @@ mod tests {
     /// one random-port endpoint.
     fn spec() -> GroupSpec {
         GroupSpec {
+            distinct_providers: false,
             name: "dc".into(),
             requirements: PlacementRequirements::default(),
             resources: vec![ResourceUnit {

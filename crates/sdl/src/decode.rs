@@ -23,6 +23,13 @@ pub(crate) struct Decoder<'d> {
     pub diag: &'d mut Diagnostics,
 }
 
+/// The top-level key of gridlease's SDL extension. Akash's parser (Go, decoding YAML into its
+/// struct without strict fields) skips a key it does not know, so a file with it still deploys
+/// on Akash, which then ignores it.
+pub const GRIDLEASE_EXTENSION: &str = "x-gridlease";
+/// Most replicas `x-gridlease.replicas` asks for one placement.
+pub const MAX_REPLICAS: u64 = 10;
+
 type ComputeProfiles = BTreeMap<String, ComputeProfile>;
 type PlacementProfiles = BTreeMap<String, PlacementProfile>;
 
@@ -40,6 +47,7 @@ impl Decoder<'_> {
                 "deployment",
                 "endpoints",
                 "reclamation",
+                GRIDLEASE_EXTENSION,
             ],
             &["version", "services", "profiles", "deployment"],
         )?;
@@ -61,6 +69,10 @@ impl Decoder<'_> {
         let endpoints = top.get("endpoints").map(|n| self.endpoints(n, &path.key("endpoints")));
         let reclamation =
             top.get("reclamation").map(|n| self.reclamation(n, &path.key("reclamation")));
+        let replicas = match top.get(GRIDLEASE_EXTENSION) {
+            Some(n) => self.extension(n, &path.key(GRIDLEASE_EXTENSION)),
+            None => Some(BTreeMap::new()),
+        };
         Some(Input {
             version: version?,
             root_pos: root.pos,
@@ -71,7 +83,25 @@ impl Decoder<'_> {
             deployment_pos: deployment_node.map(|n| n.pos).unwrap_or(root.pos),
             endpoints: endpoints.unwrap_or(Some(BTreeMap::new()))?,
             reclamation_min_window_secs: reclamation.unwrap_or(Some(None))?,
+            replicas: replicas?,
         })
+    }
+
+    /// gridlease's own section: `replicas: {PLACEMENT: N}` (1 to 10 replicas of the placement's
+    /// group, each on a provider of its own). Unknown fields in it are errors.
+    fn extension(
+        &mut self,
+        node: &Node,
+        path: &FieldPath,
+    ) -> Option<BTreeMap<String, (u32, crate::yaml::Pos)>> {
+        let f = self.strict_fields(node, path, &["replicas"], &[])?;
+        match f.get("replicas") {
+            None => Some(BTreeMap::new()),
+            Some(n) => self.map_values(n, &path.key("replicas"), |d, v, pos, p| {
+                d.bounded_u32(v, p, 1, MAX_REPLICAS, "a replica count from 1 to 10")
+                    .map(|c| (c, pos))
+            }),
+        }
     }
 
     fn version(&mut self, node: &Node, path: &FieldPath) -> Option<SdlVersion> {

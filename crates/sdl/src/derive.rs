@@ -174,6 +174,7 @@ pub(crate) fn derive(input: &Input, d: &mut Diagnostics) -> Derived {
             let Some(price) = placement.pricing.get(&depl.profile) else { continue };
             let group = groups.entry(placement_name).or_insert_with(|| GroupBuilder {
                 spec: GroupSpec {
+                    distinct_providers: false,
                     name: placement_name.clone(),
                     requirements: Requirements {
                         signed_by: SignedBy {
@@ -291,12 +292,47 @@ pub(crate) fn derive(input: &Input, d: &mut Diagnostics) -> Derived {
             });
         }
     }
+    let ext = FieldPath::root().key(crate::decode::GRIDLEASE_EXTENSION).key("replicas");
+    for (name, (_, pos)) in &input.replicas {
+        if !groups.contains_key(name.as_str()) {
+            d.error(
+                *pos,
+                &ext.key(name),
+                format!(
+                    "no group `{name}`: replicas name a placement profile used under `deployment`"
+                ),
+            );
+        }
+    }
     let mut out = Derived { groups: Vec::new(), origins: Vec::new(), manifest: Vec::new() };
+    let names: Vec<String> = groups.keys().map(|n| n.to_string()).collect();
     for (_, mut g) in groups {
         g.services.sort_by(|a, b| a.name.cmp(&b.name));
-        out.manifest.push(ManifestGroup { name: g.spec.name.clone(), services: g.services });
-        out.groups.push(g.spec);
-        out.origins.push(g.origins);
+        // `x-gridlease.replicas`: N copies of the group, `NAME`, `NAME-2`, ..., each on a
+        // provider of its own.
+        let (copies, pos) =
+            input.replicas.get(&g.spec.name).copied().unwrap_or((1, input.root_pos));
+        for i in 1..=copies {
+            let mut spec = g.spec.clone();
+            if i > 1 {
+                spec.name = format!("{}-{i}", g.spec.name);
+                if names.contains(&spec.name) {
+                    d.error(
+                        pos,
+                        &ext.key(&g.spec.name),
+                        format!(
+                            "replica group `{}` would clash with the placement of that name",
+                            spec.name
+                        ),
+                    );
+                }
+            }
+            spec.distinct_providers = copies > 1;
+            out.manifest
+                .push(ManifestGroup { name: spec.name.clone(), services: g.services.clone() });
+            out.groups.push(spec);
+            out.origins.push(g.origins.clone());
+        }
     }
     out
 }

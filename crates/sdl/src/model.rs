@@ -30,6 +30,8 @@ pub(crate) struct Input {
     pub deployment_pos: Pos,
     pub endpoints: BTreeMap<String, Endpoint>,
     pub reclamation_min_window_secs: Option<u64>,
+    /// `x-gridlease.replicas`: placement name to (replicas on distinct providers, position).
+    pub replicas: BTreeMap<String, (u32, Pos)>,
 }
 
 /// One entry of `services`.

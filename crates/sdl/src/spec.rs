@@ -173,6 +173,9 @@ pub struct GroupSpec {
     pub requirements: Requirements,
     /// Resource units.
     pub resources: Vec<ResourceUnit>,
+    /// One of the replicas `x-gridlease.replicas` asked for: each on a provider of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub distinct_providers: bool,
 }
 
 /// Network protocol of an exposed port.

@@ -228,3 +228,63 @@ fn closing_a_down_lease_drops_its_failover_and_counts_its_down_blocks() {
     assert_eq!(uptime.down_blocks, closed_at - down_at);
     assert_eq!(uptime.failovers, 0);
 }
+
+/// A bid at `price` whole ugrid per block.
+fn bid_at(order: OrderId, price: u128) -> Msg {
+    Msg::CreateBid {
+        order,
+        price: DecCoin { denom: ugrid(), amount: DecAmount(price * DEC_ONE) },
+        offer: offer_for(&spec(), ("h100", "80Gi", "sxm")),
+        deposit: Coin::new(BID_DEPOSIT, &ugrid()),
+    }
+}
+
+#[test]
+fn replicas_land_on_distinct_providers_and_fail_over_to_a_third() {
+    let mut w = World::new(Actors::new(1, 3, 1), |_| {});
+    let t = w.actors.tenants[0].clone();
+    let replica = |name: &str| GroupSpec { name: name.into(), distinct_providers: true, ..spec() };
+    let msg = Msg::CreateDeployment {
+        dseq: 7,
+        groups: vec![replica("dc"), replica("dc-2")],
+        manifest_hash: [7; 32],
+        deposit: Coin::new(1_000_000, &ugrid()),
+    };
+    w.ok(&t, vec![msg]);
+    let order = |gseq: u32, oseq: u32| OrderId { owner: t.address(), dseq: 7, gseq, oseq };
+    let p = w.actors.providers.clone();
+    // Provider 0 is the cheapest on both groups, provider 1 next, provider 2 the dearest.
+    let mut txs = Vec::new();
+    for (i, price) in [(0, 100), (1, 200), (2, 300)] {
+        txs.push(w.tx(&p[i], vec![bid_at(order(1, 1), price), bid_at(order(2, 1), price)]));
+    }
+    assert!(w.block(txs).iter().all(|r| r.code == ReceiptCode::Ok));
+    w.empty(3);
+    let holder = |w: &World, gseq: u32| {
+        let g = query::group(&w.state, &GroupId { owner: t.address(), dseq: 7, gseq })
+            .unwrap()
+            .unwrap();
+        match g.state {
+            GroupState::Leased { provider } => Some(provider),
+            _ => None,
+        }
+    };
+    assert_eq!(holder(&w, 1), Some(p[0].address()));
+    assert_eq!(holder(&w, 2), Some(p[1].address()), "the cheapest already holds a replica");
+    w.ok(&t, vec![Msg::SetMonitors { dseq: 7, monitors: vec![w.actors.auditors[0].address()] }]);
+    // Replica 1 goes down and stays down: provider 0 is excluded, provider 1 holds replica 2,
+    // so provider 2 takes it over.
+    let lease1 = BidId { order: order(1, 1), provider: p[0].address() };
+    report(&mut w, 0, lease1, false);
+    w.empty(6);
+    assert!(matches!(
+        lease_state(&w, &lease1),
+        LeaseState::Closed { reason: CloseReason::Unhealthy, .. }
+    ));
+    let r = w.run(&p[1], vec![bid_at(order(1, 2), 50)]);
+    assert_eq!(r.code, ReceiptCode::ProviderExcluded, "holds replica 2: {}", r.log);
+    w.ok(&p[2], vec![bid_at(order(1, 2), 300)]);
+    w.empty(3);
+    assert_eq!(holder(&w, 1), Some(p[2].address()));
+    assert_eq!(holder(&w, 2), Some(p[1].address()));
+}

@@ -110,6 +110,11 @@ pub struct GroupSpec {
     #[serde(default)]
     pub requirements: PlacementRequirements,
     pub resources: Vec<ResourceUnit>,
+    /// A replica of a service that must not share a provider: a provider holds at most one
+    /// lease among a deployment's groups that say so (gridlease's SDL extension
+    /// `x-gridlease.replicas` sets it; Akash files never do).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub distinct_providers: bool,
 }
 
 /// Why a group has no total price.

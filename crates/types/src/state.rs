@@ -166,6 +166,10 @@ pub enum NoBidReason {
     /// Deciding the auction failed (see the block's `BeginBlockItemFailed` event): the next
     /// valid bid starts a new window, or the tenant reopens the order.
     AuctionFailed,
+    /// Every open bid came from a provider that already holds another replica of the
+    /// deployment (groups that ask for distinct providers): the next valid bid starts a new
+    /// window.
+    ProvidersTaken,
 }
 
 wire_names!(NoBidReason {
@@ -173,6 +177,7 @@ wire_names!(NoBidReason {
     AllBidsWithdrawn => "all_bids_withdrawn",
     EscrowOverdrawn => "escrow_overdrawn",
     AuctionFailed => "auction_failed",
+    ProvidersTaken => "providers_taken",
 });
 
 #[derive(

@@ -17,6 +17,7 @@ fn order() -> OrderId {
 
 fn group() -> GroupSpec {
     GroupSpec {
+        distinct_providers: false,
         name: "westcoast".into(),
         requirements: PlacementRequirements {
             attributes: vec![Attribute::new("region", "us-west")],
@@ -128,6 +129,19 @@ fn messages() -> Vec<(&'static str, Msg)> {
         ("close_lease", Msg::CloseLease { lease: bid }),
         ("withdraw_lease", Msg::WithdrawLease { lease: bid }),
         ("reopen_order", Msg::ReopenOrder { order: order() }),
+        (
+            "set_monitors",
+            Msg::SetMonitors { dseq: 42, monitors: vec![Address([8; 20]), Address([9; 20])] },
+        ),
+        (
+            "report_health",
+            Msg::ReportHealth {
+                reports: vec![
+                    msg::HealthReport { lease: bid, up: false },
+                    msg::HealthReport { lease: bid, up: true },
+                ],
+            },
+        ),
     ]
 }
 

@@ -105,6 +105,27 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         Ok(())
     }
 
+    /// Whether `provider` holds a lease of another group of the same deployment while both
+    /// groups ask for distinct providers (at most `max_groups` groups are read).
+    fn holds_sibling_replica(&self, group: &Group, provider: &Address) -> Res<bool> {
+        if !group.spec.distinct_providers {
+            return Ok(false);
+        }
+        let dep = group.id.deployment();
+        let Some(d) = self.st.load::<crate::state::Deployment>(&keyspace::deployment(&dep))? else {
+            return Ok(false);
+        };
+        for gseq in (1..=d.groups).filter(|g| *g != group.id.gseq) {
+            let sibling = self.group_required(&dep.group(gseq))?;
+            if sibling.spec.distinct_providers
+                && sibling.state == (GroupState::Leased { provider: *provider })
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The auction picked `winner`: lease, payment, losers refunded.
     fn match_order(&mut self, order: &mut Order, winner: &BidId) -> Res<()> {
         for mut bid in self.bids_of(&order.id)? {
@@ -179,13 +200,20 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             return Ok(());
         }
         let bids = self.bids_of(&id)?;
-        let best = bids
-            .iter()
-            .filter(|b| b.state == BidState::Open)
-            .min_by_key(|b| (b.price.amount, b.placed))
-            .map(|b| b.id);
+        let group = self.group_required(&id.group())?;
+        let mut open = Vec::new();
+        let mut taken = false;
+        for b in bids.iter().filter(|b| b.state == BidState::Open) {
+            if self.holds_sibling_replica(&group, &b.id.provider)? {
+                taken = true;
+            } else {
+                open.push(b);
+            }
+        }
+        let best = open.iter().min_by_key(|b| (b.price.amount, b.placed)).map(|b| b.id);
         let stalled = match best {
             None if bids.is_empty() => Some((NoBidReason::NoBids, None)),
+            None if taken => Some((NoBidReason::ProvidersTaken, None)),
             None => Some((NoBidReason::AllBidsWithdrawn, None)),
             Some(_) if self.escrow_is_overdrawn(&id.deployment())? => {
                 let retry = self.height.saturating_add(self.params.bid_window);
@@ -268,6 +296,13 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             );
         }
         let group = self.group_required(&order_id.group())?;
+        if self.holds_sibling_replica(&group, &provider)? {
+            return fail(
+                ReceiptCode::ProviderExcluded,
+                "this provider already holds another replica of the deployment, which asks for \
+                 each on a provider of its own",
+            );
+        }
         if self.is_excluded(&group.id, &provider)? {
             return fail(
                 ReceiptCode::ProviderExcluded,
@@ -438,6 +473,13 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             return fail(
                 ReceiptCode::InvalidState,
                 "escrow is overdrawn: deposit before accepting a bid",
+            );
+        }
+        let group = self.group_required(&bid_id.order.group())?;
+        if self.holds_sibling_replica(&group, &bid_id.provider)? {
+            return fail(
+                ReceiptCode::ProviderExcluded,
+                "this provider already holds another replica of the deployment",
             );
         }
         self.match_order(&mut order, bid_id)

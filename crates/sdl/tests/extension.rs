@@ -1,0 +1,73 @@
+//! gridlease's SDL extension, `x-gridlease`: replicas of a placement's group on distinct
+//! providers. Files without it derive exactly what they did before.
+
+use gridlease_sdl::Sdl;
+
+fn sdl(extension: &str) -> String {
+    format!(
+        r#"version: "2.0"
+services:
+  web:
+    image: nginx:1.25
+    expose:
+      - port: 80
+        to:
+          - global: true
+profiles:
+  compute:
+    web:
+      resources:
+        cpu: {{ units: 0.5 }}
+        memory: {{ size: 256Mi }}
+        storage: {{ size: 1Gi }}
+  placement:
+    dc:
+      pricing:
+        web: {{ denom: uakt, amount: 100 }}
+deployment:
+  web:
+    dc: {{ profile: web, count: 1 }}
+{extension}"#
+    )
+}
+
+#[test]
+fn replicas_are_copies_of_the_group_each_on_its_own_provider() {
+    let plain = Sdl::parse("plain.yaml", &sdl("")).expect("parses");
+    assert_eq!(plain.groups().len(), 1);
+    assert!(!plain.groups()[0].distinct_providers);
+    assert!(!plain.groups_json().to_string().contains("distinct"), "Akash JSON unchanged");
+
+    let three =
+        Sdl::parse("three.yaml", &sdl("x-gridlease:\n  replicas:\n    dc: 3\n")).expect("ok");
+    let names: Vec<&str> = three.groups().iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["dc", "dc-2", "dc-3"]);
+    assert!(three.groups().iter().all(|g| g.distinct_providers));
+    for g in &three.groups()[1..] {
+        assert_eq!(g.resources, three.groups()[0].resources);
+        assert_eq!(g.requirements, three.groups()[0].requirements);
+    }
+    let manifest: Vec<&str> = three.manifest().iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(manifest, names);
+    assert!(three.manifest().iter().all(|g| g.services == three.manifest()[0].services));
+
+    // One replica is the plain file.
+    let one = Sdl::parse("one.yaml", &sdl("x-gridlease:\n  replicas:\n    dc: 1\n")).expect("ok");
+    assert_eq!(one.groups(), plain.groups());
+}
+
+#[test]
+fn a_bad_extension_names_the_line_and_column() {
+    let cases = [
+        ("x-gridlease:\n  replicas:\n    dc: 0\n", 25, "out of range"),
+        ("x-gridlease:\n  replicas:\n    dc: 11\n", 25, "out of range"),
+        ("x-gridlease:\n  replicas:\n    nowhere: 2\n", 25, "no group `nowhere`"),
+        ("x-gridlease:\n  replicas:\n    dc: two\n", 25, "expected a replica count"),
+        ("x-gridlease:\n  spread: true\n", 24, "unknown field `spread`"),
+    ];
+    for (ext, line, what) in cases {
+        let err = Sdl::parse("bad.yaml", &sdl(ext)).expect_err(ext).to_string();
+        assert!(err.contains(what), "{ext}: {err}");
+        assert!(err.contains(&format!("bad.yaml:{line}:")), "{ext}: {err}");
+    }
+}
