@@ -1,6 +1,8 @@
 //! Cost of one block as the number of active leases grows: the same block (2,000 transfers,
-//! 500 lease withdrawals from 500 distinct deployments, 100 escrow deposits) on a chain with
-//! 1,000 and with 1,000,000 active leases. Both chains have at least 1,000 deployments, so the
+//! 500 lease withdrawals from 500 distinct deployments, 100 escrow deposits, and one health
+//! report from the deployments' monitor taking 100 leases down and bringing the previous
+//! block's 100 up again, each pausing or resuming a payment) on a chain with 1,000 and with
+//! 1,000,000 active leases. Both chains have at least 1,000 deployments, so the
 //! block touches the same number of distinct objects on each. Escrow settles lazily and due
 //! work sits in height-keyed queues, so the ledger's work is the same on both.
 //!
@@ -37,12 +39,20 @@ struct Chain {
     store: Store,
     tenants: Vec<Keypair>,
     provider: Keypair,
+    /// The account every deployment names as its monitor.
+    monitor: Keypair,
+    /// Leases the last block reported down (the next one reports them up).
+    down: Vec<BidId>,
     seqs: std::collections::BTreeMap<Address, u64>,
     leases: u64,
 }
 
 /// Environment variable that makes the bench binary build one chain (`PATH,LEASES`) and exit.
 const BUILD_ENV: &str = "GRIDLEASE_LEASE_SCALING_BUILD";
+
+fn monitor_key() -> Keypair {
+    key(6, 0)
+}
 
 fn chain_path(dir: &std::path::Path, leases: u64) -> std::path::PathBuf {
     dir.join(format!("leases-{leases}.redb"))
@@ -59,8 +69,10 @@ fn build(path: &std::path::Path, leases: u64) {
     let groups_per = groups_for(leases);
     let deployments = leases.div_ceil(groups_per as u64);
     let (tenants, provider) = participants(leases);
+    let monitor = monitor_key();
     let mut all: Vec<&Keypair> = tenants.iter().collect();
     all.push(&provider);
+    all.push(&monitor);
     let mut store = Store::open_with(path, bench_store_config(16)).unwrap();
     store.init_genesis(&genesis(&all)).unwrap();
     let started = Instant::now();
@@ -84,12 +96,15 @@ fn build(path: &std::path::Path, leases: u64) {
                 (
                     t,
                     0,
-                    vec![Msg::CreateDeployment {
-                        dseq: 1,
-                        groups: groups.clone(),
-                        manifest_hash: [1; 32],
-                        deposit: Coin::new(10u128.pow(12), &ugrid()),
-                    }],
+                    vec![
+                        Msg::CreateDeployment {
+                            dseq: 1,
+                            groups: groups.clone(),
+                            manifest_hash: [1; 32],
+                            deposit: Coin::new(10u128.pow(12), &ugrid()),
+                        },
+                        Msg::SetMonitors { dseq: 1, monitors: vec![monitor.address()] },
+                    ],
                 )
             })
             .collect();
@@ -155,11 +170,12 @@ fn open(dir: &std::path::Path, leases: u64) -> Chain {
     assert!(status.success(), "building the chain with {leases} leases failed: {status}");
     let store = Store::open_with(&path, bench_store_config(16)).unwrap();
     let (tenants, provider) = participants(leases);
+    let monitor = monitor_key();
     let mut seqs = std::collections::BTreeMap::new();
-    for k in tenants.iter().chain([&provider]) {
+    for k in tenants.iter().chain([&provider, &monitor]) {
         seqs.insert(k.address(), sequence(&store, k));
     }
-    Chain { store, tenants, provider, seqs, leases }
+    Chain { store, tenants, provider, monitor, down: Vec::new(), seqs, leases }
 }
 
 impl Chain {
@@ -210,6 +226,21 @@ impl Chain {
                 vec![Msg::DepositDeployment { dseq: 1, amount: Coin::new(1_000, &ugrid()) }],
             ));
         }
+        // The monitor: last block's 100 down leases come up, 100 others go down (their
+        // payments pause and resume; the failover grace is far longer than one block).
+        let mut reports: Vec<msg::HealthReport> =
+            self.down.iter().map(|l| msg::HealthReport { lease: *l, up: true }).collect();
+        let offset = if random { rng.gen_range(600..deployments - 100) } else { 600 };
+        let fresh: Vec<BidId> = (offset..offset + 100)
+            .map(|d| BidId {
+                order: OrderId { owner: self.tenants[d].address(), dseq: 1, gseq: 1, oseq: 1 },
+                provider: self.provider.address(),
+            })
+            .collect();
+        reports.extend(fresh.iter().map(|l| msg::HealthReport { lease: *l, up: false }));
+        self.down = fresh;
+        let m = self.monitor.address();
+        jobs.push((&self.monitor, take_seq(m), vec![Msg::ReportHealth { reports }]));
         // Jobs of one signer must stay in sequence order: sort by (signer, sequence) is not
         // needed because each signer's jobs were pushed in increasing order.
         sign_all(jobs)
