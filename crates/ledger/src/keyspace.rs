@@ -256,14 +256,7 @@ pub fn by_provider_entry(tag: u8, id: &BidId) -> Vec<u8> {
 
 /// The bid or lease id an index entry of `by_provider` points to.
 pub fn id_of_by_provider_entry(key: &[u8]) -> Option<BidId> {
-    let rest = key.get(21..)?;
-    let owner: [u8; 20] = rest.get(..20)?.try_into().ok()?;
-    let dseq = u64::from_be_bytes(rest.get(20..28)?.try_into().ok()?);
-    let gseq = u32::from_be_bytes(rest.get(28..32)?.try_into().ok()?);
-    let oseq = u32::from_be_bytes(rest.get(32..36)?.try_into().ok()?);
-    let provider: [u8; 20] = rest.get(36..56)?.try_into().ok()?;
-    let order = OrderId { owner: Address(owner), dseq, gseq, oseq };
-    Some(BidId { order, provider: Address(provider) })
+    parse_lease_id(key.get(21..)?)
 }
 
 pub fn escrow(d: &DeploymentId) -> Vec<u8> {

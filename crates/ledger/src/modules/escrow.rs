@@ -180,14 +180,26 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
     pub(crate) fn escrow_withdraw(&mut self, lease: &BidId) -> Res<()> {
         let mut acc = self.escrow_required(&lease.order.deployment())?;
         let mut p = self.payment_required(lease)?;
-        self.settle(&mut acc);
-        p.unwithdrawn = p.unwithdrawn.checked_add(p.pending(&acc)).or_else(overflow)?;
-        p.checkpoint = acc.paid_blocks;
+        self.take_share(&mut acc, &mut p)?;
         self.payout(&mut p, &acc.denom.clone(), false)?;
-        self.requeue_depletion(&mut acc);
-        self.save_escrow(&acc);
-        self.st.save(keyspace::payment(lease), &p);
+        self.save_both(&mut acc, &p);
         Ok(())
+    }
+
+    /// Settles the account and moves what the payment earned since its checkpoint into its
+    /// unwithdrawn balance.
+    fn take_share(&self, acc: &mut EscrowAccount, p: &mut Payment) -> Res<()> {
+        self.settle(acc);
+        p.unwithdrawn = p.unwithdrawn.checked_add(p.pending(acc)).or_else(overflow)?;
+        p.checkpoint = acc.paid_blocks;
+        Ok(())
+    }
+
+    /// Requeues the account's depletion and saves it and the payment.
+    fn save_both(&mut self, acc: &mut EscrowAccount, p: &Payment) {
+        self.requeue_depletion(acc);
+        self.save_escrow(acc);
+        self.st.save(keyspace::payment(&p.lease), p);
     }
 
     /// Stops a lease's payment while it is down: what it earned so far stays its own, and
@@ -198,17 +210,13 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if p.state != PaymentState::Open {
             return Ok(());
         }
-        self.settle(&mut acc);
-        p.unwithdrawn = p.unwithdrawn.checked_add(p.pending(&acc)).or_else(overflow)?;
-        p.checkpoint = acc.paid_blocks;
+        self.take_share(&mut acc, &mut p)?;
         p.state = PaymentState::Paused { since: self.height };
         acc.rate = acc.rate.checked_sub(p.rate).or_else(overflow)?;
         if acc.rate.is_zero() {
             self.leave_overdraw(&mut acc);
         }
-        self.requeue_depletion(&mut acc);
-        self.save_escrow(&acc);
-        self.st.save(keyspace::payment(lease), &p);
+        self.save_both(&mut acc, &p);
         Ok(())
     }
 
@@ -223,9 +231,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         p.checkpoint = acc.paid_blocks;
         p.state = PaymentState::Open;
         acc.rate = acc.rate.checked_add(p.rate).or_else(overflow)?;
-        self.requeue_depletion(&mut acc);
-        self.save_escrow(&acc);
-        self.st.save(keyspace::payment(lease), &p);
+        self.save_both(&mut acc, &p);
         Ok(())
     }
 
@@ -238,9 +244,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             PaymentState::Paused { .. } => false,
             PaymentState::Closed { .. } => return Ok(()),
         };
-        self.settle(&mut acc);
-        p.unwithdrawn = p.unwithdrawn.checked_add(p.pending(&acc)).or_else(overflow)?;
-        p.checkpoint = acc.paid_blocks;
+        self.take_share(&mut acc, &mut p)?;
         self.payout(&mut p, &acc.denom.clone(), true)?;
         p.state = PaymentState::Closed { at: self.height };
         if was_open {
@@ -249,9 +253,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         if acc.rate.is_zero() {
             self.leave_overdraw(&mut acc);
         }
-        self.requeue_depletion(&mut acc);
-        self.save_escrow(&acc);
-        self.st.save(keyspace::payment(lease), &p);
+        self.save_both(&mut acc, &p);
         Ok(())
     }
 
