@@ -54,6 +54,10 @@ pub struct DevnetArgs {
     /// Do not deploy the demo.
     #[arg(long)]
     no_demo: bool,
+    /// Replicas of the demo, each on a provider of its own (1 to 10; at most the number of
+    /// providers).
+    #[arg(long, default_value_t = 2)]
+    demo_replicas: u32,
     /// Number of validators (first run only). With more than one, each runs as its own node
     /// process on loopback and the first serves the RPC on --rpc-port.
     #[arg(long, default_value_t = 1)]
@@ -289,7 +293,7 @@ async fn podman_works(demo: &Path) -> Result<(), String> {
     build_demo_image(demo)
 }
 
-fn demo_sdl() -> String {
+fn demo_sdl(replicas: u32) -> String {
     format!(
         r#"# gridlease devnet demo: an OpenAI-compatible DEMO server (echo, no model) on one GPU.
 version: "2.0"
@@ -323,11 +327,11 @@ profiles:
 deployment:
   llm:
     devnet: {{ profile: llm, count: 1 }}
-# gridlease's extension (Akash ignores it): two replicas of the group, each on a provider of
-# its own, so the gateway keeps answering while one fails over.
+# gridlease's extension (Akash ignores it): replicas of the group, each on a provider of its
+# own, so the gateway keeps answering while one fails over.
 x-gridlease:
   replicas:
-    devnet: 2
+    devnet: {replicas}
 "#
     )
 }
@@ -471,7 +475,11 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         passphrase: Some(setup.passphrase.clone()),
         asked_passphrase: Default::default(),
     };
-    let demo = if args.no_demo { None } else { Some(ensure_demo(&setup, &g, &mut state).await?) };
+    let demo = if args.no_demo {
+        None
+    } else {
+        Some(ensure_demo(&setup, &g, &mut state, args.demo_replicas).await?)
+    };
     let gateway = match state.demo_dseq {
         Some(dseq) if demo.is_some() => Some(start_gateway(&g, dseq).await?),
         _ => None,
@@ -547,6 +555,12 @@ async fn start_gateway(g: &Global, dseq: u64) -> anyhow::Result<crate::gateway::
 
 /// The home, the sibling programs and the passphrase; refuses when the RPC port is taken.
 fn prepare(args: &DevnetArgs) -> anyhow::Result<Setup> {
+    if !(1..=10).contains(&args.demo_replicas) {
+        return Err(bad(format!(
+            "--demo-replicas must be between 1 and 10, not {}",
+            args.demo_replicas
+        )));
+    }
     let home = std::path::absolute(&args.home).unwrap_or(args.home.clone());
     std::fs::create_dir_all(home.join("logs"))
         .with_context(|| format!("cannot create {}", home.display()))?;
@@ -789,6 +803,7 @@ async fn ensure_demo(
     setup: &Setup,
     g: &Global,
     state: &mut DevnetState,
+    replicas: u32,
 ) -> anyhow::Result<Deployed> {
     if let Some(dseq) = state.demo_dseq
         && let Some(running) = demo_running(g, dseq).await
@@ -797,7 +812,7 @@ async fn ensure_demo(
         return Ok(running);
     }
     let file = setup.home.join("demo.yaml");
-    std::fs::write(&file, demo_sdl())?;
+    std::fs::write(&file, demo_sdl(replicas))?;
     println!("deploying the demo ({}):", file.display());
     let deployed =
         crate::tenant::deploy(g, &file, DeployOptions::within(Duration::from_secs(120))).await?;
