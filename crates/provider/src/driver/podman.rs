@@ -11,7 +11,8 @@
 //!   container exits and its restart policy or cleanup runs), which the Docker API does not
 //!   define and bollard's typed models reject for the whole response (bollard#701,
 //!   podman#28359). Reads that carry a container state are retried for a short while
-//!   (`retry_transient_states`) instead of failing.
+//!   (`retry_transient_states`) instead of failing, as is a list that podman 4.3 fails with
+//!   http 500 because a container's process exited while it was being read.
 //! - Podman before 5.4 silently drops CDI device requests sent through the compat API, and
 //!   podman 4 and 5 reject CDI names in `HostConfig.Devices` (`stat nvidia.com/gpu=0: no such
 //!   file or directory`). GPUs go out as
@@ -765,9 +766,11 @@ impl Driver for PodmanDriver {
     }
 }
 
-/// Runs a read that returns container states again while it fails only because podman
-/// reported one of its own transient states (`stopped`, `stopping`), which bollard cannot
-/// decode; any other outcome is returned at once.
+/// Runs a read that returns container states again while it fails only because of a
+/// transient state: podman reported one of its own states (`stopped`, `stopping`), which
+/// bollard cannot decode, or a container exited while podman was reading its process (podman
+/// 4.3 answers the whole list with http 500 `read /proc/PID/cgroup: no such process`); any
+/// other outcome is returned at once.
 async fn retry_transient_states<T, F, Fut>(mut call: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
@@ -781,6 +784,13 @@ where
             {
                 attempt += 1;
                 tracing::debug!(attempt, message, "podman.transient_state");
+                tokio::time::sleep(TRANSIENT_STATE_PAUSE).await;
+            }
+            Err(ApiError::DockerResponseServerError { status_code: 500, message })
+                if message.contains("no such process") && attempt < TRANSIENT_STATE_RETRIES =>
+            {
+                attempt += 1;
+                tracing::debug!(attempt, message, "podman.process_gone");
                 tokio::time::sleep(TRANSIENT_STATE_PAUSE).await;
             }
             outcome => return outcome,
@@ -1097,6 +1107,35 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use crate::driver::PortMapping;
+
+    #[tokio::test]
+    async fn a_list_that_raced_an_exiting_container_is_read_again_other_errors_are_not() {
+        let calls = std::cell::Cell::new(0);
+        let gone = || ApiError::DockerResponseServerError {
+            status_code: 500,
+            message: "read /proc/7362/cgroup: no such process".into(),
+        };
+        let out = retry_transient_states(|| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { if n < 3 { Err(gone()) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(out.ok(), Some(3));
+        calls.set(0);
+        let out: Result<u32, _> = retry_transient_states(|| {
+            calls.set(calls.get() + 1);
+            async {
+                Err(ApiError::DockerResponseServerError {
+                    status_code: 500,
+                    message: "something else".into(),
+                })
+            }
+        })
+        .await;
+        assert!(out.is_err());
+        assert_eq!(calls.get(), 1, "another 500 is not retried");
+    }
 
     fn spec() -> ReplicaSpec {
         ReplicaSpec {
