@@ -6,7 +6,8 @@
 //! Akash match here too. Reading NVML is split from interpreting it: [`record_nvml`] takes a
 //! plain [`NvmlRecording`] of what the driver reports and [`map_nvml_device`] turns each
 //! [`NvmlRecord`] into a [`GpuDevice`], so the mapping is tested on recorded JSON fixtures
-//! (`tests/fixtures/nvml/`) on machines without a GPU.
+//! (`tests/fixtures/nvml/`) on machines without a GPU. `examples/record_nvml.rs` writes such a
+//! fixture on a machine with one (`h200-sxm.json` came from a real H200).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
