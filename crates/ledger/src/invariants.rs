@@ -137,8 +137,19 @@ pub fn check_state(view: &(impl StateView + ?Sized)) -> Result<(), InvariantErro
                 if !matches!(bid.map(|b| b.state), Some(BidState::Won)) {
                     return broken(format!("active lease {} has no won bid", lease.id));
                 }
-                let down =
-                    query::lease_health(view, &lease.id)?.is_some_and(|h| h.down_since.is_some());
+                let down_since = query::lease_health(view, &lease.id)?.and_then(|h| h.down_since);
+                let down = down_since.is_some();
+                if let Some(since) = down_since {
+                    let at = since.saturating_add(params.failover_grace_blocks);
+                    let entry = keyspace::due(
+                        keyspace::DUE_FAILOVER,
+                        at,
+                        &keyspace::lease_id_bytes(&lease.id),
+                    );
+                    if view.get(&entry)?.is_none() {
+                        return broken(format!("down lease {} has no failover queued", lease.id));
+                    }
+                }
                 let live = |p: &Payment| match p.state {
                     PaymentState::Open => !down,
                     PaymentState::Paused { .. } => down,

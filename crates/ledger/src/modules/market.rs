@@ -105,25 +105,31 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         Ok(())
     }
 
-    /// Whether `provider` holds a lease of another group of the same deployment while both
-    /// groups ask for distinct providers (at most `max_groups` groups are read).
-    fn holds_sibling_replica(&self, group: &Group, provider: &Address) -> Res<bool> {
+    /// The providers holding a lease of another group of the same deployment when both groups
+    /// ask for distinct providers (empty for a group that does not; at most `max_groups`
+    /// groups are read).
+    fn sibling_replica_holders(&self, group: &Group) -> Res<Vec<Address>> {
+        let mut holders = Vec::new();
         if !group.spec.distinct_providers {
-            return Ok(false);
+            return Ok(holders);
         }
         let dep = group.id.deployment();
         let Some(d) = self.st.load::<crate::state::Deployment>(&keyspace::deployment(&dep))? else {
-            return Ok(false);
+            return Ok(holders);
         };
         for gseq in (1..=d.groups).filter(|g| *g != group.id.gseq) {
             let sibling = self.group_required(&dep.group(gseq))?;
-            if sibling.spec.distinct_providers
-                && sibling.state == (GroupState::Leased { provider: *provider })
+            if let (true, GroupState::Leased { provider }) =
+                (sibling.spec.distinct_providers, sibling.state)
             {
-                return Ok(true);
+                holders.push(provider);
             }
         }
-        Ok(false)
+        Ok(holders)
+    }
+
+    fn holds_sibling_replica(&self, group: &Group, provider: &Address) -> Res<bool> {
+        Ok(self.sibling_replica_holders(group)?.contains(provider))
     }
 
     /// The auction picked `winner`: lease, payment, losers refunded.
@@ -200,11 +206,12 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             return Ok(());
         }
         let bids = self.bids_of(&id)?;
-        let group = self.group_required(&id.group())?;
+        // Read once per auction, not once per bid.
+        let holders = self.sibling_replica_holders(&self.group_required(&id.group())?)?;
         let mut open = Vec::new();
         let mut taken = false;
         for b in bids.iter().filter(|b| b.state == BidState::Open) {
-            if self.holds_sibling_replica(&group, &b.id.provider)? {
+            if holders.contains(&b.id.provider) {
                 taken = true;
             } else {
                 open.push(b);
