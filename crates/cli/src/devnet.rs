@@ -154,6 +154,19 @@ fn self_exe() -> anyhow::Result<PathBuf> {
 /// tests), it is built first, with the same profile and into the same target directory,
 /// wherever that directory is (`CARGO_TARGET_DIR` may point outside the workspace).
 fn sibling(name: &str, package: &str) -> anyhow::Result<PathBuf> {
+    sibling_built_with(name, package, "-p gridlease-cli -p gridlease-node -p gridlease-demo-llm")
+}
+
+/// Replaces this process with `name ARGS...`, a program of the package of the same name that
+/// sits next to `gridlease` (built first as [`sibling`] says); returns only when that fails.
+pub fn exec_sibling(name: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let bin = sibling_built_with(name, name, &format!("-p gridlease-cli -p {name}"))?;
+    let err = Command::new(&bin).args(args).exec();
+    Err(err).with_context(|| format!("cannot run {}", bin.display()))
+}
+
+fn sibling_built_with(name: &str, package: &str, packages: &str) -> anyhow::Result<PathBuf> {
     let exe = self_exe()?;
     let dir = exe.parent().ok_or_else(|| failed("the gridlease executable has no directory"))?;
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
@@ -162,12 +175,12 @@ fn sibling(name: &str, package: &str) -> anyhow::Result<PathBuf> {
     }
     let hint = || {
         failed(format!(
-            "{name} is not next to {}: build it with `cargo build --release -p gridlease-cli -p gridlease-node -p gridlease-demo-llm`",
+            "{name} is not next to {}: build it with `cargo build --release {packages}`",
             exe.display()
         ))
     };
     let (workspace, target_dir, profile) = build_place(dir).ok_or_else(hint)?;
-    println!("building {package} ({profile}) first");
+    eprintln!("building {package} ({profile}) first");
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(&workspace)
         .env("CARGO_TARGET_DIR", &target_dir)

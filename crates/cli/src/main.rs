@@ -47,6 +47,14 @@ enum Command {
     /// `--down-after` checks stops paying; a lease the chain replaced after a failover gets its
     /// manifest again.
     Watch(watch::WatchArgs),
+    /// Simulate the market for days at a scale real processes cannot reach: seeded providers
+    /// that fail and come back, replicated deployments, monitors, failovers and escrow, all
+    /// through the real ledger; prints availability, failover times, costs and earnings.
+    #[command(disable_help_flag = true)]
+    Sim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Check SDL files and derive their group specs and manifests.
     #[command(subcommand)]
     Sdl(sdl::SdlCommand),
@@ -73,6 +81,7 @@ fn main() -> ExitCode {
         Command::Devnet(args) => devnet::run(args),
         Command::Gateway(args) => gateway::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Sim { args } => devnet::exec_sibling("gridlease-sim", &args),
     };
     match result {
         Ok(code) => code,

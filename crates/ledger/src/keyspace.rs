@@ -18,8 +18,8 @@ pub const GROUP: u8 = 0x21;
 pub const ORDER: u8 = 0x22;
 /// The accounts a deployment's tenant trusts for health reports (`Vec<Address>`).
 pub const MONITORS: u8 = 0x23;
-/// Providers a group's auctions refuse: those whose lease of it the chain closed as unhealthy
-/// (`Vec<Address>`).
+/// Providers a group's auctions refuse for a while: those whose lease of it the chain closed
+/// as unhealthy (`Vec<Exclusion>`).
 pub const EXCLUDED: u8 = 0x24;
 pub const BID: u8 = 0x30;
 pub const LEASE: u8 = 0x31;

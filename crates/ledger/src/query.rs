@@ -393,10 +393,11 @@ pub fn provider_uptime(
     Ok(get(view, &keyspace::provider_uptime(provider))?.unwrap_or_default())
 }
 
-/// Providers a group's auctions refuse (the chain closed their lease of it as unhealthy).
+/// Providers a group's auctions refuse, each until a height (the chain closed their lease of
+/// it as unhealthy); entries past their height may linger until the next exclusion.
 pub fn excluded(
     view: &(impl StateView + ?Sized),
     group: &gridlease_types::GroupId,
-) -> Result<Vec<Address>, ViewError> {
+) -> Result<Vec<gridlease_types::state::Exclusion>, ViewError> {
     Ok(get(view, &keyspace::excluded(group))?.unwrap_or_default())
 }

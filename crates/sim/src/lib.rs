@@ -1,6 +1,7 @@
 //! Deterministic simulation of tenants, providers and auditors trading on the ledger: seeded
 //! random blocks of mostly valid and some invalid transactions, for property tests, crash
-//! tests and benchmarks. Dev-only: no release binary depends on it.
+//! tests and benchmarks; and [`market`], the market over days of chain time that `gridlease
+//! sim` runs. Nothing here touches a disk, a network or a clock.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use gridlease_types::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub mod market;
 pub mod world;
 pub use world::World;
 
@@ -31,7 +33,7 @@ pub fn uusdc() -> Denom {
     Denom::new("uusdc").unwrap_or_else(|_| unreachable!())
 }
 
-const GPU_MODELS: [(&str, &str, &str); 4] = [
+pub(crate) const GPU_MODELS: [(&str, &str, &str); 4] = [
     ("a100", "80Gi", "sxm"),
     ("h100", "80Gi", "sxm"),
     ("rtx4090", "24Gi", "pcie"),

@@ -150,7 +150,11 @@ fn a_majority_of_monitors_decides_and_a_lease_down_past_the_grace_fails_over() {
         query::order(&w.state, &order2).unwrap().unwrap().state,
         OrderState::Open { .. }
     ));
-    assert_eq!(query::excluded(&w.state, &order2.group()).unwrap(), vec![p0.address()]);
+    let until = down_at + 6 + 600;
+    assert_eq!(
+        query::excluded(&w.state, &order2.group()).unwrap(),
+        vec![Exclusion { provider: p0.address(), until }]
+    );
     let r = w.run(&p0, vec![bid(order2)]);
     assert_eq!(r.code, ReceiptCode::ProviderExcluded, "{}", r.log);
     let p1 = w.actors.providers[1].clone();
@@ -160,6 +164,20 @@ fn a_majority_of_monitors_decides_and_a_lease_down_past_the_grace_fails_over() {
     assert_eq!(lease_state(&w, &lease2), LeaseState::Active);
     // The new lease starts up; old monitors' votes on the old lease do not carry over.
     assert_eq!(payment(&w, &lease2).state, PaymentState::Open);
+
+    // The exclusion ends (devnet: 600 blocks): when provider 1 fails over in turn, provider 0
+    // may bid on the group again, and provider 1 may not.
+    while w.height < until {
+        w.empty(1);
+    }
+    report(&mut w, 0, lease2, false);
+    report(&mut w, 1, lease2, false);
+    w.empty(6);
+    assert!(matches!(lease_state(&w, &lease2), LeaseState::Closed { .. }));
+    let order3 = OrderId { oseq: 3, ..lease.order };
+    let r = w.run(&p1, vec![bid(order3)]);
+    assert_eq!(r.code, ReceiptCode::ProviderExcluded, "{}", r.log);
+    w.ok(&p0, vec![bid(order3)]);
 }
 
 #[test]

@@ -135,7 +135,9 @@ fn setup() -> (World, GroupSpec, GroupSpec) {
     // Provider 4 lost a lease of deployment 6's group to a failover (no transaction can make
     // this state in one step; tests/health.rs makes it the long way).
     let group6 = w.order(t, 6).group();
-    w.state.entries.insert(keyspace::excluded(&group6), encode(&vec![a.providers[4].address()]));
+    let exclusion =
+        gridlease_types::state::Exclusion { provider: a.providers[4].address(), until: u64::MAX };
+    w.state.entries.insert(keyspace::excluded(&group6), encode(&vec![exclusion]));
     (w, plain, strict)
 }
 

@@ -76,6 +76,11 @@ pub struct Params {
     /// puts its group back to auction without that provider.
     #[serde(default = "default_failover_grace_blocks")]
     pub failover_grace_blocks: u64,
+    /// Blocks a provider whose lease the chain failed over may not bid on that group again;
+    /// after that it may (a provider that came back is not shut out for good, which would
+    /// starve a group on a small market).
+    #[serde(default = "default_failover_exclusion_blocks")]
+    pub failover_exclusion_blocks: u64,
     /// Share of the provider's bid deposit that goes to the tenant when the chain closes a
     /// lease as unhealthy, in parts per million.
     #[serde(default = "default_sla_penalty_ppm")]
@@ -91,6 +96,9 @@ pub const VALIDATOR_SET_DELAY: u64 = 2;
 
 fn default_failover_grace_blocks() -> u64 {
     100
+}
+fn default_failover_exclusion_blocks() -> u64 {
+    86_400
 }
 
 fn default_sla_penalty_ppm() -> u32 {
@@ -152,7 +160,7 @@ impl Params {
     }
 
     /// Devnet defaults: `ugrid` native, `uusdc` stable, 5-block bid window, 100-block grace,
-    /// 30-block failover grace.
+    /// 30-block failover grace, 600-block exclusion of a failed-over provider.
     pub fn devnet() -> Self {
         let ugrid = Denom::new("ugrid").unwrap_or_else(|_| unreachable!("valid literal"));
         let uusdc = Denom::new("uusdc").unwrap_or_else(|_| unreachable!("valid literal"));
@@ -177,6 +185,7 @@ impl Params {
             min_validator_bond: default_min_validator_bond(),
             slash_double_sign_ppm: default_slash_double_sign_ppm(),
             failover_grace_blocks: 30,
+            failover_exclusion_blocks: 600,
             sla_penalty_ppm: default_sla_penalty_ppm(),
         }
     }
@@ -230,6 +239,9 @@ impl Params {
         }
         if self.failover_grace_blocks == 0 {
             return Err("failover_grace_blocks must be at least 1".into());
+        }
+        if self.failover_exclusion_blocks == 0 {
+            return Err("failover_exclusion_blocks must be at least 1".into());
         }
         if self.min_validator_bond < POWER_UNIT {
             return Err(format!("min_validator_bond must be at least {POWER_UNIT}"));

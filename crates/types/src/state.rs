@@ -366,6 +366,16 @@ impl LeaseHealth {
     }
 }
 
+/// A provider a group's auctions refuse until a height, because the chain failed over its
+/// lease of the group.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct Exclusion {
+    pub provider: Address,
+    /// The first height it may bid on the group again.
+    pub until: Height,
+}
+
 /// A provider's record under the tenants' monitors, over every lease it held.
 #[derive(
     Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,

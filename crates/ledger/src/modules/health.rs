@@ -9,7 +9,7 @@
 //! provider. Every transition costs O(1) whatever the number of leases.
 
 use gridlease_types::msg::{HealthReport, MAX_HEALTH_REPORTS, MAX_MONITORS};
-use gridlease_types::state::{LeaseHealth, ProviderUptime};
+use gridlease_types::state::{Exclusion, LeaseHealth, ProviderUptime};
 use gridlease_types::{Address, BidId, DeploymentId};
 
 use crate::exec::{Ctx, Res, fail};
@@ -189,21 +189,22 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         Ok(())
     }
 
-    /// Remembers that `provider` may not bid on the group again.
+    /// Remembers that `provider` may not bid on the group for `failover_exclusion_blocks`.
     pub(crate) fn exclude_provider(
         &mut self,
         group: &gridlease_types::GroupId,
         provider: Address,
     ) -> Res<()> {
         let key = keyspace::excluded(group);
-        let mut list: Vec<Address> = self.st.load(&key)?.unwrap_or_default();
-        if !list.contains(&provider) {
-            if list.len() >= MAX_EXCLUDED {
-                list.remove(0);
-            }
-            list.push(provider);
-            self.st.save(key, &list);
+        let mut list: Vec<Exclusion> = self.st.load(&key)?.unwrap_or_default();
+        let now = self.height;
+        list.retain(|e| e.until > now && e.provider != provider);
+        if list.len() >= MAX_EXCLUDED {
+            list.remove(0);
         }
+        let until = now.saturating_add(self.params.failover_exclusion_blocks);
+        list.push(Exclusion { provider, until });
+        self.st.save(key, &list);
         Ok(())
     }
 
@@ -212,8 +213,8 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         group: &gridlease_types::GroupId,
         provider: &Address,
     ) -> Res<bool> {
-        let list: Vec<Address> = self.st.load(&keyspace::excluded(group))?.unwrap_or_default();
-        Ok(list.contains(provider))
+        let list: Vec<Exclusion> = self.st.load(&keyspace::excluded(group))?.unwrap_or_default();
+        Ok(list.iter().any(|e| &e.provider == provider && e.until > self.height))
     }
 
     /// Leases that stayed down through their failover grace are closed as unhealthy.
