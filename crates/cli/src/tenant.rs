@@ -598,7 +598,8 @@ impl Deadline {
 }
 
 /// The events an auction is followed by.
-const AUCTION_EVENTS: &[&str] = &["bid_created", "lease_created", "order_stalled", "order_closed"];
+const AUCTION_EVENTS: &[&str] =
+    &["bid_created", "auction_won", "lease_created", "order_stalled", "order_closed"];
 
 /// An auction being followed: the leases won so far (by group), the bids seen, and why it
 /// stalled when it did.
@@ -627,6 +628,9 @@ impl Auction<'_> {
                         say(self.g, &format!("  [{n}] {}", describe_bid(&b, self.per_hour)));
                         self.bids.push(b);
                     }
+                }
+                Event::AuctionWon { id, why, .. } if self.mine(&id.order) => {
+                    say(self.g, &format!("  won by {}: {why}", id.provider));
                 }
                 Event::LeaseCreated { id, price } if self.mine(&id.order) => {
                     say(

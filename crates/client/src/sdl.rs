@@ -137,6 +137,10 @@ fn group_spec(g: &sdl::GroupSpec) -> Result<GroupSpec, SdlChainError> {
         requirements,
         resources,
         distinct_providers: g.distinct_providers,
+        bid_policy: match g.auction {
+            gridlease_sdl::AuctionPolicy::Price => gridlease_types::BidPolicy::Price,
+            gridlease_sdl::AuctionPolicy::Reliability => gridlease_types::BidPolicy::Reliability,
+        },
     })
 }
 

@@ -13,6 +13,7 @@ use gridlease_types::*;
 fn group() -> GroupSpec {
     GroupSpec {
         distinct_providers: false,
+        bid_policy: Default::default(),
         name: "web".into(),
         requirements: PlacementRequirements::default(),
         resources: vec![ResourceUnit {

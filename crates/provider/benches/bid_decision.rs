@@ -73,6 +73,7 @@ fn group(i: u64, gpus: u32) -> GroupSpec {
     let model = ["a100", "h100", "*"][i as usize % 3];
     GroupSpec {
         distinct_providers: false,
+        bid_policy: Default::default(),
         name: format!("g{i}"),
         requirements: PlacementRequirements {
             attributes: vec![Attribute::new("region", "eu")],

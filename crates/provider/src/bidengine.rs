@@ -195,6 +195,7 @@ mod tests {
     fn spec(gpus: u32, options: Vec<GpuSpec>, class: Option<&str>) -> GroupSpec {
         GroupSpec {
             distinct_providers: false,
+            bid_policy: Default::default(),
             name: "dc".into(),
             requirements: PlacementRequirements {
                 attributes: vec![Attribute::new("region", "eu")],
@@ -284,6 +285,7 @@ mod tests {
             (
                 GroupSpec {
                     distinct_providers: false,
+                    bid_policy: Default::default(),
                     requirements: PlacementRequirements {
                         attributes: vec![Attribute::new("region", "us")],
                         ..Default::default()
@@ -296,6 +298,7 @@ mod tests {
             (
                 GroupSpec {
                     distinct_providers: false,
+                    bid_policy: Default::default(),
                     requirements: PlacementRequirements {
                         attributes: vec![Attribute::new("region", "eu")],
                         signed_by: SignedBy { all_of: vec![Address([7; 20])], any_of: vec![] },
@@ -314,6 +317,7 @@ mod tests {
         // The auditor that did sign is accepted.
         let audited = GroupSpec {
             distinct_providers: false,
+            bid_policy: Default::default(),
             requirements: PlacementRequirements {
                 attributes: vec![Attribute::new("region", "eu")],
                 signed_by: SignedBy { all_of: vec![], any_of: vec![Address([1; 20])] },

@@ -281,6 +281,7 @@ mod tests {
     fn spec() -> GroupSpec {
         GroupSpec {
             distinct_providers: false,
+            bid_policy: Default::default(),
             name: "dc".into(),
             requirements: PlacementRequirements::default(),
             resources: vec![ResourceUnit {

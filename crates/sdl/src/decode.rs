@@ -69,9 +69,9 @@ impl Decoder<'_> {
         let endpoints = top.get("endpoints").map(|n| self.endpoints(n, &path.key("endpoints")));
         let reclamation =
             top.get("reclamation").map(|n| self.reclamation(n, &path.key("reclamation")));
-        let replicas = match top.get(GRIDLEASE_EXTENSION) {
+        let extension = match top.get(GRIDLEASE_EXTENSION) {
             Some(n) => self.extension(n, &path.key(GRIDLEASE_EXTENSION)),
-            None => Some(BTreeMap::new()),
+            None => Some((BTreeMap::new(), Default::default())),
         };
         Some(Input {
             version: version?,
@@ -83,25 +83,49 @@ impl Decoder<'_> {
             deployment_pos: deployment_node.map(|n| n.pos).unwrap_or(root.pos),
             endpoints: endpoints.unwrap_or(Some(BTreeMap::new()))?,
             reclamation_min_window_secs: reclamation.unwrap_or(Some(None))?,
-            replicas: replicas?,
+            replicas: extension.as_ref()?.0.clone(),
+            auction: extension?.1,
         })
     }
 
     /// gridlease's own section: `replicas: {PLACEMENT: N}` (1 to 10 replicas of the placement's
-    /// group, each on a provider of its own). Unknown fields in it are errors.
+    /// group, each on a provider of its own) and `auction: price | reliability`. Unknown
+    /// fields in it are errors.
+    #[allow(clippy::type_complexity)]
     fn extension(
         &mut self,
         node: &Node,
         path: &FieldPath,
-    ) -> Option<BTreeMap<String, (u32, crate::yaml::Pos)>> {
-        let f = self.strict_fields(node, path, &["replicas"], &[])?;
-        match f.get("replicas") {
+    ) -> Option<(BTreeMap<String, (u32, crate::yaml::Pos)>, crate::spec::AuctionPolicy)> {
+        let f = self.strict_fields(node, path, &["replicas", "auction"], &[])?;
+        let replicas = match f.get("replicas") {
             None => Some(BTreeMap::new()),
             Some(n) => self.map_values(n, &path.key("replicas"), |d, v, pos, p| {
                 d.bounded_u32(v, p, 1, MAX_REPLICAS, "a replica count from 1 to 10")
                     .map(|c| (c, pos))
             }),
-        }
+        };
+        let auction = match f.get("auction") {
+            None => Some(crate::spec::AuctionPolicy::Price),
+            Some(n) => {
+                let text = n.as_scalar().map(|s| s.text.as_str()).unwrap_or("");
+                match text {
+                    "price" => Some(crate::spec::AuctionPolicy::Price),
+                    "reliability" => Some(crate::spec::AuctionPolicy::Reliability),
+                    _ => {
+                        self.err(
+                            n.pos,
+                            &path.key("auction"),
+                            format!(
+                                "unknown auction policy {text:?}; expected \"price\" or \"reliability\""
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        Some((replicas?, auction?))
     }
 
     fn version(&mut self, node: &Node, path: &FieldPath) -> Option<SdlVersion> {

@@ -175,6 +175,7 @@ pub(crate) fn derive(input: &Input, d: &mut Diagnostics) -> Derived {
             let group = groups.entry(placement_name).or_insert_with(|| GroupBuilder {
                 spec: GroupSpec {
                     distinct_providers: false,
+                    auction: Default::default(),
                     name: placement_name.clone(),
                     requirements: Requirements {
                         signed_by: SignedBy {
@@ -328,6 +329,7 @@ pub(crate) fn derive(input: &Input, d: &mut Diagnostics) -> Derived {
                 }
             }
             spec.distinct_providers = copies > 1;
+            spec.auction = input.auction;
             out.manifest
                 .push(ManifestGroup { name: spec.name.clone(), services: g.services.clone() });
             out.groups.push(spec);

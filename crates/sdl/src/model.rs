@@ -32,6 +32,8 @@ pub(crate) struct Input {
     pub reclamation_min_window_secs: Option<u64>,
     /// `x-gridlease.replicas`: placement name to (replicas on distinct providers, position).
     pub replicas: BTreeMap<String, (u32, Pos)>,
+    /// `x-gridlease.auction`.
+    pub auction: crate::spec::AuctionPolicy,
 }
 
 /// One entry of `services`.

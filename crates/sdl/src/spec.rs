@@ -176,6 +176,26 @@ pub struct GroupSpec {
     /// One of the replicas `x-gridlease.replicas` asked for: each on a provider of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub distinct_providers: bool,
+    /// How the group's auctions pick the winner (`x-gridlease.auction`).
+    #[serde(default, skip_serializing_if = "AuctionPolicy::is_price")]
+    pub auction: AuctionPolicy,
+}
+
+/// `x-gridlease.auction`: how the auctions of the file's groups pick their winners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuctionPolicy {
+    /// The lowest price wins (Akash's rule).
+    #[default]
+    Price,
+    /// The lowest price weighted by each bidder's uptime record on chain wins.
+    Reliability,
+}
+
+impl AuctionPolicy {
+    pub fn is_price(&self) -> bool {
+        *self == AuctionPolicy::Price
+    }
 }
 
 /// Network protocol of an exposed port.

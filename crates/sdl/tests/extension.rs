@@ -1,7 +1,7 @@
 //! gridlease's SDL extension, `x-gridlease`: replicas of a placement's group on distinct
 //! providers. Files without it derive exactly what they did before.
 
-use gridlease_sdl::Sdl;
+use gridlease_sdl::{AuctionPolicy, Sdl};
 
 fn sdl(extension: &str) -> String {
     format!(
@@ -64,10 +64,25 @@ fn a_bad_extension_names_the_line_and_column() {
         ("x-gridlease:\n  replicas:\n    nowhere: 2\n", 25, "no group `nowhere`"),
         ("x-gridlease:\n  replicas:\n    dc: two\n", 25, "expected a replica count"),
         ("x-gridlease:\n  spread: true\n", 24, "unknown field `spread`"),
+        ("x-gridlease:\n  auction: cheapest\n", 24, "unknown auction policy \"cheapest\""),
     ];
     for (ext, line, what) in cases {
         let err = Sdl::parse("bad.yaml", &sdl(ext)).expect_err(ext).to_string();
         assert!(err.contains(what), "{ext}: {err}");
         assert!(err.contains(&format!("bad.yaml:{line}:")), "{ext}: {err}");
     }
+}
+
+#[test]
+fn the_auction_policy_applies_to_every_group_and_defaults_to_price() {
+    let plain = Sdl::parse("plain.yaml", &sdl("")).expect("parses");
+    assert_eq!(plain.groups()[0].auction, AuctionPolicy::Price);
+    assert!(!plain.groups_json().to_string().contains("auction"), "Akash JSON unchanged");
+    let ext = "x-gridlease:\n  auction: reliability\n  replicas:\n    dc: 2\n";
+    let weighed = Sdl::parse("weighed.yaml", &sdl(ext)).expect("parses");
+    assert_eq!(weighed.groups().len(), 2);
+    assert!(weighed.groups().iter().all(|g| g.auction == AuctionPolicy::Reliability));
+    assert!(weighed.groups_json().to_string().contains(r#""auction":"reliability""#));
+    let price = Sdl::parse("p.yaml", &sdl("x-gridlease:\n  auction: price\n")).expect("ok");
+    assert_eq!(price.groups(), plain.groups());
 }

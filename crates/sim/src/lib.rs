@@ -202,13 +202,20 @@ pub fn random_group(
             };
         }
     }
-    GroupSpec { distinct_providers: false, name: name.into(), requirements, resources }
+    GroupSpec {
+        distinct_providers: false,
+        bid_policy: Default::default(),
+        name: name.into(),
+        requirements,
+        resources,
+    }
 }
 
 /// A group of one replica of 1 CPU, 1 GiB and one GPU of any model, at `price` per block.
 pub fn one_gpu_group(name: &str, price: DecCoin) -> GroupSpec {
     GroupSpec {
         distinct_providers: false,
+        bid_policy: Default::default(),
         name: name.into(),
         requirements: PlacementRequirements::default(),
         resources: vec![ResourceUnit {

@@ -44,6 +44,10 @@ pub struct SimArgs {
     /// Blocks a failed-over provider may not bid on that group again (the devnet's by default).
     #[arg(long)]
     pub exclusion_blocks: Option<u64>,
+    /// How the auctions pick winners: `price`, or `reliability` (price weighted by each
+    /// bidder's uptime record on chain).
+    #[arg(long, default_value = "price", value_parser = ["price", "reliability"])]
+    pub auction: String,
     /// `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
@@ -82,6 +86,11 @@ fn run(a: SimArgs) -> Result<(), Failure> {
         block_seconds: a.block_seconds,
         grace_blocks: a.grace_blocks.unwrap_or(defaults.grace_blocks),
         exclusion_blocks: a.exclusion_blocks.unwrap_or(defaults.exclusion_blocks),
+        auction: if a.auction == "reliability" {
+            gridlease_types::BidPolicy::Reliability
+        } else {
+            gridlease_types::BidPolicy::Price
+        },
         ..defaults
     };
     cfg.validate().map_err(Failure::BadInput)?;
@@ -122,12 +131,13 @@ fn pct(x: f64) -> String {
 fn print_text(r: &MarketReport) {
     let l = &r.ledger;
     println!(
-        "{} providers ({} up on average, {} outages), {} deployments of {} replicas, {} days of {} s blocks, seed {}",
+        "{} providers ({} up on average, {} outages), {} deployments of {} replicas ({} auctions), {} days of {} s blocks, seed {}",
         r.providers,
         pct(r.provider_uptime),
         r.provider_outages,
         r.deployments,
         r.replicas,
+        r.auction.name(),
         r.days,
         r.block_seconds,
         r.seed

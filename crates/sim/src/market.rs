@@ -24,8 +24,8 @@ use gridlease_types::amount::DEC_ONE;
 use gridlease_types::msg::{HealthReport, MAX_HEALTH_REPORTS, ProviderInfo};
 use gridlease_types::tx::MAX_MSGS;
 use gridlease_types::{
-    Address, BidId, CheckedTx, Coin, DecAmount, DecCoin, Denom, GroupSpec, Keypair, Msg, OrderId,
-    TxBody,
+    Address, BidId, BidPolicy, CheckedTx, Coin, DecAmount, DecCoin, Denom, GroupSpec, Keypair, Msg,
+    OrderId, TxBody,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,6 +61,8 @@ pub struct MarketConfig {
     pub startup_seconds: u64,
     /// Providers that bid on each order (chosen at random among those able to).
     pub bidders_per_order: usize,
+    /// How the deployments' auctions pick their winners.
+    pub auction: BidPolicy,
 }
 
 impl Default for MarketConfig {
@@ -81,6 +83,7 @@ impl Default for MarketConfig {
             probe_seconds: 5,
             startup_seconds: 10,
             bidders_per_order: 4,
+            auction: BidPolicy::Price,
         }
     }
 }
@@ -191,6 +194,7 @@ pub struct MarketReport {
     pub days: u32,
     pub block_seconds: u64,
     pub replicas: u32,
+    pub auction: BidPolicy,
     pub grace_blocks: u64,
     /// Share of provider-time up, as simulated (the target is the configuration's uptime).
     pub provider_uptime: f64,
@@ -509,6 +513,7 @@ impl Sim {
                 let name = if r == 1 { "svc".to_string() } else { format!("svc-{r}") };
                 let mut g = one_gpu_group(&name, price.clone());
                 g.distinct_providers = self.cfg.replicas > 1;
+                g.bid_policy = self.cfg.auction;
                 g
             })
             .collect()
@@ -974,6 +979,7 @@ impl Sim {
             days: self.cfg.days,
             block_seconds: self.cfg.block_seconds,
             replicas: self.cfg.replicas,
+            auction: self.cfg.auction,
             grace_blocks: self.cfg.grace_blocks,
             provider_uptime: 1.0 - provider_down as f64 / provider_time,
             provider_outages: self.outages,

@@ -306,3 +306,64 @@ fn replicas_land_on_distinct_providers_and_fail_over_to_a_third() {
     assert_eq!(holder(&w, 1), Some(p[2].address()));
     assert_eq!(holder(&w, 2), Some(p[1].address()));
 }
+
+#[test]
+fn a_reliability_auction_weighs_price_by_uptime_and_the_events_say_why() {
+    let mut w = World::new(Actors::new(1, 2, 0), |_| {});
+    let t = w.actors.tenants[0].clone();
+    let p = w.actors.providers.clone();
+    // Provider 0 was down 10% of its leases' blocks, provider 1 0.1%: weighed with the prior
+    // (10,000 blocks at 90%), 90.00% and 99.00%.
+    let record = |down_blocks| ProviderUptime {
+        lease_blocks: 100_000,
+        down_blocks,
+        outages: 9,
+        failovers: 1,
+    };
+    w.force(gridlease_ledger::keyspace::provider_uptime(&p[0].address()), &record(10_000));
+    w.force(gridlease_ledger::keyspace::provider_uptime(&p[1].address()), &record(100));
+    assert_eq!(record(10_000).weighed_uptime_ppm(), 900_000);
+    assert_eq!(record(100).weighed_uptime_ppm(), 990_000);
+    assert_eq!(ProviderUptime::default().weighed_uptime_ppm(), 900_000, "no record: the prior");
+
+    let mut winners = Vec::new();
+    for (dseq, policy) in [(1, BidPolicy::Reliability), (2, BidPolicy::Price)] {
+        let group = GroupSpec { bid_policy: policy, ..spec() };
+        let msg = Msg::CreateDeployment {
+            dseq,
+            groups: vec![group],
+            manifest_hash: [1; 32],
+            deposit: Coin::new(1_000_000, &ugrid()),
+        };
+        w.ok(&t, vec![msg]);
+        let order = OrderId { owner: t.address(), dseq, gseq: 1, oseq: 1 };
+        // Provider 0 is 5% cheaper.
+        let txs =
+            vec![w.tx(&p[0], vec![bid_at(order, 100)]), w.tx(&p[1], vec![bid_at(order, 105)])];
+        assert!(w.block(txs).iter().all(|r| r.code == ReceiptCode::Ok));
+        let mut won = None;
+        for _ in 0..6 {
+            w.empty(1);
+            won = won.or_else(|| {
+                w.events.iter().find_map(|e| match e {
+                    Event::AuctionWon { id, policy, uptime_ppm, bids, why, .. } => {
+                        Some((*id, *policy, *uptime_ppm, *bids, why.clone()))
+                    }
+                    _ => None,
+                })
+            });
+        }
+        let (id, got_policy, uptime_ppm, bids, why) = won.expect("an auction_won event");
+        assert_eq!((got_policy, bids), (policy, 2));
+        assert_eq!(query::lease(&w.state, &id).unwrap().unwrap().state, LeaseState::Active);
+        winners.push((id.provider, uptime_ppm, why));
+    }
+    // Weighed: 100 x (1 + 10 x 10%) = 200 against 105 x (1 + 10 x 1%) = 115.5.
+    let (provider, uptime, why) = &winners[0];
+    assert_eq!((*provider, *uptime), (p[1].address(), 990_000));
+    assert!(why.contains("beat the lowest price") && why.contains("90.00% up"), "{why}");
+    // By price alone the cheaper one wins.
+    let (provider, _, why) = &winners[1];
+    assert_eq!(*provider, p[0].address());
+    assert_eq!(why, "lowest price among 2 bids");
+}

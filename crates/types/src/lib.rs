@@ -50,7 +50,7 @@ pub use ids::{BadOrderId, BidId, DeploymentId, GroupId, LeaseId, OrderId};
 pub use keys::{KeyError, Keypair, PublicKey, Signature};
 pub use msg::Msg;
 pub use resources::{
-    Endpoint, EndpointKind, GpuOffer, GpuRequirement, GpuSpec, GroupSpec, InvalidGroup,
+    BidPolicy, Endpoint, EndpointKind, GpuOffer, GpuRequirement, GpuSpec, GroupSpec, InvalidGroup,
     ResourceOffer, ResourceUnit, Resources, StorageVolume,
 };
 pub use tx::{CheckedTx, Tx, TxBody, TxCheckError, TxHash, VerifiedTx};

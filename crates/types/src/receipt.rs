@@ -298,6 +298,17 @@ pub enum Event {
         lease: BidId,
         to_tenant: Coin,
     },
+    /// An auction's winner and why: the group's policy, the winning price, the winner's
+    /// weighed uptime (`ProviderUptime::weighed_uptime_ppm`), how many open bids it beat, and
+    /// the reason in words. The lease follows in the same block.
+    AuctionWon {
+        id: BidId,
+        policy: crate::BidPolicy,
+        price: DecCoin,
+        uptime_ppm: u64,
+        bids: u32,
+        why: String,
+    },
 }
 
 /// One unit of begin-block work, as named in `BeginBlockItemFailed`.

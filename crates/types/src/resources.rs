@@ -115,6 +115,66 @@ pub struct GroupSpec {
     /// `x-gridlease.replicas` sets it; Akash files never do).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub distinct_providers: bool,
+    /// How the group's auctions pick the winner (`x-gridlease.auction`).
+    #[serde(default, skip_serializing_if = "BidPolicy::is_price")]
+    pub bid_policy: BidPolicy,
+}
+
+/// How an auction picks its winner among the open bids.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum BidPolicy {
+    /// The lowest price wins (the earliest bid among equal prices).
+    #[default]
+    Price,
+    /// The lowest price weighted by the bidder's uptime record wins: each 0.1% of recorded
+    /// downtime weighs as 1% more price (see `ProviderUptime::weighed_uptime_ppm`).
+    Reliability,
+}
+
+impl BidPolicy {
+    pub fn is_price(&self) -> bool {
+        *self == BidPolicy::Price
+    }
+
+    /// What a bid of `price` (base units, or any fixed scale) from a provider whose weighed
+    /// uptime is `uptime_ppm` counts as in the auction: the price itself, or under
+    /// `Reliability` the price times (1 + 10 x the downtime share). The lowest score wins.
+    pub fn score(self, price: u128, uptime_ppm: u64) -> u128 {
+        match self {
+            BidPolicy::Price => price,
+            BidPolicy::Reliability => {
+                let down_ppm = 1_000_000u128.saturating_sub(u128::from(uptime_ppm));
+                let weight = 1_000_000 + 10 * down_ppm;
+                match price.checked_mul(weight) {
+                    Some(x) => x / 1_000_000,
+                    None => (price / 1_000_000).saturating_mul(weight),
+                }
+            }
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BidPolicy::Price => "price",
+            BidPolicy::Reliability => "reliability",
+        }
+    }
 }
 
 /// Why a group has no total price.
@@ -283,5 +343,22 @@ impl GroupSpec {
             }
         }
         self.max_price().map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod bid_policy_tests {
+    use super::BidPolicy;
+
+    #[test]
+    fn reliability_weighs_each_tenth_of_a_percent_down_as_a_percent_of_price() {
+        assert_eq!(BidPolicy::Price.score(1_000, 500_000), 1_000);
+        assert_eq!(BidPolicy::Reliability.score(1_000, 1_000_000), 1_000);
+        assert_eq!(BidPolicy::Reliability.score(1_000, 999_000), 1_010);
+        assert_eq!(BidPolicy::Reliability.score(1_000, 990_000), 1_100);
+        assert_eq!(BidPolicy::Reliability.score(1_000, 0), 11_000);
+        // Huge prices do not overflow; they keep their order.
+        let big = BidPolicy::Reliability.score(u128::MAX / 2, 990_000);
+        assert!(big > BidPolicy::Reliability.score(u128::MAX / 4, 990_000));
     }
 }

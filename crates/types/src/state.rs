@@ -392,7 +392,23 @@ pub struct ProviderUptime {
     pub failovers: u64,
 }
 
+/// Blocks of history at [`UPTIME_PRIOR_PPM`] that every uptime record is weighed from, so that
+/// a provider with little or no record scores as a middling one, not a perfect one (a flaky
+/// provider gains nothing from a fresh key).
+pub const UPTIME_PRIOR_BLOCKS: u64 = 10_000;
+/// The uptime a provider without a record is assumed to have: 90%.
+pub const UPTIME_PRIOR_PPM: u64 = 900_000;
+
 impl ProviderUptime {
+    /// The uptime auctions weigh bids by: the record's up blocks and those of the prior
+    /// ([`UPTIME_PRIOR_BLOCKS`] at [`UPTIME_PRIOR_PPM`]) over both, in parts per million.
+    pub fn weighed_uptime_ppm(&self) -> u64 {
+        let prior_up = u128::from(UPTIME_PRIOR_BLOCKS) * u128::from(UPTIME_PRIOR_PPM) / 1_000_000;
+        let up = u128::from(self.lease_blocks.saturating_sub(self.down_blocks)) + prior_up;
+        let all = u128::from(self.lease_blocks) + u128::from(UPTIME_PRIOR_BLOCKS);
+        u64::try_from(up * 1_000_000 / all).unwrap_or(1_000_000)
+    }
+
     /// Share of its ended leases' blocks that were up, in parts per million (1,000,000 with no
     /// ended lease yet).
     pub fn uptime_ppm(&self) -> u64 {

@@ -18,6 +18,7 @@ fn order() -> OrderId {
 fn group() -> GroupSpec {
     GroupSpec {
         distinct_providers: false,
+        bid_policy: Default::default(),
         name: "westcoast".into(),
         requirements: PlacementRequirements {
             attributes: vec![Attribute::new("region", "us-west")],

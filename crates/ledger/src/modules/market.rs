@@ -2,7 +2,9 @@
 //! bid window (lowest price wins, earliest bid breaks ties), leases and their close reasons.
 
 use gridlease_types::attributes::attributes_satisfied;
-use gridlease_types::{Address, BidId, Coin, DecAmount, DecCoin, OrderId, ResourceOffer};
+use gridlease_types::{
+    Address, BidId, BidPolicy, Coin, DecAmount, DecCoin, OrderId, ResourceOffer,
+};
 
 use crate::exec::{Ctx, Res, fail};
 use crate::keyspace::{self, DUE_AUCTION};
@@ -217,7 +219,52 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 open.push(b);
             }
         }
-        let best = open.iter().min_by_key(|b| (b.price.amount, b.placed)).map(|b| b.id);
+        let policy = self.group_required(&id.group())?.spec.bid_policy;
+        let mut scored = Vec::with_capacity(open.len());
+        for b in &open {
+            let uptime = match policy {
+                BidPolicy::Price => None,
+                BidPolicy::Reliability => {
+                    Some(self.uptime_of(&b.id.provider)?.weighed_uptime_ppm())
+                }
+            };
+            let score = policy.score(b.price.amount.0, uptime.unwrap_or(1_000_000));
+            scored.push((score, b.placed, *b, uptime));
+        }
+        scored.sort_by_key(|(score, placed, _, _)| (*score, *placed));
+        let best = scored.first().map(|(_, _, b, _)| b.id);
+        let mut won = None;
+        if let Some((_, _, winner, uptime)) = scored.first() {
+            let n = scored.len();
+            let cheapest = open.iter().min_by_key(|b| (b.price.amount, b.placed));
+            let why = match (policy, cheapest) {
+                (BidPolicy::Reliability, Some(c)) if c.id != winner.id => {
+                    let c_up = self.uptime_of(&c.id.provider)?.weighed_uptime_ppm();
+                    format!(
+                        "lowest price weighted by uptime among {n} bids: {} at {} up beat the lowest price, {} from {} at {} up",
+                        winner.price,
+                        ppm_percent(uptime.unwrap_or(0)),
+                        c.price,
+                        c.id.provider,
+                        ppm_percent(c_up)
+                    )
+                }
+                (BidPolicy::Reliability, _) => format!(
+                    "lowest price weighted by uptime among {n} bids, and the lowest price ({} up)",
+                    ppm_percent(uptime.unwrap_or(0))
+                ),
+                (BidPolicy::Price, _) => format!("lowest price among {n} bids"),
+            };
+            won = Some(Event::AuctionWon {
+                id: winner.id,
+                policy,
+                price: winner.price.clone(),
+                uptime_ppm: uptime
+                    .unwrap_or(self.uptime_of(&winner.id.provider)?.weighed_uptime_ppm()),
+                bids: u32::try_from(n).unwrap_or(u32::MAX),
+                why,
+            });
+        }
         let stalled = match best {
             None if bids.is_empty() => Some((NoBidReason::NoBids, None)),
             None if taken => Some((NoBidReason::ProvidersTaken, None)),
@@ -238,7 +285,10 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 self.st.save(keyspace::order(&id), &order);
                 self.events.push(Event::OrderStalled { id, reason });
             }
-            (None, Some(winner)) => self.match_order(&mut order, &winner)?,
+            (None, Some(winner)) => {
+                self.events.extend(won);
+                self.match_order(&mut order, &winner)?
+            }
             (None, None) => {}
         }
         Ok(())
@@ -489,6 +539,15 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 "this provider already holds another replica of the deployment",
             );
         }
+        let uptime_ppm = self.uptime_of(&bid_id.provider)?.weighed_uptime_ppm();
+        self.events.push(Event::AuctionWon {
+            id: *bid_id,
+            policy: group.spec.bid_policy,
+            price: bid.price.clone(),
+            uptime_ppm,
+            bids: order.bids,
+            why: "chosen by the tenant".into(),
+        });
         self.match_order(&mut order, bid_id)
     }
 
@@ -570,4 +629,9 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         }
         self.escrow_withdraw(lease_id)
     }
+}
+
+/// `ppm` as a percentage with two decimals, for the words of an event.
+fn ppm_percent(ppm: u64) -> String {
+    format!("{}.{:02}%", ppm / 10_000, (ppm % 10_000) / 100)
 }
