@@ -141,6 +141,11 @@ fn group_spec(g: &sdl::GroupSpec) -> Result<GroupSpec, SdlChainError> {
             gridlease_sdl::AuctionPolicy::Price => gridlease_types::BidPolicy::Price,
             gridlease_sdl::AuctionPolicy::Reliability => gridlease_types::BidPolicy::Reliability,
         },
+        sla: g.sla.map(|s| gridlease_types::Sla {
+            period_blocks: s.period_blocks,
+            allowed_down_ppm: s.allowed_down_ppm,
+            penalty_ppm: s.penalty_ppm,
+        }),
     })
 }
 

@@ -14,6 +14,7 @@ fn group() -> GroupSpec {
     GroupSpec {
         distinct_providers: false,
         bid_policy: Default::default(),
+        sla: None,
         name: "web".into(),
         requirements: PlacementRequirements::default(),
         resources: vec![ResourceUnit {

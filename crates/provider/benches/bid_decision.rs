@@ -74,6 +74,7 @@ fn group(i: u64, gpus: u32) -> GroupSpec {
     GroupSpec {
         distinct_providers: false,
         bid_policy: Default::default(),
+        sla: None,
         name: format!("g{i}"),
         requirements: PlacementRequirements {
             attributes: vec![Attribute::new("region", "eu")],

@@ -196,6 +196,7 @@ mod tests {
         GroupSpec {
             distinct_providers: false,
             bid_policy: Default::default(),
+            sla: None,
             name: "dc".into(),
             requirements: PlacementRequirements {
                 attributes: vec![Attribute::new("region", "eu")],
@@ -286,6 +287,7 @@ mod tests {
                 GroupSpec {
                     distinct_providers: false,
                     bid_policy: Default::default(),
+                    sla: None,
                     requirements: PlacementRequirements {
                         attributes: vec![Attribute::new("region", "us")],
                         ..Default::default()
@@ -299,6 +301,7 @@ mod tests {
                 GroupSpec {
                     distinct_providers: false,
                     bid_policy: Default::default(),
+                    sla: None,
                     requirements: PlacementRequirements {
                         attributes: vec![Attribute::new("region", "eu")],
                         signed_by: SignedBy { all_of: vec![Address([7; 20])], any_of: vec![] },
@@ -318,6 +321,7 @@ mod tests {
         let audited = GroupSpec {
             distinct_providers: false,
             bid_policy: Default::default(),
+            sla: None,
             requirements: PlacementRequirements {
                 attributes: vec![Attribute::new("region", "eu")],
                 signed_by: SignedBy { all_of: vec![], any_of: vec![Address([1; 20])] },

@@ -282,6 +282,7 @@ mod tests {
         GroupSpec {
             distinct_providers: false,
             bid_policy: Default::default(),
+            sla: None,
             name: "dc".into(),
             requirements: PlacementRequirements::default(),
             resources: vec![ResourceUnit {

@@ -71,7 +71,7 @@ impl Decoder<'_> {
             top.get("reclamation").map(|n| self.reclamation(n, &path.key("reclamation")));
         let extension = match top.get(GRIDLEASE_EXTENSION) {
             Some(n) => self.extension(n, &path.key(GRIDLEASE_EXTENSION)),
-            None => Some((BTreeMap::new(), Default::default())),
+            None => Some((BTreeMap::new(), Default::default(), None)),
         };
         Some(Input {
             version: version?,
@@ -84,7 +84,8 @@ impl Decoder<'_> {
             endpoints: endpoints.unwrap_or(Some(BTreeMap::new()))?,
             reclamation_min_window_secs: reclamation.unwrap_or(Some(None))?,
             replicas: extension.as_ref()?.0.clone(),
-            auction: extension?.1,
+            auction: extension.as_ref()?.1,
+            sla: extension?.2,
         })
     }
 
@@ -96,8 +97,12 @@ impl Decoder<'_> {
         &mut self,
         node: &Node,
         path: &FieldPath,
-    ) -> Option<(BTreeMap<String, (u32, crate::yaml::Pos)>, crate::spec::AuctionPolicy)> {
-        let f = self.strict_fields(node, path, &["replicas", "auction"], &[])?;
+    ) -> Option<(
+        BTreeMap<String, (u32, crate::yaml::Pos)>,
+        crate::spec::AuctionPolicy,
+        Option<crate::spec::SlaSpec>,
+    )> {
+        let f = self.strict_fields(node, path, &["replicas", "auction", "sla"], &[])?;
         let replicas = match f.get("replicas") {
             None => Some(BTreeMap::new()),
             Some(n) => self.map_values(n, &path.key("replicas"), |d, v, pos, p| {
@@ -125,7 +130,68 @@ impl Decoder<'_> {
                 }
             }
         };
-        Some((replicas?, auction?))
+        let sla = match f.get("sla") {
+            None => Some(None),
+            Some(n) => self.sla(n, &path.key("sla")).map(Some),
+        };
+        Some((replicas?, auction?, sla?))
+    }
+
+    /// `sla: {period_blocks: N, allowed_downtime: P%, penalty: P%}` (`penalty` defaults to
+    /// 10%).
+    fn sla(&mut self, node: &Node, path: &FieldPath) -> Option<crate::spec::SlaSpec> {
+        let f = self.strict_fields(
+            node,
+            path,
+            &["period_blocks", "allowed_downtime", "penalty"],
+            &["period_blocks", "allowed_downtime"],
+        )?;
+        let expected = "a period from 100 to 100000000 blocks";
+        let period = f.get("period_blocks").and_then(|n| {
+            let p = path.key("period_blocks");
+            let v = self.uint(n, &p, expected)?;
+            if !(100..=100_000_000).contains(&v) {
+                self.err(n.pos, &p, format!("{v} is out of range; expected {expected}"));
+                return None;
+            }
+            Some(v)
+        });
+        let allowed = f
+            .get("allowed_downtime")
+            .and_then(|n| self.percent_ppm(n, &path.key("allowed_downtime")));
+        let penalty = match f.get("penalty") {
+            None => Some(100_000),
+            Some(n) => self.percent_ppm(n, &path.key("penalty")),
+        };
+        Some(crate::spec::SlaSpec {
+            period_blocks: period?,
+            allowed_down_ppm: allowed?,
+            penalty_ppm: penalty?,
+        })
+    }
+
+    /// A percentage from 0 to 100 with up to four decimals (`0.1%`, `5%`, `2.5`), in parts
+    /// per million.
+    fn percent_ppm(&mut self, node: &Node, path: &FieldPath) -> Option<u32> {
+        let text = node.as_scalar().map(|s| s.text.trim().to_owned()).unwrap_or_default();
+        let number = text.strip_suffix('%').unwrap_or(&text).trim();
+        let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let parsed = if digits(whole) && (frac.is_empty() || (digits(frac) && frac.len() <= 4)) {
+            let w: u64 = whole.parse().ok()?;
+            let f: u64 = format!("{frac:0<4}").parse().ok()?;
+            w.checked_mul(10_000).and_then(|w| w.checked_add(f)).filter(|v| *v <= 1_000_000)
+        } else {
+            None
+        };
+        if parsed.is_none() {
+            self.err(
+                node.pos,
+                path,
+                format!("expected a percentage from 0 to 100 with up to 4 decimals (like 0.1%), found {text:?}"),
+            );
+        }
+        parsed.and_then(|v| u32::try_from(v).ok())
     }
 
     fn version(&mut self, node: &Node, path: &FieldPath) -> Option<SdlVersion> {

@@ -176,6 +176,7 @@ pub(crate) fn derive(input: &Input, d: &mut Diagnostics) -> Derived {
                 spec: GroupSpec {
                     distinct_providers: false,
                     auction: Default::default(),
+                    sla: None,
                     name: placement_name.clone(),
                     requirements: Requirements {
                         signed_by: SignedBy {
@@ -330,6 +331,7 @@ pub(crate) fn derive(input: &Input, d: &mut Diagnostics) -> Derived {
             }
             spec.distinct_providers = copies > 1;
             spec.auction = input.auction;
+            spec.sla = input.sla;
             out.manifest
                 .push(ManifestGroup { name: spec.name.clone(), services: g.services.clone() });
             out.groups.push(spec);

@@ -67,7 +67,7 @@ pub use rules::{
     MIN_CPU_MILLIS, MIN_MEMORY_BYTES, MIN_STORAGE_BYTES, SERVICE_NAME_MAX, SERVICE_NAME_RULE,
     is_valid_service_name,
 };
-pub use spec::{AuctionPolicy, GroupSpec, ManifestGroup};
+pub use spec::{AuctionPolicy, GroupSpec, ManifestGroup, SlaSpec};
 pub use yaml::Pos;
 
 use error::{Diagnostics, FieldPath};

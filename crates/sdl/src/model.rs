@@ -34,6 +34,8 @@ pub(crate) struct Input {
     pub replicas: BTreeMap<String, (u32, Pos)>,
     /// `x-gridlease.auction`.
     pub auction: crate::spec::AuctionPolicy,
+    /// `x-gridlease.sla`.
+    pub sla: Option<crate::spec::SlaSpec>,
 }
 
 /// One entry of `services`.

@@ -179,6 +179,19 @@ pub struct GroupSpec {
     /// How the group's auctions pick the winner (`x-gridlease.auction`).
     #[serde(default, skip_serializing_if = "AuctionPolicy::is_price")]
     pub auction: AuctionPolicy,
+    /// The service level asked of each lease (`x-gridlease.sla`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<SlaSpec>,
+}
+
+/// `x-gridlease.sla`: in each period of `period_blocks` from a lease's start, its monitors may
+/// hold it down for `allowed_down_ppm` of the period; each period past that, and each
+/// failover, moves `penalty_ppm` of the provider's bid deposit to the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaSpec {
+    pub period_blocks: u64,
+    pub allowed_down_ppm: u32,
+    pub penalty_ppm: u32,
 }
 
 /// `x-gridlease.auction`: how the auctions of the file's groups pick their winners.

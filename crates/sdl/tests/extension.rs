@@ -1,7 +1,7 @@
 //! gridlease's SDL extension, `x-gridlease`: replicas of a placement's group on distinct
 //! providers. Files without it derive exactly what they did before.
 
-use gridlease_sdl::{AuctionPolicy, Sdl};
+use gridlease_sdl::{AuctionPolicy, Sdl, SlaSpec};
 
 fn sdl(extension: &str) -> String {
     format!(
@@ -65,6 +65,22 @@ fn a_bad_extension_names_the_line_and_column() {
         ("x-gridlease:\n  replicas:\n    dc: two\n", 25, "expected a replica count"),
         ("x-gridlease:\n  spread: true\n", 24, "unknown field `spread`"),
         ("x-gridlease:\n  auction: cheapest\n", 24, "unknown auction policy \"cheapest\""),
+        (
+            "x-gridlease:\n  sla:\n    period_blocks: 50\n    allowed_downtime: 1%\n",
+            25,
+            "out of range",
+        ),
+        (
+            "x-gridlease:\n  sla:\n    period_blocks: 3600\n    allowed_downtime: 101%\n",
+            26,
+            "percentage",
+        ),
+        (
+            "x-gridlease:\n  sla:\n    period_blocks: 3600\n    allowed_downtime: 0.12345%\n",
+            26,
+            "up to 4 decimals",
+        ),
+        ("x-gridlease:\n  sla:\n    period_blocks: 3600\n", 25, "allowed_downtime"),
     ];
     for (ext, line, what) in cases {
         let err = Sdl::parse("bad.yaml", &sdl(ext)).expect_err(ext).to_string();
@@ -85,4 +101,21 @@ fn the_auction_policy_applies_to_every_group_and_defaults_to_price() {
     assert!(weighed.groups_json().to_string().contains(r#""auction":"reliability""#));
     let price = Sdl::parse("p.yaml", &sdl("x-gridlease:\n  auction: price\n")).expect("ok");
     assert_eq!(price.groups(), plain.groups());
+}
+
+#[test]
+fn an_sla_reads_percentages_into_parts_per_million() {
+    let ext = "x-gridlease:\n  replicas:\n    dc: 2\n  sla:\n    period_blocks: 86400\n    allowed_downtime: 0.1%\n    penalty: 2.5%\n";
+    let s = Sdl::parse("sla.yaml", &sdl(ext)).expect("parses");
+    let want = SlaSpec { period_blocks: 86_400, allowed_down_ppm: 1_000, penalty_ppm: 25_000 };
+    assert!(s.groups().iter().all(|g| g.sla == Some(want)), "{:?}", s.groups());
+    let ext = "x-gridlease:\n  sla:\n    period_blocks: 3600\n    allowed_downtime: 1\n";
+    let s = Sdl::parse("sla.yaml", &sdl(ext)).expect("parses");
+    let sla = s.groups()[0].sla.expect("an sla");
+    assert_eq!(
+        (sla.allowed_down_ppm, sla.penalty_ppm),
+        (10_000, 100_000),
+        "penalty defaults to 10%"
+    );
+    assert!(Sdl::parse("p.yaml", &sdl("")).expect("ok").groups()[0].sla.is_none());
 }

@@ -205,6 +205,7 @@ pub fn random_group(
     GroupSpec {
         distinct_providers: false,
         bid_policy: Default::default(),
+        sla: None,
         name: name.into(),
         requirements,
         resources,
@@ -216,6 +217,7 @@ pub fn one_gpu_group(name: &str, price: DecCoin) -> GroupSpec {
     GroupSpec {
         distinct_providers: false,
         bid_policy: Default::default(),
+        sla: None,
         name: name.into(),
         requirements: PlacementRequirements::default(),
         resources: vec![ResourceUnit {

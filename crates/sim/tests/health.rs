@@ -367,3 +367,91 @@ fn a_reliability_auction_weighs_price_by_uptime_and_the_events_say_why() {
     assert_eq!(*provider, p[0].address());
     assert_eq!(why, "lowest price among 2 bids");
 }
+
+#[test]
+fn an_sla_period_down_past_its_allowance_moves_the_penalty_to_the_tenant_once() {
+    let mut w = World::new(Actors::new(1, 1, 1), |_| {});
+    let t = w.actors.tenants[0].clone();
+    let p0 = w.actors.providers[0].clone();
+    // Periods of 100 blocks allowing 5% (5 blocks) down; 20% of the deposit per breach. The
+    // grace (6 blocks) is longer than the allowance, so short spells breach without failover.
+    let sla = Sla { period_blocks: 100, allowed_down_ppm: 50_000, penalty_ppm: 200_000 };
+    let msg = Msg::CreateDeployment {
+        dseq: 1,
+        groups: vec![GroupSpec { sla: Some(sla), ..spec() }],
+        manifest_hash: [1; 32],
+        deposit: Coin::new(1_000_000, &ugrid()),
+    };
+    w.ok(&t, vec![msg]);
+    let order = OrderId { owner: t.address(), dseq: 1, gseq: 1, oseq: 1 };
+    w.ok(&p0, vec![bid(order)]);
+    let lease = BidId { order, provider: p0.address() };
+    w.ok(&t, vec![Msg::AcceptBid { bid: lease }]);
+    let created = query::lease(&w.state, &lease).unwrap().unwrap().created_at;
+    w.ok(&t, vec![Msg::SetMonitors { dseq: 1, monitors: monitors(&w, 1) }]);
+    let tenant_before = w.balance(&t);
+    let breaches = |w: &World| -> Vec<Event> {
+        w.events.iter().filter(|e| matches!(e, Event::SlaBreached { .. })).cloned().collect()
+    };
+    // Down 3 blocks, then 4 more in the same period: the second spell makes 7 > 5.
+    report(&mut w, 0, lease, false);
+    w.empty(2);
+    let r = report(&mut w, 0, lease, true);
+    assert!(!r.events.iter().any(|e| matches!(e, Event::SlaBreached { .. })));
+    report(&mut w, 0, lease, false);
+    w.empty(3);
+    let r = report(&mut w, 0, lease, true);
+    let penalty = BID_DEPOSIT / 5;
+    assert!(
+        r.events.contains(&Event::SlaBreached {
+            lease,
+            period: 0,
+            down_blocks: 7,
+            allowed_blocks: 5,
+            to_tenant: Coin::new(penalty, &ugrid()),
+        }),
+        "{:?}",
+        r.events
+    );
+    assert_eq!(w.balance(&t), tenant_before + penalty);
+    // More downtime in the same period is no second breach.
+    report(&mut w, 0, lease, false);
+    w.empty(1);
+    report(&mut w, 0, lease, true);
+    assert!(breaches(&w).is_empty());
+    assert_eq!(w.balance(&t), tenant_before + penalty);
+    // The next period starts from nothing: 5 blocks down is within it.
+    while w.height < created + 100 {
+        w.empty(1);
+    }
+    report(&mut w, 0, lease, false);
+    w.empty(4);
+    let r = report(&mut w, 0, lease, true);
+    assert!(!r.events.iter().any(|e| matches!(e, Event::SlaBreached { .. })), "{:?}", r.events);
+    let health = query::lease_health(&w.state, &lease).unwrap().unwrap();
+    assert_eq!((health.sla_period, health.sla_period_down, health.sla_breaches), (1, 5, 1));
+    // A failover under an SLA: the spell it ends (6 blocks) breaches period 1 too, then the
+    // failover costs the SLA's penalty again, each of what is left of the deposit.
+    report(&mut w, 0, lease, false);
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        w.empty(1);
+        seen.extend(w.events.iter().cloned());
+    }
+    let left = BID_DEPOSIT - penalty;
+    let second = left / 5;
+    let third = (left - second) / 5;
+    let moved: Vec<u128> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::SlaBreached { period: 1, to_tenant, .. } => Some(to_tenant.amount),
+            Event::SlaPenalty { to_tenant, .. } => Some(to_tenant.amount),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved, vec![second, third], "{seen:?}");
+    assert!(matches!(
+        lease_state(&w, &lease),
+        LeaseState::Closed { reason: CloseReason::Unhealthy, .. }
+    ));
+}

@@ -51,7 +51,7 @@ pub use keys::{KeyError, Keypair, PublicKey, Signature};
 pub use msg::Msg;
 pub use resources::{
     BidPolicy, Endpoint, EndpointKind, GpuOffer, GpuRequirement, GpuSpec, GroupSpec, InvalidGroup,
-    ResourceOffer, ResourceUnit, Resources, StorageVolume,
+    ResourceOffer, ResourceUnit, Resources, Sla, StorageVolume,
 };
 pub use tx::{CheckedTx, Tx, TxBody, TxCheckError, TxHash, VerifiedTx};
 

@@ -298,6 +298,15 @@ pub enum Event {
         lease: BidId,
         to_tenant: Coin,
     },
+    /// A lease's monitors held it down for more of an SLA period than the SLA allows:
+    /// `to_tenant` of the provider's bid deposit went to the tenant.
+    SlaBreached {
+        lease: BidId,
+        period: u64,
+        down_blocks: u64,
+        allowed_blocks: u64,
+        to_tenant: Coin,
+    },
     /// An auction's winner and why: the group's policy, the winning price, the winner's
     /// weighed uptime (`ProviderUptime::weighed_uptime_ppm`), how many open bids it beat, and
     /// the reason in words. The lease follows in the same block.

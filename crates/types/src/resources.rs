@@ -118,6 +118,61 @@ pub struct GroupSpec {
     /// How the group's auctions pick the winner (`x-gridlease.auction`).
     #[serde(default, skip_serializing_if = "BidPolicy::is_price")]
     pub bid_policy: BidPolicy,
+    /// The service level the tenant asks of each lease (`x-gridlease.sla`); without it a
+    /// failover costs the provider the chain's `sla_penalty_ppm` of its bid deposit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<Sla>,
+}
+
+/// A lease's service level: in each period of `period_blocks` from the lease's start, its
+/// monitors may hold it down for `allowed_down_ppm` of the period; a period past that is a
+/// breach, and each breach, like a failover, moves `penalty_ppm` of the provider's bid
+/// deposit to the tenant. The down blocks themselves are never paid, breach or not.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct Sla {
+    pub period_blocks: u64,
+    pub allowed_down_ppm: u32,
+    pub penalty_ppm: u32,
+}
+
+/// Shortest SLA period: a hundred blocks.
+pub const MIN_SLA_PERIOD_BLOCKS: u64 = 100;
+/// Longest SLA period: about three years of one-second blocks.
+pub const MAX_SLA_PERIOD_BLOCKS: u64 = 100_000_000;
+
+impl Sla {
+    /// Down blocks a period allows.
+    pub fn allowed_blocks(&self) -> u64 {
+        u64::try_from(
+            u128::from(self.period_blocks) * u128::from(self.allowed_down_ppm) / 1_000_000,
+        )
+        .unwrap_or(u64::MAX)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(MIN_SLA_PERIOD_BLOCKS..=MAX_SLA_PERIOD_BLOCKS).contains(&self.period_blocks) {
+            return Err(format!(
+                "an SLA period must be {MIN_SLA_PERIOD_BLOCKS} to {MAX_SLA_PERIOD_BLOCKS} blocks, not {}",
+                self.period_blocks
+            ));
+        }
+        if self.allowed_down_ppm > 1_000_000 || self.penalty_ppm > 1_000_000 {
+            return Err("an SLA's allowed downtime and penalty are at most 1,000,000 ppm".into());
+        }
+        Ok(())
+    }
 }
 
 /// How an auction picks its winner among the open bids.
@@ -341,6 +396,9 @@ impl GroupSpec {
             if u.price.amount.is_zero() {
                 return Err(format!("resource unit {} must have a price above zero", r.id));
             }
+        }
+        if let Some(sla) = &self.sla {
+            sla.check().map_err(|e| format!("group `{}`: {e}", self.name))?;
         }
         self.max_price().map(|_| ()).map_err(|e| e.to_string())
     }

@@ -357,6 +357,13 @@ pub struct LeaseHealth {
     pub down_blocks: u64,
     /// Each monitor's latest verdict: (monitor, up, height of the report).
     pub votes: Vec<(Address, bool, Height)>,
+    /// Under an SLA: the period (counted from the lease's start) whose down blocks
+    /// `sla_period_down` holds, whether that period was already a breach, and the breaches so
+    /// far. Down blocks count when their spell ends.
+    pub sla_period: u64,
+    pub sla_period_down: u64,
+    pub sla_period_breached: bool,
+    pub sla_breaches: u32,
 }
 
 impl LeaseHealth {

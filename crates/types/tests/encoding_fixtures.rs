@@ -19,6 +19,7 @@ fn group() -> GroupSpec {
     GroupSpec {
         distinct_providers: false,
         bid_policy: Default::default(),
+        sla: None,
         name: "westcoast".into(),
         requirements: PlacementRequirements {
             attributes: vec![Attribute::new("region", "us-west")],

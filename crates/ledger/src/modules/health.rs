@@ -10,7 +10,7 @@
 
 use gridlease_types::msg::{HealthReport, MAX_HEALTH_REPORTS, MAX_MONITORS};
 use gridlease_types::state::{Exclusion, LeaseHealth, ProviderUptime};
-use gridlease_types::{Address, BidId, DeploymentId};
+use gridlease_types::{Address, BidId, Coin, DeploymentId};
 
 use crate::exec::{Ctx, Res, fail};
 use crate::keyspace::{self, DUE_FAILOVER};
@@ -20,6 +20,8 @@ use crate::view::StateView;
 
 /// Most providers a group's auctions remember as excluded (the oldest is forgotten first).
 pub const MAX_EXCLUDED: usize = 16;
+/// Most SLA periods one down spell is tallied over one by one.
+pub const MAX_SLA_PERIODS_PER_SPELL: u64 = 64;
 
 impl<V: StateView + ?Sized> Ctx<'_, V> {
     pub(crate) fn monitors_of(&self, id: &DeploymentId) -> Res<Vec<Address>> {
@@ -119,6 +121,10 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 down_since: None,
                 down_blocks: 0,
                 votes: Vec::new(),
+                sla_period: 0,
+                sla_period_down: 0,
+                sla_period_breached: false,
+                sla_breaches: 0,
             });
             // Votes of monitors the tenant no longer names are dropped as they are met.
             h.votes.retain(|(m, _, _)| monitors.contains(m) && *m != monitor);
@@ -147,7 +153,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
             }
             (Some(since), false) => {
                 let blocks = self.height.saturating_sub(since);
-                self.end_down_spell(h, since);
+                self.end_down_spell(h, since)?;
                 self.escrow_resume_payment(&h.lease)?;
                 self.events.push(Event::LeaseUp { id: h.lease, down_blocks: blocks });
             }
@@ -157,13 +163,72 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         Ok(())
     }
 
-    /// Ends the current down spell of `h` (down since `since`): its blocks join the total and
-    /// the failover it queued is dropped.
-    fn end_down_spell(&mut self, h: &mut LeaseHealth, since: u64) {
+    /// Ends the current down spell of `h` (down since `since`): its blocks join the total,
+    /// the failover it queued is dropped, and under an SLA they join their periods' tallies.
+    fn end_down_spell(&mut self, h: &mut LeaseHealth, since: u64) -> Res<()> {
         h.down_blocks = h.down_blocks.saturating_add(self.height.saturating_sub(since));
         h.down_since = None;
         let at = since.saturating_add(self.params.failover_grace_blocks);
         self.st.delete(keyspace::due(DUE_FAILOVER, at, &keyspace::lease_id_bytes(&h.lease)));
+        self.sla_count_spell(h, since)
+    }
+
+    /// Adds the down spell from `since` to now to the SLA periods it covers (at most
+    /// [`MAX_SLA_PERIODS_PER_SPELL`] of them are tallied one by one; the rest of a longer
+    /// spell counts in the last), and pays the penalty of each period it makes a breach.
+    fn sla_count_spell(&mut self, h: &mut LeaseHealth, since: u64) -> Res<()> {
+        let Some(sla) = self.group_required(&h.lease.order.group())?.spec.sla else {
+            return Ok(());
+        };
+        let Some(lease) = self.st.load::<Lease>(&keyspace::lease(&h.lease))? else {
+            return Ok(());
+        };
+        let (now, period) = (self.height, sla.period_blocks.max(1));
+        let allowed = sla.allowed_blocks();
+        let mut start = since.max(lease.created_at);
+        let mut tallied = 0;
+        while start < now {
+            let index = (start - lease.created_at) / period;
+            tallied += 1;
+            let end = if tallied >= MAX_SLA_PERIODS_PER_SPELL {
+                now
+            } else {
+                now.min(lease.created_at.saturating_add((index + 1).saturating_mul(period)))
+            };
+            if index != h.sla_period {
+                h.sla_period = index;
+                h.sla_period_down = 0;
+                h.sla_period_breached = false;
+            }
+            h.sla_period_down = h.sla_period_down.saturating_add(end - start);
+            if h.sla_period_down > allowed && !h.sla_period_breached {
+                h.sla_period_breached = true;
+                h.sla_breaches = h.sla_breaches.saturating_add(1);
+                let to_tenant = self.penalize_deposit(&h.lease, sla.penalty_ppm)?;
+                self.events.push(Event::SlaBreached {
+                    lease: h.lease,
+                    period: index,
+                    down_blocks: h.sla_period_down,
+                    allowed_blocks: allowed,
+                    to_tenant,
+                });
+            }
+            start = end.max(start + 1);
+        }
+        Ok(())
+    }
+
+    /// Moves `ppm` of the lease's bid deposit to the tenant; returns what moved.
+    pub(crate) fn penalize_deposit(&mut self, lease: &BidId, ppm: u32) -> Res<Coin> {
+        let mut bid = self.bid_required(lease)?;
+        let penalty = bid.deposit.amount * u128::from(ppm.min(1_000_000)) / 1_000_000;
+        let moved = Coin::new(penalty, &bid.deposit.denom);
+        if penalty > 0 {
+            self.credit(&lease.order.owner, &moved)?;
+            bid.deposit.amount -= penalty;
+            self.st.save(keyspace::bid(lease), &bid);
+        }
+        Ok(moved)
     }
 
     /// A lease ends (any reason): its blocks and down blocks join its provider's record, and a
@@ -173,7 +238,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         let mut down = 0;
         if let Some(mut h) = self.st.load::<LeaseHealth>(&key)? {
             if let Some(since) = h.down_since {
-                self.end_down_spell(&mut h, since);
+                self.end_down_spell(&mut h, since)?;
             }
             down = h.down_blocks;
             self.st.save(key, &h);

@@ -42,7 +42,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         }
     }
 
-    fn bid_required(&self, id: &BidId) -> Res<Bid> {
+    pub(crate) fn bid_required(&self, id: &BidId) -> Res<Bid> {
         match self.st.load(&keyspace::bid(id))? {
             Some(b) => Ok(b),
             None => fail(ReceiptCode::NotFound, format!("bid {id} does not exist")),
@@ -566,18 +566,17 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         self.escrow_close_payment(lease_id)?;
         lease.state = LeaseState::Closed { reason, at: self.height };
         self.st.save(keyspace::lease(lease_id), &lease);
-        let mut bid = self.bid_required(lease_id)?;
         if unhealthy {
-            // The SLA: part of the deposit goes to the tenant, the rest back to the provider.
-            let ppm = u128::from(self.params.sla_penalty_ppm.min(1_000_000));
-            let penalty = bid.deposit.amount * ppm / 1_000_000;
-            if penalty > 0 {
-                let to_tenant = Coin::new(penalty, &bid.deposit.denom);
-                self.credit(&lease_id.order.owner, &to_tenant)?;
-                bid.deposit.amount -= penalty;
+            // The SLA: part of the deposit goes to the tenant (the group's SLA says how much,
+            // else the chain's parameter), the rest back to the provider.
+            let sla = self.group_required(&lease_id.order.group())?.spec.sla;
+            let ppm = sla.map_or(self.params.sla_penalty_ppm, |s| s.penalty_ppm);
+            let to_tenant = self.penalize_deposit(lease_id, ppm)?;
+            if to_tenant.amount > 0 {
                 self.events.push(Event::SlaPenalty { lease: *lease_id, to_tenant });
             }
         }
+        let mut bid = self.bid_required(lease_id)?;
         self.refund_bid(&mut bid, CloseReason::LeaseEnded)?;
         let mut order = self.order_required(&lease_id.order)?;
         order.state = OrderState::Closed { reason: CloseReason::LeaseEnded, at: self.height };

@@ -256,7 +256,7 @@ impl Decoder<'_> {
         Some(out)
     }
 
-    fn uint(&mut self, node: &Node, path: &FieldPath, expected: &str) -> Option<u64> {
+    pub(super) fn uint(&mut self, node: &Node, path: &FieldPath, expected: &str) -> Option<u64> {
         let parsed = node.as_scalar().and_then(|s| {
             if s.scalar_type() != ScalarType::Int {
                 return None;
