@@ -440,7 +440,8 @@ struct DevnetInfo<'a> {
     demo: DemoInfo,
     /// The inference gateway in front of the demo's leases (its OpenAI API is under `/v1`).
     gateway: Option<String>,
-    /// The demo's monitor (`gridlease watch`): reports its leases' health on chain and sends
+    /// The demo's monitor (the watcher of `gridlease watch`, run beside the gateway in the
+    /// devnet process): reports its leases' health on chain and sends
     /// the manifest to the lease that replaces a failed one.
     watcher: Option<WatcherInfo>,
     logs: PathBuf,
@@ -499,7 +500,7 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     };
     let gateway_url = gateway.as_ref().map(|r| format!("http://{}", r.addr));
     let watcher = match state.demo_dseq {
-        Some(dseq) if demo.is_some() => Some(start_watcher(&setup, &g, dseq, &mut procs).await?),
+        Some(dseq) if demo.is_some() => Some(start_watcher(&setup, &g, dseq).await?),
         _ => None,
     };
     let info_path = write_info(&setup, &state, demo.as_ref(), gateway_url.as_deref(), watcher)?;
@@ -510,34 +511,21 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     supervise(&setup, procs).await
 }
 
-/// `gridlease watch` on the demo deployment, signing as the tenant, once the deployment names
-/// it as its monitor.
-async fn start_watcher(
-    setup: &Setup,
-    g: &Global,
-    dseq: u64,
-    procs: &mut Procs,
-) -> anyhow::Result<WatcherInfo> {
+/// The gateway's watcher on the demo deployment (in this process, beside the gateway), signing
+/// as the tenant, logging to `logs/watch.log`; returns once the deployment names it as its
+/// monitor.
+async fn start_watcher(setup: &Setup, g: &Global, dseq: u64) -> anyhow::Result<WatcherInfo> {
     let owner = g.keystore().address(TENANT)?;
-    let mut cmd = Command::new(self_exe()?);
-    cmd.args(["watch", &dseq.to_string(), "--from", TENANT, "--node", &setup.rpc, "--home"])
-        .arg(&setup.home)
-        .env(crate::keys::PASSPHRASE_ENV, &setup.passphrase);
     let log = setup.log("watch");
-    let client = Client::new(&setup.rpc);
-    let ready = |_pid| {
-        let client = client.clone();
-        async move {
-            client
-                .deployment(&owner, dseq)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|d| d.monitors.contains(&owner))
-        }
-    };
-    let child = spawn_until(cmd, "the watcher", &log, Duration::from_secs(60), ready).await?;
-    procs.0.push(("the watcher".into(), child));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let out = crate::watch::Out::File(std::sync::Arc::new(std::sync::Mutex::new(file)));
+    let opts = crate::watch::WatchOpts::default();
+    // The task lives as long as the devnet process.
+    drop(crate::watch::start(g.clone(), vec![dseq], opts, out).await?);
     println!("watcher: reports the demo's health as {owner} (log: {})", log.display());
     Ok(WatcherInfo { address: owner.to_string(), log })
 }

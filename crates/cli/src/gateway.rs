@@ -40,6 +40,11 @@ pub struct GatewayArgs {
     /// How often the replicas are read again from the chain, milliseconds.
     #[arg(long, default_value_t = 5000)]
     discovery_interval_ms: u64,
+    /// Also be the routed deployments' monitor, as `gridlease watch` is (in this process):
+    /// report their leases' health on chain and send the kept manifest to a lease that
+    /// replaces a failed one.
+    #[arg(long)]
+    watch: bool,
 }
 
 /// A running gateway.
@@ -147,8 +152,30 @@ async fn run_async(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     for (name, ups) in &routes {
         println!("  model {name}: {ups:?}");
     }
+    let mut tasks = running.tasks;
+    if args.watch {
+        let dseqs: Vec<u64> = routes
+            .values()
+            .flatten()
+            .filter_map(|u| match u {
+                Upstream::Deployment(d) => Some(*d),
+                Upstream::Url(_) => None,
+            })
+            .collect::<std::collections::BTreeSet<u64>>()
+            .into_iter()
+            .collect();
+        if dseqs.is_empty() {
+            return Err(bad("--watch needs a route to a deployment (NAME=DSEQ)"));
+        }
+        let out = crate::watch::Out::Stdout { json: args.g.json() };
+        let opts = crate::watch::WatchOpts::default();
+        tasks.push(crate::watch::start(args.g.clone(), dseqs.clone(), opts, out).await?);
+        println!(
+            "watching deployments {dseqs:?}: health reports on chain, manifests after failover"
+        );
+    }
     let _ = tokio::signal::ctrl_c().await;
-    for t in running.tasks {
+    for t in tasks {
         t.abort();
     }
     Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -60,24 +61,99 @@ enum Check {
     Failing(String),
 }
 
+/// How the watcher checks: every `interval`, `down_after` failed checks in a row make a lease
+/// down, a new lease has `start_grace` to become ready, one check may take `check_timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchOpts {
+    pub interval: Duration,
+    pub down_after: u32,
+    pub start_grace: Duration,
+    pub check_timeout: Duration,
+}
+
+impl Default for WatchOpts {
+    fn default() -> Self {
+        WatchOpts {
+            interval: Duration::from_secs(1),
+            down_after: 3,
+            start_grace: Duration::from_secs(120),
+            check_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Where the watcher says what it does: standard output (text, or JSON lines), or a log file
+/// (the devnet's, whose terminal is the user's).
+#[derive(Debug, Clone)]
+pub enum Out {
+    Stdout { json: bool },
+    File(Arc<Mutex<std::fs::File>>),
+}
+
+impl Out {
+    fn say(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
+        match self {
+            Out::Stdout { json: true } => println!("{value}"),
+            Out::Stdout { json: false } => println!("{}", text()),
+            Out::File(f) => self.write_line(f, &text()),
+        }
+    }
+
+    fn warn(&self, text: String) {
+        match self {
+            Out::Stdout { .. } => eprintln!("warning: {text}"),
+            Out::File(f) => self.write_line(f, &format!("warning: {text}")),
+        }
+    }
+
+    fn write_line(&self, f: &Mutex<std::fs::File>, line: &str) {
+        use std::io::Write;
+        if let Ok(mut f) = f.lock() {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(watch(args))
 }
 
 async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
-    let g = &args.g;
     if args.down_after == 0 || args.interval_ms == 0 {
         return Err(bad("--down-after and --interval-ms must be at least 1"));
     }
+    let opts = WatchOpts {
+        interval: Duration::from_millis(args.interval_ms),
+        down_after: args.down_after,
+        start_grace: Duration::from_secs(args.start_grace_s),
+        check_timeout: Duration::from_secs(args.check_timeout_s.max(1)),
+    };
+    let out = Out::Stdout { json: args.g.json() };
+    let task = start(args.g.clone(), args.dseqs.clone(), opts, out).await?;
+    let _ = tokio::signal::ctrl_c().await;
+    task.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts watching `dseqs` (the `--from` key's deployments) in a task of its own: first makes
+/// sure each deployment names the key as a monitor (an error here is returned), then checks
+/// and reports until the task is aborted. `gridlease watch`, `gridlease gateway --watch` and
+/// the devnet run it.
+pub async fn start(
+    g: Global,
+    dseqs: Vec<u64>,
+    opts: WatchOpts,
+    out: Out,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let (client, mut builder) = g.signer().await?;
     let me = builder.key.address();
-    let cert = load_cert_pub(g, &me)?.ok_or_else(|| {
+    let cert = load_cert_pub(&g, &me)?.ok_or_else(|| {
         bad("this home has no client certificate for the --from key: deploy from it first")
     })?;
     // Each deployment must name this key as a monitor for its reports to count; one that
     // names nobody gets it named now.
-    for &dseq in &args.dseqs {
+    for &dseq in &dseqs {
         let record = client
             .deployment(&me, dseq)
             .await
@@ -86,30 +162,52 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         if record.monitors.is_empty() {
             submit(&client, &mut builder, vec![Msg::SetMonitors { dseq, monitors: vec![me] }])
                 .await?;
-            say(g, json!({ "dseq": dseq, "monitors": [me] }), || {
+            out.say(json!({ "dseq": dseq, "monitors": [me] }), || {
                 format!("deployment {dseq} now names {me} as its monitor")
             });
         } else if !record.monitors.contains(&me) {
-            eprintln!(
-                "warning: deployment {dseq} does not name {me} as a monitor, so its reports will \
-                 not count: `gridlease monitors {dseq} {me} ...`"
-            );
+            out.warn(format!(
+                "deployment {dseq} does not name {me} as a monitor, so its reports will not \
+                 count: `gridlease monitors {dseq} {me} ...`"
+            ));
         }
     }
-    let mut tracked: BTreeMap<BidId, Tracked> = BTreeMap::new();
-    let interval = Duration::from_millis(args.interval_ms);
-    let check_timeout = Duration::from_secs(args.check_timeout_s.max(1));
-    let start_grace = Duration::from_secs(args.start_grace_s);
-    let stop = tokio::signal::ctrl_c();
-    tokio::pin!(stop);
-    loop {
-        let round = Instant::now();
+    let watcher = Watcher { g, dseqs, opts, out, client, builder, me, cert };
+    Ok(tokio::spawn(watcher.run()))
+}
+
+/// A running watcher's state.
+struct Watcher {
+    g: Global,
+    dseqs: Vec<u64>,
+    opts: WatchOpts,
+    out: Out,
+    client: gridlease_client::Client,
+    builder: gridlease_client::TxBuilder,
+    me: Address,
+    cert: gridlease_provider::tls::CertBundle,
+}
+
+impl Watcher {
+    async fn run(mut self) {
+        let mut tracked: BTreeMap<BidId, Tracked> = BTreeMap::new();
+        loop {
+            let round = Instant::now();
+            self.round(&mut tracked).await;
+            tokio::time::sleep(self.opts.interval.saturating_sub(round.elapsed())).await;
+        }
+    }
+
+    /// One round: every active lease checked, the changes reported in as few transactions as
+    /// fit.
+    async fn round(&mut self, tracked: &mut BTreeMap<BidId, Tracked>) {
+        let (g, client, me, out) = (&self.g, &self.client, self.me, &self.out);
         let mut reports = Vec::new();
         let mut active = Vec::new();
-        for &dseq in &args.dseqs {
-            match leases_of(&client, me, dseq).await {
+        for &dseq in &self.dseqs {
+            match leases_of(client, me, dseq).await {
                 Ok(ids) => active.extend(ids),
-                Err(e) => eprintln!("warning: cannot list the leases of {dseq}: {e:#}"),
+                Err(e) => out.warn(format!("cannot list the leases of {dseq}: {e:#}")),
             }
         }
         tracked.retain(|id, _| active.contains(id));
@@ -125,7 +223,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
                         .flatten()
                         .and_then(|r| r.health)
                         .and_then(|h| h.votes.iter().find(|(m, _, _)| *m == me).map(|v| v.1));
-                    say(g, json!({ "lease": id, "event": "watching" }), || {
+                    out.say(json!({ "lease": id, "event": "watching" }), || {
                         format!("watching lease {id} on {}", id.provider)
                     });
                     e.insert(Tracked {
@@ -137,7 +235,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
                     })
                 }
             };
-            let check = check(g, &client, &cert, &me, &id, t, check_timeout, start_grace).await;
+            let check = check(g, out, client, &self.cert, &me, &id, t, &self.opts).await;
             match check {
                 Check::Ready => {
                     t.fails = 0;
@@ -149,8 +247,8 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 Check::Starting => {}
                 Check::Failing(why) => {
                     t.fails += 1;
-                    if t.fails >= args.down_after && t.reported_up != Some(false) {
-                        say(g, json!({ "lease": id, "event": "down", "why": why }), || {
+                    if t.fails >= self.opts.down_after && t.reported_up != Some(false) {
+                        out.say(json!({ "lease": id, "event": "down", "why": why }), || {
                             format!("lease {id} is down: {why}")
                         });
                         reports.push(HealthReport { lease: id, up: false });
@@ -160,33 +258,27 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         }
         for batch in reports.chunks(MAX_HEALTH_REPORTS) {
             let msg = Msg::ReportHealth { reports: batch.to_vec() };
-            match submit(&client, &mut builder, vec![msg]).await {
+            match submit(client, &mut self.builder, vec![msg]).await {
                 Ok((height, _)) => {
                     for r in batch {
                         if let Some(t) = tracked.get_mut(&r.lease) {
                             t.reported_up = Some(r.up);
                         }
                         let state = if r.up { "up" } else { "down" };
-                        say(
-                            g,
+                        out.say(
                             json!({ "lease": r.lease, "reported": state, "height": height }),
                             || format!("reported lease {} {state} at height {height}", r.lease),
                         );
                     }
                 }
                 Err(e) => {
-                    eprintln!("warning: the health report failed (retried next round): {e:#}");
+                    out.warn(format!("the health report failed (retried next round): {e:#}"));
                     // The sequence may have moved: start from the chain's view next time.
                     if let Ok((_, b)) = g.signer().await {
-                        builder = b;
+                        self.builder = b;
                     }
                 }
             }
-        }
-        let rest = interval.saturating_sub(round.elapsed());
-        tokio::select! {
-            _ = &mut stop => return Ok(ExitCode::SUCCESS),
-            () = tokio::time::sleep(rest) => {}
         }
     }
 }
@@ -196,14 +288,15 @@ async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
 #[allow(clippy::too_many_arguments)]
 async fn check(
     g: &Global,
+    out: &Out,
     client: &gridlease_client::Client,
     cert: &gridlease_provider::tls::CertBundle,
     owner: &Address,
     id: &BidId,
     t: &mut Tracked,
-    timeout: Duration,
-    start_grace: Duration,
+    opts: &WatchOpts,
 ) -> Check {
+    let (timeout, start_grace) = (opts.check_timeout, opts.start_grace);
     let status = tokio::time::timeout(timeout, async {
         let api = provider_api(client, id, cert).await?;
         let s = api.lease_status(id).await.map_err(api_error)?;
@@ -225,7 +318,7 @@ async fn check(
                 match send_manifest(client, &api, owner, id, g).await {
                     Ok(()) => {
                         t.manifest_sent = Some(Instant::now());
-                        say(g, json!({ "lease": id, "event": "manifest_sent" }), || {
+                        out.say(json!({ "lease": id, "event": "manifest_sent" }), || {
                             format!("sent the manifest to {} for lease {id}", id.provider)
                         });
                     }
@@ -268,12 +361,4 @@ async fn send_manifest(
     }
     api.send_manifest(id, &manifest).await.map_err(api_error)?;
     Ok(())
-}
-
-fn say(g: &Global, value: serde_json::Value, text: impl FnOnce() -> String) {
-    if g.json() {
-        println!("{value}");
-    } else {
-        println!("{}", text());
-    }
 }
