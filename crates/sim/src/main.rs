@@ -32,6 +32,10 @@ pub struct SimArgs {
     /// Share of the time each provider is up, on average.
     #[arg(long, default_value_t = 0.95)]
     pub uptime: f64,
+    /// Each provider's own uptime is drawn uniformly within this much of `--uptime` (0: all
+    /// alike).
+    #[arg(long, default_value_t = 0.0)]
+    pub uptime_spread: f64,
     /// Mean length of a provider's outage, in minutes.
     #[arg(long, default_value_t = 120.0)]
     pub mean_outage_minutes: f64,
@@ -82,6 +86,7 @@ fn run(a: SimArgs) -> Result<(), Failure> {
         days: a.days,
         replicas: a.replicas,
         provider_uptime: a.uptime,
+        uptime_spread: a.uptime_spread,
         mean_outage_minutes: a.mean_outage_minutes,
         block_seconds: a.block_seconds,
         grace_blocks: a.grace_blocks.unwrap_or(defaults.grace_blocks),

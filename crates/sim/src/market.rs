@@ -47,6 +47,9 @@ pub struct MarketConfig {
     pub replicas: u32,
     /// Share of the time each provider is up, on average (0 < uptime < 1).
     pub provider_uptime: f64,
+    /// Each provider's own uptime is drawn uniformly within this much of `provider_uptime`
+    /// (0: all alike), so that some providers are more reliable than others.
+    pub uptime_spread: f64,
     /// Mean length of a provider's outage; outages and up spells are exponentially distributed.
     pub mean_outage_minutes: f64,
     /// The chain's `failover_grace_blocks`.
@@ -76,6 +79,7 @@ impl Default for MarketConfig {
             block_seconds: 1,
             replicas: 3,
             provider_uptime: 0.95,
+            uptime_spread: 0.0,
             mean_outage_minutes: 120.0,
             grace_blocks: devnet.failover_grace_blocks,
             bid_window: devnet.bid_window,
@@ -116,6 +120,14 @@ impl MarketConfig {
             return Err(format!(
                 "provider uptime must be above 0 and below 1, not {}",
                 self.provider_uptime
+            ));
+        }
+        let (low, high) =
+            (self.provider_uptime - self.uptime_spread, self.provider_uptime + self.uptime_spread);
+        if !(self.uptime_spread >= 0.0 && low > 0.0 && high < 1.0) {
+            return Err(format!(
+                "uptime {} with spread {} leaves (0, 1): each provider's uptime must be above 0 and below 1",
+                self.provider_uptime, self.uptime_spread
             ));
         }
         if !(self.mean_outage_minutes > 0.0 && self.mean_outage_minutes <= 100_000.0) {
@@ -251,6 +263,8 @@ struct Prov {
     gpu: (&'static str, &'static str, &'static str),
     leases: BTreeSet<BidId>,
     down_blocks: u64,
+    /// Its share of the time up, on average.
+    uptime: f64,
 }
 
 struct Dep {
@@ -371,6 +385,11 @@ impl Sim {
                 gpu: crate::GPU_MODELS[i % crate::GPU_MODELS.len()],
                 leases: BTreeSet::new(),
                 down_blocks: 0,
+                uptime: if cfg.uptime_spread > 0.0 {
+                    cfg.provider_uptime + rng.gen_range(-cfg.uptime_spread..=cfg.uptime_spread)
+                } else {
+                    cfg.provider_uptime
+                },
             })
             .collect();
         let mut params = Params::devnet();
@@ -448,8 +467,9 @@ impl Sim {
         self.cfg.mean_outage_minutes * 60.0 / self.cfg.block_seconds as f64
     }
 
-    fn up_mean(&self) -> f64 {
-        self.outage_mean() * self.cfg.provider_uptime / (1.0 - self.cfg.provider_uptime)
+    fn up_mean(&self, p: usize) -> f64 {
+        let u = self.providers[p].uptime;
+        self.outage_mean() * u / (1.0 - u)
     }
 
     fn schedule(&mut self, at: u64, task: Task) {
@@ -488,8 +508,8 @@ impl Sim {
             .collect();
         self.block(txs)?;
         for p in 0..self.providers.len() {
-            let up = self.rng.gen_bool(self.cfg.provider_uptime);
-            let mean = if up { self.up_mean() } else { self.outage_mean() };
+            let up = self.rng.gen_bool(self.providers[p].uptime);
+            let mean = if up { self.up_mean(p) } else { self.outage_mean() };
             let spell = self.exp_blocks(mean);
             let prov = &mut self.providers[p];
             prov.up = up;
@@ -708,7 +728,7 @@ impl Sim {
                         }
                         self.schedule(probe, Task::Probe(*l));
                     }
-                    let mean = if up { self.up_mean() } else { self.outage_mean() };
+                    let mean = if up { self.up_mean(p) } else { self.outage_mean() };
                     let spell = self.exp_blocks(mean);
                     self.schedule(h + spell, Task::Flip(p));
                 }
