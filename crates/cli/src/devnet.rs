@@ -359,6 +359,10 @@ fn configure_provider(config: &mut Config, demo: &Path, fleet: usize) {
     config.driver.port_range = (first_port, first_port + 199);
     config.pricing.cpu_per_core = cpu_price.into();
     config.pricing.gpu_default = gpu_price.into();
+    // Akash's templates price in uact (pegged to the dollar like uusdc) and a few in uakt
+    // (the devnet takes one uakt as worth two uusdc).
+    config.pricing.exchange.insert("uact".into(), "1".into());
+    config.pricing.exchange.insert("uakt".into(), "2".into());
     config.attributes.insert("region".into(), format!("devnet-{}", fleet + 1));
     config.lease.health_interval_ms = 200;
     config.lease.withdraw_every_blocks = 60;
@@ -623,7 +627,7 @@ async fn create(setup: &Setup, args: &DevnetArgs) -> anyhow::Result<DevnetState>
     println!("creating a devnet in {} ({} driver)", home.display(), driver.name());
     let keystore = Keystore::new(home);
     let tenant = keystore.store(TENANT, &new_mnemonic()?, &setup.passphrase)?;
-    let funds = "=1000000000000ugrid,1000000000000uusdc";
+    let funds = "=1000000000000ugrid,1000000000000uusdc,1000000000000uact,1000000000000uakt";
     let mut fund = vec![format!("{tenant}{funds}")];
     let mut providers = Vec::new();
     for i in 0..args.providers.max(1) as usize {

@@ -10,10 +10,20 @@ use gridlease_types::{
 };
 use sha2::{Digest, Sha256};
 
+/// USDC on Akash, as its templates name it (the IBC denomination of the bridged coin).
+pub const AKASH_IBC_USDC: &str =
+    "ibc/170C677610AC31DF0904FFE09CD3B5C657492170E7E52372E48756B71E56F2F1";
+
+/// The chain's denomination for one an SDL file prices in: Akash's IBC USDC is `uusdc`;
+/// `uact`, `uakt` and gridlease's own are themselves.
+pub fn akash_denom(denom: &str) -> &str {
+    if denom == AKASH_IBC_USDC { "uusdc" } else { denom }
+}
+
 /// Why an SDL file's groups cannot go on chain.
 #[derive(Debug, thiserror::Error)]
 pub enum SdlChainError {
-    #[error("group `{group}`: auditor `{auditor}` is not a grid address")]
+    #[error("group `{group}`: auditor `{auditor}` is neither a grid nor an akash address")]
     Auditor { group: String, auditor: String },
     #[error("group `{group}`: denomination `{denom}` is not valid")]
     Denom { group: String, denom: String },
@@ -59,9 +69,8 @@ fn group_spec(g: &sdl::GroupSpec) -> Result<GroupSpec, SdlChainError> {
         list.iter()
             .flatten()
             .map(|a| {
-                a.parse::<Address>().map_err(|_| SdlChainError::Auditor {
-                    group: g.name.clone(),
-                    auditor: a.clone(),
+                a.parse::<Address>().or_else(|_| Address::from_akash(a)).map_err(|_| {
+                    SdlChainError::Auditor { group: g.name.clone(), auditor: a.clone() }
                 })
             })
             .collect()
@@ -112,7 +121,7 @@ fn group_spec(g: &sdl::GroupSpec) -> Result<GroupSpec, SdlChainError> {
                 sequence_number: e.sequence_number,
             })
             .collect();
-        let denom = Denom::new(&u.price.denom).map_err(|_| SdlChainError::Denom {
+        let denom = Denom::new(akash_denom(&u.price.denom)).map_err(|_| SdlChainError::Denom {
             group: g.name.clone(),
             denom: u.price.denom.clone(),
         })?;

@@ -44,6 +44,7 @@ fn context() -> BidContext {
             storage_per_gib: dec("0.05"),
             gpu_default: dec("20"),
             gpu: BTreeMap::from([("a100".into(), dec("40")), ("h100".into(), dec("60"))]),
+            exchange: BTreeMap::new(),
         },
     }
 }

@@ -50,10 +50,10 @@ pub fn decide(
     max_price: &DecCoin,
     spec: &GroupSpec,
 ) -> Result<Matched, Skip> {
-    if max_price.denom != ctx.rates.denom {
+    if max_price.denom != ctx.rates.denom && !ctx.rates.exchange.contains_key(&max_price.denom) {
         return Err(format!(
-            "the order pays in {}, this provider prices in {}",
-            max_price.denom, ctx.rates.denom
+            "the order pays in {}, this provider prices in {} and has no exchange rate for {} (pricing.exchange)",
+            max_price.denom, ctx.rates.denom, max_price.denom
         ));
     }
     let req = &spec.requirements;
@@ -117,6 +117,13 @@ pub fn decide(
             return Err(e.to_string());
         }
     };
+    let Some(price) = ctx.rates.convert(price, &max_price.denom) else {
+        reservations.release(order);
+        return Err(format!(
+            "our price {price}{} does not convert to {}",
+            ctx.rates.denom, max_price.denom
+        ));
+    };
     if let Err(skip) = within_max(price, max_price) {
         reservations.release(order);
         return Err(skip);
@@ -167,6 +174,10 @@ mod tests {
                 storage_per_gib: dec("0"),
                 gpu_default: dec("10"),
                 gpu: BTreeMap::from([("a100".into(), dec("30")), ("rtx4090".into(), dec("8"))]),
+                exchange: BTreeMap::from([
+                    (Denom::new("uact").expect("d"), dec("1")),
+                    (Denom::new("uakt").expect("d"), dec("2")),
+                ]),
             },
         }
     }
@@ -267,6 +278,27 @@ mod tests {
     }
 
     #[test]
+    fn bids_in_akash_denominations_through_the_exchange_rates() {
+        let c = ctx();
+        let in_usdc =
+            decide(&c, &mut reservations(), &order(), &max("100"), &spec(1, vec![], None))
+                .expect("bids in uusdc");
+        let denom = |d: &str| Denom::new(d).expect("d");
+        let act = DecCoin { denom: denom("uact"), amount: dec("100") };
+        let m = decide(&c, &mut reservations(), &order(), &act, &spec(1, vec![], None))
+            .expect("bids in uact");
+        assert_eq!(m.price, DecCoin { denom: denom("uact"), amount: in_usdc.price.amount });
+        // One uakt is worth two uusdc here: half the amount.
+        let akt = DecCoin { denom: denom("uakt"), amount: dec("100") };
+        let m = decide(&c, &mut reservations(), &order(), &akt, &spec(1, vec![], None))
+            .expect("bids in uakt");
+        assert_eq!(m.price.denom, denom("uakt"));
+        assert_eq!(m.price.amount.atto() * 2, in_usdc.price.amount.atto());
+        assert_eq!(c.rates.convert(dec("1"), &denom("uakt")), Some(dec("0.5")));
+        assert_eq!(c.rates.convert(dec("1"), &denom("ugrid")), None);
+    }
+
+    #[test]
     fn skips_say_why_and_hold_nothing() {
         let c = ctx();
         let mut r = reservations();
@@ -281,7 +313,7 @@ mod tests {
             (
                 spec(0, vec![], None),
                 DecCoin { denom: Denom::new("ugrid").expect("d"), amount: dec("9") },
-                "pays in ugrid",
+                "no exchange rate for ugrid",
             ),
             (
                 GroupSpec {

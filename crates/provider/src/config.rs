@@ -65,6 +65,12 @@ pub struct Pricing {
     /// Per GPU, by model (`a100 = "120"`).
     #[serde(default)]
     pub gpu: BTreeMap<String, String>,
+    /// Other denominations this provider bids in, each with what one unit of it is worth in
+    /// `denom` (`uact = "1"`: Akash's compute credit, pegged to the US dollar like `uusdc`;
+    /// `uakt = "2"`: one uakt worth two uusdc). A bid in such a denomination is the price in
+    /// `denom` divided by that.
+    #[serde(default)]
+    pub exchange: BTreeMap<String, String>,
     /// External price script: gets the order as JSON on stdin, prints the price per block.
     #[serde(default)]
     pub script: Option<PathBuf>,
@@ -282,6 +288,26 @@ pub struct Rates {
     pub gpu_default: DecAmount,
     /// Lowercase model name to price.
     pub gpu: BTreeMap<String, DecAmount>,
+    /// Other denominations bid in, and what one unit of each is worth in `denom`.
+    pub exchange: BTreeMap<Denom, DecAmount>,
+}
+
+impl Rates {
+    /// A price in `denom` expressed in `to`: itself, or divided by `to`'s exchange rate;
+    /// `None` when this provider has no rate for `to` (or the division overflows).
+    pub fn convert(&self, price: DecAmount, to: &Denom) -> Option<DecAmount> {
+        if to == &self.denom {
+            return Some(price);
+        }
+        let rate = self.exchange.get(to)?.atto();
+        if rate == 0 {
+            return None;
+        }
+        let (p, one) = (price.atto(), 1_000_000_000_000_000_000u128);
+        let whole = (p / rate).checked_mul(one)?;
+        let part = (p % rate).checked_mul(one)? / rate;
+        Some(DecAmount::from_atto(whole.checked_add(part)?))
+    }
 }
 
 impl Config {
@@ -364,6 +390,22 @@ impl Config {
         for (model, price) in &p.gpu {
             gpu.insert(model.to_lowercase(), dec(&format!("gpu.{model}"), price)?);
         }
+        let mut exchange = BTreeMap::new();
+        for (name, worth) in &p.exchange {
+            let field = format!("pricing.exchange.{name}");
+            let d = Denom::new(name).map_err(|e| FieldError {
+                field: field.clone(),
+                message: format!("`{name}`: {e}"),
+            })?;
+            let w = dec(&format!("exchange.{name}"), worth)?;
+            if w.is_zero() {
+                return Err(FieldError {
+                    field,
+                    message: "an exchange rate must be above zero".into(),
+                });
+            }
+            exchange.insert(d, w);
+        }
         Ok(Rates {
             denom,
             cpu_per_core: dec("cpu_per_core", &p.cpu_per_core)?,
@@ -371,6 +413,7 @@ impl Config {
             storage_per_gib: dec("storage_per_gib", &p.storage_per_gib)?,
             gpu_default: dec("gpu_default", &p.gpu_default)?,
             gpu,
+            exchange,
         })
     }
 
@@ -437,6 +480,11 @@ gpu_default = "20"
 # Price per GPU and block by model.
 # a100 = "40"
 # h100 = "60"
+
+[pricing.exchange]
+# Other denominations to bid in: what one unit of each is worth in `denom`. Akash's
+# templates price in uact, its compute credit pegged to the US dollar like uusdc.
+uact = "1"
 
 [inventory]
 # Leave out to read from the host.

@@ -138,6 +138,7 @@ mod tests {
             storage_per_gib: d("0.1"),
             gpu_default: d("20"),
             gpu: BTreeMap::from([("a100".to_string(), d("40"))]),
+            exchange: BTreeMap::new(),
         }
     }
 

@@ -74,6 +74,26 @@ impl FromStr for Address {
     }
 }
 
+/// Bech32 prefix of Akash accounts.
+pub const AKASH_PREFIX: &str = "akash";
+
+impl Address {
+    /// The account with the same 20 bytes as an Akash address (`akash1...`): how gridlease
+    /// reads the Akash auditors an SDL file's `signedBy` names.
+    pub fn from_akash(s: &str) -> Result<Address, AddressError> {
+        let (hrp, data) =
+            bech32::decode(s).map_err(|e| AddressError::Bech32(s.to_string(), e.to_string()))?;
+        if hrp.as_str() != AKASH_PREFIX {
+            return Err(AddressError::WrongPrefix(s.to_string(), hrp.to_string()));
+        }
+        let bytes: [u8; 20] = data
+            .as_slice()
+            .try_into()
+            .map_err(|_| AddressError::WrongLength(s.to_string(), data.len()))?;
+        Ok(Address(bytes))
+    }
+}
+
 impl serde::Serialize for Address {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

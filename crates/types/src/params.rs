@@ -159,18 +159,28 @@ impl Params {
         self.take_rates_ppm.iter().find(|(d, _)| d == denom).map_or(0, |(_, r)| *r)
     }
 
-    /// Devnet defaults: `ugrid` native, `uusdc` stable, 5-block bid window, 100-block grace,
-    /// 30-block failover grace, 600-block exclusion of a failed-over provider.
+    /// Devnet defaults: `ugrid` native, `uusdc` stable, Akash's `uact` and `uakt`, 5-block bid
+    /// window, 100-block grace, 30-block failover grace, 600-block exclusion of a failed-over
+    /// provider.
     pub fn devnet() -> Self {
         let ugrid = Denom::new("ugrid").unwrap_or_else(|_| unreachable!("valid literal"));
         let uusdc = Denom::new("uusdc").unwrap_or_else(|_| unreachable!("valid literal"));
+        let uact = Denom::new("uact").unwrap_or_else(|_| unreachable!("valid literal"));
+        let uakt = Denom::new("uakt").unwrap_or_else(|_| unreachable!("valid literal"));
         Params {
             native_denom: ugrid.clone(),
-            denoms: vec![ugrid.clone(), uusdc.clone()],
+            // Akash's denominations too, so that its templates deploy unchanged: uact, its
+            // compute credit pegged to the dollar like uusdc, and uakt, its token.
+            denoms: vec![ugrid.clone(), uusdc.clone(), uact.clone(), uakt.clone()],
             bid_window: 5,
-            min_deposits: vec![Coin::new(500_000, &ugrid), Coin::new(500_000, &uusdc)],
+            min_deposits: vec![
+                Coin::new(500_000, &ugrid),
+                Coin::new(500_000, &uusdc),
+                Coin::new(500_000, &uact),
+                Coin::new(500_000, &uakt),
+            ],
             bid_deposit: Coin::new(500_000, &ugrid),
-            take_rates_ppm: vec![(ugrid, 20_000), (uusdc, 20_000)],
+            take_rates_ppm: vec![(ugrid, 20_000), (uusdc, 20_000), (uact, 20_000), (uakt, 20_000)],
             overdraw_grace: 100,
             min_fee: 1_000,
             max_groups: 20,
