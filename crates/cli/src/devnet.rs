@@ -363,6 +363,9 @@ fn configure_provider(config: &mut Config, demo: &Path, fleet: usize) {
     // (the devnet takes one uakt as worth two uusdc).
     config.pricing.exchange.insert("uact".into(), "1".into());
     config.pricing.exchange.insert("uakt".into(), "2".into());
+    // Akash's storage classes, which its templates ask for (all on this host's disk here).
+    config.inventory.storage_classes =
+        ["default", "beta1", "beta2", "beta3"].map(String::from).to_vec();
     config.attributes.insert("region".into(), format!("devnet-{}", fleet + 1));
     config.lease.health_interval_ms = 200;
     config.lease.withdraw_every_blocks = 60;
