@@ -450,8 +450,55 @@ fn describe_bid(b: &Bid, per_hour: f64) -> String {
 }
 
 fn say(g: &Global, line: &str) {
-    if !g.json() {
-        println!("{line}");
+    if g.json() {
+        return;
+    }
+    match lock_spinner().as_ref() {
+        Some(bar) => bar.println(line),
+        None => println!("{line}"),
+    }
+}
+
+/// The spinner of the wait in progress, when stdout is a terminal: lines said meanwhile print
+/// above it.
+static SPINNER: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+fn lock_spinner() -> std::sync::MutexGuard<'static, Option<indicatif::ProgressBar>> {
+    SPINNER.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A spinner with the elapsed time for a long wait, shown while this lives (only on a
+/// terminal, and never with `--output json`; elsewhere the plain lines say the same).
+struct Spinner;
+
+impl Spinner {
+    fn start(g: &Global, what: &str) -> Spinner {
+        if !g.json() && std::io::stdout().is_terminal() {
+            let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            {
+                bar.set_style(style);
+            }
+            bar.set_message(what.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            *lock_spinner() = Some(bar);
+        }
+        Spinner
+    }
+
+    fn message(&self, what: String) {
+        if let Some(bar) = lock_spinner().as_ref() {
+            bar.set_message(what);
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = lock_spinner().take() {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -700,7 +747,13 @@ async fn auction(
         stalled: None,
     };
     let mut asked = !interactive;
+    let spinner = Spinner::start(g, "waiting for bids");
     while a.leases.len() < groups {
+        spinner.message(format!(
+            "auction: {} bids, {} of {groups} groups leased",
+            a.bids.len(),
+            a.leases.len()
+        ));
         if deadline.passed() {
             return Err(failed(format!(
                 "no lease after {}s{}: the deployment stays open; close it with `gridlease close {dseq}`",
@@ -720,6 +773,10 @@ async fn auction(
         }
         if !asked && !a.bids.is_empty() && std::io::stdin().is_terminal() {
             asked = true;
+            // The question needs the line to itself.
+            if let Some(bar) = lock_spinner().take() {
+                bar.finish_and_clear();
+            }
             if let Some(bid) = ask_for_bid(&a.bids).await? {
                 submit(client, builder, vec![Msg::AcceptBid { bid }]).await?;
             }
@@ -781,8 +838,10 @@ async fn wait_ready(
     deadline: Deadline,
 ) -> anyhow::Result<LeaseStatus> {
     let mut last_phase = None;
+    let spinner = Spinner::start(g, "waiting for the services");
     loop {
         let s = api.lease_status(id).await.map_err(api_error)?;
+        spinner.message(format!("{}: {}", s.phase, s.message));
         if last_phase != Some(s.phase) {
             let at = deadline.started.elapsed().as_secs_f64();
             say(g, &format!("  {}: {} ({at:.1}s)", s.phase, s.message));
