@@ -184,6 +184,23 @@ pub fn balance_of(balances: &[Coin], denom: &Denom) -> u128 {
     balances.iter().find(|c| &c.denom == denom).map(|c| c.amount).unwrap_or(0)
 }
 
+/// Set by `gridlease devnet --output json`: what the commands say to people goes to stderr,
+/// so that stdout holds only the machine-readable answer.
+pub static HUMAN_TO_STDERR: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// `println!` for lines meant for people: on stderr while [`HUMAN_TO_STDERR`] is set.
+macro_rules! human {
+    ($($t:tt)*) => {
+        if $crate::context::HUMAN_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!($($t)*)
+        } else {
+            println!($($t)*)
+        }
+    };
+}
+pub(crate) use human;
+
 #[cfg(test)]
 mod tests {
     use super::*;

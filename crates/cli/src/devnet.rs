@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+
+use crate::context::human;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -38,6 +40,10 @@ pub struct DevnetArgs {
     /// Where the devnet keeps its chain, providers, keys and logs (resumed when it exists).
     #[arg(long, default_value = "gridlease-devnet")]
     home: PathBuf,
+    /// `text`, or `json`: once up, print what `devnet.json` holds as one line on stdout (the
+    /// lines for people go to stderr).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    output: String,
     /// Runtime of the providers, podman or exec (default: podman when it works here, else
     /// exec).
     #[arg(long)]
@@ -480,6 +486,10 @@ struct DemoInfo {
 const CHAIN_ID: &str = "gridlease-devnet";
 
 async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
+    let json = args.output == "json";
+    if json {
+        crate::context::HUMAN_TO_STDERR.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let setup = prepare(&args)?;
     let (mut state, fresh) = match open_state(&setup)? {
         Some(state) => (state, false),
@@ -513,7 +523,13 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     let info_path = write_info(&setup, &state, demo.as_ref(), gateway_url.as_deref(), watcher)?;
     welcome(&setup, &state, demo.as_ref(), &info_path);
     if let Some(url) = &gateway_url {
-        println!("gateway (one OpenAI endpoint over the demo's leases): {url}/v1");
+        human!("gateway (one OpenAI endpoint over the demo's leases): {url}/v1");
+    }
+    if json {
+        let text = std::fs::read(&info_path)
+            .with_context(|| format!("cannot read {}", info_path.display()))?;
+        let value: serde_json::Value = serde_json::from_slice(&text)?;
+        println!("{value}");
     }
     supervise(&setup, procs).await
 }
@@ -533,7 +549,7 @@ async fn start_watcher(setup: &Setup, g: &Global, dseq: u64) -> anyhow::Result<W
     let opts = crate::watch::WatchOpts::default();
     // The task lives as long as the devnet process.
     drop(crate::watch::start(g.clone(), vec![dseq], opts, out).await?);
-    println!("watcher: reports the demo's health as {owner} (log: {})", log.display());
+    human!("watcher: reports the demo's health as {owner} (log: {})", log.display());
     Ok(WatcherInfo { address: owner.to_string(), log })
 }
 
@@ -599,7 +615,7 @@ fn open_state(setup: &Setup) -> anyhow::Result<Option<DevnetState>> {
             setup.home.display()
         ))
     })?;
-    println!("resuming the devnet in {} ({} driver)", setup.home.display(), state.driver.name());
+    human!("resuming the devnet in {} ({} driver)", setup.home.display(), state.driver.name());
     Ok(Some(state))
 }
 
@@ -610,7 +626,7 @@ async fn pick_driver(asked: Option<DriverKind>, demo: &Path) -> anyhow::Result<D
         None => match podman_works(demo).await {
             Ok(()) => return Ok(DriverKind::Podman),
             Err(why) => {
-                println!("podman is not usable here ({why}): the providers use the exec driver");
+                human!("podman is not usable here ({why}): the providers use the exec driver");
                 DriverKind::Exec
             }
         },
@@ -627,7 +643,7 @@ async fn pick_driver(asked: Option<DriverKind>, demo: &Path) -> anyhow::Result<D
 async fn create(setup: &Setup, args: &DevnetArgs) -> anyhow::Result<DevnetState> {
     let driver = pick_driver(args.driver, &setup.demo_bin).await?;
     let home = &setup.home;
-    println!("creating a devnet in {} ({} driver)", home.display(), driver.name());
+    human!("creating a devnet in {} ({} driver)", home.display(), driver.name());
     let keystore = Keystore::new(home);
     let tenant = keystore.store(TENANT, &new_mnemonic()?, &setup.passphrase)?;
     let funds = "=1000000000000ugrid,1000000000000uusdc,1000000000000uact,1000000000000uakt";
@@ -761,7 +777,7 @@ async fn start_node(
         let log = setup.log(&name);
         let child = spawn_until(cmd, &name, &log, Duration::from_secs(60), ready).await?;
         procs.0.push((name.clone(), child));
-        println!("validator {name}: http://{} (log: {})", v.rpc, log.display());
+        human!("validator {name}: http://{} (log: {})", v.rpc, log.display());
     }
     let log = setup.log("node");
     let client = Client::new(&setup.rpc);
@@ -771,7 +787,7 @@ async fn start_node(
     };
     let child = spawn_until(run, "the validator", &log, Duration::from_secs(60), ready).await?;
     procs.0.push(("node".into(), child));
-    println!("validator: {} (log: {})", setup.rpc, log.display());
+    human!("validator: {} (log: {})", setup.rpc, log.display());
     Ok(())
 }
 
@@ -801,7 +817,7 @@ async fn start_providers(
         };
         let child = spawn_until(cmd, &p.name, &log, Duration::from_secs(60), ready).await?;
         procs.0.push((p.name.clone(), child));
-        println!("{}: {} {} (log: {})", p.name, p.address, p.gpu, log.display());
+        human!("{}: {} {} (log: {})", p.name, p.address, p.gpu, log.display());
     }
     Ok(())
 }
@@ -816,12 +832,12 @@ async fn ensure_demo(
     if let Some(dseq) = state.demo_dseq
         && let Some(running) = demo_running(g, dseq).await
     {
-        println!("the demo deployment {dseq} is running again");
+        human!("the demo deployment {dseq} is running again");
         return Ok(running);
     }
     let file = setup.home.join("demo.yaml");
     std::fs::write(&file, demo_sdl(replicas))?;
-    println!("deploying the demo ({}):", file.display());
+    human!("deploying the demo ({}):", file.display());
     let deployed =
         crate::tenant::deploy(g, &file, DeployOptions::within(Duration::from_secs(120))).await?;
     state.demo_dseq = Some(deployed.dseq);
@@ -876,16 +892,16 @@ fn write_info(
 /// What a new user reads once the devnet is up: where things are and what to try.
 fn welcome(setup: &Setup, state: &DevnetState, demo: Option<&Deployed>, info: &Path) {
     let (home, rpc) = (&setup.home, &setup.rpc);
-    println!();
-    println!("gridlease devnet is up. Everything about it: {}", info.display());
+    human!();
+    human!("gridlease devnet is up. Everything about it: {}", info.display());
     if let Some(e) = demo.and_then(|d| d.first_endpoint("llm")) {
-        println!("demo endpoint (a DEMO server that echoes, not a model): {e}");
-        println!(
+        human!("demo endpoint (a DEMO server that echoes, not a model): {e}");
+        human!(
             "  curl {e}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\":\"gridlease-demo-echo\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'"
         );
     }
-    println!("use the tenant from another shell:");
-    println!(
+    human!("use the tenant from another shell:");
+    human!(
         "  export GRIDLEASE_HOME={} GRIDLEASE_NODE={rpc} GRIDLEASE_FROM={TENANT} {}={}",
         home.display(),
         crate::keys::PASSPHRASE_ENV,
@@ -893,11 +909,11 @@ fn welcome(setup: &Setup, state: &DevnetState, demo: Option<&Deployed>, info: &P
     );
     // The command as this shell can run it: `gridlease` may not be on PATH (cargo run).
     let me = self_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "gridlease".into());
-    println!(
+    human!(
         "  {me} providers; {me} leases; {me} status {}",
         state.demo_dseq.map(|d| d.to_string()).unwrap_or_else(|| "DSEQ".into())
     );
-    println!(
+    human!(
         "logs: {}   stop: Ctrl-C (run it again with --home {} to resume)",
         home.join("logs").display(),
         home.display()
@@ -922,7 +938,7 @@ async fn supervise(setup: &Setup, mut procs: Procs) -> anyhow::Result<ExitCode> 
                 // A provider going away is what the market is built to survive: its leases
                 // fail over to the others. Anything else stopping stops the devnet.
                 if let Some(name) = dead.as_ref().filter(|n| n.starts_with("provider-")) {
-                    println!("{name} stopped; the market carries on without it (its leases fail over)");
+                    human!("{name} stopped; the market carries on without it (its leases fail over)");
                     procs.0.retain(|(n, _)| n != name);
                     continue;
                 }
@@ -932,7 +948,7 @@ async fn supervise(setup: &Setup, mut procs: Procs) -> anyhow::Result<ExitCode> 
             }
         }
     };
-    println!("stopping the devnet");
+    human!("stopping the devnet");
     procs.stop();
     let home = &setup.home;
     match died {
@@ -940,7 +956,7 @@ async fn supervise(setup: &Setup, mut procs: Procs) -> anyhow::Result<ExitCode> 
             Err(failed(format!("{name} stopped unexpectedly; see {}", home.join("logs").display())))
         }
         None => {
-            println!("stopped; run `gridlease devnet --home {}` to resume", home.display());
+            human!("stopped; run `gridlease devnet --home {}` to resume", home.display());
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -405,7 +405,7 @@ pub async fn register(home_dir: &Path, passphrase: Option<&str>) -> anyhow::Resu
     if !receipt.is_ok() {
         anyhow::bail!("the chain refused the registration ({}): {}", receipt.code, receipt.log);
     }
-    println!(
+    crate::context::human!(
         "provider {address} {} at {} (host {}){}",
         if exists { "updated" } else { "registered" },
         height,

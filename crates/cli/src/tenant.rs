@@ -455,7 +455,7 @@ fn say(g: &Global, line: &str) {
     }
     match lock_spinner().as_ref() {
         Some(bar) => bar.println(line),
-        None => println!("{line}"),
+        None => crate::context::human!("{line}"),
     }
 }
 

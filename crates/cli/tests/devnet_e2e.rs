@@ -127,6 +127,8 @@ fn devnet_round_trip(validators: u32) {
             &port.to_string(),
             "--validators",
             &validators.to_string(),
+            "--output",
+            "json",
             "--home",
         ])
         .arg(&home)
@@ -145,6 +147,19 @@ fn devnet_round_trip(validators: u32) {
     }
     let info: Value =
         serde_json::from_slice(&std::fs::read(&info_path).expect("read")).expect("json");
+    // With `--output json`, stdout is devnet.json on one line and the words go to stderr.
+    let out_path = dir.path().join("devnet.out");
+    let printed = loop {
+        let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+        if let Some(line) = text.lines().next().filter(|_| text.ends_with('\n')) {
+            break serde_json::from_str::<Value>(line).expect("stdout is one JSON line");
+        }
+        assert!(Instant::now() < deadline, "devnet printed no JSON: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(printed, info, "stdout holds what devnet.json holds");
+    let said = std::fs::read_to_string(dir.path().join("devnet.err")).expect("devnet.err");
+    assert!(said.contains("gridlease devnet is up"), "{said}");
     assert_eq!(info["rpc"], Value::String(rpc.clone()));
     assert_eq!(info["providers"].as_array().map(Vec::len), Some(3));
     assert_eq!(info["tenant_key"], "tenant");
