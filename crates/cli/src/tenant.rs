@@ -644,6 +644,46 @@ impl Deadline {
     }
 }
 
+/// Why the providers did not bid on `order`'s deployment, from each one's public status (its
+/// recent bid decisions; no lease or certificate needed): a line per provider that declined,
+/// with its reason, and one for each that did not answer.
+async fn why_no_bid(client: &Client, order: &OrderId) -> Vec<String> {
+    const ASKED: usize = 32;
+    let Ok(providers) = client.providers().await else { return Vec::new() };
+    let prefix = format!("{}/{}/", order.owner, order.dseq);
+    let asks = providers.iter().take(ASKED).map(|p| {
+        let prefix = prefix.clone();
+        async move {
+            let answer = tokio::time::timeout(Duration::from_secs(3), async {
+                let api = ProviderApi::from_chain(client, &p.owner, None).await?;
+                api.status().await
+            })
+            .await;
+            let why = match answer {
+                Ok(Ok(status)) => {
+                    let last = status.recent_decisions.iter().rev().find(|d| d.order.starts_with(&prefix));
+                    match last {
+                        Some(d) if d.outcome == gridlease_provider::api::DecisionOutcome::Bid => {
+                            "bid on it (a bid from a provider that holds another replica does not win)".to_string()
+                        }
+                        Some(d) => d.detail.clone(),
+                        None => "no decision on this deployment yet".to_string(),
+                    }
+                }
+                Ok(Err(e)) => format!("did not answer ({e})"),
+                Err(_) => "did not answer within 3 s".to_string(),
+            };
+            format!("    {}: {why}", p.owner)
+        }
+    });
+    let mut lines = vec!["  why the providers did not bid:".to_string()];
+    lines.extend(futures_util::future::join_all(asks).await);
+    if providers.len() > ASKED {
+        lines.push(format!("    ({} more providers not asked)", providers.len() - ASKED));
+    }
+    lines
+}
+
 /// The events an auction is followed by.
 const AUCTION_EVENTS: &[&str] =
     &["bid_created", "auction_won", "lease_created", "order_stalled", "order_closed"];
@@ -700,6 +740,11 @@ impl Auction<'_> {
                             "  the auction closed without a winner: {why}; it stays open for late bids"
                         ),
                     );
+                    if self.stalled.is_none() {
+                        for line in why_no_bid(client, id).await {
+                            say(self.g, &line);
+                        }
+                    }
                     self.stalled = Some(why);
                 }
                 _ => {}

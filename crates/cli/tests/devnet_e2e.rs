@@ -259,6 +259,7 @@ fn devnet_round_trip(validators: u32) {
     }
 
     if validators == 1 {
+        no_bid_says_why(&home, &rpc, dir.path());
         failover(&home, &rpc, &info, dseq, req);
     }
 
@@ -364,6 +365,27 @@ fn devnet_round_trip(validators: u32) {
 /// failover grace and re-auctions it without that provider (nor the one holding the other
 /// replica), the watcher sends the manifest to the new winner, and both replicas serve again
 /// within a minute, with no command typed.
+/// An order no provider can take: `deploy` says, from the providers' public status, why each
+/// declined, and the deployment is closed again.
+fn no_bid_says_why(home: &Path, rpc: &str, dir: &Path) {
+    let sdl = dir.join("nobid.yaml");
+    let text = "version: \"2.0\"\nservices:\n  web:\n    image: nginx:1.25\n    expose:\n      - port: 80\n        to:\n          - global: true\nprofiles:\n  compute:\n    web:\n      resources:\n        cpu: { units: 0.5 }\n        memory: { size: 256Mi }\n        storage: { size: 1Gi }\n  placement:\n    dc:\n      attributes:\n        host: akash\n      pricing:\n        web: { denom: uact, amount: 1000 }\ndeployment:\n  web:\n    dc: { profile: web, count: 1 }\n";
+    std::fs::write(&sdl, text).expect("write sdl");
+    let path = sdl.to_str().expect("utf-8 path");
+    let (code, out, err) = gridlease(home, rpc, &["deploy", path, "--timeout", "8"]);
+    assert_ne!(code, Some(0), "{out}{err}");
+    assert!(out.contains("why the providers did not bid"), "{out}{err}");
+    assert_eq!(out.matches("attributes not offered: host=akash").count(), 3, "{out}");
+    let dseq = out
+        .split_whitespace()
+        .skip_while(|w| *w != "deployment")
+        .nth(1)
+        .and_then(|d| d.parse::<u64>().ok())
+        .expect("deploy names the deployment");
+    let (code, _, err) = gridlease(home, rpc, &["close", &dseq.to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
 fn failover(home: &Path, rpc: &str, info: &Value, dseq: u64, req: &str) {
     let status = |h: &Path| {
         let (code, out, err) =
