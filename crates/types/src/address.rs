@@ -61,16 +61,7 @@ impl fmt::Debug for Address {
 impl FromStr for Address {
     type Err = AddressError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (hrp, data) =
-            bech32::decode(s).map_err(|e| AddressError::Bech32(s.to_string(), e.to_string()))?;
-        if hrp.as_str() != ADDRESS_PREFIX {
-            return Err(AddressError::WrongPrefix(s.to_string(), hrp.to_string()));
-        }
-        let bytes: [u8; 20] = data
-            .as_slice()
-            .try_into()
-            .map_err(|_| AddressError::WrongLength(s.to_string(), data.len()))?;
-        Ok(Address(bytes))
+        Address::decode_with_prefix(s, ADDRESS_PREFIX)
     }
 }
 
@@ -81,9 +72,14 @@ impl Address {
     /// The account with the same 20 bytes as an Akash address (`akash1...`): how gridlease
     /// reads the Akash auditors an SDL file's `signedBy` names.
     pub fn from_akash(s: &str) -> Result<Address, AddressError> {
+        Address::decode_with_prefix(s, AKASH_PREFIX)
+    }
+
+    /// The 20 bytes of a bech32 address whose prefix is `prefix`.
+    fn decode_with_prefix(s: &str, prefix: &str) -> Result<Address, AddressError> {
         let (hrp, data) =
             bech32::decode(s).map_err(|e| AddressError::Bech32(s.to_string(), e.to_string()))?;
-        if hrp.as_str() != AKASH_PREFIX {
+        if hrp.as_str() != prefix {
             return Err(AddressError::WrongPrefix(s.to_string(), hrp.to_string()));
         }
         let bytes: [u8; 20] = data
@@ -109,6 +105,18 @@ impl<'de> serde::Deserialize<'de> for Address {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_akash_address_names_the_account_with_the_same_bytes() {
+        let grid = Address([7; 20]);
+        let hrp = bech32::Hrp::parse_unchecked(AKASH_PREFIX);
+        let akash = bech32::encode::<bech32::Bech32>(hrp, &grid.0).expect("encode");
+        assert!(akash.starts_with("akash1"));
+        assert_eq!(Address::from_akash(&akash).expect("akash"), grid);
+        assert!(akash.parse::<Address>().is_err(), "not a grid address");
+        assert!(Address::from_akash(&grid.to_string()).is_err(), "not an akash address");
+        assert!(Address::from_akash("akash1auditor").is_err());
+    }
     use super::*;
 
     #[test]
