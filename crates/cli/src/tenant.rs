@@ -673,6 +673,9 @@ async fn why_no_bid(client: &Client, order: &OrderId) -> Vec<String> {
                 Ok(Err(e)) => format!("did not answer ({e})"),
                 Err(_) => "did not answer within 3 s".to_string(),
             };
+            // A provider's words reach the tenant's terminal: control characters dropped,
+            // length bounded.
+            let why: String = why.chars().filter(|c| !c.is_control()).take(300).collect();
             format!("    {}: {why}", p.owner)
         }
     });

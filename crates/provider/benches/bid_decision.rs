@@ -45,6 +45,8 @@ fn context() -> BidContext {
             gpu_default: dec("20"),
             gpu: BTreeMap::from([("a100".into(), dec("40")), ("h100".into(), dec("60"))]),
             exchange: BTreeMap::new(),
+            max_sla_penalty_ppm: 100_000,
+            min_sla_period_blocks: 3_600,
         },
     }
 }

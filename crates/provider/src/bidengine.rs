@@ -56,6 +56,20 @@ pub fn decide(
             max_price.denom, ctx.rates.denom, max_price.denom
         ));
     }
+    if let Some(sla) = &spec.sla {
+        if sla.penalty_ppm > ctx.rates.max_sla_penalty_ppm {
+            return Err(format!(
+                "the SLA's penalty ({} ppm of the bid deposit per breach) is above this provider's limit ({} ppm, pricing.max_sla_penalty_ppm)",
+                sla.penalty_ppm, ctx.rates.max_sla_penalty_ppm
+            ));
+        }
+        if sla.period_blocks < ctx.rates.min_sla_period_blocks {
+            return Err(format!(
+                "the SLA's period ({} blocks) is shorter than this provider accepts ({} blocks, pricing.min_sla_period_blocks)",
+                sla.period_blocks, ctx.rates.min_sla_period_blocks
+            ));
+        }
+    }
     let req = &spec.requirements;
     if !attributes_satisfied(&req.attributes, &ctx.attributes) {
         let missing: Vec<String> = req
@@ -178,6 +192,8 @@ mod tests {
                     (Denom::new("uact").expect("d"), dec("1")),
                     (Denom::new("uakt").expect("d"), dec("2")),
                 ]),
+                max_sla_penalty_ppm: 100_000,
+                min_sla_period_blocks: 3_600,
             },
         }
     }
@@ -342,6 +358,30 @@ mod tests {
                 },
                 max("100"),
                 "auditors",
+            ),
+            (
+                GroupSpec {
+                    sla: Some(gridlease_types::Sla {
+                        period_blocks: 86_400,
+                        allowed_down_ppm: 0,
+                        penalty_ppm: 1_000_000,
+                    }),
+                    ..spec(0, vec![], None)
+                },
+                max("100"),
+                "above this provider's limit",
+            ),
+            (
+                GroupSpec {
+                    sla: Some(gridlease_types::Sla {
+                        period_blocks: 100,
+                        allowed_down_ppm: 0,
+                        penalty_ppm: 50_000,
+                    }),
+                    ..spec(0, vec![], None)
+                },
+                max("100"),
+                "shorter than this provider accepts",
             ),
         ];
         for (s, m, why) in cases {

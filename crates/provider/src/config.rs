@@ -71,6 +71,14 @@ pub struct Pricing {
     /// `denom` divided by that.
     #[serde(default)]
     pub exchange: BTreeMap<String, String>,
+    /// The harshest SLA this provider bids under: the largest share of its bid deposit a
+    /// breached period or a failover may cost (parts per million; 10% by default, the chain's
+    /// failover penalty) and the shortest period. A tenant names the monitors that judge the
+    /// lease, so an order with a harsher SLA is skipped.
+    #[serde(default = "default_max_sla_penalty_ppm")]
+    pub max_sla_penalty_ppm: u32,
+    #[serde(default = "default_min_sla_period_blocks")]
+    pub min_sla_period_blocks: u64,
     /// External price script: gets the order as JSON on stdin, prints the price per block.
     #[serde(default)]
     pub script: Option<PathBuf>,
@@ -290,6 +298,17 @@ pub struct Rates {
     pub gpu: BTreeMap<String, DecAmount>,
     /// Other denominations bid in, and what one unit of each is worth in `denom`.
     pub exchange: BTreeMap<Denom, DecAmount>,
+    /// The harshest SLA bid under (see [`Pricing::max_sla_penalty_ppm`]).
+    pub max_sla_penalty_ppm: u32,
+    pub min_sla_period_blocks: u64,
+}
+
+fn default_max_sla_penalty_ppm() -> u32 {
+    100_000
+}
+
+fn default_min_sla_period_blocks() -> u64 {
+    3_600
 }
 
 impl Rates {
@@ -414,6 +433,8 @@ impl Config {
             gpu_default: dec("gpu_default", &p.gpu_default)?,
             gpu,
             exchange,
+            max_sla_penalty_ppm: p.max_sla_penalty_ppm,
+            min_sla_period_blocks: p.min_sla_period_blocks,
         })
     }
 
@@ -475,6 +496,9 @@ gpu_default = "20"
 # script_timeout_ms = 2000
 # Deposit locked with each bid; the chain's minimum when absent.
 # bid_deposit = "5000000ugrid"
+# The harshest SLA (x-gridlease.sla) to bid under: the tenant's own monitors judge the lease.
+# max_sla_penalty_ppm = 100000
+# min_sla_period_blocks = 3600
 
 [pricing.gpu]
 # Price per GPU and block by model.

@@ -139,6 +139,8 @@ mod tests {
             gpu_default: d("20"),
             gpu: BTreeMap::from([("a100".to_string(), d("40"))]),
             exchange: BTreeMap::new(),
+            max_sla_penalty_ppm: 100_000,
+            min_sla_period_blocks: 3_600,
         }
     }
 

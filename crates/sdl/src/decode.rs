@@ -178,9 +178,11 @@ impl Decoder<'_> {
         let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         let parsed = if digits(whole) && (frac.is_empty() || (digits(frac) && frac.len() <= 4)) {
-            let w: u64 = whole.parse().ok()?;
-            let f: u64 = format!("{frac:0<4}").parse().ok()?;
-            w.checked_mul(10_000).and_then(|w| w.checked_add(f)).filter(|v| *v <= 1_000_000)
+            let w = whole.parse::<u64>().ok();
+            let f = format!("{frac:0<4}").parse::<u64>().ok();
+            w.zip(f)
+                .and_then(|(w, f)| w.checked_mul(10_000).and_then(|w| w.checked_add(f)))
+                .filter(|v| *v <= 1_000_000)
         } else {
             None
         };

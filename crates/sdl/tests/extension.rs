@@ -80,6 +80,11 @@ fn a_bad_extension_names_the_line_and_column() {
             26,
             "up to 4 decimals",
         ),
+        (
+            "x-gridlease:\n  sla:\n    period_blocks: 3600\n    allowed_downtime: 99999999999999999999999%\n",
+            26,
+            "percentage",
+        ),
         ("x-gridlease:\n  sla:\n    period_blocks: 3600\n", 25, "allowed_downtime"),
     ];
     for (ext, line, what) in cases {

@@ -460,7 +460,8 @@ impl Sim {
 
     fn exp_blocks(&mut self, mean_blocks: f64) -> u64 {
         let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
-        ((-mean_blocks * u.ln()).round() as u64).max(1)
+        // Capped far past any run's end, so heights never overflow.
+        ((-mean_blocks * u.ln()).round().min(1e12) as u64).max(1)
     }
 
     fn outage_mean(&self) -> f64 {

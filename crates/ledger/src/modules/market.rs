@@ -209,7 +209,8 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
         }
         let bids = self.bids_of(&id)?;
         // Read once per auction, not once per bid.
-        let holders = self.sibling_replica_holders(&self.group_required(&id.group())?)?;
+        let group = self.group_required(&id.group())?;
+        let holders = self.sibling_replica_holders(&group)?;
         let mut open = Vec::new();
         let mut taken = false;
         for b in bids.iter().filter(|b| b.state == BidState::Open) {
@@ -219,7 +220,7 @@ impl<V: StateView + ?Sized> Ctx<'_, V> {
                 open.push(b);
             }
         }
-        let policy = self.group_required(&id.group())?.spec.bid_policy;
+        let policy = group.spec.bid_policy;
         let mut scored = Vec::with_capacity(open.len());
         for b in &open {
             let uptime = match policy {
