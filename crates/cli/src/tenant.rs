@@ -1240,6 +1240,12 @@ async fn close_deployment(
     Ok((h, refund))
 }
 
+/// Closes deployment `dseq` of the `--from` key, for callers that say what happened themselves.
+pub async fn close_by_dseq(g: &Global, dseq: u64) -> anyhow::Result<()> {
+    let (client, mut b) = g.signer().await?;
+    close_deployment(&client, &mut b, dseq).await.map(|_| ())
+}
+
 async fn close(g: &Global, dseq: u64) -> anyhow::Result<ExitCode> {
     let (client, mut b) = g.signer().await?;
     let (h, refund) = close_deployment(&client, &mut b, dseq).await?;
