@@ -211,9 +211,10 @@ async fn podman_driver_runs_a_lease_end_to_end() -> anyhow::Result<()> {
     // Crash the workload: the runtime restarts it and it answers again.
     let restarts_before = driver.status(&tag).await?[0].restarts;
     // The workload exits as soon as the file appears, and podman drops the container's exec
-    // sessions when it exits, sometimes before the exit code of `touch` can be read: the
-    // result is not checked here; the restart below proves the file was written.
-    let _ = driver.exec(&tag, "web", 0, &strings(&["touch", "/tmp/crash"])).await;
+    // sessions when it exits, often before the exit code of `touch` can be read from the
+    // session: the driver reads it from the runtime's events then.
+    let crash = driver.exec(&tag, "web", 0, &strings(&["touch", "/tmp/crash"])).await?;
+    ensure!(crash.exit_code == 0, "{crash:?}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status = driver.status(&tag).await?;
@@ -693,6 +694,78 @@ async fn connecting_to_a_dead_socket_is_unreachable() -> anyhow::Result<()> {
         Err(DriverError::Unreachable { .. }) => Ok(()),
         other => bail!("connect to a stale socket: {other:?}"),
     }
+}
+
+/// A command run in a lease always reports its output and its exit code, also when many run at
+/// once: 120 commands, four at a time, each exiting with its own code after printing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_never_loses_an_exit_code() -> anyhow::Result<()> {
+    let Some((driver, lease_id, tag, _cleanup)) = fresh_lease(21).await? else {
+        return Ok(());
+    };
+    let workload =
+        Workload { tag: tag.clone(), lease_id, replicas: vec![replica("web", &["sleep", "600"])] };
+    driver.deploy(&workload).await?;
+    let driver = std::sync::Arc::new(driver);
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..4u32 {
+        let (driver, tag) = (driver.clone(), tag.clone());
+        tasks.spawn(async move {
+            for i in 0..30u32 {
+                let code = (worker * 30 + i) % 200;
+                let script = format!("echo out-{code}; echo err-{code} >&2; exit {code}");
+                let out = driver.exec(&tag, "web", 0, &strings(&["sh", "-c", &script])).await?;
+                ensure!(out.exit_code == i64::from(code), "exit code of {script:?}: {out:?}");
+                ensure!(out.stdout == format!("out-{code}\n"), "{out:?}");
+                ensure!(out.stderr == format!("err-{code}\n"), "{out:?}");
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// A command that makes the workload exit still reports its exit code: podman drops a
+/// container's exec sessions when the container stops, often before the code can be read from
+/// the session, and the driver then reads it from the runtime's `exec_died` event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_that_stops_the_workload_reports_its_exit_code() -> anyhow::Result<()> {
+    let Some((driver, lease_id, tag, _cleanup)) = fresh_lease(22).await? else {
+        return Ok(());
+    };
+    // The workload exits (and is restarted: on-failure) as soon as /tmp/stop appears.
+    let main = "rm -f /tmp/stop; while [ ! -f /tmp/stop ]; do sleep 0.05; done; exit 1";
+    let workload = Workload {
+        tag: tag.clone(),
+        lease_id,
+        replicas: vec![replica("web", &["sh", "-c", main])],
+    };
+    driver.deploy(&workload).await?;
+    for round in 0..8u32 {
+        // Each round starts once the runtime restarted the workload the last round stopped.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = driver.status(&tag).await?;
+            if status[0].state == ReplicaState::Running && status[0].restarts >= round {
+                break;
+            }
+            ensure!(Instant::now() < deadline, "round {round}: not restarted: {status:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let script = format!("echo round-{round}; touch /tmp/stop; sleep 0.2; exit {}", 40 + round);
+        let out = driver.exec(&tag, "web", 0, &strings(&["sh", "-c", &script])).await;
+        let out = out.with_context(|| format!("round {round}"))?;
+        // The exec ends with its code, or is killed with the container (SIGKILL: 137).
+        ensure!(
+            out.exit_code == i64::from(40 + round) || out.exit_code == 137,
+            "round {round}: {out:?}"
+        );
+        ensure!(out.stdout == format!("round-{round}\n"), "round {round}: {out:?}");
+    }
+    Ok(())
 }
 
 /// Runs a command in replica `web` 0 and returns its stdout, failing unless it exits with 0.

@@ -36,9 +36,10 @@ use bollard::models::{
     SystemVersion, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -218,6 +219,50 @@ impl PodmanDriver {
             DriverError::Runtime(format!("volume directory {}: {e}", dir.display()))
         })?;
         Ok(self)
+    }
+
+    /// The exit code of exec session `exec_id` in container `name` from the runtime's
+    /// `exec_died` events since `since` (unix seconds), waiting up to a second for the event;
+    /// none when no event or no single code says it (see [`exec_code_among`]).
+    async fn exec_code_from_events(&self, name: &str, exec_id: &str, since: u64) -> Option<i64> {
+        let filters = HashMap::from([
+            ("event", vec!["exec_died".to_owned()]),
+            ("container", vec![name.to_owned()]),
+        ]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let until = (unix_seconds() + 1).to_string();
+            let options = EventsOptionsBuilder::new()
+                .since(&since.to_string())
+                .until(&until)
+                .filters(&filters)
+                .build();
+            let events: Vec<(Option<String>, i64)> = self
+                .docker
+                .events(Some(options))
+                .take_while(|e| std::future::ready(e.is_ok()))
+                .filter_map(|e| async move {
+                    let attributes = e.ok()?.actor?.attributes?;
+                    let code = attributes.get("containerExitCode")?.parse().ok()?;
+                    let id = attributes.get("execID").or_else(|| attributes.get("execId")).cloned();
+                    Some((id, code))
+                })
+                .collect()
+                .await;
+            if let Some(code) = exec_code_among(&events, exec_id) {
+                return Some(code);
+            }
+            if !events.is_empty() || tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    container = name,
+                    exec = exec_id,
+                    ?events,
+                    "exec code not found in events"
+                );
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Turns a bollard error into a driver error; `action` says what was being done, in
@@ -633,6 +678,8 @@ impl Driver for PodmanDriver {
         }
         let name = self.existing_replica(tag, service, replica).await?;
         let action = format!("exec in {name}");
+        // Whole seconds, a second early: the events API's `since` is in seconds.
+        let began = unix_seconds().saturating_sub(1);
         let created = self
             .docker
             .create_exec(
@@ -669,11 +716,19 @@ impl Driver for PodmanDriver {
         // The output ends when the process does; the exit code lands a moment later.
         let deadline = tokio::time::Instant::now() + EXEC_EXIT_WAIT;
         let exit_code = loop {
-            let inspected = self
-                .docker
-                .inspect_exec(&created.id)
-                .await
-                .map_err(|err| self.api_error(&action, err))?;
+            let inspected = match self.docker.inspect_exec(&created.id).await {
+                Ok(inspected) => inspected,
+                // Podman drops a container's exec sessions when the container stops (the
+                // command may have stopped it), often before the code can be read from the
+                // session; the runtime's `exec_died` event still has it.
+                Err(err) if session_gone(&err) => {
+                    match self.exec_code_from_events(&name, &created.id, began).await {
+                        Some(code) => break code,
+                        None => return Err(self.api_error(&action, err)),
+                    }
+                }
+                Err(err) => return Err(self.api_error(&action, err)),
+            };
             if let (false, Some(code)) = (inspected.running == Some(true), inspected.exit_code) {
                 break code;
             }
@@ -1084,6 +1139,37 @@ fn replica_status(
     ReplicaStatus { service: service.to_owned(), replica, state, restarts, exit_code }
 }
 
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The exit code of exec session `exec_id` among `exec_died` events of one container, as
+/// (exec id attribute or none, `containerExitCode`) pairs: the event naming the session when the
+/// runtime says which (newer podman), else the one code every event agrees on (podman 4 names
+/// no session and reports each end twice); none when they disagree.
+fn exec_code_among(events: &[(Option<String>, i64)], exec_id: &str) -> Option<i64> {
+    if let Some((_, code)) = events.iter().find(|(id, _)| id.as_deref() == Some(exec_id)) {
+        return Some(*code);
+    }
+    let unnamed: BTreeSet<i64> =
+        events.iter().filter(|(id, _)| id.is_none()).map(|(_, code)| *code).collect();
+    if unnamed.len() == 1 { unnamed.into_iter().next() } else { None }
+}
+
+/// The exec session is gone (404, or a 500 saying so while the container is cleaned up).
+fn session_gone(err: &ApiError) -> bool {
+    match err {
+        ApiError::DockerResponseServerError { status_code: 404, .. } => true,
+        ApiError::DockerResponseServerError { status_code: 500, message } => {
+            message.contains("no such exec session")
+        }
+        _ => false,
+    }
+}
+
 fn is_status(err: &ApiError, code: u16) -> bool {
     matches!(err, ApiError::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
@@ -1105,6 +1191,20 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_exec_code_is_read_from_events_only_when_unambiguous() {
+        use super::exec_code_among;
+        // Podman 4: no session named, each end reported twice.
+        assert_eq!(exec_code_among(&[(None, 7), (None, 7)], "a"), Some(7));
+        // Two sessions ended with different codes: no guess.
+        assert_eq!(exec_code_among(&[(None, 7), (None, 0)], "a"), None);
+        assert_eq!(exec_code_among(&[], "a"), None);
+        // Newer runtimes name the session.
+        let named = [(Some("b".to_owned()), 1), (Some("a".to_owned()), 42), (None, 3)];
+        assert_eq!(exec_code_among(&named, "a"), Some(42));
+        assert_eq!(exec_code_among(&named, "c"), Some(3));
+    }
+
     use super::*;
     use crate::driver::PortMapping;
 
