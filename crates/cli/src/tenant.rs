@@ -644,46 +644,115 @@ impl Deadline {
     }
 }
 
-/// Why the providers did not bid on `order`'s deployment, from each one's public status (its
-/// recent bid decisions; no lease or certificate needed): a line per provider that declined,
-/// with its reason, and one for each that did not answer.
-async fn why_no_bid(client: &Client, order: &OrderId) -> Vec<String> {
-    const ASKED: usize = 32;
-    let Ok(providers) = client.providers().await else { return Vec::new() };
-    let prefix = format!("{}/{}/", order.owner, order.dseq);
-    let asks = providers.iter().take(ASKED).map(|p| {
-        let prefix = prefix.clone();
-        async move {
-            let answer = tokio::time::timeout(Duration::from_secs(3), async {
-                let api = ProviderApi::from_chain(client, &p.owner, None).await?;
-                api.status().await
-            })
-            .await;
-            let why = match answer {
-                Ok(Ok(status)) => {
-                    let last = status.recent_decisions.iter().rev().find(|d| d.order.starts_with(&prefix));
-                    match last {
-                        Some(d) if d.outcome == gridlease_provider::api::DecisionOutcome::Bid => {
-                            "bid on it (a bid from a provider that holds another replica does not win)".to_string()
-                        }
-                        Some(d) => d.detail.clone(),
-                        None => "no decision on this deployment yet".to_string(),
+/// What one provider said of a deployment's orders: its last decision on each open group.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderWhy {
+    pub provider: Address,
+    /// `bid`, `skip`, `failed`, `undecided` (it has not decided on the deployment) or
+    /// `unreachable`.
+    pub outcome: String,
+    /// Why (a provider's words, control characters dropped, at most 300 characters).
+    pub detail: String,
+    /// The kind of reason (`gpu`, `price`, `attributes`, ...) when it declined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<gridlease_provider::api::DeclineReason>,
+    /// The change that would get its bid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+}
+
+/// A provider's words on the tenant's terminal: control characters dropped, length bounded.
+fn clean(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
+}
+
+/// At most this many providers are asked why, at once, 3 s each.
+const WHY_ASKED: usize = 32;
+
+/// Why the providers did or did not bid on the open groups (`gseqs`; all when empty) of
+/// deployment `owner`/`dseq`, from each provider's public decision endpoint (no lease or
+/// certificate needed; rate-limited there): its newest decision per group, and one entry for
+/// each that did not answer. Also the number of providers not asked.
+pub async fn provider_decisions(
+    client: &Client,
+    owner: &Address,
+    dseq: u64,
+    gseqs: &[u32],
+) -> (Vec<ProviderWhy>, usize) {
+    let Ok(providers) = client.providers().await else { return (Vec::new(), 0) };
+    let asks = providers.iter().take(WHY_ASKED).map(|p| async move {
+        let answer = tokio::time::timeout(Duration::from_secs(3), async {
+            let api = ProviderApi::from_chain(client, &p.owner, None).await?;
+            api.decisions(owner, dseq).await
+        })
+        .await;
+        let why = |outcome: &str, detail: String| ProviderWhy {
+            provider: p.owner,
+            outcome: outcome.into(),
+            detail: clean(&detail),
+            reason: None,
+            suggestion: None,
+        };
+        match answer {
+            Ok(Ok(answer)) => {
+                // Newest first: the first decision seen for a group is its current one.
+                let mut seen = std::collections::BTreeSet::new();
+                let mut out = Vec::new();
+                for d in answer.decisions {
+                    let gseq = d.order.split('/').nth(2).and_then(|g| g.parse::<u32>().ok());
+                    let Some(gseq) = gseq.filter(|g| gseqs.is_empty() || gseqs.contains(g)) else {
+                        continue;
+                    };
+                    if !seen.insert(gseq) {
+                        continue;
                     }
+                    out.push(ProviderWhy {
+                        reason: d.reason,
+                        suggestion: d.suggestion.as_deref().map(clean),
+                        ..why(d.outcome.name(), d.detail)
+                    });
                 }
-                Ok(Err(e)) => format!("did not answer ({e})"),
-                Err(_) => "did not answer within 3 s".to_string(),
-            };
-            // A provider's words reach the tenant's terminal: control characters dropped,
-            // length bounded.
-            let why: String = why.chars().filter(|c| !c.is_control()).take(300).collect();
-            format!("    {}: {why}", p.owner)
+                if out.is_empty() {
+                    out.push(why("undecided", "no decision on this deployment yet".into()));
+                }
+                out
+            }
+            Ok(Err(e)) => vec![why("unreachable", format!("did not answer ({e})"))],
+            Err(_) => vec![why("unreachable", "did not answer within 3 s".into())],
         }
     });
-    let mut lines = vec!["  why the providers did not bid:".to_string()];
-    lines.extend(futures_util::future::join_all(asks).await);
-    if providers.len() > ASKED {
-        lines.push(format!("    ({} more providers not asked)", providers.len() - ASKED));
+    let all = futures_util::future::join_all(asks).await.into_iter().flatten().collect();
+    (all, providers.len().saturating_sub(WHY_ASKED))
+}
+
+/// The lines that say why, for people: a provider per line, its suggestion under it.
+pub fn why_lines(whys: &[ProviderWhy], not_asked: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for w in whys {
+        let said = match w.outcome.as_str() {
+            "bid" => format!(
+                "bid on it ({}; a bid from a provider that holds another replica does not win)",
+                w.detail
+            ),
+            _ => w.detail.clone(),
+        };
+        lines.push(format!("    {}: {said}", w.provider));
+        if let Some(s) = &w.suggestion {
+            lines.push(format!("      suggestion: {s}"));
+        }
     }
+    if not_asked > 0 {
+        lines.push(format!("    ({not_asked} more providers not asked)"));
+    }
+    lines
+}
+
+/// Why the providers did not bid on `order`'s group, as lines for `deploy`.
+async fn why_no_bid(client: &Client, order: &OrderId) -> Vec<String> {
+    let (whys, not_asked) =
+        provider_decisions(client, &order.owner, order.dseq, &[order.gseq]).await;
+    let mut lines = vec!["  why the providers did not bid:".to_string()];
+    lines.extend(why_lines(&whys, not_asked));
     lines
 }
 
@@ -1150,6 +1219,18 @@ async fn status(g: &Global, dseq: u64, warn_hours: f64) -> anyhow::Result<ExitCo
         .collect();
     let outlook = escrow_outlook(&client, &owner, dseq).await?;
     let low = outlook.as_ref().and_then(|o| o.hours_left).filter(|h| *h < warn_hours);
+    // Groups still in auction: why the providers have not bid.
+    let open: Vec<u32> = record
+        .groups
+        .iter()
+        .filter(|g| matches!(g.state, gridlease_client::GroupState::Open))
+        .map(|g| g.id.gseq)
+        .collect();
+    let (whys, not_asked) = if open.is_empty() {
+        (Vec::new(), 0)
+    } else {
+        provider_decisions(&client, &owner, dseq, &open).await
+    };
     let out = json!({
         "dseq": dseq,
         "state": record.deployment.state,
@@ -1157,6 +1238,8 @@ async fn status(g: &Global, dseq: u64, warn_hours: f64) -> anyhow::Result<ExitCo
         "escrow_outlook": outlook,
         "escrow_low": low.is_some(),
         "leases": leases,
+        "open_groups": open,
+        "provider_decisions": whys,
     });
     warn_if_low(dseq, outlook.as_ref(), warn_hours);
     g.print(&out, || {
@@ -1175,6 +1258,16 @@ async fn status(g: &Global, dseq: u64, warn_hours: f64) -> anyhow::Result<ExitCo
                     }
                 }
                 Err(e) => t.push_str(&format!("\n  lease with {}: ? {e}", id.provider)),
+            }
+        }
+        if !open.is_empty() {
+            let groups: Vec<String> = open.iter().map(u32::to_string).collect();
+            t.push_str(&format!(
+                "\n  group(s) {} in auction, no lease yet; the providers say:",
+                groups.join(", ")
+            ));
+            for line in why_lines(&whys, not_asked) {
+                t.push_str(&format!("\n{line}"));
             }
         }
         t
@@ -1290,11 +1383,30 @@ async fn bids(g: &Global, dseq: Option<u64>) -> anyhow::Result<ExitCode> {
         .into_iter()
         .filter(|b| dseq.is_none_or(|d| b.id.order.dseq == d))
         .collect();
-    g.print(&serde_json::to_value(&all).unwrap_or(Value::Null), || {
-        if all.is_empty() {
-            return "no bids".into();
+    // For one deployment, every provider's decision on it: who bid, and why the others did not.
+    let whys = match dseq {
+        Some(d) => Some(provider_decisions(&client, &owner, d, &[]).await),
+        None => None,
+    };
+    let value = match &whys {
+        Some((w, _)) => json!({ "bids": all, "provider_decisions": w }),
+        None => serde_json::to_value(&all).unwrap_or(Value::Null),
+    };
+    g.print(&value, || {
+        let mut text = if all.is_empty() { "no bids".to_string() } else { String::new() };
+        if let Some((w, not_asked)) = &whys {
+            let declined: Vec<ProviderWhy> =
+                w.iter().filter(|w| w.outcome != "bid").cloned().collect();
+            if !declined.is_empty() {
+                text.push_str("\nproviders that did not bid:\n");
+                text.push_str(&why_lines(&declined, *not_asked).join("\n"));
+            }
         }
-        all.iter()
+        if all.is_empty() {
+            return text;
+        }
+        let listed = all
+            .iter()
             .map(|b| {
                 format!(
                     "dseq {} group {}  {}  {}",
@@ -1305,7 +1417,8 @@ async fn bids(g: &Global, dseq: Option<u64>) -> anyhow::Result<ExitCode> {
                 )
             })
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n");
+        format!("{listed}{text}")
     });
     Ok(ExitCode::SUCCESS)
 }

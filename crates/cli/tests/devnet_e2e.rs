@@ -382,6 +382,30 @@ fn no_bid_says_why(home: &Path, rpc: &str, dir: &Path) {
         .nth(1)
         .and_then(|d| d.parse::<u64>().ok())
         .expect("deploy names the deployment");
+    assert_eq!(out.matches("suggestion: drop or change host=akash").count(), 3, "{out}");
+    // `bids` and `status` say the same while the order waits, from the providers' public
+    // decision endpoint: a reason kind and a suggestion per provider.
+    let declines = |v: &Value| {
+        let all = v["provider_decisions"].as_array().cloned().unwrap_or_default();
+        assert_eq!(all.len(), 3, "{v}");
+        for d in &all {
+            assert_eq!(d["outcome"], "skip", "{v}");
+            assert_eq!(d["reason"], "attributes", "{v}");
+            let s = d["suggestion"].as_str().unwrap_or_default();
+            assert!(s.contains("drop or change host=akash") && s.contains("region="), "{v}");
+        }
+    };
+    let (code, out, err) = gridlease(home, rpc, &["bids", &dseq.to_string(), "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    declines(&serde_json::from_str(&out).expect("json"));
+    let (code, out, err) = gridlease(home, rpc, &["status", &dseq.to_string(), "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let status: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(status["open_groups"], serde_json::json!([1]), "{status}");
+    declines(&status);
+    let (code, out, err) = gridlease(home, rpc, &["status", &dseq.to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("in auction, no lease yet") && out.contains("suggestion:"), "{out}");
     let (code, _, err) = gridlease(home, rpc, &["close", &dseq.to_string()]);
     assert_eq!(code, Some(0), "{err}");
 }

@@ -115,6 +115,23 @@ async fn exec_lease_lifecycle_authorization_and_restart() {
 
     // Authorization matrix.
     let pinned = ProviderApi::from_chain(&alice.client, &lease.provider, None).await.expect("api");
+    // The public decision endpoint needs no certificate: the provider's bid on deployment 1.
+    let decided = pinned.decisions(&alice.address(), 1).await.expect("decisions");
+    assert_eq!(decided.provider, provider_key.address());
+    assert_eq!(decided.decisions.len(), 1, "{decided:?}");
+    assert_eq!(decided.decisions[0].outcome.name(), "bid", "{decided:?}");
+    assert!(pinned.decisions(&alice.address(), 999).await.expect("none").decisions.is_empty());
+    // It is rate-limited per address: a burst of 20, then 429 with a reason.
+    let mut limited = None;
+    for _ in 0..40 {
+        if let Err(e) = pinned.decisions(&alice.address(), 1).await {
+            limited = Some(e);
+            break;
+        }
+    }
+    let e = limited.expect("40 quick requests are not all answered");
+    assert_eq!(status_of(&e).0, 429, "{e}");
+    assert_eq!(status_of(&e).1, "rate_limited", "{e}");
     let e = pinned.lease_status(&lease).await.expect_err("no client certificate");
     assert_eq!(status_of(&e), (401, "no_client_certificate".into()));
     let stranger = gridlease_provider::tls::generate(&alice.address(), &[]).expect("cert");

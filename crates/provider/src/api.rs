@@ -82,6 +82,51 @@ pub struct BidDecision {
     pub height: u64,
     pub outcome: DecisionOutcome,
     pub detail: String,
+    /// Why it did not bid, as a kind (a skip only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DeclineReason>,
+    /// The change to the order that would get a bid, where one would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+}
+
+/// The kinds of reasons a provider declines an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclineReason {
+    /// The order's price denomination is not one the provider takes.
+    Denomination,
+    /// The SLA asked is harsher than the provider accepts.
+    Sla,
+    /// Placement attributes the provider does not have.
+    Attributes,
+    /// The auditors the order names have not signed the provider's attributes.
+    SignedBy,
+    /// A storage class the provider does not offer.
+    StorageClass,
+    /// Leased IP endpoints.
+    LeasedIp,
+    Cpu,
+    Memory,
+    Storage,
+    /// Not enough free GPUs of a model the order accepts.
+    Gpu,
+    /// The provider's price is above the order's maximum.
+    Price,
+    /// Anything else (the deployment is gone, the price does not compute).
+    Other,
+}
+
+/// `GET /decisions/{owner}/{dseq}`: the provider's decisions on a deployment's orders (public,
+/// rate-limited; no lease needed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentDecisions {
+    pub provider: Address,
+    /// The chain height the provider had seen when it answered.
+    pub height: u64,
+    /// Newest first; empty when it has not decided on the deployment (or forgot: it keeps
+    /// its last few hundred decisions).
+    pub decisions: Vec<BidDecision>,
 }
 
 /// `GET /lease/.../status` and the answer to `PUT /lease/.../manifest`: where a lease stands

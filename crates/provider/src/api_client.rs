@@ -202,6 +202,15 @@ impl ProviderApi {
         self.call("GET", "/status", None).await
     }
 
+    /// The provider's decisions on the orders of deployment `owner`/`dseq` (public).
+    pub async fn decisions(
+        &self,
+        owner: &gridlease_types::Address,
+        dseq: u64,
+    ) -> Result<crate::api::DeploymentDecisions, ApiClientError> {
+        self.call("GET", &format!("/decisions/{owner}/{dseq}"), None).await
+    }
+
     /// Sends the deployment's manifest (the exact bytes whose hash is on chain).
     pub async fn send_manifest(
         &self,

@@ -34,8 +34,45 @@ pub struct Matched {
     pub price: DecCoin,
 }
 
-/// Why the provider does not bid, in words for `provider status` and the log.
-pub type Skip = String;
+/// Why the provider does not bid: the reason's kind, its words (for `provider status`, the
+/// log and the tenant), and the change to the order that would get a bid, where one would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skip {
+    pub reason: DeclineReason,
+    pub detail: String,
+    pub suggestion: Option<String>,
+}
+
+impl Skip {
+    fn new(reason: DeclineReason, detail: impl Into<String>) -> Skip {
+        Skip { reason, detail: detail.into(), suggestion: None }
+    }
+
+    fn suggest(mut self, suggestion: impl Into<String>) -> Skip {
+        self.suggestion = Some(suggestion.into());
+        self
+    }
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+pub use crate::api::DeclineReason;
+
+/// At most this many items are listed in a suggestion (attributes, classes, models).
+const LISTED: usize = 8;
+
+fn listed<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    let all: Vec<String> = items.map(|i| i.to_string()).collect();
+    let mut text = all.iter().take(LISTED).cloned().collect::<Vec<_>>().join(", ");
+    if all.len() > LISTED {
+        text.push_str(&format!(" and {} more", all.len() - LISTED));
+    }
+    text
+}
 
 fn gpu_rate(rates: &Rates, g: &GpuDevice) -> u128 {
     rates.gpu.get(&g.model.to_lowercase()).copied().unwrap_or(rates.gpu_default).atto()
@@ -51,23 +88,43 @@ pub fn decide(
     spec: &GroupSpec,
 ) -> Result<Matched, Skip> {
     if max_price.denom != ctx.rates.denom && !ctx.rates.exchange.contains_key(&max_price.denom) {
-        return Err(format!(
-            "the order pays in {}, this provider prices in {} and has no exchange rate for {} (pricing.exchange)",
-            max_price.denom, ctx.rates.denom, max_price.denom
-        ));
+        let accepted = std::iter::once(ctx.rates.denom.to_string())
+            .chain(ctx.rates.exchange.keys().map(|d| d.to_string()));
+        return Err(Skip::new(
+            DeclineReason::Denomination,
+            format!(
+                "the order pays in {}, this provider prices in {} and has no exchange rate for {} (pricing.exchange)",
+                max_price.denom, ctx.rates.denom, max_price.denom
+            ),
+        )
+        .suggest(format!("price the order in one of: {}", listed(accepted))));
     }
     if let Some(sla) = &spec.sla {
         if sla.penalty_ppm > ctx.rates.max_sla_penalty_ppm {
-            return Err(format!(
-                "the SLA's penalty ({} ppm of the bid deposit per breach) is above this provider's limit ({} ppm, pricing.max_sla_penalty_ppm)",
-                sla.penalty_ppm, ctx.rates.max_sla_penalty_ppm
-            ));
+            return Err(Skip::new(
+                DeclineReason::Sla,
+                format!(
+                    "the SLA's penalty ({} ppm of the bid deposit per breach) is above this provider's limit ({} ppm, pricing.max_sla_penalty_ppm)",
+                    sla.penalty_ppm, ctx.rates.max_sla_penalty_ppm
+                ),
+            )
+            .suggest(format!(
+                "ask for an SLA penalty of at most {}%",
+                ppm_percent(ctx.rates.max_sla_penalty_ppm)
+            )));
         }
         if sla.period_blocks < ctx.rates.min_sla_period_blocks {
-            return Err(format!(
-                "the SLA's period ({} blocks) is shorter than this provider accepts ({} blocks, pricing.min_sla_period_blocks)",
-                sla.period_blocks, ctx.rates.min_sla_period_blocks
-            ));
+            return Err(Skip::new(
+                DeclineReason::Sla,
+                format!(
+                    "the SLA's period ({} blocks) is shorter than this provider accepts ({} blocks, pricing.min_sla_period_blocks)",
+                    sla.period_blocks, ctx.rates.min_sla_period_blocks
+                ),
+            )
+            .suggest(format!(
+                "ask for an SLA period of at least {} blocks",
+                ctx.rates.min_sla_period_blocks
+            )));
         }
     }
     let req = &spec.requirements;
@@ -78,14 +135,37 @@ pub fn decide(
             .filter(|r| !ctx.attributes.contains(r))
             .map(|a| format!("{}={}", a.key, a.value))
             .collect();
-        return Err(format!("attributes not offered: {}", missing.join(", ")));
+        let offered = if ctx.attributes.is_empty() {
+            "this provider publishes no attributes".to_string()
+        } else {
+            format!(
+                "this provider offers {}",
+                listed(ctx.attributes.iter().map(|a| format!("{}={}", a.key, a.value)))
+            )
+        };
+        return Err(Skip::new(
+            DeclineReason::Attributes,
+            format!("attributes not offered: {}", missing.join(", ")),
+        )
+        .suggest(format!("drop or change {}: {offered}", missing.join(", "))));
     }
     if !req.signed_by.is_empty() {
         let audited = |auditor: &gridlease_types::Address| {
             ctx.audits.iter().find(|a| &a.auditor == auditor).map(|a| a.attributes.as_slice())
         };
         if !req.signed_by_satisfied(audited) {
-            return Err("the required auditors have not signed these attributes".into());
+            let skip = Skip::new(
+                DeclineReason::SignedBy,
+                "the required auditors have not signed these attributes",
+            );
+            return Err(if ctx.audits.is_empty() {
+                skip.suggest("drop signedBy: no auditor has signed this provider's attributes")
+            } else {
+                skip.suggest(format!(
+                    "this provider's attributes are signed by {}",
+                    listed(ctx.audits.iter().map(|a| a.auditor))
+                ))
+            });
         }
     }
     let mut units = Vec::with_capacity(spec.resources.len());
@@ -94,11 +174,19 @@ pub fn decide(
         for v in &r.storage {
             let class = v.class.as_deref().unwrap_or("default");
             if !ctx.storage_classes.iter().any(|c| c == class) {
-                return Err(format!("storage class `{class}` is not offered"));
+                return Err(Skip::new(
+                    DeclineReason::StorageClass,
+                    format!("storage class `{class}` is not offered"),
+                )
+                .suggest(format!(
+                    "use a storage class this provider offers: {}",
+                    listed(ctx.storage_classes.iter())
+                )));
             }
         }
         if r.endpoints.iter().any(|e| e.kind == EndpointKind::LeasedIp) {
-            return Err("leased IP endpoints are not offered".into());
+            return Err(Skip::new(DeclineReason::LeasedIp, "leased IP endpoints are not offered")
+                .suggest("expose the service globally without an IP endpoint"));
         }
         units.push(UnitRequest {
             cpu_millis: r.cpu_millis,
@@ -111,7 +199,7 @@ pub fn decide(
     }
     let hold = reservations
         .reserve(order, &units, |g| gpu_rate(&ctx.rates, g))
-        .map_err(|s| format!("not enough free resources: {s}"))?;
+        .map_err(|s| shortfall(s, &reservations.free(), &units))?;
     let offer: Vec<ResourceOffer> = spec
         .resources
         .iter()
@@ -128,14 +216,14 @@ pub fn decide(
         Ok(p) => p,
         Err(e) => {
             reservations.release(order);
-            return Err(e.to_string());
+            return Err(Skip::new(DeclineReason::Other, e.to_string()));
         }
     };
     let Some(price) = ctx.rates.convert(price, &max_price.denom) else {
         reservations.release(order);
-        return Err(format!(
-            "our price {price}{} does not convert to {}",
-            ctx.rates.denom, max_price.denom
+        return Err(Skip::new(
+            DeclineReason::Denomination,
+            format!("our price {price}{} does not convert to {}", ctx.rates.denom, max_price.denom),
         ));
     };
     if let Err(skip) = within_max(price, max_price) {
@@ -148,12 +236,68 @@ pub fn decide(
 /// Whether a price is at most the order's maximum.
 pub fn within_max(price: DecAmount, max_price: &DecCoin) -> Result<(), Skip> {
     if price > max_price.amount {
-        return Err(format!(
-            "our price {price}{} per block is above the order's maximum {}{}",
-            max_price.denom, max_price.amount, max_price.denom
-        ));
+        let denom = &max_price.denom;
+        return Err(Skip::new(
+            DeclineReason::Price,
+            format!(
+                "our price {price}{denom} per block is above the order's maximum {}{denom}",
+                max_price.amount
+            ),
+        )
+        .suggest(format!(
+            "this provider would bid at {price} {denom}/block; your max is {} {denom}: raise the \
+             placement's price to at least {price}",
+            max_price.amount
+        )));
     }
     Ok(())
+}
+
+fn ppm_percent(ppm: u32) -> String {
+    let whole = ppm / 10_000;
+    let frac = ppm % 10_000;
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{}", format!("{frac:04}").trim_end_matches('0'))
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes >> 20)
+}
+
+/// A reservation's shortfall as a decline, with what is free for one replica.
+fn shortfall(
+    s: crate::reserve::Shortfall,
+    free: &crate::reserve::Free,
+    units: &[UnitRequest],
+) -> Skip {
+    use crate::reserve::Shortfall;
+    let detail = format!("not enough free resources: {s}");
+    let replicas: u64 = units.iter().map(|u| u64::from(u.count)).sum::<u64>().max(1);
+    match s {
+        Shortfall::Cpu { free: f, .. } => Skip::new(DeclineReason::Cpu, detail).suggest(format!(
+            "this provider has {f}m cpu free: ask for at most {}m per replica",
+            f / replicas
+        )),
+        Shortfall::Memory { free: f, .. } => Skip::new(DeclineReason::Memory, detail)
+            .suggest(format!("this provider has {} of memory free", mib(f))),
+        Shortfall::Storage { free: f, .. } => Skip::new(DeclineReason::Storage, detail)
+            .suggest(format!("this provider has {} of storage free", mib(f))),
+        Shortfall::Gpu { .. } => {
+            let skip = Skip::new(DeclineReason::Gpu, detail);
+            if free.gpus.is_empty() {
+                skip.suggest("this provider has no free GPU")
+            } else {
+                skip.suggest(format!(
+                    "this provider has free: {} (ask for one of these models, or \"*\")",
+                    listed(free.gpus.iter().map(|(m, n)| format!("{n}x {m}")))
+                ))
+            }
+        }
+        Shortfall::Overflow | Shortfall::AlreadyHeld(_) => Skip::new(DeclineReason::Other, detail),
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +395,121 @@ mod tests {
 
     fn order() -> OrderId {
         OrderId { owner: Address([2; 20]), dseq: 1, gseq: 1, oseq: 1 }
+    }
+
+    /// Every kind of decline says what it is and what change would get a bid.
+    #[test]
+    fn each_decline_reason_comes_with_its_suggestion() {
+        let c = ctx();
+        let with = |f: &dyn Fn(&mut GroupSpec)| {
+            let mut s = spec(0, vec![], None);
+            f(&mut s);
+            s
+        };
+        let res = |f: &dyn Fn(&mut Resources)| with(&|s| f(&mut s.resources[0].resources));
+        let usd = max("100");
+        let cases: Vec<(GroupSpec, DecCoin, DeclineReason, &str)> = vec![
+            (
+                spec(0, vec![], None),
+                DecCoin { denom: Denom::new("ueur").expect("d"), amount: dec("100") },
+                DeclineReason::Denomination,
+                "price the order in one of: uusdc, uact, uakt",
+            ),
+            (
+                with(&|s| {
+                    s.sla = Some(gridlease_types::Sla {
+                        period_blocks: 86_400,
+                        allowed_down_ppm: 0,
+                        penalty_ppm: 500_000,
+                    })
+                }),
+                usd.clone(),
+                DeclineReason::Sla,
+                "an SLA penalty of at most 10%",
+            ),
+            (
+                with(&|s| {
+                    s.sla = Some(gridlease_types::Sla {
+                        period_blocks: 60,
+                        allowed_down_ppm: 0,
+                        penalty_ppm: 1_000,
+                    })
+                }),
+                usd.clone(),
+                DeclineReason::Sla,
+                "an SLA period of at least 3600 blocks",
+            ),
+            (
+                with(&|s| s.requirements.attributes = vec![Attribute::new("region", "us")]),
+                usd.clone(),
+                DeclineReason::Attributes,
+                "drop or change region=us: this provider offers region=eu",
+            ),
+            (
+                with(&|s| {
+                    s.requirements.signed_by =
+                        SignedBy { all_of: vec![Address([7; 20])], any_of: vec![] }
+                }),
+                usd.clone(),
+                DeclineReason::SignedBy,
+                "signed by grid1",
+            ),
+            (
+                spec(0, vec![], Some("beta3")),
+                usd.clone(),
+                DeclineReason::StorageClass,
+                "storage class this provider offers: default, beta2",
+            ),
+            (
+                res(&|r| {
+                    r.endpoints = vec![gridlease_types::Endpoint {
+                        kind: EndpointKind::LeasedIp,
+                        sequence_number: 1,
+                    }]
+                }),
+                usd.clone(),
+                DeclineReason::LeasedIp,
+                "without an IP endpoint",
+            ),
+            (
+                res(&|r| r.cpu_millis = 64_000),
+                usd.clone(),
+                DeclineReason::Cpu,
+                "16000m cpu free: ask for at most 16000m per replica",
+            ),
+            (
+                res(&|r| r.memory_bytes = 128 << 30),
+                usd.clone(),
+                DeclineReason::Memory,
+                "65536 MiB of memory free",
+            ),
+            (
+                res(&|r| r.storage[0].bytes = 2 << 40),
+                usd.clone(),
+                DeclineReason::Storage,
+                "1048576 MiB of storage free",
+            ),
+            (
+                spec(1, vec![nvidia(Some("h100"), None)], None),
+                usd.clone(),
+                DeclineReason::Gpu,
+                "this provider has free: 1x a100, 1x rtx4090",
+            ),
+            (
+                spec(1, vec![nvidia(Some("a100"), None)], None),
+                max("5"),
+                DeclineReason::Price,
+                "would bid at 36.0",
+            ),
+        ];
+        for (s, m, reason, says) in cases {
+            let mut r = reservations();
+            let e = decide(&c, &mut r, &order(), &m, &s).expect_err(says);
+            assert_eq!(e.reason, reason, "{e:?}");
+            let suggestion = e.suggestion.clone().unwrap_or_default();
+            assert!(suggestion.contains(says), "{reason:?}: {suggestion:?} should say {says:?}");
+            assert_eq!(r.holds().count(), 0, "a decline holds nothing");
+        }
     }
 
     fn max(p: &str) -> DecCoin {
@@ -386,7 +645,7 @@ mod tests {
         ];
         for (s, m, why) in cases {
             let e = decide(&c, &mut r, &order(), &m, &s).expect_err(why);
-            assert!(e.contains(why), "{e} should say {why}");
+            assert!(e.detail.contains(why), "{e} should say {why}");
             assert_eq!(r.holds().count(), 0);
         }
         // The auditor that did sign is accepted.

@@ -196,11 +196,16 @@ impl Provider {
         let outcome = self.bid_on(&order, &max_price).await;
         lock(&self.deciding).remove(&order);
         match outcome {
-            Ok(detail) => self.record(&order, DecisionOutcome::Bid, detail),
-            Err(Outcome::Skip(why)) => self.record(&order, DecisionOutcome::Skip, why),
+            Ok(detail) => self.record(&order, DecisionOutcome::Bid, detail, None),
+            Err(Outcome::Skip(why)) => self.record(
+                &order,
+                DecisionOutcome::Skip,
+                why.detail,
+                Some((why.reason, why.suggestion)),
+            ),
             Err(Outcome::Failed(why)) => {
                 self.release(&order);
-                self.record(&order, DecisionOutcome::Failed, why);
+                self.record(&order, DecisionOutcome::Failed, why, None);
             }
         }
     }
@@ -212,12 +217,12 @@ impl Provider {
             .deployment(&order.owner, order.dseq)
             .await
             .map_err(|e| failed(&e))?
-            .ok_or_else(|| Outcome::Skip("the deployment no longer exists".into()))?;
+            .ok_or_else(|| Outcome::skip("the deployment no longer exists"))?;
         let group = record
             .groups
             .iter()
             .find(|g| g.id.gseq == order.gseq)
-            .ok_or_else(|| Outcome::Skip("the order's group does not exist".into()))?;
+            .ok_or_else(|| Outcome::skip("the order's group does not exist"))?;
         let matched = {
             let ctx = lock(&self.bid_ctx).clone();
             let mut r = lock(&self.reservations);
@@ -229,7 +234,7 @@ impl Provider {
             let input = pricing::script_input(&group.spec, &matched.offer, price.denom.as_str());
             let timeout = Duration::from_millis(self.config.pricing.script_timeout_ms);
             let p = pricing::run_script(script, &input, timeout).await.map_err(|e| failed(&e))?;
-            bidengine::within_max(p, max_price).map_err(Outcome::Failed)?;
+            bidengine::within_max(p, max_price).map_err(|s| Outcome::Failed(s.detail))?;
             price.amount = p;
         }
         let gpus: Vec<String> = matched
@@ -415,8 +420,18 @@ impl Provider {
 }
 
 enum Outcome {
-    Skip(String),
+    Skip(bidengine::Skip),
     Failed(String),
+}
+
+impl Outcome {
+    fn skip(detail: &str) -> Outcome {
+        Outcome::Skip(bidengine::Skip {
+            reason: crate::api::DeclineReason::Other,
+            detail: detail.to_owned(),
+            suggestion: None,
+        })
+    }
 }
 
 /// Runs the daemon until SIGINT or SIGTERM. Workloads keep running after it stops, unless

@@ -7,13 +7,18 @@
 //! [`crate::leased`]) with a JSON reason.
 //!
 //! Routes: `GET /status` (public: inventory, free resources, recent bid decisions);
+//! `GET /decisions/{owner}/{dseq}` (public: its decisions on one deployment's orders, with the
+//! reason and the change that would get a bid); both public routes are rate-limited per client
+//! address ([`PublicLimiter`]: 429 `rate_limited` past it);
 //! `PUT /lease/{owner}/{dseq}/{gseq}/{oseq}/manifest`; `GET .../status`;
 //! `GET .../logs?service=S&replica=N&follow=true&tail=100`; `POST .../shell` with
 //! `{"service": S, "replica": N, "command": [...]}`.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -28,7 +33,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{
-    ErrorBody, ExecOutput, LeaseStatus, LogQuery, PricingSummary, ProviderStatus, ShellRequest,
+    DeploymentDecisions, ErrorBody, ExecOutput, LeaseStatus, LogQuery, PricingSummary,
+    ProviderStatus, ShellRequest,
 };
 use crate::leased::Leased;
 use crate::leases;
@@ -39,6 +45,65 @@ use crate::tls;
 /// The client certificate of a connection (DER), if it presented one.
 #[derive(Clone, Debug)]
 struct PeerCert(Option<Vec<u8>>);
+
+/// The address a connection comes from.
+#[derive(Clone, Copy, Debug)]
+struct PeerAddr(IpAddr);
+
+/// A token bucket per client address for the public routes, which need no certificate and
+/// so are what a stranger can call: `PER_SECOND` requests a second, bursts of `BURST`; at
+/// most `ADDRESSES` addresses are tracked (the fullest buckets are forgotten first, which
+/// only ever lets a forgotten address start afresh with a full bucket).
+#[derive(Debug, Default)]
+pub struct PublicLimiter {
+    buckets: std::sync::Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl PublicLimiter {
+    pub const PER_SECOND: f64 = 5.0;
+    pub const BURST: f64 = 20.0;
+    const ADDRESSES: usize = 4096;
+
+    /// Takes one request's token for `ip`, or says how long until one is there.
+    pub fn take(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut buckets = lock(&self.buckets);
+        if buckets.len() >= Self::ADDRESSES && !buckets.contains_key(&ip) {
+            // Forget the addresses that have been quiet longest (their buckets are full).
+            let mut by_age: Vec<(IpAddr, Instant)> =
+                buckets.iter().map(|(a, (_, t))| (*a, *t)).collect();
+            by_age.sort_by_key(|(_, t)| *t);
+            for (a, _) in by_age.into_iter().take(Self::ADDRESSES / 4) {
+                buckets.remove(&a);
+            }
+        }
+        let (tokens, last) = buckets.entry(ip).or_insert((Self::BURST, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * Self::PER_SECOND;
+        *tokens = (*tokens + refill).min(Self::BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / Self::PER_SECOND))
+        }
+    }
+}
+
+/// Refuses the request with 429 when the client's address is past its rate.
+fn limit(limiter: &PublicLimiter, peer: Option<Extension<PeerAddr>>) -> ApiResult<()> {
+    let Some(Extension(PeerAddr(ip))) = peer else { return Ok(()) };
+    limiter.take(ip, Instant::now()).map_err(|wait| {
+        err(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "at most {} requests a second per address to the public routes; retry in {} ms",
+                PublicLimiter::PER_SECOND,
+                wait.as_millis().max(1)
+            ),
+        )
+    })
+}
 
 /// A refusal with its reason.
 #[derive(Debug)]
@@ -74,10 +139,12 @@ type ApiResult<T> = Result<T, ApiError>;
 pub fn router(p: Arc<Provider>) -> Router {
     Router::new()
         .route("/status", get(provider_status))
+        .route("/decisions/{owner}/{dseq}", get(deployment_decisions))
         .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/manifest", put(send_manifest))
         .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/status", get(lease_status))
         .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/logs", get(lease_logs))
         .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/shell", post(lease_shell))
+        .layer(Extension(Arc::new(PublicLimiter::default())))
         .with_state(p)
 }
 
@@ -89,7 +156,7 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls::server_config(&p.tls)?);
     let app = router(p);
     loop {
-        let (tcp, _) = match listener.accept().await {
+        let (tcp, from) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "server.accept failed");
@@ -111,8 +178,9 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| c.as_ref().to_vec());
-            let service =
-                hyper_util::service::TowerToHyperService::new(app.layer(Extension(PeerCert(peer))));
+            let service = hyper_util::service::TowerToHyperService::new(
+                app.layer(Extension(PeerCert(peer))).layer(Extension(PeerAddr(from.ip()))),
+            );
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -120,7 +188,36 @@ pub async fn serve(
     }
 }
 
-async fn provider_status(State(p): State<Arc<Provider>>) -> ApiResult<Json<ProviderStatus>> {
+/// What this provider decided on the orders of deployment `owner`/`dseq`, newest first.
+async fn deployment_decisions(
+    State(p): State<Arc<Provider>>,
+    Extension(limiter): Extension<Arc<PublicLimiter>>,
+    peer: Option<Extension<PeerAddr>>,
+    Path((owner, dseq)): Path<(String, String)>,
+) -> ApiResult<Json<DeploymentDecisions>> {
+    limit(&limiter, peer)?;
+    let owner: Address = owner.parse().map_err(|e| {
+        err(StatusCode::BAD_REQUEST, "bad_owner", format!("{owner:?} is not an address: {e}"))
+    })?;
+    let dseq: u64 = dseq.parse().map_err(|_| {
+        err(StatusCode::BAD_REQUEST, "bad_dseq", format!("{dseq:?} is not a deployment sequence"))
+    })?;
+    let prefix = format!("{owner}/{dseq}/");
+    let decisions =
+        lock(&p.decisions).iter().rev().filter(|d| d.order.starts_with(&prefix)).cloned().collect();
+    Ok(Json(DeploymentDecisions {
+        provider: p.address,
+        height: p.height.load(Ordering::Relaxed),
+        decisions,
+    }))
+}
+
+async fn provider_status(
+    State(p): State<Arc<Provider>>,
+    Extension(limiter): Extension<Arc<PublicLimiter>>,
+    peer: Option<Extension<PeerAddr>>,
+) -> ApiResult<Json<ProviderStatus>> {
+    limit(&limiter, peer)?;
     let free = lock(&p.reservations).free();
     let leases = p.leases.summaries().await;
     let recent_decisions = lock(&p.decisions).iter().rev().take(50).cloned().collect();
@@ -375,4 +472,38 @@ async fn lease_shell(
         .await
         .map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, "exec_failed", e.to_string()))?;
     Ok(Json(out))
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::*;
+
+    #[test]
+    fn the_public_routes_take_a_burst_then_their_rate_per_address() {
+        let l = PublicLimiter::default();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        for _ in 0..20 {
+            assert!(l.take(a, t0).is_ok());
+        }
+        let wait = l.take(a, t0).expect_err("past the burst");
+        assert!(wait <= Duration::from_millis(200) && wait > Duration::ZERO, "{wait:?}");
+        // Another address has its own bucket.
+        assert!(l.take(b, t0).is_ok());
+        // A fifth of a second later one more request is let through, and only one.
+        let t1 = t0 + Duration::from_millis(200);
+        assert!(l.take(a, t1).is_ok());
+        assert!(l.take(a, t1).is_err());
+    }
+
+    #[test]
+    fn a_flood_of_addresses_stays_bounded() {
+        let l = PublicLimiter::default();
+        let now = Instant::now();
+        for i in 0..20_000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(i));
+            assert!(l.take(ip, now + Duration::from_micros(u64::from(i))).is_ok());
+        }
+        assert!(lock(&l.buckets).len() <= PublicLimiter::ADDRESSES);
+    }
 }

@@ -79,14 +79,26 @@ impl Provider {
         }
     }
 
-    pub(crate) fn record(&self, order: &OrderId, outcome: DecisionOutcome, detail: String) {
+    pub(crate) fn record(
+        &self,
+        order: &OrderId,
+        outcome: DecisionOutcome,
+        detail: String,
+        skip: Option<(crate::api::DeclineReason, Option<String>)>,
+    ) {
         tracing::info!(order = %order, ?outcome, detail = %detail, "bid.decision");
+        let (reason, suggestion) = match skip {
+            Some((r, s)) => (Some(r), s),
+            None => (None, None),
+        };
         let mut d = lock(&self.decisions);
         d.push_back(BidDecision {
             order: order.to_string(),
             height: self.height.load(Ordering::Relaxed),
             outcome,
             detail,
+            reason,
+            suggestion,
         });
         while d.len() > DECISIONS_KEPT {
             d.pop_front();
