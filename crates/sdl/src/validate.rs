@@ -390,11 +390,16 @@ pub(crate) fn check_derived(
             }
         }
     }
+    // Akash's parser and schema accept a deployment that exposes nothing globally (a backup
+    // job, a batch worker); it is legal, but worth a word in case the `global: true` was
+    // forgotten.
     if !manifest.is_empty() && !global {
-        d.error(
+        d.warning(
             input.deployment_pos,
             &root.key("deployment"),
-            "no deployed service is exposed globally; expected at least one expose with `to: [{global: true}]`",
+            "no deployed service is exposed globally: nothing in it will be reachable from \
+             outside (fine for a batch job or a backup; add `to: [{global: true}]` to an expose \
+             otherwise)",
         );
     }
 }
