@@ -395,7 +395,8 @@ fn no_bid_says_why(home: &Path, rpc: &str, dir: &Path) {
             assert!(s.contains("drop or change host=akash") && s.contains("region="), "{v}");
         }
     };
-    let (code, out, err) = gridlease(home, rpc, &["bids", &dseq.to_string(), "--output", "json"]);
+    let (code, out, err) =
+        gridlease(home, rpc, &["bids", "--dseq", &dseq.to_string(), "--output", "json"]);
     assert_eq!(code, Some(0), "{err}");
     declines(&serde_json::from_str(&out).expect("json"));
     let (code, out, err) = gridlease(home, rpc, &["status", &dseq.to_string(), "--output", "json"]);
