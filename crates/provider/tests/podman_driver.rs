@@ -755,6 +755,9 @@ async fn exec_that_stops_the_workload_reports_its_exit_code() -> anyhow::Result<
             ensure!(Instant::now() < deadline, "round {round}: not restarted: {status:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // A command just before, with another code: its end is not taken for the next one's.
+        let before = driver.exec(&tag, "web", 0, &strings(&["sh", "-c", "exit 3"])).await?;
+        ensure!(before.exit_code == 3, "round {round}: {before:?}");
         let script = format!("echo round-{round}; touch /tmp/stop; sleep 0.2; exit {}", 40 + round);
         let out = driver.exec(&tag, "web", 0, &strings(&["sh", "-c", &script])).await;
         let out = out.with_context(|| format!("round {round}"))?;

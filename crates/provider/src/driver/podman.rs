@@ -222,9 +222,12 @@ impl PodmanDriver {
     }
 
     /// The exit code of exec session `exec_id` in container `name` from the runtime's
-    /// `exec_died` events since `since` (unix seconds), waiting up to a second for the event;
-    /// none when no event or no single code says it (see [`exec_code_among`]).
-    async fn exec_code_from_events(&self, name: &str, exec_id: &str, since: u64) -> Option<i64> {
+    /// `exec_died` events at or after `began` (unix nanoseconds, just before the session
+    /// started), waiting up to a second for the event; none when no event or no single code
+    /// says it (see [`exec_code_among`]).
+    async fn exec_code_from_events(&self, name: &str, exec_id: &str, began: i64) -> Option<i64> {
+        // The events API's `since` is in whole seconds: a second early, then by nanoseconds.
+        let since = (began / 1_000_000_000).saturating_sub(1);
         let filters = HashMap::from([
             ("event", vec!["exec_died".to_owned()]),
             ("container", vec![name.to_owned()]),
@@ -242,7 +245,11 @@ impl PodmanDriver {
                 .events(Some(options))
                 .take_while(|e| std::future::ready(e.is_ok()))
                 .filter_map(|e| async move {
-                    let attributes = e.ok()?.actor?.attributes?;
+                    let e = e.ok()?;
+                    if e.time_nano.is_some_and(|t| t < began) {
+                        return None;
+                    }
+                    let attributes = e.actor?.attributes?;
                     let code = attributes.get("containerExitCode")?.parse().ok()?;
                     let id = attributes.get("execID").or_else(|| attributes.get("execId")).cloned();
                     Some((id, code))
@@ -678,8 +685,6 @@ impl Driver for PodmanDriver {
         }
         let name = self.existing_replica(tag, service, replica).await?;
         let action = format!("exec in {name}");
-        // Whole seconds, a second early: the events API's `since` is in seconds.
-        let began = unix_seconds().saturating_sub(1);
         let created = self
             .docker
             .create_exec(
@@ -693,6 +698,8 @@ impl Driver for PodmanDriver {
             )
             .await
             .map_err(|err| self.api_error(&action, err))?;
+        // Events of sessions that ended before this one started are not its own.
+        let began = unix_nanos();
         let started = self
             .docker
             .start_exec(
@@ -1143,6 +1150,13 @@ fn unix_seconds() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn unix_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or_default()
 }
 
