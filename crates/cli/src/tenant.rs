@@ -955,10 +955,20 @@ async fn wait_ready(
     deadline: Deadline,
 ) -> anyhow::Result<LeaseStatus> {
     let mut last_phase = None;
+    let mut pulling: Option<String> = None;
     let spinner = Spinner::start(g, "waiting for the services");
     loop {
         let s = api.lease_status(id).await.map_err(api_error)?;
-        spinner.message(format!("{}: {}", s.phase, s.message));
+        match &s.pull {
+            Some(p) => {
+                if pulling.as_deref() != Some(p.image.as_str()) {
+                    say(g, &format!("  pulling {} on the provider", p.image));
+                    pulling = Some(p.image.clone());
+                }
+                spinner.message(pull_words(p));
+            }
+            None => spinner.message(format!("{}: {}", s.phase, s.message)),
+        }
         if last_phase != Some(s.phase) {
             let at = deadline.started.elapsed().as_secs_f64();
             say(g, &format!("  {}: {} ({at:.1}s)", s.phase, s.message));
@@ -983,6 +993,17 @@ async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// An image pull's progress in words: bytes (when the runtime reports sizes) and layers.
+pub fn pull_words(p: &gridlease_provider::driver::PullProgress) -> String {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let bytes = if p.total_bytes > 0 {
+        format!("{:.1} of {:.1} MiB, ", mib(p.current_bytes), mib(p.total_bytes))
+    } else {
+        String::new()
+    };
+    format!("pulling {}: {bytes}{} of {} layers", p.image, p.layers_done, p.layers)
 }
 
 /// How `deploy` goes about it.
@@ -1251,6 +1272,12 @@ async fn status(g: &Global, dseq: u64, warn_hours: f64) -> anyhow::Result<ExitCo
             match status {
                 Ok(s) => {
                     t.push_str(&format!("\n  lease with {}: {}", id.provider, s.phase));
+                    if !s.message.is_empty() {
+                        t.push_str(&format!(" ({})", s.message));
+                    }
+                    if let Some(p) = &s.pull {
+                        t.push_str(&format!("\n    {}", pull_words(p)));
+                    }
                     for (name, uris) in s.endpoints() {
                         for u in uris {
                             t.push_str(&format!("\n    {name}: {u}"));

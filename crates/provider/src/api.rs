@@ -148,6 +148,9 @@ pub struct LeaseStatus {
     /// Published ports, by service.
     pub services: BTreeMap<String, Vec<ServiceEndpoint>>,
     pub replicas: Vec<ReplicaStatus>,
+    /// The image being pulled for the lease right now, and how far it has come.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<crate::driver::PullProgress>,
 }
 
 impl LeaseStatus {

@@ -422,6 +422,7 @@ pub(crate) fn test_replica(image: &str, replica: u32) -> crate::driver::ReplicaS
         ports: vec![],
         volumes: vec![],
         disk_bytes: 1 << 20,
+        credentials: None,
     }
 }
 

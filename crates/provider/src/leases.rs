@@ -496,6 +496,12 @@ fn build_workload(
                 ports,
                 volumes,
                 disk_bytes,
+                credentials: s.credentials.as_ref().map(|c| crate::driver::RegistryAuth {
+                    host: c.host.clone(),
+                    username: c.username.clone(),
+                    password: c.password.clone(),
+                    email: c.email.clone(),
+                }),
             });
         }
     }
@@ -627,6 +633,10 @@ pub async fn withdraw_all(p: &Arc<Provider>) {
 /// What a tenant sees of a lease: phase, replicas and where its services answer.
 pub async fn lease_status(p: &Provider, r: &LeaseRecord) -> LeaseStatus {
     let replicas = p.driver.status(&r.tag).await.unwrap_or_default();
+    let pull = r.workload.as_ref().and_then(|w| {
+        let images: Vec<&str> = w.replicas.iter().map(|s| s.image.as_str()).collect();
+        p.driver.pull_progress(&images)
+    });
     let mut services: BTreeMap<String, Vec<ServiceEndpoint>> = BTreeMap::new();
     if let Some(w) = &r.workload {
         for s in &w.replicas {
@@ -659,6 +669,7 @@ pub async fn lease_status(p: &Provider, r: &LeaseRecord) -> LeaseStatus {
         last_disk_eviction: r.last_disk_eviction.clone(),
         services,
         replicas,
+        pull,
     }
 }
 

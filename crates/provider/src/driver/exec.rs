@@ -525,6 +525,7 @@ mod tests {
                 bytes: 1 << 30,
             }],
             disk_bytes: 1 << 20,
+            credentials: None,
         }
     }
 

@@ -66,6 +66,38 @@ pub struct PortMapping {
     pub proto: Proto,
 }
 
+/// The login for the registry an image is pulled from (the manifest's `credentials`). Never
+/// written to disk (a lease record keeps the image, not the password) and never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    pub host: String,
+    pub username: String,
+    pub password: String,
+    pub email: String,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How far the pull of an image has come, as the runtime reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullProgress {
+    pub image: String,
+    /// Layers seen so far, and how many of them are complete.
+    pub layers: u32,
+    pub layers_done: u32,
+    /// Bytes downloaded and to download, over the layers whose size is known.
+    pub current_bytes: u64,
+    pub total_bytes: u64,
+}
+
 /// One replica of one service, as a driver runs it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaSpec {
@@ -94,6 +126,9 @@ pub struct ReplicaSpec {
     /// image declares): the leased storage it does not mount.
     #[serde(default)]
     pub disk_bytes: u64,
+    /// The registry login for `image`, from the manifest (kept in memory only).
+    #[serde(skip)]
+    pub credentials: Option<RegistryAuth>,
 }
 
 /// What a replica may write to its own disk beyond its leased bytes before it is evicted: the
@@ -243,5 +278,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Drivers that cannot measure (exec, for development) evict nothing.
     async fn enforce_disk(&self, _workload: &Workload) -> Result<Vec<DiskEviction>, DriverError> {
         Ok(Vec::new())
+    }
+
+    /// The pull in progress of one of `images`, if any (drivers that pull nothing: none).
+    fn pull_progress(&self, _images: &[&str]) -> Option<PullProgress> {
+        None
     }
 }

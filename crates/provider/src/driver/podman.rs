@@ -41,13 +41,14 @@ use bollard::query_parameters::{
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
     StopContainerOptionsBuilder,
 };
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 
 use crate::manifest::is_safe_name;
 
 use super::{
     DEFAULT_PIDS_LIMIT, DISK_SLACK_BYTES, DiskEviction, Driver, DriverError, ExecOutput, LeaseTag,
-    LogStream, Proto, ReplicaSpec, ReplicaState, ReplicaStatus, VolumeKind, Workload, disk_image,
+    LogStream, Proto, PullProgress, ReplicaSpec, ReplicaState, ReplicaStatus, VolumeKind, Workload,
+    disk_image,
 };
 
 /// Label holding the lease tag, on every container, network and volume of a lease.
@@ -130,6 +131,92 @@ pub struct PodmanDriver {
     pids_limit: i64,
     /// Where the image files of disk volumes live (an absolute path the runtime sees too).
     volume_dir: PathBuf,
+    /// Pulls in progress, by image.
+    pulls: std::sync::Mutex<HashMap<String, PullTracker>>,
+}
+
+/// What the runtime said so far while pulling one image: each layer's bytes and whether it
+/// is complete.
+#[derive(Debug, Default)]
+struct PullTracker {
+    layers: std::collections::BTreeMap<String, (u64, u64, bool)>,
+}
+
+impl PullTracker {
+    /// Takes one progress message of the runtime.
+    fn update(&mut self, id: Option<&str>, status: &str, current: Option<i64>, total: Option<i64>) {
+        let Some(id) = id.filter(|id| !id.is_empty()) else { return };
+        let status = status.to_ascii_lowercase();
+        // Messages that name no layer but the image or the tag carry no bytes.
+        if status.starts_with("pulling from") || status.starts_with("digest") {
+            return;
+        }
+        let layer = self.layers.entry(id.to_owned()).or_default();
+        if let Some(t) = total.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0) {
+            layer.1 = t;
+        }
+        if let Some(c) = current.and_then(|c| u64::try_from(c).ok()) {
+            layer.0 = c.min(layer.1.max(c));
+        }
+        if status.contains("complete") || status.contains("already exists") {
+            layer.2 = true;
+            layer.0 = layer.1.max(layer.0);
+        }
+    }
+
+    fn progress(&self, image: &str) -> PullProgress {
+        let done = self.layers.values().filter(|l| l.2).count();
+        PullProgress {
+            image: image.to_owned(),
+            layers: u32::try_from(self.layers.len()).unwrap_or(u32::MAX),
+            layers_done: u32::try_from(done).unwrap_or(u32::MAX),
+            current_bytes: self.layers.values().map(|l| l.0).sum(),
+            total_bytes: self.layers.values().map(|l| l.1).sum(),
+        }
+    }
+}
+
+/// A failed pull in the words a tenant can act on: `image not found`, `unauthorized`,
+/// `registry unreachable`, or `pull failed`, each with the runtime's own words after it.
+pub fn pull_failure(image: &str, said: &str) -> String {
+    let l = said.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| l.contains(w));
+    if has(&[
+        "unauthorized",
+        "authentication required",
+        "requested access to the resource is denied",
+        "denied:",
+        "invalid username/password",
+    ]) {
+        format!(
+            "unauthorized: the registry refused to serve `{image}` to this provider (check the \
+             service's `credentials`): {said}"
+        )
+    } else if has(&[
+        "manifest unknown",
+        "name unknown",
+        "not found",
+        "no such image",
+        "repository does not exist",
+    ]) {
+        format!("image not found: `{image}` does not exist in its registry: {said}")
+    } else if has(&[
+        "no such host",
+        "connection refused",
+        "i/o timeout",
+        "network is unreachable",
+        "tls handshake timeout",
+        "no route to host",
+        "connection reset",
+        "server misbehaving",
+        "dial tcp",
+    ]) {
+        format!(
+            "registry unreachable: this provider cannot reach the registry of `{image}`: {said}"
+        )
+    } else {
+        format!("pull failed: `{image}`: {said}")
+    }
 }
 
 /// Whether an error was caused by the socket refusing or dropping the connection (a runtime
@@ -179,6 +266,7 @@ impl PodmanDriver {
             engine: Engine::Other { version: String::new() },
             pids_limit: DEFAULT_PIDS_LIMIT as i64,
             volume_dir: std::env::temp_dir().join("gridlease-volumes"),
+            pulls: Default::default(),
         };
         driver.docker.ping().await.map_err(|err| driver.api_error("ping the runtime", err))?;
         // Speak the API version the runtime offers when it is older than bollard's (podman 4
@@ -372,31 +460,73 @@ impl PodmanDriver {
         Ok(inspected.config.and_then(|config| config.volumes).unwrap_or_default())
     }
 
-    /// Makes sure `image` is in local storage, pulling it when it is not.
-    async fn ensure_image(&self, image: &str) -> Result<(), DriverError> {
+    /// Makes sure `image` is in local storage, pulling it when it is not (with the registry
+    /// login when the manifest gave one), its progress readable through
+    /// [`Driver::pull_progress`] meanwhile. A failed pull is an error that says which kind
+    /// of failure it was ([`pull_failure`]).
+    async fn ensure_image(
+        &self,
+        image: &str,
+        auth: Option<&super::RegistryAuth>,
+    ) -> Result<(), DriverError> {
         match self.docker.inspect_image(image).await {
             Ok(_) => return Ok(()),
             Err(err) if is_status(&err, 404) => {}
             Err(err) => return Err(self.api_error(&format!("inspect image `{image}`"), err)),
         }
-        tracing::info!(image, "podman.pull");
+        tracing::info!(image, login = auth.is_some(), "podman.pull");
         let options = CreateImageOptionsBuilder::new().from_image(image).build();
-        let pulled: Result<Vec<_>, _> =
-            self.docker.create_image(Some(options), None, None).try_collect().await;
-        let failure = match pulled {
-            Ok(_) => match self.docker.inspect_image(image).await {
-                Ok(_) => return Ok(()),
+        let credentials = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            email: Some(a.email.clone()).filter(|e| !e.is_empty()),
+            serveraddress: Some(a.host.clone()),
+            ..Default::default()
+        });
+        lock_pulls(&self.pulls).insert(image.to_owned(), PullTracker::default());
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
+        let mut said = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        said = Some(e);
+                        break;
+                    }
+                    let (current, total) =
+                        info.progress_detail.map(|p| (p.current, p.total)).unwrap_or((None, None));
+                    if let Some(t) = lock_pulls(&self.pulls).get_mut(image) {
+                        t.update(
+                            info.id.as_deref(),
+                            info.status.as_deref().unwrap_or_default(),
+                            current,
+                            total,
+                        );
+                    }
+                }
+                Err(err) => {
+                    said = Some(match self.api_error("pull", err) {
+                        DriverError::Runtime(reason) | DriverError::Unreachable { reason, .. } => {
+                            reason
+                        }
+                        other => other.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+        lock_pulls(&self.pulls).remove(image);
+        let said = match said {
+            Some(s) => s,
+            None => match self.docker.inspect_image(image).await {
+                Ok(_) => {
+                    tracing::info!(image, "podman.pulled");
+                    return Ok(());
+                }
                 Err(err) => error_chain(&err),
             },
-            Err(err) => match self.api_error("pull", err) {
-                DriverError::Runtime(reason) | DriverError::Unreachable { reason, .. } => reason,
-                other => other.to_string(),
-            },
         };
-        Err(DriverError::Runtime(format!(
-            "image `{image}` is not in the runtime's local storage and pulling it failed \
-             ({failure}): load it on the provider first (`podman load` or `podman pull`)"
-        )))
+        Err(DriverError::Runtime(pull_failure(image, &said)))
     }
 
     /// Creates the lease's network unless it exists.
@@ -609,7 +739,12 @@ impl Driver for PodmanDriver {
         let images: BTreeSet<&str> =
             workload.replicas.iter().map(|spec| spec.image.as_str()).collect();
         for image in images {
-            self.ensure_image(image).await?;
+            let auth = workload
+                .replicas
+                .iter()
+                .find(|spec| spec.image == image)
+                .and_then(|spec| spec.credentials.as_ref());
+            self.ensure_image(image, auth).await?;
         }
         let network = self.ensure_network(workload).await?;
         for spec in &workload.replicas {
@@ -786,6 +921,11 @@ impl Driver for PodmanDriver {
             .map(LeaseTag)
             .collect();
         Ok(tags.into_iter().collect())
+    }
+
+    fn pull_progress(&self, images: &[&str]) -> Option<PullProgress> {
+        let pulls = lock_pulls(&self.pulls);
+        images.iter().find_map(|i| pulls.get(*i).map(|t| t.progress(i)))
     }
 
     #[tracing::instrument(name = "podman.enforce_disk", skip_all, fields(tag = %workload.tag))]
@@ -1146,6 +1286,12 @@ fn replica_status(
     ReplicaStatus { service: service.to_owned(), replica, state, restarts, exit_code }
 }
 
+fn lock_pulls(
+    m: &std::sync::Mutex<HashMap<String, PullTracker>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, PullTracker>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn unix_seconds() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1205,6 +1351,65 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pull_progress_counts_layers_and_bytes_as_the_runtime_reports_them() {
+        use super::PullTracker;
+        let mut t = PullTracker::default();
+        // Docker's daemon: bytes per layer while downloading.
+        t.update(Some("latest"), "Pulling from library/x", None, None);
+        t.update(Some("a1"), "Pulling fs layer", None, None);
+        t.update(Some("b2"), "Pulling fs layer", None, None);
+        t.update(Some("a1"), "Downloading", Some(1 << 20), Some(4 << 20));
+        t.update(Some("b2"), "Downloading", Some(0), Some(2 << 20));
+        let p = t.progress("x");
+        assert_eq!((p.layers, p.layers_done), (2, 0));
+        assert_eq!((p.current_bytes, p.total_bytes), (1 << 20, 6 << 20));
+        t.update(Some("a1"), "Download complete", None, None);
+        t.update(Some("a1"), "Pull complete", None, None);
+        let p = t.progress("x");
+        assert_eq!((p.layers_done, p.current_bytes), (1, 4 << 20));
+        // Podman 4: layers, no bytes.
+        let mut t = PullTracker::default();
+        t.update(Some("4e76"), "Pulling fs layer", Some(0), Some(0));
+        t.update(Some("4e76"), "Download complete", None, None);
+        let p = t.progress("y");
+        assert_eq!((p.layers, p.layers_done, p.total_bytes), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_failed_pull_is_named_by_its_kind() {
+        use super::pull_failure;
+        let cases = [
+            // Recorded from podman 4.3 and registries.
+            (
+                "initializing source docker://nginx:1.25: pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host",
+                "registry unreachable: ",
+            ),
+            (
+                "pinging container registry 127.0.0.1:1: Get \"https://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused",
+                "registry unreachable: ",
+            ),
+            (
+                "initializing source docker://127.0.0.1:45917/x/missing:1: reading manifest 1 in 127.0.0.1:45917/x/missing: manifest unknown: manifest unknown",
+                "image not found: ",
+            ),
+            (
+                "initializing source docker://ghcr.io/acme/private:1: reading manifest 1 in ghcr.io/acme/private: unauthorized: authentication required",
+                "unauthorized: ",
+            ),
+            (
+                "Error response from daemon: pull access denied for acme/secret, repository does not exist or may require 'docker login': denied: requested access to the resource is denied",
+                "unauthorized: ",
+            ),
+            ("writing blob: storing blob to file: no space left on device", "pull failed: "),
+        ];
+        for (said, kind) in cases {
+            let words = pull_failure("img", said);
+            assert!(words.starts_with(kind), "{said} -> {words}");
+            assert!(words.ends_with(said), "the runtime's words are kept: {words}");
+        }
+    }
+
     #[test]
     fn an_exec_code_is_read_from_events_only_when_unambiguous() {
         use super::exec_code_among;
@@ -1280,6 +1485,7 @@ mod tests {
                 },
             ],
             disk_bytes: 512 << 20,
+            credentials: None,
         }
     }
 
