@@ -16,6 +16,7 @@ mod model;
 mod node;
 mod provider;
 mod sdl;
+mod shell;
 mod tenant;
 mod watch;
 

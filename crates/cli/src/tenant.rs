@@ -82,6 +82,21 @@ pub enum TenantCommand {
         #[arg(long)]
         tail: Option<usize>,
     },
+    /// An interactive shell in a replica (a terminal over the provider's mutual-TLS channel:
+    /// resize, Ctrl-C, the program's exit code); `-- CMD...` runs another program.
+    Shell {
+        #[command(flatten)]
+        g: Global,
+        dseq: u64,
+        /// Service name (default: the first one).
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        replica: u32,
+        /// The program and its arguments (default: /bin/sh).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Close a deployment: its leases end and the rest of the escrow comes back.
     Close {
         #[command(flatten)]
@@ -151,6 +166,7 @@ impl TenantCommand {
             TenantCommand::Deploy { g, .. }
             | TenantCommand::Status { g, .. }
             | TenantCommand::Logs { g, .. }
+            | TenantCommand::Shell { g, .. }
             | TenantCommand::Close { g, .. }
             | TenantCommand::Deposit { g, .. }
             | TenantCommand::Monitors { g, .. }
@@ -197,6 +213,9 @@ async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
         TenantCommand::Status { g: _, dseq, warn_hours } => status(g, dseq, warn_hours).await,
         TenantCommand::Logs { g: _, dseq, service, replica, follow, tail } => {
             logs(g, dseq, service, replica, follow, tail).await
+        }
+        TenantCommand::Shell { g: _, dseq, service, replica, command } => {
+            shell(g, dseq, service, replica, command).await
         }
         TenantCommand::Close { g: _, dseq } => close(g, dseq).await,
         TenantCommand::Deposit { g: _, dseq, amount } => {
@@ -1344,6 +1363,37 @@ async fn logs(
         });
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `gridlease shell`: opens a session in a replica of the deployment's first lease and runs
+/// it until the program ends; the exit code is the program's.
+async fn shell(
+    g: &Global,
+    dseq: u64,
+    service: Option<String>,
+    replica: u32,
+    command: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let owner = me(g)?;
+    let client = g.client();
+    let cert = load_cert(g, &owner)?
+        .ok_or_else(|| bad("no client certificate in this home: deploy from it first"))?;
+    let ids = leases_of(&client, owner, dseq).await?;
+    let id = ids.first().ok_or_else(|| failed(format!("deployment {dseq} has no active lease")))?;
+    let api = provider_api(&client, id, &cert).await?;
+    let service = match service {
+        Some(s) => s,
+        None => {
+            let s = api.lease_status(id).await.map_err(api_error)?;
+            s.replicas
+                .first()
+                .map(|r| r.service.clone())
+                .or_else(|| s.services.keys().next().cloned())
+                .ok_or_else(|| failed("the lease runs no service yet"))?
+        }
+    };
+    let code = crate::shell::run(&api, id, service, replica, command).await?;
+    Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)))
 }
 
 /// Closes deployment `dseq`: the height it closed at and what its escrow refunded.

@@ -13,11 +13,12 @@ mod podman_host;
 use std::time::Duration;
 
 use common::*;
-use gridlease_provider::api::Phase;
+use gridlease_provider::api::{Phase, ShellFrame, ShellOpen};
 use gridlease_provider::api_client::{ApiClientError, ProviderApi};
 use gridlease_provider::driver::LeaseTag;
 use gridlease_provider::driver::podman::network_name;
 use gridlease_types::{Coin, Denom, Keypair, Msg};
+use tokio::io::AsyncWriteExt;
 
 fn sdl() -> String {
     format!(
@@ -96,6 +97,57 @@ async fn podman_lease_runs_and_is_removed_on_close() {
     ])
     .expect("inspect");
     assert_eq!(limits, format!("500000000 {}", 128 << 20));
+
+    // An interactive session over the same mutual-TLS channel: a terminal of the size asked,
+    // resized on the way, the typed commands' output, and the program's exit code.
+    let open = ShellOpen {
+        service: "web".into(),
+        replica: 0,
+        command: vec!["/bin/sh".into()],
+        tty: true,
+        cols: 100,
+        rows: 40,
+    };
+    let session = api.attach(&lease, &open).await.expect("a session opens");
+    let (mut from, mut to) = tokio::io::split(session);
+    to.write_all(&ShellFrame::Resize { cols: 120, rows: 50 }.encode()).await.expect("resize");
+    let typed = b"/bin/busybox stty size; echo mark-$((40+2)); exit 7\n".to_vec();
+    to.write_all(&ShellFrame::Input(typed).encode()).await.expect("type");
+    let mut seen = Vec::new();
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(20), ShellFrame::read(&mut from)).await {
+            Ok(Ok(Some(ShellFrame::Output(b)))) => seen.extend(b),
+            Ok(Ok(Some(ShellFrame::Exit(code)))) => break code,
+            other => panic!("{other:?} after {:?}", String::from_utf8_lossy(&seen)),
+        }
+    };
+    let seen = String::from_utf8_lossy(&seen);
+    assert_eq!(code, 7, "{seen}");
+    assert!(seen.contains("50 120"), "the terminal was resized: {seen}");
+    assert!(seen.contains("mark-42"), "{seen}");
+    // Without a terminal: plain pipes, the end of input passed on.
+    let open = ShellOpen {
+        tty: false,
+        command: vec!["/bin/busybox".into(), "wc".into(), "-c".into()],
+        ..open
+    };
+    let (mut from, mut to) = tokio::io::split(api.attach(&lease, &open).await.expect("session"));
+    to.write_all(&ShellFrame::Input(b"12345".to_vec()).encode()).await.expect("input");
+    to.write_all(&ShellFrame::EndOfInput.encode()).await.expect("eof");
+    let mut seen = Vec::new();
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(20), ShellFrame::read(&mut from)).await {
+            Ok(Ok(Some(ShellFrame::Output(b)))) => seen.extend(b),
+            Ok(Ok(Some(ShellFrame::Exit(code)))) => break code,
+            other => panic!("{other:?} after {:?}", String::from_utf8_lossy(&seen)),
+        }
+    };
+    assert_eq!((code, String::from_utf8_lossy(&seen).trim()), (0, "5"));
+    // Another tenant cannot open one.
+    let stranger =
+        ProviderApi::from_chain(&tenant.client, &lease.provider, None).await.expect("api");
+    let e = stranger.attach(&lease, &open).await.expect_err("no certificate");
+    assert!(matches!(e, ApiClientError::Refused { status: 401, .. }), "{e}");
 
     // The daemon dies and comes back: the container keeps serving, the lease stays open, and
     // the new daemon re-adopts the container instead of starting another.

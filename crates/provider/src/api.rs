@@ -206,3 +206,129 @@ pub struct ErrorBody {
     pub error: String,
     pub message: String,
 }
+
+/// `POST /lease/.../attach` (with `Upgrade: gridlease-shell`): opens an interactive session in
+/// a replica; after `101 Switching Protocols` both sides speak [`ShellFrame`]s.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShellOpen {
+    pub service: String,
+    #[serde(default)]
+    pub replica: u32,
+    /// The program and its arguments (`/bin/sh` when empty).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// A terminal (echo, line editing, Ctrl-C as a signal) or plain pipes.
+    #[serde(default)]
+    pub tty: bool,
+    /// The terminal's size at the start.
+    #[serde(default)]
+    pub cols: u16,
+    #[serde(default)]
+    pub rows: u16,
+}
+
+/// The protocol name of an interactive session's upgraded connection.
+pub const SHELL_PROTOCOL: &str = "gridlease-shell";
+
+/// One message of an interactive session: a kind byte, a big-endian `u32` length, the payload
+/// (at most [`ShellFrame::MAX_PAYLOAD`] bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShellFrame {
+    /// Keystrokes for the program (client to provider).
+    Input(Vec<u8>),
+    /// The terminal's new size (client to provider).
+    Resize { cols: u16, rows: u16 },
+    /// No more input (client to provider).
+    EndOfInput,
+    /// What the program wrote (provider to client).
+    Output(Vec<u8>),
+    /// The program ended with this code (provider to client, last).
+    Exit(i64),
+    /// The session failed (provider to client, last).
+    Error(String),
+}
+
+impl ShellFrame {
+    pub const MAX_PAYLOAD: usize = 64 << 10;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let (kind, payload): (u8, Vec<u8>) = match self {
+            ShellFrame::Input(b) => (0, b.clone()),
+            ShellFrame::Resize { cols, rows } => {
+                (1, [cols.to_be_bytes(), rows.to_be_bytes()].concat())
+            }
+            ShellFrame::EndOfInput => (2, Vec::new()),
+            ShellFrame::Output(b) => (3, b.clone()),
+            ShellFrame::Exit(code) => (4, code.to_be_bytes().to_vec()),
+            ShellFrame::Error(e) => (5, e.as_bytes().to_vec()),
+        };
+        let mut out = Vec::with_capacity(5 + payload.len());
+        out.push(kind);
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// Reads one frame; `None` at a clean end of the stream.
+    pub async fn read<R: tokio::io::AsyncRead + Unpin>(
+        r: &mut R,
+    ) -> std::io::Result<Option<ShellFrame>> {
+        use tokio::io::AsyncReadExt;
+        let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
+        let mut head = [0u8; 5];
+        match r.read_exact(&mut head).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        if len > Self::MAX_PAYLOAD {
+            return Err(bad("shell frame over 64 KiB"));
+        }
+        let mut payload = vec![0u8; len];
+        r.read_exact(&mut payload).await?;
+        Ok(Some(match head[0] {
+            0 => ShellFrame::Input(payload),
+            1 if len == 4 => ShellFrame::Resize {
+                cols: u16::from_be_bytes([payload[0], payload[1]]),
+                rows: u16::from_be_bytes([payload[2], payload[3]]),
+            },
+            2 => ShellFrame::EndOfInput,
+            3 => ShellFrame::Output(payload),
+            4 if len == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&payload);
+                ShellFrame::Exit(i64::from_be_bytes(b))
+            }
+            5 => ShellFrame::Error(String::from_utf8_lossy(&payload).into_owned()),
+            _ => return Err(bad("unknown or malformed shell frame")),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod shell_frame_tests {
+    use super::ShellFrame;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_hostile_ones_are_refused() {
+        let frames = vec![
+            ShellFrame::Input(b"ls\n".to_vec()),
+            ShellFrame::Resize { cols: 100, rows: 40 },
+            ShellFrame::EndOfInput,
+            ShellFrame::Output(vec![0, 255, 10]),
+            ShellFrame::Exit(-3),
+            ShellFrame::Error("gone".into()),
+        ];
+        let bytes: Vec<u8> = frames.iter().flat_map(ShellFrame::encode).collect();
+        let mut r = bytes.as_slice();
+        for f in &frames {
+            assert_eq!(ShellFrame::read(&mut r).await.unwrap().as_ref(), Some(f));
+        }
+        assert_eq!(ShellFrame::read(&mut r).await.unwrap(), None);
+        // A length past the limit, an unknown kind, a resize of the wrong size.
+        for bad in [vec![0u8, 0, 1, 0, 1], vec![9, 0, 0, 0, 0], vec![1, 0, 0, 0, 1, 7]] {
+            assert!(ShellFrame::read(&mut bad.as_slice()).await.is_err(), "{bad:?}");
+        }
+    }
+}

@@ -112,7 +112,7 @@ impl ProviderApi {
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         tokio::spawn(async move {
-            let _ = conn.await;
+            let _ = conn.with_upgrades().await;
         });
         let mut req = hyper::Request::builder()
             .method(method)
@@ -120,6 +120,9 @@ impl ProviderApi {
             .header("host", format!("{}:{}", self.host, self.port));
         if body.is_some() {
             req = req.header("content-type", "application/json");
+        }
+        if path.ends_with("/attach") {
+            req = req.header("connection", "upgrade").header("upgrade", crate::api::SHELL_PROTOCOL);
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -195,6 +198,29 @@ impl ProviderApi {
             path.push_str(&format!("&tail={t}"));
         }
         path
+    }
+
+    /// Opens an interactive session in a replica of the lease: the connection, upgraded, on
+    /// which both sides speak [`crate::api::ShellFrame`]s.
+    pub async fn attach(
+        &self,
+        lease: &BidId,
+        open: &crate::api::ShellOpen,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, ApiClientError> {
+        let body = serde_json::to_vec(open).map_err(|e| ApiClientError::BadAnswer {
+            uri: self.uri.clone(),
+            reason: e.to_string(),
+        })?;
+        let resp = self.send("POST", &Self::lease_path(lease, "attach"), Some(body)).await?;
+        if resp.status().as_u16() != 101 {
+            let (status, bytes) = self.read(resp).await?;
+            return Err(Self::refusal(status, &bytes));
+        }
+        let upgraded = hyper::upgrade::on(resp).await.map_err(|e| ApiClientError::BadAnswer {
+            uri: self.uri.clone(),
+            reason: format!("the session did not start: {e}"),
+        })?;
+        Ok(TokioIo::new(upgraded))
     }
 
     /// The provider's public status.

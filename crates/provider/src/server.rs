@@ -12,7 +12,9 @@
 //! address ([`PublicLimiter`]: 429 `rate_limited` past it);
 //! `PUT /lease/{owner}/{dseq}/{gseq}/{oseq}/manifest`; `GET .../status`;
 //! `GET .../logs?service=S&replica=N&follow=true&tail=100`; `POST .../shell` with
-//! `{"service": S, "replica": N, "command": [...]}`.
+//! `{"service": S, "replica": N, "command": [...]}`; `POST .../attach` with `Upgrade:
+//! gridlease-shell` and a [`crate::api::ShellOpen`]: an interactive session (a terminal when
+//! asked) over the same mutual-TLS connection, in [`crate::api::ShellFrame`]s.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -144,6 +146,7 @@ pub fn router(p: Arc<Provider>) -> Router {
         .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/status", get(lease_status))
         .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/logs", get(lease_logs))
         .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/shell", post(lease_shell))
+        .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/attach", post(lease_attach))
         .layer(Extension(Arc::new(PublicLimiter::default())))
         .with_state(p)
 }
@@ -183,6 +186,7 @@ pub async fn serve(
             );
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }
@@ -472,6 +476,114 @@ async fn lease_shell(
         .await
         .map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, "exec_failed", e.to_string()))?;
     Ok(Json(out))
+}
+
+/// Opens an interactive session in a replica and turns the connection into its channel.
+async fn lease_attach(
+    State(p): State<Arc<Provider>>,
+    Extension(peer): Extension<PeerCert>,
+    Path(path): Path<(String, String, String, String)>,
+    mut req: axum::extract::Request,
+) -> ApiResult<Response> {
+    use crate::api::{SHELL_PROTOCOL, ShellOpen};
+    let id = lease_id(&p, path)?;
+    authorize(&p, &peer, &id).await?;
+    let upgrade = req.headers().get(axum::http::header::UPGRADE).and_then(|v| v.to_str().ok());
+    if upgrade != Some(SHELL_PROTOCOL) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "upgrade_required",
+            format!("an interactive session needs `Upgrade: {SHELL_PROTOCOL}`"),
+        ));
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let body = axum::body::to_bytes(req.into_body(), 64 << 10)
+        .await
+        .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    let open: ShellOpen = serde_json::from_slice(&body)
+        .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    check_service(&open.service)?;
+    let r = record_of(&p, &id).await?;
+    let io = p
+        .driver
+        .shell(&r.tag, &open.service, open.replica, &open.command, open.tty, (open.cols, open.rows))
+        .await
+        .map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, "exec_failed", e.to_string()))?;
+    let driver = Arc::clone(&p.driver);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => run_shell(driver, io, TokioIo::new(upgraded)).await,
+            Err(e) => tracing::warn!(error = %e, "shell.upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(axum::http::header::CONNECTION, "upgrade")
+        .header(axum::http::header::UPGRADE, SHELL_PROTOCOL)
+        .body(Body::empty())
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+/// Carries a session over its upgraded connection: input, resizes and the end of input in,
+/// output out, then the exit code (or why there is none) as the last frame.
+async fn run_shell(
+    driver: Arc<dyn crate::driver::Driver>,
+    io: crate::driver::ShellIo,
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+) {
+    use crate::api::ShellFrame;
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let (mut from_client, mut to_client) = tokio::io::split(stream);
+    let crate::driver::ShellIo { session, mut input, mut output } = io;
+    let exec_id = session.exec_id.clone();
+    let resizer = Arc::clone(&driver);
+    let inbound = tokio::spawn(async move {
+        while let Ok(Some(frame)) = ShellFrame::read(&mut from_client).await {
+            match frame {
+                ShellFrame::Input(bytes) => {
+                    if input.write_all(&bytes).await.is_err() || input.flush().await.is_err() {
+                        break;
+                    }
+                }
+                ShellFrame::Resize { cols, rows } => {
+                    let _ = resizer.resize_shell(&exec_id, cols, rows).await;
+                }
+                ShellFrame::EndOfInput => {
+                    let _ = input.shutdown().await;
+                }
+                _ => break,
+            }
+        }
+    });
+    let mut last = None;
+    while let Some(chunk) = output.next().await {
+        match chunk {
+            Ok(bytes) => {
+                for piece in bytes.chunks(ShellFrame::MAX_PAYLOAD) {
+                    let frame = ShellFrame::Output(piece.to_vec()).encode();
+                    if to_client.write_all(&frame).await.is_err() {
+                        inbound.abort();
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                last = Some(ShellFrame::Error(e.to_string()));
+                break;
+            }
+        }
+    }
+    inbound.abort();
+    let last = match last {
+        Some(f) => f,
+        None => match driver.shell_exit(&session).await {
+            Ok(code) => ShellFrame::Exit(code),
+            Err(e) => ShellFrame::Error(e.to_string()),
+        },
+    };
+    let _ = to_client.write_all(&last.encode()).await;
+    let _ = to_client.shutdown().await;
 }
 
 #[cfg(test)]

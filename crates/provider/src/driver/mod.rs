@@ -203,6 +203,29 @@ pub struct ExecOutput {
 /// A stream of log bytes (stdout and stderr interleaved, as the runtime gives them).
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<Bytes, DriverError>> + Send>>;
 
+/// Which interactive session: for its resizes and its exit code.
+#[derive(Clone, Debug)]
+pub struct ShellSession {
+    pub container: String,
+    pub exec_id: String,
+    /// Unix nanoseconds just before it started.
+    pub began: i64,
+}
+
+/// An interactive session's streams: what is typed goes to `input`, what the program writes
+/// comes from `output`, which ends when the program does.
+pub struct ShellIo {
+    pub session: ShellSession,
+    pub input: Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    pub output: LogStream,
+}
+
+impl std::fmt::Debug for ShellIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShellIo").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
 /// Why a driver call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -278,6 +301,38 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Drivers that cannot measure (exec, for development) evict nothing.
     async fn enforce_disk(&self, _workload: &Workload) -> Result<Vec<DiskEviction>, DriverError> {
         Ok(Vec::new())
+    }
+
+    /// Opens an interactive session running `cmd` (`/bin/sh` when empty) in a replica, with a
+    /// terminal of `size` (columns, rows) when `tty`.
+    async fn shell(
+        &self,
+        _tag: &LeaseTag,
+        _service: &str,
+        _replica: u32,
+        _cmd: &[String],
+        _tty: bool,
+        _size: (u16, u16),
+    ) -> Result<ShellIo, DriverError> {
+        Err(DriverError::Runtime(format!(
+            "interactive shells need a container runtime; the {} driver runs none",
+            self.name()
+        )))
+    }
+
+    /// Gives a session's terminal a new size.
+    async fn resize_shell(
+        &self,
+        _exec_id: &str,
+        _cols: u16,
+        _rows: u16,
+    ) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// A session's exit code, once its output has ended.
+    async fn shell_exit(&self, _session: &ShellSession) -> Result<i64, DriverError> {
+        Err(DriverError::Runtime("no such session".to_owned()))
     }
 
     /// The pull in progress of one of `images`, if any (drivers that pull nothing: none).

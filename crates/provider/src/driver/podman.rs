@@ -309,6 +309,42 @@ impl PodmanDriver {
         Ok(self)
     }
 
+    /// The exit code of exec session `exec_id` in container `name`, whose output ended: from
+    /// the session, or from the runtime's events when podman dropped the session (it drops a
+    /// container's sessions when the container stops, and the command may have stopped it).
+    async fn exit_code_of(
+        &self,
+        name: &str,
+        exec_id: &str,
+        began: i64,
+    ) -> Result<i64, DriverError> {
+        let action = format!("exec in {name}");
+        // The output ends when the process does; the exit code lands a moment later.
+        let deadline = tokio::time::Instant::now() + EXEC_EXIT_WAIT;
+        loop {
+            let inspected = match self.docker.inspect_exec(exec_id).await {
+                Ok(inspected) => inspected,
+                Err(err) if session_gone(&err) => {
+                    return match self.exec_code_from_events(name, exec_id, began).await {
+                        Some(code) => Ok(code),
+                        None => Err(self.api_error(&action, err)),
+                    };
+                }
+                Err(err) => return Err(self.api_error(&action, err)),
+            };
+            if let (false, Some(code)) = (inspected.running == Some(true), inspected.exit_code) {
+                return Ok(code);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DriverError::Runtime(format!(
+                    "{action}: the runtime did not report an exit code within {} s",
+                    EXEC_EXIT_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The exit code of exec session `exec_id` in container `name` from the runtime's
     /// `exec_died` events at or after `began` (unix nanoseconds, just before the session
     /// started), waiting up to a second for the event; none when no event or no single code
@@ -855,38 +891,77 @@ impl Driver for PodmanDriver {
                 }
             }
         }
-        // The output ends when the process does; the exit code lands a moment later.
-        let deadline = tokio::time::Instant::now() + EXEC_EXIT_WAIT;
-        let exit_code = loop {
-            let inspected = match self.docker.inspect_exec(&created.id).await {
-                Ok(inspected) => inspected,
-                // Podman drops a container's exec sessions when the container stops (the
-                // command may have stopped it), often before the code can be read from the
-                // session; the runtime's `exec_died` event still has it.
-                Err(err) if session_gone(&err) => {
-                    match self.exec_code_from_events(&name, &created.id, began).await {
-                        Some(code) => break code,
-                        None => return Err(self.api_error(&action, err)),
-                    }
-                }
-                Err(err) => return Err(self.api_error(&action, err)),
-            };
-            if let (false, Some(code)) = (inspected.running == Some(true), inspected.exit_code) {
-                break code;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(DriverError::Runtime(format!(
-                    "{action}: the runtime did not report an exit code within {} s",
-                    EXEC_EXIT_WAIT.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let exit_code = self.exit_code_of(&name, &created.id, began).await?;
         Ok(ExecOutput {
             exit_code,
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
+    }
+
+    async fn shell(
+        &self,
+        tag: &LeaseTag,
+        service: &str,
+        replica: u32,
+        cmd: &[String],
+        tty: bool,
+        size: (u16, u16),
+    ) -> Result<super::ShellIo, DriverError> {
+        let name = self.existing_replica(tag, service, replica).await?;
+        let action = format!("shell in {name}");
+        let cmd = if cmd.is_empty() { vec!["/bin/sh".to_owned()] } else { cmd.to_vec() };
+        let created = self
+            .docker
+            .create_exec(
+                &name,
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(tty),
+                    cmd: Some(cmd),
+                    env: tty.then(|| vec!["TERM=xterm-256color".to_owned()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|err| self.api_error(&action, err))?;
+        let began = unix_nanos();
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions { detach: false, tty, output_capacity: None }),
+            )
+            .await
+            .map_err(|err| self.api_error(&action, err))?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(DriverError::Runtime(format!("{action}: the runtime did not attach")));
+        };
+        if tty && size.0 > 0 && size.1 > 0 {
+            // The process may not have its terminal yet; a failed first resize is harmless.
+            let _ = self.resize_shell(&created.id, size.0, size.1).await;
+        }
+        let output = output.map(move |chunk| {
+            chunk.map(|c| c.into_bytes()).map_err(|e| DriverError::Runtime(error_chain(&e)))
+        });
+        Ok(super::ShellIo {
+            session: super::ShellSession { container: name, exec_id: created.id, began },
+            input,
+            output: Box::pin(output),
+        })
+    }
+
+    async fn resize_shell(&self, exec_id: &str, cols: u16, rows: u16) -> Result<(), DriverError> {
+        self.docker
+            .resize_exec(exec_id, bollard::exec::ResizeExecOptions { height: rows, width: cols })
+            .await
+            .map_err(|err| self.api_error("resize the shell", err))
+    }
+
+    async fn shell_exit(&self, session: &super::ShellSession) -> Result<i64, DriverError> {
+        self.exit_code_of(&session.container, &session.exec_id, session.began).await
     }
 
     #[tracing::instrument(name = "podman.remove", skip_all, fields(tag = %tag))]
