@@ -327,46 +327,18 @@ async fn podman_works(demo: &Path) -> Result<(), String> {
 }
 
 fn demo_sdl(replicas: u32) -> String {
-    format!(
-        r#"# gridlease devnet demo: an OpenAI-compatible DEMO server (echo, no model) on one GPU.
-version: "2.0"
-services:
-  llm:
-    image: {DEMO_IMAGE}
-    env:
-      - DEMO=1
-    expose:
-      - port: 8080
-        as: 8080
-        to:
-          - global: true
-profiles:
-  compute:
-    llm:
-      resources:
-        cpu: {{ units: 0.5 }}
-        memory: {{ size: 256Mi }}
-        storage: {{ size: 1Gi }}
-        gpu:
-          units: 1
-          attributes:
-            vendor:
-              nvidia:
-                - model: "*"
-  placement:
-    devnet:
-      pricing:
-        llm: {{ denom: uusdc, amount: 100 }}
-deployment:
-  llm:
-    devnet: {{ profile: llm, count: 1 }}
-# gridlease's extension (Akash ignores it): replicas of the group, each on a provider of its
-# own, so the gateway keeps answering while one fails over.
-x-gridlease:
-  replicas:
-    devnet: {replicas}
-"#
-    )
+    crate::model::GpuSdl {
+        comment: "gridlease devnet demo: an OpenAI-compatible DEMO server (echo, no model) on one GPU.",
+        image: DEMO_IMAGE,
+        env: &["DEMO=1"],
+        port: 8080,
+        cpu: "0.5",
+        memory: "256Mi",
+        storage: "1Gi",
+        price: 100,
+        replicas,
+    }
+    .text()
 }
 
 /// Sets up provider number `fleet` of the devnet in its `config` (as `provider init` wrote

@@ -453,26 +453,47 @@ fn build_model_image(
     Ok(())
 }
 
-/// The deployment of a model image: one GPU, the model's port exposed.
-pub fn model_sdl(model: &ModelImage, replicas: u32) -> String {
-    format!(
-        r#"# gridlease devnet: {name}, served by llama.cpp's llama-server on one GPU (OpenAI API).
+/// A one-service deployment on one GPU per replica, as the devnet deploys it.
+pub struct GpuSdl<'a> {
+    pub comment: &'a str,
+    pub image: &'a str,
+    /// `NAME=value` lines.
+    pub env: &'a [&'a str],
+    pub port: u16,
+    pub cpu: &'a str,
+    pub memory: &'a str,
+    pub storage: &'a str,
+    /// Maximum uusdc per block.
+    pub price: u32,
+    pub replicas: u32,
+}
+
+impl GpuSdl<'_> {
+    pub fn text(&self) -> String {
+        let env = if self.env.is_empty() {
+            String::new()
+        } else {
+            let lines: Vec<String> = self.env.iter().map(|e| format!("      - {e}\n")).collect();
+            format!("    env:\n{}", lines.concat())
+        };
+        format!(
+            r#"# {comment}
 version: "2.0"
 services:
   llm:
     image: {image}
-    expose:
-      - port: {MODEL_PORT}
-        as: {MODEL_PORT}
+{env}    expose:
+      - port: {port}
+        as: {port}
         to:
           - global: true
 profiles:
   compute:
     llm:
       resources:
-        cpu: {{ units: 2 }}
-        memory: {{ size: 1Gi }}
-        storage: {{ size: 2Gi }}
+        cpu: {{ units: {cpu} }}
+        memory: {{ size: {memory} }}
+        storage: {{ size: {storage} }}
         gpu:
           units: 1
           attributes:
@@ -482,17 +503,46 @@ profiles:
   placement:
     devnet:
       pricing:
-        llm: {{ denom: uusdc, amount: 200 }}
+        llm: {{ denom: uusdc, amount: {price} }}
 deployment:
   llm:
     devnet: {{ profile: llm, count: 1 }}
+# gridlease's extension (Akash ignores it): replicas of the group, each on a provider of its
+# own, so the gateway keeps answering while one fails over.
 x-gridlease:
   replicas:
     devnet: {replicas}
 "#,
-        name = model.name,
-        image = model.image,
-    )
+            comment = self.comment,
+            image = self.image,
+            port = self.port,
+            cpu = self.cpu,
+            memory = self.memory,
+            storage = self.storage,
+            price = self.price,
+            replicas = self.replicas,
+        )
+    }
+}
+
+/// The deployment of a model image: one GPU, the model's port exposed.
+pub fn model_sdl(model: &ModelImage, replicas: u32) -> String {
+    let comment = format!(
+        "gridlease devnet: {}, served by llama.cpp's llama-server on one GPU (OpenAI API).",
+        model.name
+    );
+    GpuSdl {
+        comment: &comment,
+        image: &model.image,
+        env: &[],
+        port: MODEL_PORT,
+        cpu: "2",
+        memory: "1Gi",
+        storage: "2Gi",
+        price: 200,
+        replicas,
+    }
+    .text()
 }
 
 /// What one streamed chat completion gave.
@@ -594,6 +644,20 @@ mod tests {
         let sdl = gridlease_sdl::Sdl::parse("model.yaml", &model_sdl(&m, 2)).expect("parses");
         assert_eq!(sdl.groups().len(), 2, "one group per replica");
         assert!(sdl.groups().iter().all(|g| g.resources[0].resources.gpu.units == 1));
+        let demo = GpuSdl {
+            comment: "demo",
+            image: "localhost/demo:1",
+            env: &["DEMO=1", "B=2"],
+            port: 8080,
+            cpu: "0.5",
+            memory: "256Mi",
+            storage: "1Gi",
+            price: 100,
+            replicas: 1,
+        };
+        let parsed = gridlease_sdl::Sdl::parse("demo.yaml", &demo.text()).expect("parses");
+        let env = parsed.manifest()[0].services[0].env.clone().unwrap_or_default();
+        assert_eq!(env, vec!["DEMO=1".to_string(), "B=2".to_string()]);
         let args = server_args("gemma3-270m", Some("gemma"));
         assert!(args.windows(2).any(|w| w == ["--alias", "gemma3-270m"]));
         assert!(args.windows(2).any(|w| w == ["--port", "8080"]));

@@ -1321,25 +1321,25 @@ async fn status(g: &Global, dseq: u64, warn_hours: f64) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-async fn logs(
+/// The provider API of deployment `dseq`'s first active lease (over mutual TLS with this
+/// home's certificate), the lease, and `service` or the lease's first service.
+async fn first_lease(
     g: &Global,
     dseq: u64,
     service: Option<String>,
-    replica: u32,
-    follow: bool,
-    tail: Option<usize>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<(ProviderApi, BidId, String)> {
     let owner = me(g)?;
     let client = g.client();
     let cert = load_cert(g, &owner)?
         .ok_or_else(|| bad("no client certificate in this home: deploy from it first"))?;
     let ids = leases_of(&client, owner, dseq).await?;
-    let id = ids.first().ok_or_else(|| failed(format!("deployment {dseq} has no active lease")))?;
-    let api = provider_api(&client, id, &cert).await?;
+    let id =
+        *ids.first().ok_or_else(|| failed(format!("deployment {dseq} has no active lease")))?;
+    let api = provider_api(&client, &id, &cert).await?;
     let service = match service {
         Some(s) => s,
         None => {
-            let s = api.lease_status(id).await.map_err(api_error)?;
+            let s = api.lease_status(&id).await.map_err(api_error)?;
             s.services
                 .keys()
                 .next()
@@ -1348,6 +1348,19 @@ async fn logs(
                 .ok_or_else(|| failed("the lease runs no service yet"))?
         }
     };
+    Ok((api, id, service))
+}
+
+async fn logs(
+    g: &Global,
+    dseq: u64,
+    service: Option<String>,
+    replica: u32,
+    follow: bool,
+    tail: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let (api, lease, service) = first_lease(g, dseq, service).await?;
+    let id = &lease;
     if follow {
         let mut out = std::io::stdout();
         api.follow_logs(id, &service, replica, tail, |chunk| {
@@ -1374,25 +1387,8 @@ async fn shell(
     replica: u32,
     command: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
-    let owner = me(g)?;
-    let client = g.client();
-    let cert = load_cert(g, &owner)?
-        .ok_or_else(|| bad("no client certificate in this home: deploy from it first"))?;
-    let ids = leases_of(&client, owner, dseq).await?;
-    let id = ids.first().ok_or_else(|| failed(format!("deployment {dseq} has no active lease")))?;
-    let api = provider_api(&client, id, &cert).await?;
-    let service = match service {
-        Some(s) => s,
-        None => {
-            let s = api.lease_status(id).await.map_err(api_error)?;
-            s.replicas
-                .first()
-                .map(|r| r.service.clone())
-                .or_else(|| s.services.keys().next().cloned())
-                .ok_or_else(|| failed("the lease runs no service yet"))?
-        }
-    };
-    let code = crate::shell::run(&api, id, service, replica, command).await?;
+    let (api, lease, service) = first_lease(g, dseq, service).await?;
+    let code = crate::shell::run(&api, &lease, service, replica, command).await?;
     Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)))
 }
 

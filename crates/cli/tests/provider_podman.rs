@@ -113,15 +113,7 @@ async fn podman_lease_runs_and_is_removed_on_close() {
     to.write_all(&ShellFrame::Resize { cols: 120, rows: 50 }.encode()).await.expect("resize");
     let typed = b"/bin/busybox stty size; echo mark-$((40+2)); exit 7\n".to_vec();
     to.write_all(&ShellFrame::Input(typed).encode()).await.expect("type");
-    let mut seen = Vec::new();
-    let code = loop {
-        match tokio::time::timeout(Duration::from_secs(20), ShellFrame::read(&mut from)).await {
-            Ok(Ok(Some(ShellFrame::Output(b)))) => seen.extend(b),
-            Ok(Ok(Some(ShellFrame::Exit(code)))) => break code,
-            other => panic!("{other:?} after {:?}", String::from_utf8_lossy(&seen)),
-        }
-    };
-    let seen = String::from_utf8_lossy(&seen);
+    let (code, seen) = session_output(&mut from).await;
     assert_eq!(code, 7, "{seen}");
     assert!(seen.contains("50 120"), "the terminal was resized: {seen}");
     assert!(seen.contains("mark-42"), "{seen}");
@@ -134,15 +126,8 @@ async fn podman_lease_runs_and_is_removed_on_close() {
     let (mut from, mut to) = tokio::io::split(api.attach(&lease, &open).await.expect("session"));
     to.write_all(&ShellFrame::Input(b"12345".to_vec()).encode()).await.expect("input");
     to.write_all(&ShellFrame::EndOfInput.encode()).await.expect("eof");
-    let mut seen = Vec::new();
-    let code = loop {
-        match tokio::time::timeout(Duration::from_secs(20), ShellFrame::read(&mut from)).await {
-            Ok(Ok(Some(ShellFrame::Output(b)))) => seen.extend(b),
-            Ok(Ok(Some(ShellFrame::Exit(code)))) => break code,
-            other => panic!("{other:?} after {:?}", String::from_utf8_lossy(&seen)),
-        }
-    };
-    assert_eq!((code, String::from_utf8_lossy(&seen).trim()), (0, "5"));
+    let (code, seen) = session_output(&mut from).await;
+    assert_eq!((code, seen.trim()), (0, "5"));
     // Another tenant cannot open one.
     let stranger =
         ProviderApi::from_chain(&tenant.client, &lease.provider, None).await.expect("api");
@@ -180,6 +165,20 @@ struct Market {
     daemon: Proc,
     phome: std::path::PathBuf,
     tenant: Tenant,
+}
+
+/// What a session printed until its exit code, and the code.
+async fn session_output(from: &mut (impl tokio::io::AsyncRead + Unpin)) -> (i64, String) {
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), ShellFrame::read(from)).await {
+            Ok(Ok(Some(ShellFrame::Output(b)))) => seen.extend(b),
+            Ok(Ok(Some(ShellFrame::Exit(code)))) => {
+                return (code, String::from_utf8_lossy(&seen).into_owned());
+            }
+            other => panic!("{other:?} after {:?}", String::from_utf8_lossy(&seen)),
+        }
+    }
 }
 
 async fn market_on_podman(seed: u8) -> Option<Market> {
