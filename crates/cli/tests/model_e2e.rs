@@ -5,6 +5,9 @@
 //! (`support/tiny_gguf.py`, PyPI's `gguf`), so nothing large is downloaded; the same path with
 //! Gemma 3 270M is `gridlease devnet --model gemma3-270m` (README, "A real model").
 //!
+//! The same devnet also leases an image no registry serves: the pull fails and `deploy` and
+//! the lease status say it was the registry that could not be reached.
+//!
 //! Needs podman (`.ci/podman-setup`), debootstrap and Debian's mirror, and a Python with
 //! `gguf` (`GRIDLEASE_PYTHON`); fails under CI when one is missing, skips loudly elsewhere.
 
@@ -20,6 +23,31 @@ use std::time::{Duration, Instant};
 
 use common::{GRIDLEASE, free_port};
 use serde_json::Value;
+
+/// A deployment of an image at a registry that cannot exist (`.invalid` never resolves).
+const UNPULLABLE: &str = r#"version: "2.0"
+services:
+  app:
+    image: registry.invalid/acme/app:1.0
+    expose:
+      - port: 80
+        to:
+          - global: true
+profiles:
+  compute:
+    app:
+      resources:
+        cpu: { units: 0.1 }
+        memory: { size: 64Mi }
+        storage: { size: 128Mi }
+  placement:
+    dc:
+      pricing:
+        app: { denom: uusdc, amount: 100 }
+deployment:
+  app:
+    dc: { profile: app, count: 1 }
+"#;
 
 fn python() -> String {
     std::env::var("GRIDLEASE_PYTHON").unwrap_or_else(|_| "python3".into())
@@ -105,7 +133,7 @@ async fn a_gguf_model_answers_through_the_market() {
     let port = free_port();
     let err_path = dir.path().join("devnet.err");
     let mut devnet = Command::new(GRIDLEASE)
-        .args(["devnet", "--driver", "podman", "--providers", "1", "--demo-replicas", "1"])
+        .args(["devnet", "--driver", "podman", "--providers", "2", "--demo-replicas", "1"])
         .args(["--rpc-port", &port.to_string(), "--output", "json", "--model-gguf"])
         .arg(&model)
         .arg("--home")
@@ -161,6 +189,50 @@ async fn a_gguf_model_answers_through_the_market() {
     assert!(deltas >= 2, "{text}");
     assert!(text.contains("data: [DONE]"), "{text}");
     assert_eq!(model_containers().len(), 1, "one replica runs");
+
+    // An image no registry serves: the lease is won, the pull fails, and the tenant is told
+    // which failure it was, by `deploy` and in the lease status.
+    let sdl = dir.path().join("unpullable.yaml");
+    std::fs::write(&sdl, UNPULLABLE).expect("write sdl");
+    let rpc = format!("http://127.0.0.1:{port}");
+    let tenant = |args: &[&str]| {
+        let out = Command::new(GRIDLEASE)
+            .args(args)
+            .env("GRIDLEASE_HOME", &home)
+            .env("GRIDLEASE_NODE", &rpc)
+            .env("GRIDLEASE_FROM", "tenant")
+            .env("GRIDLEASE_PASSPHRASE", "devnet")
+            .output()
+            .expect("run gridlease");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let path = sdl.to_str().expect("utf-8");
+    let (code, said) = tenant(&["deploy", path, "--timeout", "60", "--keep-on-failure"]);
+    assert_ne!(code, Some(0), "{said}");
+    assert!(said.contains("lease:") && said.contains("registry unreachable: "), "{said}");
+    let dseq = said
+        .split_whitespace()
+        .skip_while(|w| *w != "deployment")
+        .nth(1)
+        .and_then(|d| d.parse::<u64>().ok())
+        .expect("deploy names the deployment");
+    let (code, status) = tenant(&["status", &dseq.to_string(), "--output", "json"]);
+    assert_eq!(code, Some(0), "{status}");
+    let status: Value = serde_json::from_str(&status).expect("json");
+    let lease = &status["leases"][0]["status"];
+    assert_eq!(lease["phase"], "failed", "{status}");
+    let message = lease["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("registry unreachable: ") && message.contains("registry.invalid"),
+        "{status}"
+    );
+    let (code, said) = tenant(&["close", &dseq.to_string()]);
+    assert_eq!(code, Some(0), "{said}");
 
     // Ctrl-C stops the devnet and its workload.
     let _ = Command::new("kill").args(["-INT", &devnet.id().to_string()]).status();
