@@ -467,6 +467,10 @@ struct DemoInfo {
     dseq: Option<u64>,
     /// Service name to URIs, of the demo's lease.
     endpoints: Option<BTreeMap<String, Vec<String>>>,
+    /// The model name it answers to (the gateway's route): the echo demo's, or the model's.
+    model: String,
+    /// Whether it is a real model (`--model`, `--model-gguf`) rather than the echo demo.
+    real_model: bool,
 }
 
 const CHAIN_ID: &str = "gridlease-devnet";
@@ -510,7 +514,8 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         Some(dseq) if demo.is_some() => Some(start_watcher(&setup, &g, dseq).await?),
         _ => None,
     };
-    let info_path = write_info(&setup, &state, demo.as_ref(), gateway_url.as_deref(), watcher)?;
+    let info_path =
+        write_info(&setup, &state, demo.as_ref(), gateway_url.as_deref(), watcher, &served)?;
     welcome(&setup, &state, demo.as_ref(), &info_path, &served);
     if let Some(url) = &gateway_url {
         human!("gateway (one OpenAI endpoint over the demo's leases): {url}/v1");
@@ -961,6 +966,7 @@ fn write_info(
     demo: Option<&Deployed>,
     gateway: Option<&str>,
     watcher: Option<WatcherInfo>,
+    served: &Served,
 ) -> anyhow::Result<PathBuf> {
     let tenant_address = Keystore::new(&setup.home).address(TENANT)?.to_string();
     let info = DevnetInfo {
@@ -988,6 +994,8 @@ fn write_info(
         demo: DemoInfo {
             dseq: state.demo_dseq,
             endpoints: demo.and_then(|d| d.leases.first()).map(|l| l.endpoints.clone()),
+            model: served.route.clone(),
+            real_model: served.model,
         },
         gateway: gateway.map(str::to_string),
         watcher,

@@ -167,6 +167,8 @@ fn devnet_round_trip(validators: u32) {
     assert_eq!(nodes.len(), validators as usize, "{info}");
     assert_eq!(nodes[0], Value::String(rpc.clone()));
     let dseq = info["demo"]["dseq"].as_u64().expect("demo dseq");
+    assert_eq!(info["demo"]["model"], "gridlease-demo-echo", "{info}");
+    assert_eq!(info["demo"]["real_model"], false, "{info}");
     let endpoint = info["demo"]["endpoints"]["llm"][0].as_str().expect("demo endpoint").to_string();
 
     // The endpoint answers like an OpenAI server, and says it is a demo.

@@ -159,6 +159,11 @@ async fn a_gguf_model_answers_through_the_market() {
     let info: Value =
         serde_json::from_slice(&std::fs::read(&info_path).expect("read")).expect("json");
     let gateway = info["gateway"].as_str().expect("devnet.json names the gateway").to_string();
+    assert_eq!(
+        (&info["demo"]["model"], &info["demo"]["real_model"]),
+        (&Value::from("tiny-test"), &Value::from(true)),
+        "{info}"
+    );
     let said = std::fs::read_to_string(&err_path).expect("devnet.err");
     assert!(said.contains("tiny-test answered through the gateway: first token"), "{said}");
 
