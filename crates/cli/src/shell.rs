@@ -6,12 +6,9 @@
 use std::io::{IsTerminal, Write};
 
 use gridlease_provider::api::{ShellFrame, ShellOpen};
-use gridlease_provider::api_client::ProviderApi;
-use gridlease_types::BidId;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::context::failed;
-use crate::tenant::api_error;
 
 /// The local terminal in raw mode until dropped.
 struct RawMode {
@@ -44,18 +41,21 @@ fn window_size() -> Option<(u16, u16)> {
     (ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
 }
 
-/// Runs the session to its end and returns the program's exit code.
-pub async fn run(
-    api: &ProviderApi,
-    lease: &BidId,
-    service: String,
-    replica: u32,
-    command: Vec<String>,
-) -> anyhow::Result<i64> {
+/// What to ask the provider for: a terminal of this window's size when both ends of this
+/// process are one, plain pipes otherwise.
+pub fn open_request(service: String, replica: u32, command: Vec<String>) -> ShellOpen {
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (cols, rows) = if tty { window_size().unwrap_or((80, 24)) } else { (0, 0) };
-    let open = ShellOpen { service, replica, command, tty, cols, rows };
-    let stream = api.attach(lease, &open).await.map_err(api_error)?;
+    ShellOpen { service, replica, command, tty, cols, rows }
+}
+
+/// Runs the session opened as `open` asked, on its upgraded connection `stream`, to its end;
+/// returns the program's exit code.
+pub async fn run(
+    stream: impl AsyncRead + AsyncWrite + Send + 'static,
+    open: &ShellOpen,
+) -> anyhow::Result<i64> {
+    let tty = open.tty;
     let (mut from_provider, mut to_provider) = tokio::io::split(stream);
     let _raw = if tty { RawMode::enter() } else { None };
 

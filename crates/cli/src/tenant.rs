@@ -1388,7 +1388,9 @@ async fn shell(
     command: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
     let (api, lease, service) = first_lease(g, dseq, service).await?;
-    let code = crate::shell::run(&api, &lease, service, replica, command).await?;
+    let open = crate::shell::open_request(service, replica, command);
+    let stream = api.attach(&lease, &open).await.map_err(api_error)?;
+    let code = crate::shell::run(stream, &open).await?;
     Ok(ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)))
 }
 
