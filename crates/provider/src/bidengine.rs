@@ -287,12 +287,18 @@ fn shortfall(
             .suggest(format!("this provider has {} of storage free", mib(f))),
         Shortfall::Gpu { .. } => {
             let skip = Skip::new(DeclineReason::Gpu, detail);
-            if free.gpus.is_empty() {
-                skip.suggest("this provider has no free GPU")
+            let models: Vec<String> = free
+                .gpus
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(m, n)| format!("{n}x {m}"))
+                .collect();
+            if models.is_empty() {
+                skip.suggest("this provider has no free GPU now: try again when one is free, or ask another provider")
             } else {
                 skip.suggest(format!(
                     "this provider has free: {} (ask for one of these models, or \"*\")",
-                    listed(free.gpus.iter().map(|(m, n)| format!("{n}x {m}")))
+                    listed(models.iter())
                 ))
             }
         }
@@ -502,6 +508,15 @@ mod tests {
                 "would bid at 36.0",
             ),
         ];
+        // Every GPU held: no model to suggest.
+        let mut busy = reservations();
+        for (dseq, model) in [(8, "a100"), (9, "rtx4090")] {
+            let one = spec(1, vec![nvidia(Some(model), None)], None);
+            decide(&c, &mut busy, &OrderId { dseq, ..order() }, &usd, &one).expect("takes it");
+        }
+        let e = decide(&c, &mut busy, &order(), &usd, &spec(1, vec![], None)).expect_err("none");
+        assert_eq!(e.reason, DeclineReason::Gpu);
+        assert!(e.suggestion.as_deref().unwrap_or_default().contains("no free GPU now"), "{e:?}");
         for (s, m, reason, says) in cases {
             let mut r = reservations();
             let e = decide(&c, &mut r, &order(), &m, &s).expect_err(says);
