@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -30,19 +29,7 @@ fn gridlease(home: &Path, rpc: &str, args: &[&str]) -> (Option<i32>, String, Str
 }
 
 fn post(url: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let addr = url.strip_prefix("http://")?;
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, text))
+    common::post_json(url, path, body, Duration::from_secs(5))
 }
 
 fn uusdc(home: &Path, rpc: &str) -> u128 {

@@ -16,7 +16,7 @@ mod common;
 #[path = "../../provider/tests/support/podman_host.rs"]
 mod podman_host;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -70,21 +70,8 @@ async fn missing_tool() -> Option<String> {
     None
 }
 
-/// POSTs `body` and returns the status code and the whole response (headers and body).
 fn post(url: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let addr = url.strip_prefix("http://")?;
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, text))
+    common::post_json(url, path, body, Duration::from_secs(30))
 }
 
 /// POSTs until the answer is 200 (llama-server answers 503 while it loads the weights).

@@ -315,3 +315,27 @@ pub fn http_get(port: u16, path: &str) -> Option<u16> {
     let _ = s.read_to_string(&mut buf);
     buf.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// POSTs `body` as JSON to `url` (`http://HOST:PORT`) + `path` and returns the status code and
+/// the whole response (headers and body); waits at most `read_timeout` for the answer.
+pub fn post_json(
+    url: &str,
+    path: &str,
+    body: &str,
+    read_timeout: Duration,
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://")?;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(read_timeout)).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, text))
+}
