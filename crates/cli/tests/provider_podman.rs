@@ -128,6 +128,23 @@ async fn podman_lease_runs_and_is_removed_on_close() {
     to.write_all(&ShellFrame::EndOfInput.encode()).await.expect("eof");
     let (code, seen) = session_output(&mut from).await;
     assert_eq!((code, seen.trim()), (0, "5"));
+    // A lease holds at most 8 sessions at once; a shell whose client went away ends (its
+    // input ends), which frees its slot.
+    let shell = ShellOpen { tty: true, command: vec!["/bin/sh".into()], ..open.clone() };
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(api.attach(&lease, &shell).await.expect("a session within the limit"));
+    }
+    let e = api.attach(&lease, &shell).await.expect_err("a ninth session");
+    assert!(
+        matches!(&e, ApiClientError::Refused { status: 429, code, .. } if code == "too_many_sessions"),
+        "{e}"
+    );
+    drop(held);
+    eventually(Duration::from_secs(20), "the dropped sessions to end", async || {
+        api.attach(&lease, &open).await.ok().map(|_| ())
+    })
+    .await;
     // Another tenant cannot open one.
     let stranger =
         ProviderApi::from_chain(&tenant.client, &lease.provider, None).await.expect("api");

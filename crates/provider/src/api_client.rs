@@ -16,6 +16,26 @@ use crate::api::{ErrorBody, ExecOutput, LeaseStatus, ProviderStatus, ShellReques
 use crate::tls::{self, CertBundle};
 
 /// Why a call to a provider failed.
+/// The most a provider's answer may hold: any registered provider is a stranger to the
+/// tenant's CLI (which asks up to 32 of them why they did not bid), so an answer is read only
+/// this far. Logs are the largest answers (`--tail` keeps them small).
+pub const MAX_ANSWER_BYTES: usize = 32 << 20;
+
+/// Reads a whole body, refusing one larger than `max` bytes without reading further.
+async fn collect_limited<B>(body: B, max: usize) -> Result<Bytes, String>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match http_body_util::Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(format!("the answer is larger than {max} bytes"))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiClientError {
     #[error("provider host_uri `{0}` is not https://HOST:PORT")]
@@ -136,15 +156,9 @@ impl ProviderApi {
         resp: hyper::Response<hyper::body::Incoming>,
     ) -> Result<(u16, Bytes), ApiClientError> {
         let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
+        let bytes = collect_limited(resp.into_body(), MAX_ANSWER_BYTES)
             .await
-            .map_err(|e| ApiClientError::Unreachable {
-                uri: self.uri.clone(),
-                reason: e.to_string(),
-            })?
-            .to_bytes();
+            .map_err(|reason| ApiClientError::BadAnswer { uri: self.uri.clone(), reason })?;
         Ok((status, bytes))
     }
 
@@ -310,5 +324,19 @@ impl ProviderApi {
             reason: e.to_string(),
         })?;
         self.call("POST", &Self::lease_path(lease, "shell"), Some(bytes)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn attack_an_oversized_answer_is_refused_without_reading_it_all() {
+        let body = Full::new(Bytes::from(vec![b'x'; 1025]));
+        let e = collect_limited(body, 1024).await.expect_err("over the limit");
+        assert!(e.contains("larger than 1024 bytes"), "{e}");
+        let ok = collect_limited(Full::new(Bytes::from_static(b"{}")), 1024).await;
+        assert_eq!(ok.as_deref(), Ok(&b"{}"[..]));
     }
 }

@@ -91,6 +91,52 @@ impl PublicLimiter {
     }
 }
 
+/// Interactive sessions open per lease: each runs a process in the tenant's container and holds
+/// a task and a connection on the provider, so a lease may have at most
+/// [`ShellSessions::PER_LEASE`] at once (429 `too_many_sessions` past it).
+#[derive(Debug, Default)]
+pub struct ShellSessions {
+    open: std::sync::Mutex<HashMap<BidId, u32>>,
+}
+
+/// One open session; it counts until dropped.
+#[derive(Debug)]
+pub struct SessionSlot {
+    sessions: Arc<ShellSessions>,
+    lease: BidId,
+}
+
+impl ShellSessions {
+    pub const PER_LEASE: u32 = 8;
+
+    /// A slot for one more session of `lease`, or none when it has its fill.
+    pub fn take(self: &Arc<Self>, lease: BidId) -> Option<SessionSlot> {
+        let mut open = lock(&self.open);
+        let n = open.entry(lease).or_insert(0);
+        if *n >= Self::PER_LEASE {
+            return None;
+        }
+        *n += 1;
+        Some(SessionSlot { sessions: Arc::clone(self), lease })
+    }
+
+    pub fn open(&self, lease: &BidId) -> u32 {
+        lock(&self.open).get(lease).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.sessions.open);
+        if let Some(n) = open.get_mut(&self.lease) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.lease);
+            }
+        }
+    }
+}
+
 /// Refuses the request with 429 when the client's address is past its rate.
 fn limit(limiter: &PublicLimiter, peer: Option<Extension<PeerAddr>>) -> ApiResult<()> {
     let Some(Extension(PeerAddr(ip))) = peer else { return Ok(()) };
@@ -148,6 +194,7 @@ pub fn router(p: Arc<Provider>) -> Router {
         .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/shell", post(lease_shell))
         .route("/lease/{owner}/{dseq}/{gseq}/{oseq}/attach", post(lease_attach))
         .layer(Extension(Arc::new(PublicLimiter::default())))
+        .layer(Extension(Arc::new(ShellSessions::default())))
         .with_state(p)
 }
 
@@ -482,6 +529,7 @@ async fn lease_shell(
 async fn lease_attach(
     State(p): State<Arc<Provider>>,
     Extension(peer): Extension<PeerCert>,
+    Extension(sessions): Extension<Arc<ShellSessions>>,
     Path(path): Path<(String, String, String, String)>,
     mut req: axum::extract::Request,
 ) -> ApiResult<Response> {
@@ -504,6 +552,16 @@ async fn lease_attach(
         .map_err(|e| err(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
     check_service(&open.service)?;
     let r = record_of(&p, &id).await?;
+    let slot = sessions.take(id).ok_or_else(|| {
+        err(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sessions",
+            format!(
+                "this lease has {} interactive sessions open, the most it may: end one first",
+                ShellSessions::PER_LEASE
+            ),
+        )
+    })?;
     let io = p
         .driver
         .shell(&r.tag, &open.service, open.replica, &open.command, open.tty, (open.cols, open.rows))
@@ -512,9 +570,11 @@ async fn lease_attach(
     let driver = Arc::clone(&p.driver);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => run_shell(driver, io, TokioIo::new(upgraded)).await,
+            Ok(upgraded) => run_shell(driver, io, open.tty, TokioIo::new(upgraded)).await,
             Err(e) => tracing::warn!(error = %e, "shell.upgrade failed"),
         }
+        // The session counts until its program has ended and its connection is done.
+        drop(slot);
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -529,6 +589,7 @@ async fn lease_attach(
 async fn run_shell(
     driver: Arc<dyn crate::driver::Driver>,
     io: crate::driver::ShellIo,
+    tty: bool,
     stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 ) {
     use crate::api::ShellFrame;
@@ -539,6 +600,8 @@ async fn run_shell(
     let exec_id = session.exec_id.clone();
     let resizer = Arc::clone(&driver);
     let inbound = tokio::spawn(async move {
+        // Resizes go to the runtime one at a time (each waits for its answer), so a flood of
+        // them costs the client as much as the provider.
         while let Ok(Some(frame)) = ShellFrame::read(&mut from_client).await {
             match frame {
                 ShellFrame::Input(bytes) => {
@@ -555,17 +618,29 @@ async fn run_shell(
                 _ => break,
             }
         }
+        // The client is gone (or broke the protocol): what a terminal's hangup would do. On a
+        // terminal, Ctrl-C then Ctrl-D (a running command is interrupted, then the shell reads
+        // the end of its input); without one, the input ends. A program that ignores both runs
+        // on, and its session counts against the lease's limit until it ends.
+        if tty {
+            let _ = input.write_all(b"\x03\x04").await;
+            let _ = input.flush().await;
+        }
+        let _ = input.shutdown().await;
     });
     let mut last = None;
+    // Once the client is gone its program's output is read and dropped until the program ends:
+    // the session (and its slot in `ShellSessions`) lasts as long as the program.
+    let mut client_gone = false;
     while let Some(chunk) = output.next().await {
         match chunk {
             Ok(bytes) => {
                 for piece in bytes.chunks(ShellFrame::MAX_PAYLOAD) {
-                    let frame = ShellFrame::Output(piece.to_vec()).encode();
-                    if to_client.write_all(&frame).await.is_err() {
-                        inbound.abort();
-                        return;
+                    if client_gone {
+                        break;
                     }
+                    let frame = ShellFrame::Output(piece.to_vec()).encode();
+                    client_gone = to_client.write_all(&frame).await.is_err();
                 }
             }
             Err(e) => {
@@ -575,6 +650,9 @@ async fn run_shell(
         }
     }
     inbound.abort();
+    if client_gone {
+        return;
+    }
     let last = match last {
         Some(f) => f,
         None => match driver.shell_exit(&session).await {
@@ -589,6 +667,21 @@ async fn run_shell(
 #[cfg(test)]
 mod limiter_tests {
     use super::*;
+
+    #[test]
+    fn attack_a_lease_holds_a_bounded_number_of_sessions() {
+        let sessions = Arc::new(ShellSessions::default());
+        let owner = Address([3; 20]);
+        let lease = BidId { order: OrderId { owner, dseq: 1, gseq: 1, oseq: 1 }, provider: owner };
+        let other = BidId { order: OrderId { dseq: 2, ..lease.order }, ..lease };
+        let mut slots: Vec<SessionSlot> =
+            (0..ShellSessions::PER_LEASE).map(|_| sessions.take(lease).expect("slot")).collect();
+        assert!(sessions.take(lease).is_none(), "one past the limit is refused");
+        assert!(sessions.take(other).is_some(), "another lease has its own slots");
+        drop(slots.pop());
+        assert_eq!(sessions.open(&lease), ShellSessions::PER_LEASE - 1);
+        assert!(sessions.take(lease).is_some(), "an ended session frees its slot");
+    }
 
     #[test]
     fn the_public_routes_take_a_burst_then_their_rate_per_address() {
