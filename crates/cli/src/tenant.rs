@@ -70,11 +70,8 @@ pub enum TenantCommand {
         #[command(flatten)]
         g: Global,
         dseq: u64,
-        /// Service name (default: the first one).
-        #[arg(long)]
-        service: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        replica: u32,
+        #[command(flatten)]
+        at: Replica,
         /// Keep printing new lines.
         #[arg(short, long)]
         follow: bool,
@@ -88,11 +85,8 @@ pub enum TenantCommand {
         #[command(flatten)]
         g: Global,
         dseq: u64,
-        /// Service name (default: the first one).
-        #[arg(long)]
-        service: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        replica: u32,
+        #[command(flatten)]
+        at: Replica,
         /// The program and its arguments (default: /bin/sh).
         #[arg(last = true)]
         command: Vec<String>,
@@ -160,6 +154,16 @@ pub enum TenantCommand {
     },
 }
 
+/// Which replica of a deployment's first lease.
+#[derive(Debug, clap::Args)]
+pub struct Replica {
+    /// Service name (default: the first one).
+    #[arg(long)]
+    service: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    replica: u32,
+}
+
 impl TenantCommand {
     fn global(&self) -> &Global {
         match self {
@@ -211,10 +215,10 @@ async fn run_async(g: &Global, cmd: TenantCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TenantCommand::Status { g: _, dseq, warn_hours } => status(g, dseq, warn_hours).await,
-        TenantCommand::Logs { g: _, dseq, service, replica, follow, tail } => {
+        TenantCommand::Logs { g: _, dseq, at: Replica { service, replica }, follow, tail } => {
             logs(g, dseq, service, replica, follow, tail).await
         }
-        TenantCommand::Shell { g: _, dseq, service, replica, command } => {
+        TenantCommand::Shell { g: _, dseq, at: Replica { service, replica }, command } => {
             shell(g, dseq, service, replica, command).await
         }
         TenantCommand::Close { g: _, dseq } => close(g, dseq).await,

@@ -309,6 +309,43 @@ impl PodmanDriver {
         Ok(self)
     }
 
+    /// Creates and starts an exec session of `cmd` in container `name`, attached (stdin too
+    /// when `stdin`, with a terminal when `tty`); its id, when it started (unix nanoseconds:
+    /// events of sessions that ended before are not its own), and its streams.
+    async fn start_session(
+        &self,
+        name: &str,
+        action: &str,
+        cmd: Vec<String>,
+        stdin: bool,
+        tty: bool,
+    ) -> Result<(String, i64, StartExecResults), DriverError> {
+        let options = CreateExecOptions {
+            attach_stdin: Some(stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(tty),
+            cmd: Some(cmd),
+            env: tty.then(|| vec!["TERM=xterm-256color".to_owned()]),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(name, options)
+            .await
+            .map_err(|err| self.api_error(action, err))?;
+        let began = unix_nanos();
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions { detach: false, tty, output_capacity: None }),
+            )
+            .await
+            .map_err(|err| self.api_error(action, err))?;
+        Ok((created.id, began, started))
+    }
+
     /// The exit code of exec session `exec_id` in container `name`, whose output ended: from
     /// the session, or from the runtime's events when podman dropped the session (it drops a
     /// container's sessions when the container stops, and the command may have stopped it).
@@ -856,29 +893,8 @@ impl Driver for PodmanDriver {
         }
         let name = self.existing_replica(tag, service, replica).await?;
         let action = format!("exec in {name}");
-        let created = self
-            .docker
-            .create_exec(
-                &name,
-                CreateExecOptions {
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    cmd: Some(cmd.to_vec()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|err| self.api_error(&action, err))?;
-        // Events of sessions that ended before this one started are not its own.
-        let began = unix_nanos();
-        let started = self
-            .docker
-            .start_exec(
-                &created.id,
-                Some(StartExecOptions { detach: false, tty: false, output_capacity: None }),
-            )
-            .await
-            .map_err(|err| self.api_error(&action, err))?;
+        let (exec_id, began, started) =
+            self.start_session(&name, &action, cmd.to_vec(), false, false).await?;
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
         if let StartExecResults::Attached { mut output, .. } = started {
@@ -891,7 +907,7 @@ impl Driver for PodmanDriver {
                 }
             }
         }
-        let exit_code = self.exit_code_of(&name, &created.id, began).await?;
+        let exit_code = self.exit_code_of(&name, &exec_id, began).await?;
         Ok(ExecOutput {
             exit_code,
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -911,43 +927,19 @@ impl Driver for PodmanDriver {
         let name = self.existing_replica(tag, service, replica).await?;
         let action = format!("shell in {name}");
         let cmd = if cmd.is_empty() { vec!["/bin/sh".to_owned()] } else { cmd.to_vec() };
-        let created = self
-            .docker
-            .create_exec(
-                &name,
-                CreateExecOptions {
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(tty),
-                    cmd: Some(cmd),
-                    env: tty.then(|| vec!["TERM=xterm-256color".to_owned()]),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|err| self.api_error(&action, err))?;
-        let began = unix_nanos();
-        let started = self
-            .docker
-            .start_exec(
-                &created.id,
-                Some(StartExecOptions { detach: false, tty, output_capacity: None }),
-            )
-            .await
-            .map_err(|err| self.api_error(&action, err))?;
+        let (exec_id, began, started) = self.start_session(&name, &action, cmd, true, tty).await?;
         let StartExecResults::Attached { output, input } = started else {
             return Err(DriverError::Runtime(format!("{action}: the runtime did not attach")));
         };
         if tty && size.0 > 0 && size.1 > 0 {
             // The process may not have its terminal yet; a failed first resize is harmless.
-            let _ = self.resize_shell(&created.id, size.0, size.1).await;
+            let _ = self.resize_shell(&exec_id, size.0, size.1).await;
         }
         let output = output.map(move |chunk| {
             chunk.map(|c| c.into_bytes()).map_err(|e| DriverError::Runtime(error_chain(&e)))
         });
         Ok(super::ShellIo {
-            session: super::ShellSession { container: name, exec_id: created.id, began },
+            session: super::ShellSession { container: name, exec_id, began },
             input,
             output: Box::pin(output),
         })
