@@ -156,7 +156,7 @@ impl PullTracker {
             layer.1 = t;
         }
         if let Some(c) = current.and_then(|c| u64::try_from(c).ok()) {
-            layer.0 = c.min(layer.1.max(c));
+            layer.0 = c;
         }
         if status.contains("complete") || status.contains("already exists") {
             layer.2 = true;
