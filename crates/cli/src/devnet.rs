@@ -79,6 +79,9 @@ pub struct DevnetArgs {
     /// Accept the model weights' licence (shown before the download) without being asked.
     #[arg(long)]
     accept_model_licence: bool,
+    /// Port of the web console on 127.0.0.1 (a free one when it is taken; 0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    console_port: u16,
 }
 
 /// What a devnet keeps between runs.
@@ -439,6 +442,8 @@ struct DevnetInfo<'a> {
     demo: DemoInfo,
     /// The inference gateway in front of the demo's leases (its OpenAI API is under `/v1`).
     gateway: Option<String>,
+    /// The web console (`gridlease console`) over the devnet's node.
+    console: String,
     /// The demo's monitor (the watcher of `gridlease watch`, run beside the gateway in the
     /// devnet process): reports its leases' health on chain and sends
     /// the manifest to the lease that replaces a failed one.
@@ -489,6 +494,7 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
     let mut procs = Procs(Vec::new());
     start_node(&setup, &args, &state, &mut procs).await?;
     start_providers(&setup, &state, fresh, &mut procs).await?;
+    let console = start_console(&setup, args.console_port).await?;
     let g = Global {
         home: setup.home.clone(),
         node: setup.rpc.clone(),
@@ -514,12 +520,13 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         Some(dseq) if demo.is_some() => Some(start_watcher(&setup, &g, dseq).await?),
         _ => None,
     };
-    let info_path =
-        write_info(&setup, &state, demo.as_ref(), gateway_url.as_deref(), watcher, &served)?;
+    let urls = Urls { gateway: gateway_url.as_deref(), console: &console };
+    let info_path = write_info(&setup, &state, demo.as_ref(), urls, watcher, &served)?;
     welcome(&setup, &state, demo.as_ref(), &info_path, &served);
     if let Some(url) = &gateway_url {
         human!("gateway (one OpenAI endpoint over the demo's leases): {url}/v1");
     }
+    human!("console (the market, providers, deployments, leases and blocks, live): {console}");
     if json {
         let text = std::fs::read(&info_path)
             .with_context(|| format!("cannot read {}", info_path.display()))?;
@@ -527,6 +534,30 @@ async fn run_async(args: DevnetArgs) -> anyhow::Result<ExitCode> {
         println!("{value}");
     }
     supervise(&setup, procs).await
+}
+
+/// The web console over the devnet's node, in this process, on 127.0.0.1:`port` (a free
+/// port when that one is taken): its URL.
+async fn start_console(setup: &Setup, port: u16) -> anyhow::Result<String> {
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let poll = Duration::from_secs(5);
+    let settings = crate::console::settings(&setup.rpc, listen, None, poll)?;
+    let running = match gridlease_console::start(settings.clone()).await {
+        Ok(r) => r,
+        Err(e) if port != 0 => {
+            human!("console: port {port} is taken ({e}); using a free port");
+            let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            gridlease_console::start(gridlease_console::Settings { listen: any, ..settings })
+                .await
+                .context("cannot start the console")?
+        }
+        Err(e) => return Err(e).context("cannot start the console"),
+    };
+    let url = format!("http://{}", running.addr);
+    human!("console: {url} (open it to watch the market as the devnet comes up)");
+    // The task lives as long as the devnet process.
+    drop(running);
+    Ok(url)
 }
 
 /// The gateway's watcher on the demo deployment (in this process, beside the gateway), signing
@@ -960,11 +991,17 @@ async fn first_answer(gateway: &str, model: &str, deploy_seconds: f64) {
 }
 
 /// Writes `HOME/devnet.json` and returns its path.
+/// The URLs of the devnet's in-process servers.
+struct Urls<'a> {
+    gateway: Option<&'a str>,
+    console: &'a str,
+}
+
 fn write_info(
     setup: &Setup,
     state: &DevnetState,
     demo: Option<&Deployed>,
-    gateway: Option<&str>,
+    urls: Urls<'_>,
     watcher: Option<WatcherInfo>,
     served: &Served,
 ) -> anyhow::Result<PathBuf> {
@@ -997,7 +1034,8 @@ fn write_info(
             model: served.route.clone(),
             real_model: served.model,
         },
-        gateway: gateway.map(str::to_string),
+        gateway: urls.gateway.map(str::to_string),
+        console: urls.console.to_string(),
         watcher,
         logs: setup.home.join("logs"),
     };

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod console;
 mod context;
 mod devnet;
 mod gateway;
@@ -42,6 +43,9 @@ enum Command {
     /// Start a whole local market: a validator, providers with GPUs, a funded tenant and a demo
     /// deployment.
     Devnet(devnet::DevnetArgs),
+    /// Serve the web console over a node: the market, providers, deployments, leases and
+    /// blocks, live (`--node URL --listen ADDR`).
+    Console(console::ConsoleArgs),
     /// Serve one OpenAI-compatible endpoint over the leases of a model: `--route
     /// NAME=DSEQ[,DSEQ...]`.
     Gateway(gateway::GatewayArgs),
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Keys { g, cmd } => keys::run(&g, cmd),
         Command::Devnet(args) => devnet::run(args),
         Command::Gateway(args) => gateway::run(args),
+        Command::Console(args) => console::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Sim { args } => devnet::exec_sibling("gridlease-sim", &args),
     };

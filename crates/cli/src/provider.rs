@@ -101,7 +101,7 @@ pub fn run(cmd: ProviderCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_tracing() {
+pub fn init_tracing() {
     let filter = std::env::var("GRIDLEASE_LOG").unwrap_or_else(|_| "info".into());
     let level = filter.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
     let _ = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).try_init();

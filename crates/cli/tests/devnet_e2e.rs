@@ -173,6 +173,11 @@ fn devnet_round_trip(validators: u32) {
     assert!(text.contains("you said: hello grid"), "{text}");
     assert!(text.to_ascii_lowercase().contains("x-gridlease-replica"), "{text}");
 
+    // The web console serves the market over the devnet's node.
+    let console = info["console"].as_str().expect("devnet.json names the console");
+    let port: u16 = console.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+    assert_eq!(common::http_get(port, "/"), Some(200), "{console}");
+
     // `status` reaches the provider over mutual TLS with the tenant's client key, which the
     // home holds only sealed with the keystore passphrase; no secret is in clear on disk.
     let (code, out, err) =

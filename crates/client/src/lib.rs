@@ -300,6 +300,9 @@ fn query_string(query: &ListQuery) -> String {
     if let Some(p) = &query.provider {
         parts.push(format!("provider={p}"));
     }
+    if let Some(d) = query.dseq {
+        parts.push(format!("dseq={d}"));
+    }
     if let Some(s) = &query.state {
         let escaped: String = s
             .bytes()

@@ -305,6 +305,7 @@ pub(crate) async fn certificate(
 /// A list query, checked.
 struct Filter {
     owner: Option<Address>,
+    dseq: Option<u64>,
     provider: Option<Address>,
     state: Option<String>,
     limit: usize,
@@ -323,19 +324,32 @@ impl Filter {
                 ApiError::bad("cursor must be the next_cursor of a previous page")
             })?),
         };
-        Ok(Filter { owner: q.owner, provider: q.provider, state: q.state, limit, cursor })
+        if q.dseq.is_some() && q.owner.is_none() {
+            return Err(ApiError::bad("dseq needs owner: a deployment is known by both"));
+        }
+        Ok(Filter {
+            owner: q.owner,
+            dseq: q.dseq,
+            provider: q.provider,
+            state: q.state,
+            limit,
+            cursor,
+        })
     }
 
     fn state_matches(&self, state: &impl StateName) -> bool {
         self.state.as_deref().is_none_or(|want| state.state_name() == want)
     }
 
-    /// Where a list of objects of `tag` keyed by owner first lives: the owner's prefix, or
-    /// the whole kind.
+    /// Where a list of objects of `tag` keyed by owner and dseq first lives: one deployment's
+    /// prefix, the owner's, or the whole kind.
     fn owner_prefix(&self, tag: u8) -> Vec<u8> {
         let mut prefix = vec![tag];
         if let Some(o) = self.owner {
             prefix.extend_from_slice(&o.0);
+            if let Some(d) = self.dseq {
+                prefix.extend_from_slice(&d.to_be_bytes());
+            }
         }
         prefix
     }
@@ -477,6 +491,7 @@ fn bid_like_page<T: borsh::BorshDeserialize, S: StateName>(
     let keep = |item: &T| {
         let (id, state) = parts(item);
         f.owner.is_none_or(|a| id.order.owner == a)
+            && f.dseq.is_none_or(|d| id.order.dseq == d)
             && f.provider.is_none_or(|p| id.provider == p)
             && f.state_matches(state)
     };

@@ -150,6 +150,9 @@ pub struct ListQuery {
     pub owner: Option<Address>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<Address>,
+    /// One deployment of `owner` (deployments, orders, bids and leases; needs `owner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dseq: Option<u64>,
     /// The state's name as the objects report it (`open`, `active`, `closed`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,

@@ -2,8 +2,8 @@
 //! - `types` and `ledger` reach no I/O, async runtime, randomness source, storage engine,
 //!   network or consensus crate, even transitively;
 //! - `ledger` depends on no workspace crate but `types`;
-//! - off-chain crates (`provider`, `cli`, `client`, `rpc-types`, `loadgen`, `gateway`) never import
-//!   `ledger`, `storage` or `consensus`;
+//! - off-chain crates (`provider`, `cli`, `client`, `rpc-types`, `loadgen`, `gateway`, `console`)
+//!   never import `ledger`, `storage` or `consensus`;
 //! - only `node` depends on `consensus`;
 //! - nothing depends on `node` or `cli`, and test-only crates (`sim`, `tidy`) are never a
 //!   normal dependency.
@@ -155,6 +155,7 @@ fn off_chain_crates_reach_the_chain_only_through_client() {
         "gridlease-rpc-types",
         "gridlease-loadgen",
         "gridlease-gateway",
+        "gridlease-console",
     ] {
         let id = g.id(name).unwrap_or_else(|| panic!("{name} is not a workspace crate"));
         let reach = g.reachable(id);
