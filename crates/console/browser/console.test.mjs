@@ -120,6 +120,7 @@ check("deployment: deep link", status === 200 && (await text("h1")) === `Deploym
 check("deployment: the auction's winner", dep.includes("winner"), dep.slice(0, 300));
 check("deployment: escrow burn rate and time left", dep.includes("Burn rate") && dep.includes("Time left"));
 check("deployment: leases with health", dep.includes("Leases of the deployment"));
+check("deployment: the auction's reason for its winner", dep.includes("Auction result") && dep.includes("lowest price"), dep.slice(0, 600));
 await scan("deployment");
 await Promise.all([page.waitForURL("**why=1"), page.getByRole("link", { name: /Ask up to/ }).click()]);
 const why = await text("main");
@@ -134,6 +135,7 @@ await scan("leases");
 await Promise.all([page.waitForURL("**/leases/grid1**"), page.locator("main table tbody tr a").first().click()]);
 const lease = await text("main");
 check("lease: page by click", (await text("h1")).startsWith("Lease ") && lease.includes("Health") && lease.includes("What the provider offered"), lease.slice(0, 300));
+check("lease: its history since the console started", lease.includes("Health history") && lease.includes("lease created at"), lease.slice(-600));
 await scan("lease");
 
 // --- Chain: a new block appears without reloading the page.

@@ -8,6 +8,7 @@
 pub mod chart;
 pub mod html;
 pub mod index;
+pub mod journal;
 pub mod live;
 mod pages;
 pub mod reference;

@@ -13,6 +13,8 @@ use gridlease_client::{BlockEvents, Client};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, broadcast, watch};
 
+use crate::journal::Journal;
+
 /// Browsers that may follow the chain at once.
 pub const MAX_BROWSER_STREAMS: usize = 256;
 /// Blocks a slow browser may fall behind before its stream ends (its page reconnects).
@@ -53,11 +55,13 @@ impl BlockSummary {
     }
 }
 
-/// The follower's outputs: each block's summary, and the latest height.
+/// The follower's outputs: each block's summary, the latest height, and the journal of
+/// what happened to leases since the console started.
 #[derive(Clone, Debug)]
 pub struct Live {
     blocks: broadcast::Sender<Arc<String>>,
     pub height: watch::Receiver<u64>,
+    pub journal: watch::Receiver<Journal>,
     streams: Arc<Semaphore>,
 }
 
@@ -67,8 +71,10 @@ impl Live {
     pub fn start(client: Client) -> Live {
         let (blocks, _) = broadcast::channel(BACKLOG);
         let (height_tx, height) = watch::channel(0u64);
+        let (journal_tx, journal) = watch::channel(Journal::default());
         let sender = blocks.clone();
         tokio::spawn(async move {
+            let mut book = Journal::default();
             loop {
                 match client.subscribe(&[]).await {
                     Ok(mut stream) => loop {
@@ -77,6 +83,9 @@ impl Live {
                                 let summary = BlockSummary::of(&block);
                                 let text = serde_json::to_string(&summary).unwrap_or_default();
                                 height_tx.send_replace(block.height);
+                                book.record(&block);
+                                // An imbl map: the clone shares its nodes.
+                                journal_tx.send_replace(book.clone());
                                 // No browser listening is fine.
                                 let _ = sender.send(Arc::new(text));
                             }
@@ -95,7 +104,7 @@ impl Live {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
-        Live { blocks, height, streams: Arc::new(Semaphore::new(MAX_BROWSER_STREAMS)) }
+        Live { blocks, height, journal, streams: Arc::new(Semaphore::new(MAX_BROWSER_STREAMS)) }
     }
 
     /// A browser's stream, or `None` when `MAX_BROWSER_STREAMS` are open.

@@ -2,13 +2,15 @@
 //! reports committed tx/s and submit-to-commit latency (issue 4's benchmark).
 //!
 //! `accounts` prints the seed-derived benchmark accounts (to fund them at genesis), `run`
-//! drives one measurement, `table` compares the summaries of several runs.
+//! drives one measurement, `table` compares the summaries of several runs, `market` seeds a
+//! node with many providers and active leases (`bench/seed-market.sh`).
 #![forbid(unsafe_code)]
 
 mod accounts;
 mod cpu;
 mod flood;
 mod follow;
+mod market;
 mod presign;
 mod report;
 mod submit;
@@ -54,6 +56,10 @@ enum Command {
     /// declaring huge fees, and funded accounts (the seed-derived keys) sending only
     /// sequences behind a gap. Prints the node's answers by HTTP status.
     Flood(FloodArgs),
+    /// Seed a running node with providers, deployments, bids and active leases through real
+    /// signed transactions (providers are the seed's accounts 0..P, tenants P..P+T; fund
+    /// them at genesis with `accounts --count P+T`). Prints what the chain holds at the end.
+    Market(market::MarketArgs),
 }
 
 #[derive(Args)]
@@ -165,6 +171,11 @@ fn main() -> std::process::ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(run_flood(args))),
+        Command::Market(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(market::run(args))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

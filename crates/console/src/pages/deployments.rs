@@ -192,6 +192,7 @@ async fn one_page(
         bids_by_order.entry(b.id.order).or_default().push(b);
     }
     let mut any_open = false;
+    let journal = console.live.journal.borrow().clone();
     for g in &record.groups {
         let spec = &g.spec;
         let _ = write!(
@@ -244,11 +245,16 @@ async fn one_page(
                 any_open = true;
             }
             let _ = write!(body, "<h4>Order {} (auction round)</h4>", o.id.oseq);
-            body.push_str(&html::facts(&[
+            let mut order_facts = vec![
                 ("State", order_state(&o.state)),
                 ("Max price", coin(&o.max_price)),
                 ("Opened at", html::block_link(o.created_at)),
-            ]));
+            ];
+            if let Some((at, why)) = journal.auction(&o.id) {
+                let result = format!("{} (at {})", esc(&why), html::block_link(at));
+                order_facts.push(("Auction result", result));
+            }
+            body.push_str(&html::facts(&order_facts));
             let mut order_bids = bids_by_order.remove(&o.id).unwrap_or_default();
             order_bids.sort_by_key(|b| b.price.amount);
             let rows: Vec<Vec<String>> = order_bids

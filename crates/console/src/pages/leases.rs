@@ -207,6 +207,18 @@ async fn one_page(
         None => body.push_str("<p class=\"empty\">No monitor has reported on this lease.</p>"),
     }
 
+    let journal = console.live.journal.borrow().clone();
+    let seen = journal.lease(&id);
+    let since = journal.since.map_or("its start".to_string(), |h| format!("block {h}"));
+    let rows: Vec<Vec<String>> =
+        seen.iter().rev().map(|e| vec![html::block_link(e.height), esc(&e.what)]).collect();
+    body.push_str(&html::table(
+        &format!("Health history (what the console saw since {since})"),
+        &["Block", "What happened"],
+        &rows,
+        &format!("Nothing happened to this lease since the console started following the chain at {since}."),
+    ));
+
     body.push_str("<h2>Escrow</h2>");
     match deployment.and_then(|d| d.escrow) {
         Some(e) => {

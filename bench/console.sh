@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The console on a big market: seeds a fresh node with PROVIDERS providers and LEASES active
+# leases (bench/seed-market.sh, real signed transactions), starts `gridlease console` over it,
+# says how long the console took to read the whole market, then times each page in Debian's
+# chromium (crates/console/browser/console.perf.mjs: first byte, first render, load, the
+# HTML's size, the rows shown) and prints a Markdown table. Stops what it started.
+#
+# Environment: PROVIDERS (1000), LEASES (10000), PROFILE (release), RUNS (5 loads per page),
+#   CONSOLE_PORT (8090), RPC_PORT (26757), P2P_PORT (26756), CHROMIUM (/usr/bin/chromium).
+# Needs node with `npm ci --prefix crates/console/browser` and chromium (apt-get install -y
+# chromium).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PROVIDERS=${PROVIDERS:-1000} LEASES=${LEASES:-10000} PROFILE=${PROFILE:-release}
+export RPC_PORT=${RPC_PORT:-26757} P2P_PORT=${P2P_PORT:-26756}
+export STATE=${TMPDIR:-/tmp}/gridlease-console-bench.env
+CONSOLE_PORT=${CONSOLE_PORT:-8090}
+
+[ -d crates/console/browser/node_modules/playwright-core ] || npm ci --prefix crates/console/browser --no-audit --no-fund
+cargo build --profile "$([ "$PROFILE" = release ] && echo release || echo dev)" -p gridlease-cli -q
+
+CONSOLE_PID=
+cleanup() {
+    [ -n "$CONSOLE_PID" ] && kill "$CONSOLE_PID" 2>/dev/null || true
+    bench/seed-market.sh stop >/dev/null || true
+}
+trap cleanup EXIT
+
+bench/seed-market.sh
+RPC=$(sed -n 's/^RPC=//p' "$STATE")
+
+LOG=$(mktemp)
+START=$(date +%s.%N)
+"target/$PROFILE/gridlease" console --node "$RPC" --listen "127.0.0.1:$CONSOLE_PORT" 2>"$LOG" &
+CONSOLE_PID=$!
+URL="http://127.0.0.1:$CONSOLE_PORT"
+# Ready once the market page shows every lease.
+want=$(printf "%'d" "$LEASES" 2>/dev/null || echo "$LEASES")
+for _ in $(seq 600); do
+    if curl -sf "$URL/" | grep -q "Active leases</dt><dd>$want<"; then break; fi
+    sleep 0.1
+done
+READY=$(echo "$(date +%s.%N) - $START" | bc)
+curl -sf "$URL/" | grep -q "Active leases</dt><dd>$want<" || { echo "the console never showed $LEASES leases" >&2; cat "$LOG" >&2; exit 1; }
+READ_MS=$(curl -sf "$URL/" | sed -n 's/.*(read in \([0-9]*\) ms).*/\1/p')
+
+echo
+echo "console over $PROVIDERS providers and $LEASES active leases ($PROFILE build):"
+echo "- from start to the whole market read: ${READY} s; one snapshot of the market: ${READ_MS} ms"
+echo
+CONSOLE_URL=$URL RUNS=${RUNS:-5} node crates/console/browser/console.perf.mjs
