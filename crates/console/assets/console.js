@@ -48,6 +48,12 @@
     cell(row, "").appendChild(time);
     cell(row, String(block.txs));
     cell(row, String(block.events));
+    // The same order as the server's: by count, the fee payments last.
+    const kinds = Object.entries(block.types || {})
+      .sort((a, b) => (a[0] === "fee_paid") - (b[0] === "fee_paid") || b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .map(([kind, n]) => kind + " \u00d7" + n)
+      .join(", ");
+    cell(row, kinds);
     table.insertBefore(row, table.firstChild);
     while (table.rows.length > MAX_ROWS) table.deleteRow(table.rows.length - 1);
   }

@@ -134,10 +134,11 @@ pub struct GpuRow {
 }
 
 impl GpuRow {
-    /// Leased share of the known units, in percent.
+    /// Leased share of the units the answering providers list, in percent (at most 100:
+    /// providers that did not answer may hold leased units too); `None` when none answered.
     pub fn utilization(&self) -> Option<f64> {
-        let all = self.units.max(self.leased);
-        (all > 0).then(|| f64::from(self.leased) * 100.0 / f64::from(all))
+        (self.units > 0)
+            .then(|| (f64::from(self.leased) * 100.0 / f64::from(self.units)).min(100.0))
     }
 }
 
@@ -607,6 +608,9 @@ mod tests {
         let a100 = rows.iter().find(|r| r.model == "a100").unwrap();
         assert_eq!(a100.leased, 0);
         assert!((a100.usd_hour.unwrap() - 0.72).abs() < 1e-9);
+        // Without an answering inventory, utilization is unknown rather than 100%.
+        let rows = market_rows(&leases, &[], 3600.0, &reference);
+        assert_eq!(rows.iter().find(|r| r.model == "h100").unwrap().utilization(), None);
     }
 
     #[test]

@@ -33,6 +33,13 @@ fn event_type(e: &Event) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// `lease_created ×3, fee_paid ×5`, the fee payments last (every transaction has one).
+pub fn kinds_text(kinds: &std::collections::BTreeMap<String, usize>) -> String {
+    let mut parts: Vec<(&String, &usize)> = kinds.iter().collect();
+    parts.sort_by_key(|(k, n)| (k.as_str() == "fee_paid", std::cmp::Reverse(**n)));
+    parts.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ")
+}
+
 async fn list_page(
     console: &Console,
     q: Result<Query<Params>, QueryRejection>,
@@ -53,14 +60,19 @@ async fn list_page(
     let mut rows = String::new();
     for b in blocks {
         let Some(b) = b? else { continue };
-        let events =
-            b.begin_events.len() + b.receipts.iter().map(|r| r.events.len()).sum::<usize>();
+        let all = b.begin_events.iter().chain(b.receipts.iter().flat_map(|r| r.events.iter()));
+        let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+        for e in all {
+            *kinds.entry(event_type(e)).or_default() += 1;
+        }
+        let events: usize = kinds.values().sum();
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td><time datetime=\"{t}\">{t}</time></td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td><time datetime=\"{t}\">{t}</time></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             html::block_link(b.height),
             int(b.txs.len() as u64),
             int(events as u64),
+            esc(&kinds_text(&kinds)),
             t = esc(&b.time),
         );
     }
@@ -72,7 +84,7 @@ async fn list_page(
     let _ = write!(
         body,
         "<div class=\"scroll\" role=\"region\" aria-label=\"Latest blocks\" tabindex=\"0\"><table><caption>Latest blocks</caption>\
-<thead><tr><th scope=\"col\">Height</th><th scope=\"col\">Time</th><th scope=\"col\">Transactions</th><th scope=\"col\">Events</th></tr></thead>\
+<thead><tr><th scope=\"col\">Height</th><th scope=\"col\">Time</th><th scope=\"col\">Transactions</th><th scope=\"col\">Events</th><th scope=\"col\">Kinds of events</th></tr></thead>\
 <tbody id=\"blocks\"{}>{rows}</tbody></table></div>",
         if live { " data-live=\"blocks\"" } else { "" }
     );
@@ -176,4 +188,25 @@ async fn one_page(console: &Console, height: &str) -> Result<Response, PageError
         console.height().max(h),
         &body,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kinds_text;
+
+    #[test]
+    fn event_kinds_by_count_with_fees_last() {
+        let kinds = [
+            ("fee_paid".to_string(), 9),
+            ("bid_created".into(), 2),
+            ("lease_created".into(), 3),
+            ("auction_won".into(), 3),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            kinds_text(&kinds),
+            "auction_won ×3, lease_created ×3, bid_created ×2, fee_paid ×9"
+        );
+    }
 }

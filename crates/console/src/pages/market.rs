@@ -93,7 +93,7 @@ fn body(snap: &Snapshot, height: u64) -> String {
         "GPU models: units in the providers' inventories, free and leased, and prices per GPU-hour",
         &[
             "Model",
-            "Providers",
+            "Providers listing it",
             "Units",
             "Free",
             "Leased",
@@ -124,14 +124,24 @@ denominations at their peg.</p>",
         };
         let first = label(h.heights[0]);
         let last = label(*h.heights.last().unwrap_or(&height));
+        // Utilization: each model's line is named with the units listed now (capacity is
+        // known only now; the chain records leases, not inventories).
+        let names: Vec<String> = h
+            .leased
+            .keys()
+            .map(|m| match snap.market.iter().find(|r| &r.model == m) {
+                Some(r) if r.units > 0 => format!("{m} (of {} listed now)", r.units),
+                _ => m.clone(),
+            })
+            .collect();
         let leased: Vec<Series<'_>> =
-            h.leased.iter().map(|(m, v)| Series { name: m, values: v }).collect();
+            h.leased.values().zip(&names).map(|(v, name)| Series { name, values: v }).collect();
         let price: Vec<Series<'_>> =
             h.usd_hour.iter().map(|(m, v)| Series { name: m, values: v }).collect();
         let _ = write!(
             out,
             "<div class=\"charts\">{}{}</div>",
-            line_chart("leased", "GPUs leased", "GPUs", &leased, &first, &last),
+            line_chart("leased", "GPUs leased (utilization)", "GPUs", &leased, &first, &last),
             line_chart(
                 "price",
                 "Median lease price per GPU-hour",
