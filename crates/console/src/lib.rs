@@ -120,6 +120,9 @@ async fn guard(State(console): State<Console>, request: Request, next: Next) -> 
             .into_response();
     };
     let mut response = next.run(request).await;
+    if let Some(e) = response.extensions().get::<PageError>().cloned() {
+        response = e.render(console.height());
+    }
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -158,12 +161,13 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-async fn not_found(State(console): State<Console>) -> Response {
-    PageError::NotFound("no such page".into()).render(console.height())
+async fn not_found() -> PageError {
+    PageError::NotFound("no such page".into())
 }
 
-/// Why a page cannot be shown.
-#[derive(Debug, thiserror::Error)]
+/// Why a page cannot be shown. A handler returns it; `guard` draws its page (with the
+/// latest height in the header).
+#[derive(Clone, Debug, thiserror::Error)]
 pub(crate) enum PageError {
     #[error("{0}")]
     NotFound(String),
@@ -207,7 +211,11 @@ pub(crate) fn html_response(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
-/// A handler's answer: the page, or its error page.
-pub(crate) fn finish(console: &Console, result: Result<Response, PageError>) -> Response {
-    result.unwrap_or_else(|e| e.render(console.height()))
+impl IntoResponse for PageError {
+    /// A placeholder carrying the error, which `guard` replaces with the error page.
+    fn into_response(self) -> Response {
+        let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
 }

@@ -11,20 +11,12 @@ use gridlease_client::Event;
 
 use super::{Params, params, parse_number};
 use crate::html::{self, Section, badge, esc, int};
-use crate::{Console, PageError, finish, html_response};
+use crate::{Console, PageError, html_response};
 
 /// Blocks on one page of the list.
 const BLOCKS_PER_PAGE: u64 = 20;
 /// Characters of an event's details shown.
 const EVENT_TEXT: usize = 400;
-
-pub async fn list(
-    State(console): State<Console>,
-    q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let r = list_page(&console, q).await;
-    finish(&console, r)
-}
 
 fn event_type(e: &Event) -> String {
     serde_json::to_value(e)
@@ -40,8 +32,8 @@ pub fn kinds_text(kinds: &std::collections::BTreeMap<String, usize>) -> String {
     parts.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ")
 }
 
-async fn list_page(
-    console: &Console,
+pub async fn list(
+    State(console): State<Console>,
     q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let p = params(q)?;
@@ -103,11 +95,6 @@ async fn list_page(
     Ok(html_response(html::page("Chain", Section::Blocks, console.height().max(latest), &body)))
 }
 
-pub async fn one(State(console): State<Console>, Path(height): Path<String>) -> Response {
-    let r = one_page(&console, &height).await;
-    finish(&console, r)
-}
-
 fn event_rows(source: &str, events: &[Event], rows: &mut Vec<Vec<String>>) {
     for e in events {
         let mut text = serde_json::to_string(e).unwrap_or_default();
@@ -124,8 +111,11 @@ fn event_rows(source: &str, events: &[Event], rows: &mut Vec<Vec<String>>) {
     }
 }
 
-async fn one_page(console: &Console, height: &str) -> Result<Response, PageError> {
-    let h: u64 = parse_number("height", height)?;
+pub async fn one(
+    State(console): State<Console>,
+    Path(height): Path<String>,
+) -> Result<Response, PageError> {
+    let h: u64 = parse_number("height", &height)?;
     let b = console
         .client
         .block(h)

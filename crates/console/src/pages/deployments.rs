@@ -17,11 +17,11 @@ use gridlease_types::Address;
 
 use super::{
     PAGE_SIZE, Params, bid_state, coin, deployment_state, lease_state, order_state, pager, params,
-    parse_address, parse_number, state_links, state_param,
+    parse_address, parse_number, state_links, state_page_query,
 };
 use crate::html::{self, Section, badge, dec, duration, esc, int, num};
 use crate::index::{STATUS_TIMEOUT, dec_f64, list_all};
-use crate::{Console, PageError, finish, html_response};
+use crate::{Console, PageError, html_response};
 
 /// Providers asked why they did not bid, at most.
 const WHY_ASKED: usize = 16;
@@ -29,23 +29,9 @@ const WHY_ASKED: usize = 16;
 pub async fn list(
     State(console): State<Console>,
     q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let r = list_page(&console, q).await;
-    finish(&console, r)
-}
-
-async fn list_page(
-    console: &Console,
-    q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let p = params(q)?;
-    let state = state_param(&p, &["active", "closed"])?;
-    let query = ListQuery {
-        state: state.clone(),
-        limit: Some(PAGE_SIZE),
-        cursor: p.cursor.clone(),
-        ..Default::default()
-    };
+    let (state, query) = state_page_query(&p)?;
     let page: DeploymentsPage = console.client.page("/deployments", &query).await?;
     let rows: Vec<Vec<String>> = page
         .deployments
@@ -77,15 +63,6 @@ async fn list_page(
     Ok(html_response(html::page("Deployments", Section::Deployments, console.height(), &body)))
 }
 
-pub async fn one(
-    State(console): State<Console>,
-    Path((owner, dseq)): Path<(String, String)>,
-    q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let r = one_page(&console, &owner, &dseq, q).await;
-    finish(&console, r)
-}
-
 fn gpus_of(bid: &Bid) -> String {
     let parts: Vec<String> = bid
         .offer
@@ -99,15 +76,14 @@ fn gpus_of(bid: &Bid) -> String {
     if parts.is_empty() { "no GPU".into() } else { parts.join(", ") }
 }
 
-async fn one_page(
-    console: &Console,
-    owner: &str,
-    dseq: &str,
+pub async fn one(
+    State(console): State<Console>,
+    Path((owner, dseq)): Path<(String, String)>,
     q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let p = params(q)?;
-    let owner = parse_address(owner)?;
-    let dseq: u64 = parse_number("dseq", dseq)?;
+    let owner = parse_address(&owner)?;
+    let dseq: u64 = parse_number("dseq", &dseq)?;
     let record =
         console.client.deployment(&owner, dseq).await?.ok_or_else(|| {
             PageError::NotFound(format!("deployment {owner}/{dseq} does not exist"))
@@ -389,18 +365,9 @@ pub async fn account(
     State(console): State<Console>,
     Path(address): Path<String>,
     q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let r = account_page(&console, &address, q).await;
-    finish(&console, r)
-}
-
-async fn account_page(
-    console: &Console,
-    address: &str,
-    q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let p = params(q)?;
-    let address = parse_address(address)?;
+    let address = parse_address(&address)?;
     let balances = console.client.balances(&address).await?;
     let snap = console.snapshot();
     let mut body = format!("<p class=\"mono\">{address}</p>");

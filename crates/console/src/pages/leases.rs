@@ -6,38 +6,23 @@ use std::fmt::Write as _;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use gridlease_client::ListQuery;
 use gridlease_client::rpc::LeasesPage;
 use gridlease_types::{BidId, OrderId};
 
 use super::{
-    PAGE_SIZE, Params, bid_state, coin, lease_state, pager, params, parse_address, parse_number,
-    state_links, state_param,
+    Params, bid_state, coin, lease_state, pager, params, parse_address, parse_number, state_links,
+    state_page_query,
 };
 use crate::html::{self, Section, badge, dec, duration, esc, int, num};
 use crate::index::dec_f64;
-use crate::{Console, PageError, finish, html_response};
+use crate::{Console, PageError, html_response};
 
 pub async fn list(
     State(console): State<Console>,
     q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let r = list_page(&console, q).await;
-    finish(&console, r)
-}
-
-async fn list_page(
-    console: &Console,
-    q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let p = params(q)?;
-    let state = state_param(&p, &["active", "closed"])?;
-    let query = ListQuery {
-        state: state.clone(),
-        limit: Some(PAGE_SIZE),
-        cursor: p.cursor.clone(),
-        ..Default::default()
-    };
+    let (state, query) = state_page_query(&p)?;
     let page: LeasesPage = console.client.page("/leases", &query).await?;
     let rows: Vec<Vec<String>> = page
         .leases
@@ -73,14 +58,9 @@ async fn list_page(
 
 type LeasePath = Path<(String, String, String, String, String)>;
 
-pub async fn one(State(console): State<Console>, Path(path): LeasePath) -> Response {
-    let r = one_page(&console, path).await;
-    finish(&console, r)
-}
-
-async fn one_page(
-    console: &Console,
-    (owner, dseq, gseq, oseq, provider): (String, String, String, String, String),
+pub async fn one(
+    State(console): State<Console>,
+    Path((owner, dseq, gseq, oseq, provider)): LeasePath,
 ) -> Result<Response, PageError> {
     let id = BidId {
         order: OrderId {

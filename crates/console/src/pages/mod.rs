@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use gridlease_client::{BidState, CloseReason, DeploymentState, LeaseState, OrderState};
+use gridlease_client::{BidState, CloseReason, DeploymentState, LeaseState, ListQuery, OrderState};
 use gridlease_types::{Address, DecCoin};
 use serde::Deserialize;
 
@@ -69,6 +69,19 @@ pub fn state_param(p: &Params, known: &[&str]) -> Result<Option<String>, PageErr
             known.join(", ")
         ))),
     }
+}
+
+/// The state filter (`active` or `closed`) of a deployments or leases list, and the node's
+/// query for the page to show.
+pub fn state_page_query(p: &Params) -> Result<(Option<String>, ListQuery), PageError> {
+    let state = state_param(p, &["active", "closed"])?;
+    let query = ListQuery {
+        state: state.clone(),
+        limit: Some(PAGE_SIZE),
+        cursor: p.cursor.clone(),
+        ..Default::default()
+    };
+    Ok((state, query))
 }
 
 pub fn parse_address(s: &str) -> Result<Address, PageError> {

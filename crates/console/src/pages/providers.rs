@@ -14,7 +14,7 @@ use gridlease_types::Address;
 use super::{PAGE_SIZE, Params, lease_state, pager, params, parse_address};
 use crate::html::{self, Section, badge, dec, esc, int, num, url_encode};
 use crate::index::{ProviderSummary, STATUS_TIMEOUT};
-use crate::{Console, PageError, finish, html_response};
+use crate::{Console, PageError, html_response};
 
 /// Sort keys of the list.
 const SORTS: [(&str, &str); 5] = [
@@ -24,14 +24,6 @@ const SORTS: [(&str, &str); 5] = [
     ("served", "leases served"),
     ("uptime", "uptime"),
 ];
-
-pub async fn list(
-    State(console): State<Console>,
-    q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let r = list_page(&console, q).await;
-    finish(&console, r)
-}
 
 fn attributes(p: &Provider) -> String {
     p.attributes
@@ -99,8 +91,8 @@ fn matches(s: &ProviderSummary, needle: &str) -> bool {
         || s.gpu_models.iter().any(|m| has(m))
 }
 
-async fn list_page(
-    console: &Console,
+pub async fn list(
+    State(console): State<Console>,
     q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let p = params(q)?;
@@ -202,18 +194,9 @@ pub async fn one(
     State(console): State<Console>,
     Path(address): Path<String>,
     q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let r = one_page(&console, &address, q).await;
-    finish(&console, r)
-}
-
-async fn one_page(
-    console: &Console,
-    address: &str,
-    q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let p = params(q)?;
-    let address: Address = parse_address(address)?;
+    let address: Address = parse_address(&address)?;
     let record =
         console.client.provider(&address).await?.ok_or_else(|| {
             PageError::NotFound(format!("{address} is not a registered provider"))

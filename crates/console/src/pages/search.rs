@@ -10,22 +10,14 @@ use gridlease_types::{Address, BidId, OrderId};
 
 use super::{Params, params};
 use crate::html::{self, Section, esc};
-use crate::{Console, PageError, finish, html_response};
-
-pub async fn search(
-    State(console): State<Console>,
-    q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let r = search_page(&console, q).await;
-    finish(&console, r)
-}
+use crate::{Console, PageError, html_response};
 
 fn redirect(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
 }
 
-async fn search_page(
-    console: &Console,
+pub async fn search(
+    State(console): State<Console>,
     q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let p = params(q)?;
