@@ -257,14 +257,23 @@ pub async fn one(
     ));
 
     body.push_str("<h2>GPUs and prices</h2>");
-    let status = tokio::time::timeout(STATUS_TIMEOUT, async {
-        let api = ProviderApi::from_chain(&console.client, &address, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        api.status().await.map_err(|e| e.to_string())
-    })
-    .await
-    .unwrap_or_else(|_| Err("it did not answer within 3 s".into()));
+    // A provider that did not answer the last poll is not waited for again: the page says
+    // why it failed then.
+    let failed_at_poll = summary
+        .and_then(|s| s.extra.as_ref())
+        .and_then(|e| e.status.as_ref().err())
+        .map(|e| format!("{e} (at the console's last poll)"));
+    let status = match failed_at_poll {
+        Some(e) => Err(e),
+        None => tokio::time::timeout(STATUS_TIMEOUT, async {
+            let api = ProviderApi::from_chain(&console.client, &address, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            api.status().await.map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|_| Err("it did not answer within 3 s".into())),
+    };
     match status {
         Ok(s) => {
             let mut by_model: std::collections::BTreeMap<(String, String, String), u32> =
