@@ -36,12 +36,12 @@ START=$(date +%s.%N)
 CONSOLE_PID=$!
 URL="http://127.0.0.1:$CONSOLE_PORT"
 # Ready once the market page shows every lease.
-want=$(printf "%'d" "$LEASES" 2>/dev/null || echo "$LEASES")
+want=$(echo "$LEASES" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta')   # 10000 -> 10,000, as the page says
 for _ in $(seq 600); do
     if curl -sf "$URL/" | grep -q "Active leases</dt><dd>$want<"; then break; fi
     sleep 0.1
 done
-READY=$(echo "$(date +%s.%N) - $START" | bc)
+READY=$(printf '%.2f' "$(echo "$(date +%s.%N) - $START" | bc)")
 curl -sf "$URL/" | grep -q "Active leases</dt><dd>$want<" || { echo "the console never showed $LEASES leases" >&2; cat "$LOG" >&2; exit 1; }
 READ_MS=$(curl -sf "$URL/" | sed -n 's/.*(read in \([0-9]*\) ms).*/\1/p')
 
@@ -49,4 +49,10 @@ echo
 echo "console over $PROVIDERS providers and $LEASES active leases ($PROFILE build):"
 echo "- from start to the whole market read: ${READY} s; one snapshot of the market: ${READ_MS} ms"
 echo
-CONSOLE_URL=$URL RUNS=${RUNS:-5} node crates/console/browser/console.perf.mjs
+# The block with the most events of the seeding, for the heaviest block page.
+BUSY=$(curl -sf "$RPC/blocks?limit=100" | python3 -c 'import json,sys; b=max(json.load(sys.stdin)["blocks"], key=lambda b: b["events"]); print(b["height"], b["txs"], b["events"])')
+read -r BUSY_HEIGHT BUSY_TXS BUSY_EVENTS <<<"$BUSY"
+echo "- the busiest block: $BUSY_HEIGHT, $BUSY_TXS transactions and $BUSY_EVENTS events"
+echo
+CONSOLE_URL=$URL RUNS=${RUNS:-5} EXTRA="busiest block=/blocks/$BUSY_HEIGHT,chain page below it=/blocks?before=$((BUSY_HEIGHT + 1))" \
+    node crates/console/browser/console.perf.mjs

@@ -144,6 +144,17 @@ impl Client {
         not_found_is_none(self.get(&format!("/blocks/{height}")).await)
     }
 
+    /// `GET /blocks`: up to `limit` blocks below `before` (from the latest without it), newest
+    /// first, each counted.
+    pub async fn blocks(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<rpc::BlocksPage, ClientError> {
+        let before = before.map(|b| format!("&before={b}")).unwrap_or_default();
+        self.get(&format!("/blocks?limit={limit}{before}")).await
+    }
+
     /// `GET /txs/{hash}` (hex): committed with its receipt, or pending; `None` when the node
     /// knows nothing of it.
     pub async fn tx(&self, hash: &str) -> Result<Option<rpc::TxView>, ClientError> {

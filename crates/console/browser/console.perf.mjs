@@ -41,6 +41,11 @@ const pages = [
   ["lease", lease],
   ["blocks", "/blocks"],
   ["block", block],
+  // EXTRA: more `name=path` pages, comma-separated (the bench adds the busiest block).
+  ...(process.env.EXTRA || "").split(",").filter(Boolean).map((x) => {
+    const at = x.indexOf("=");
+    return [x.slice(0, at), x.slice(at + 1)];
+  }),
 ].filter(([, p]) => p);
 
 function median(xs) {
@@ -55,12 +60,21 @@ for (const [name, path] of pages) {
   for (let i = 0; i < RUNS; i++) {
     const response = await page.goto(BASE + path, { waitUntil: "load" });
     status = response.status();
-    const t = await page.evaluate(() => {
+    const t = await page.evaluate(async () => {
       const nav = performance.getEntriesByType("navigation")[0];
-      const paint = performance.getEntriesByName("first-contentful-paint")[0];
+      // The paint entry may come after the load event: wait for it (3 s at most).
+      const fcp = await new Promise((resolve) => {
+        const seen = performance.getEntriesByName("first-contentful-paint")[0];
+        if (seen) return resolve(seen.startTime);
+        new PerformanceObserver((list) => {
+          const e = list.getEntriesByName("first-contentful-paint")[0];
+          if (e) resolve(e.startTime);
+        }).observe({ type: "paint", buffered: true });
+        setTimeout(() => resolve(NaN), 3000);
+      });
       return {
         ttfb: nav.responseStart - nav.startTime,
-        fcp: paint ? paint.startTime : NaN,
+        fcp,
         load: nav.loadEventEnd - nav.startTime,
         bytes: nav.encodedBodySize,
         rows: document.querySelectorAll("main table tbody tr").length,

@@ -18,11 +18,12 @@ use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use gridlease_ledger::{keyspace, query};
 use gridlease_rpc_types::{
-    AccountInfo, BidAnswer, BidsPage, BlockEvents, BlockView, CertificateAnswer, CertificateView,
-    Certificates, ChainEvent, DeploymentRecord, DeploymentView, DeploymentsPage, ErrorBody,
-    ErrorCode, EventFilter, EvidenceAnswer, Health, Lagged, LeaseAnswer, LeasesPage, ListQuery,
-    OrdersPage, Params, Pool, ProviderRecord, ProvidersPage, StateName, Status, SubmitQuery,
-    SubmitRequest, SubmitResult, TxStatus, TxView, ValidatorView, ValidatorsAnswer, Wait,
+    AccountInfo, BidAnswer, BidsPage, BlockEvents, BlockSummary, BlockView, BlocksPage,
+    BlocksQuery, CertificateAnswer, CertificateView, Certificates, ChainEvent, DeploymentRecord,
+    DeploymentView, DeploymentsPage, ErrorBody, ErrorCode, EventFilter, EvidenceAnswer, Health,
+    Lagged, LeaseAnswer, LeasesPage, ListQuery, OrdersPage, Params, Pool, ProviderRecord,
+    ProvidersPage, StateName, Status, SubmitQuery, SubmitRequest, SubmitResult, TxStatus, TxView,
+    ValidatorView, ValidatorsAnswer, Wait,
 };
 use gridlease_storage::StoreView;
 use gridlease_types::{Address, DeploymentId, TxHash};
@@ -140,6 +141,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/leases/{owner}/{dseq}/{gseq}/{oseq}/{provider}", get(lease))
         .route("/validators", get(validators))
         .route("/evidence", get(evidence))
+        .route("/blocks", get(blocks))
         .route("/blocks/latest", get(latest_block))
         .route("/blocks/{height}", get(block))
         .route("/txs", post(submit))
@@ -616,6 +618,59 @@ pub(crate) async fn validators(State(node): State<Arc<Node>>) -> ApiResult<Valid
     }))
 }
 
+/// Most blocks `GET /blocks` returns, and its default.
+const MAX_BLOCKS_PAGE: usize = 100;
+const DEFAULT_BLOCKS_PAGE: usize = 20;
+
+/// The `type` of an event as it goes on the wire (internally tagged: the first field).
+fn event_kind(e: &gridlease_rpc_types::Event) -> String {
+    let text = to_text(e);
+    text.strip_prefix("{\"type\":\"")
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+#[utoipa::path(get, path = "/blocks", tag = "blocks", params(BlocksQuery), responses((status = 200, description = "the newest blocks first, each counted (transactions, failures, events by type)", body = BlocksPage), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
+pub(crate) async fn blocks(
+    State(node): State<Arc<Node>>,
+    q: Result<Query<BlocksQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<BlocksPage> {
+    let q = q.map_err(|e| ApiError::bad(e.body_text()))?.0;
+    let limit = q.limit.unwrap_or(DEFAULT_BLOCKS_PAGE);
+    if limit == 0 || limit > MAX_BLOCKS_PAGE {
+        return Err(ApiError::bad(format!("limit must be 1 to {MAX_BLOCKS_PAGE}")));
+    }
+    let latest = read(&node.store).height();
+    let top = q.before.map_or(latest, |b| b.saturating_sub(1).min(latest));
+    let mut blocks = Vec::with_capacity(limit);
+    let mut h = top;
+    while h >= 1 && blocks.len() < limit {
+        // One block at a time: the store's lock is not held across the page.
+        let record = read(&node.store).block(h).map_err(ApiError::unavailable)?;
+        if let Some(r) = record {
+            let mut event_kinds = std::collections::BTreeMap::new();
+            let all = r.begin_events.iter().chain(r.receipts.iter().flat_map(|x| x.events.iter()));
+            for e in all {
+                *event_kinds.entry(event_kind(e)).or_insert(0u32) += 1;
+            }
+            blocks.push(BlockSummary {
+                height: r.height,
+                time: rfc3339(r.time_ms),
+                time_ms: r.time_ms,
+                txs: u32::try_from(r.txs.len()).unwrap_or(u32::MAX),
+                failed_txs: u32::try_from(r.receipts.iter().filter(|x| !x.is_ok()).count())
+                    .unwrap_or(u32::MAX),
+                events: event_kinds.values().sum(),
+                event_kinds,
+            });
+        }
+        h -= 1;
+    }
+    let next_before = blocks.last().map(|b| b.height).filter(|h| *h > 1);
+    Ok(Json(BlocksPage { blocks, next_before }))
+}
+
 #[utoipa::path(get, path = "/blocks/latest", tag = "blocks", responses((status = 200, description = "the latest block with its receipts and state root", body = BlockView), (status = 400, description = "a malformed parameter", body = ErrorBody), (status = 404, description = "no such object", body = ErrorBody), (status = 503, description = "the node's store is unavailable, or it is busy", body = ErrorBody)))]
 pub(crate) async fn latest_block(State(node): State<Arc<Node>>) -> ApiResult<BlockView> {
     let h = read(&node.store).height();
@@ -920,6 +975,14 @@ mod tests {
 
     /// Issue 10 item 6: a subscriber that falls behind is told how many blocks it missed and
     /// its stream ends; before, the missed blocks were dropped without a word.
+    #[test]
+    fn an_event_s_kind_is_its_wire_type() {
+        let e = gridlease_rpc_types::Event::ProviderCreated {
+            owner: gridlease_types::Address([1; 20]),
+        };
+        assert_eq!(event_kind(&e), "provider_created");
+    }
+
     #[tokio::test]
     async fn attack_lagging_subscriber_is_told_and_closed() {
         let (tx, rx) = tokio::sync::broadcast::channel(2);

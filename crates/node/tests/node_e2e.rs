@@ -93,6 +93,17 @@ async fn transactions_blocks_receipts_events_and_bad_input() {
             .any(|h| h.as_str().unwrap().eq_ignore_ascii_case(&res.hash))
     );
     assert_eq!(block["state_root"].as_str().unwrap().len(), 64);
+    // The block list counts the block's transaction and events by type, newest first, and
+    // pages down with `before`.
+    let listed = client.blocks(Some(height + 1), 5).await.unwrap();
+    let top = &listed.blocks[0];
+    assert_eq!((top.height, top.txs, top.failed_txs), (height, 1, 0), "{listed:?}");
+    assert_eq!(top.events, top.event_kinds.values().sum::<u32>());
+    assert!(top.event_kinds.get("order_opened").is_some_and(|n| *n >= 1), "{top:?}");
+    assert!(listed.blocks.windows(2).all(|w| w[0].height == w[1].height + 1));
+    assert_eq!(listed.next_before, listed.blocks.last().map(|b| b.height).filter(|h| *h > 1));
+    let r = reqwest::get(format!("{}/blocks?limit=101", node.rpc)).await.unwrap();
+    assert_eq!(r.status(), 400);
     let by_hash: serde_json::Value = client.get(&format!("/txs/{}", res.hash)).await.unwrap();
     assert_eq!(by_hash["status"], "committed");
     assert_eq!(by_hash["height"], height);

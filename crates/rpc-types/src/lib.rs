@@ -495,6 +495,46 @@ pub struct BlockEvents {
     pub events: Vec<ChainEvent>,
 }
 
+/// Query of `GET /blocks`: the newest blocks first, below `before`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "schema", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct BlocksQuery {
+    /// Blocks below this height (default: from the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
+    /// Most blocks in the answer (default 20, at most 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", param(minimum = 1, maximum = 100))]
+    pub limit: Option<usize>,
+}
+
+/// One block in a list: what it holds, counted, without its transactions and events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct BlockSummary {
+    pub height: u64,
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    pub time_ms: u64,
+    pub txs: u32,
+    /// Transactions whose receipt is an error.
+    pub failed_txs: u32,
+    pub events: u32,
+    /// Event type → how many of them.
+    pub event_kinds: std::collections::BTreeMap<String, u32>,
+}
+
+/// `GET /blocks`: the newest blocks first, and the `before` of the next page (none at
+/// block 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct BlocksPage {
+    pub blocks: Vec<BlockSummary>,
+    pub next_before: Option<u64>,
+}
+
 /// SSE event `lagged`: the subscriber fell behind and missed blocks; the stream ends after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]

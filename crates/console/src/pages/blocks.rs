@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use futures_util::StreamExt;
 use gridlease_client::Event;
 
 use super::{Params, params, parse_number};
@@ -14,7 +13,11 @@ use crate::html::{self, Section, badge, esc, int};
 use crate::{Console, PageError, html_response};
 
 /// Blocks on one page of the list.
-const BLOCKS_PER_PAGE: u64 = 20;
+const BLOCKS_PER_PAGE: usize = 20;
+/// Transactions on one page of a block.
+const TXS_PER_PAGE: usize = 50;
+/// Begin-block events shown at most.
+const BEGIN_EVENTS_SHOWN: usize = 100;
 /// Characters of an event's details shown.
 const EVENT_TEXT: usize = 400;
 
@@ -37,33 +40,18 @@ pub async fn list(
     q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let p = params(q)?;
-    let latest = console.client.status().await?.latest_height;
-    let top = match p.before {
-        Some(b) => b.saturating_sub(1).min(latest),
-        None => latest,
-    };
-    let heights: Vec<u64> = (top.saturating_sub(BLOCKS_PER_PAGE - 1).max(1)..=top).rev().collect();
-    let client = &console.client;
-    let blocks: Vec<_> = futures_util::stream::iter(heights.iter().copied())
-        .map(|h| async move { client.block(h).await })
-        .buffered(8)
-        .collect()
-        .await;
+    let page = console.client.blocks(p.before, BLOCKS_PER_PAGE).await?;
+    let latest = page.blocks.first().map_or(0, |b| b.height);
     let mut rows = String::new();
-    for b in blocks {
-        let Some(b) = b? else { continue };
-        let all = b.begin_events.iter().chain(b.receipts.iter().flat_map(|r| r.events.iter()));
-        let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
-        for e in all {
-            *kinds.entry(event_type(e)).or_default() += 1;
-        }
-        let events: usize = kinds.values().sum();
+    for b in &page.blocks {
+        let kinds: std::collections::BTreeMap<String, usize> =
+            b.event_kinds.iter().map(|(k, n)| (k.clone(), *n as usize)).collect();
         let _ = write!(
             rows,
             "<tr><td>{}</td><td><time datetime=\"{t}\">{t}</time></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             html::block_link(b.height),
-            int(b.txs.len() as u64),
-            int(events as u64),
+            int(b.txs),
+            int(b.events),
             esc(&kinds_text(&kinds)),
             t = esc(&b.time),
         );
@@ -80,12 +68,11 @@ pub async fn list(
 <tbody id=\"blocks\"{}>{rows}</tbody></table></div>",
         if live { " data-live=\"blocks\"" } else { "" }
     );
-    let bottom = heights.last().copied().unwrap_or(1);
     body.push_str("<nav class=\"pager\" aria-label=\"Pages\"><ul>");
     if p.before.is_some() {
         body.push_str("<li><a href=\"/blocks\">Latest blocks</a></li>");
     }
-    if bottom > 1 {
+    if let Some(bottom) = page.next_before {
         let _ = write!(
             body,
             "<li><a href=\"/blocks?before={bottom}\" rel=\"next\">Older blocks</a></li>"
@@ -114,7 +101,9 @@ fn event_rows(source: &str, events: &[Event], rows: &mut Vec<Vec<String>>) {
 pub async fn one(
     State(console): State<Console>,
     Path(height): Path<String>,
+    q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Response, PageError> {
+    let p = params(q)?;
     let h: u64 = parse_number("height", &height)?;
     let b = console
         .client
@@ -139,8 +128,20 @@ pub async fn one(
         h + 1
     );
     body.push_str("<h2>Transactions</h2>");
-    let rows: Vec<Vec<String>> = b
-        .receipts
+    let pages = b.receipts.len().div_ceil(TXS_PER_PAGE).max(1);
+    let page = p.page.unwrap_or(1).max(1);
+    if page > pages {
+        return Err(PageError::NotFound(format!("block {h} has {pages} pages of transactions")));
+    }
+    let shown = &b.receipts[(page - 1) * TXS_PER_PAGE..(page * TXS_PER_PAGE).min(b.receipts.len())];
+    if pages > 1 {
+        let _ = write!(
+            body,
+            "<p role=\"status\">{} transactions; page {page} of {pages}, with their events.</p>",
+            int(b.receipts.len() as u64)
+        );
+    }
+    let rows: Vec<Vec<String>> = shown
         .iter()
         .map(|r| {
             let code = format!("{:?}", r.code);
@@ -162,8 +163,19 @@ pub async fn one(
     ));
     body.push_str("<h2>Events</h2>");
     let mut rows = Vec::new();
-    event_rows("begin block", &b.begin_events, &mut rows);
-    for r in &b.receipts {
+    if page == 1 {
+        let begin = &b.begin_events[..b.begin_events.len().min(BEGIN_EVENTS_SHOWN)];
+        event_rows("begin block", begin, &mut rows);
+        if b.begin_events.len() > BEGIN_EVENTS_SHOWN {
+            let more = b.begin_events.len() - BEGIN_EVENTS_SHOWN;
+            rows.push(vec![
+                "begin block".into(),
+                String::new(),
+                format!("and {} more", int(more as u64)),
+            ]);
+        }
+    }
+    for r in shown {
         event_rows(&format!("tx {}", html::short(&r.tx_hash.to_string())), &r.events, &mut rows);
     }
     body.push_str(&html::table(
@@ -172,6 +184,24 @@ pub async fn one(
         &rows,
         "No event in this block.",
     ));
+    if pages > 1 {
+        body.push_str("<nav class=\"pager\" aria-label=\"Pages of transactions\"><ul>");
+        if page > 1 {
+            let _ = write!(
+                body,
+                "<li><a href=\"/blocks/{h}?page={}\" rel=\"prev\">Previous transactions</a></li>",
+                page - 1
+            );
+        }
+        if page < pages {
+            let _ = write!(
+                body,
+                "<li><a href=\"/blocks/{h}?page={}\" rel=\"next\">Next transactions</a></li>",
+                page + 1
+            );
+        }
+        body.push_str("</ul></nav>");
+    }
     Ok(html_response(html::page(
         &format!("Block {h}"),
         Section::Blocks,

@@ -34,6 +34,7 @@ use super as rpc;
         rpc::lease,
         rpc::validators,
         rpc::evidence,
+        rpc::blocks,
         rpc::latest_block,
         rpc::block,
         rpc::submit,
