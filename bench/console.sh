@@ -3,7 +3,8 @@
 # leases (bench/seed-market.sh, real signed transactions), starts `gridlease console` over it,
 # says how long the console took to read the whole market, then times each page in Debian's
 # chromium (crates/console/browser/console.perf.mjs: first byte, first render, load, the
-# HTML's size, the rows shown) and prints a Markdown table. Stops what it started.
+# HTML's size, the rows shown) and prints a Markdown table; each page's first screen is saved
+# as target/console-screenshots/scale-*.png (SCREENSHOTS). Stops what it started.
 #
 # Environment: PROVIDERS (1000), LEASES (10000), PROFILE (release), RUNS (5 loads per page),
 #   CONSOLE_PORT (8090), RPC_PORT (26757), P2P_PORT (26756), CHROMIUM (/usr/bin/chromium).
@@ -54,5 +55,5 @@ BUSY=$(curl -sf "$RPC/blocks?limit=100" | python3 -c 'import json,sys; b=max(jso
 read -r BUSY_HEIGHT BUSY_TXS BUSY_EVENTS <<<"$BUSY"
 echo "- the busiest block: $BUSY_HEIGHT, $BUSY_TXS transactions and $BUSY_EVENTS events"
 echo
-CONSOLE_URL=$URL RUNS=${RUNS:-5} EXTRA="busiest block=/blocks/$BUSY_HEIGHT,chain page below it=/blocks?before=$((BUSY_HEIGHT + 1))" \
+CONSOLE_URL=$URL RUNS=${RUNS:-5} SCREENSHOTS=${SCREENSHOTS:-target/console-screenshots} EXTRA="busiest block=/blocks/$BUSY_HEIGHT,chain page below it=/blocks?before=$((BUSY_HEIGHT + 1))" \
     node crates/console/browser/console.perf.mjs

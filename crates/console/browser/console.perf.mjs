@@ -3,8 +3,12 @@
 // load event, and the size of the page's data (the HTML document; the stylesheet and the
 // script are the same small files on every page and cached). Prints a Markdown table.
 //
-// CONSOLE_URL: the console; RUNS: loads per page (default 5); CHROMIUM: the browser.
+// CONSOLE_URL: the console; RUNS: loads per page (default 5); CHROMIUM: the browser;
+// SCREENSHOTS: a folder to save each page's first screen in (optional).
 import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+if (process.env.SCREENSHOTS) mkdirSync(process.env.SCREENSHOTS, { recursive: true });
 
 const BASE = process.env.CONSOLE_URL;
 const RUNS = Number(process.env.RUNS || 5);
@@ -82,6 +86,9 @@ for (const [name, path] of pages) {
     });
     ttfb.push(t.ttfb); fcp.push(t.fcp); load.push(t.load);
     bytes = t.bytes; rowsShown = t.rows;
+  }
+  if (process.env.SCREENSHOTS) {
+    await page.screenshot({ path: `${process.env.SCREENSHOTS}/scale-${name.replace(/[^a-z0-9]+/gi, "-")}.png`, fullPage: false });
   }
   rows.push({ name, path, status, ttfb: median(ttfb), fcp: median(fcp), load: median(load), bytes, rows: rowsShown });
 }
