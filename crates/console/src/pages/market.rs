@@ -47,11 +47,15 @@ fn body(snap: &Snapshot, height: u64) -> String {
         ("Block time", format!("{} s", num(snap.block_seconds, 2))),
         (
             "Providers answering",
-            format!(
-                "{} of {}",
-                int(snap.statuses_answered as u64),
-                int(snap.statuses_asked as u64)
-            ),
+            if snap.statuses_asked == 0 {
+                "first poll under way".to_string()
+            } else {
+                format!(
+                    "{} of {}",
+                    int(snap.statuses_answered as u64),
+                    int(snap.statuses_asked as u64)
+                )
+            },
         ),
     ]));
     out.push_str("<h2>GPUs on offer</h2>");
