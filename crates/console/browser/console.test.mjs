@@ -107,6 +107,7 @@ await Promise.all([page.waitForURL("**/providers/grid1**"), page.locator("main t
 const providerPage = await text("main");
 check("provider: page by click", (await text("h1")).startsWith("Provider") && providerPage.includes("GPUs in its inventory"), providerPage.slice(0, 300));
 check("provider: uptime record", providerPage.includes("Uptime") && providerPage.includes("Failovers"));
+check("provider: earnings from the chain's payments", providerPage.includes("Earned (chain payments)"), providerPage.slice(0, 600));
 await scan("provider");
 
 // --- Deployments and the demo deployment by deep link: auction, escrow, leases.
@@ -135,6 +136,7 @@ await scan("leases");
 await Promise.all([page.waitForURL("**/leases/grid1**"), page.locator("main table tbody tr a").first().click()]);
 const lease = await text("main");
 check("lease: page by click", (await text("h1")).startsWith("Lease ") && lease.includes("Health") && lease.includes("What the provider offered"), lease.slice(0, 300));
+check("lease: its payment", lease.includes("Payment") && lease.includes("Withdrawn by the provider"), lease.slice(0, 800));
 check("lease: its history since the console started", lease.includes("Health history") && lease.includes("lease created at"), lease.slice(-600));
 await scan("lease");
 

@@ -377,6 +377,14 @@ pub fn lease_health(
     get(view, &keyspace::lease_health(id))
 }
 
+/// A lease's payment stream (kept after the lease closes, with what it paid).
+pub fn payment(
+    view: &(impl StateView + ?Sized),
+    id: &gridlease_types::BidId,
+) -> Result<Option<gridlease_types::state::Payment>, ViewError> {
+    get(view, &keyspace::payment(id))
+}
+
 /// The accounts whose health reports count for a deployment's leases.
 pub fn monitors(
     view: &(impl StateView + ?Sized),

@@ -534,7 +534,15 @@ pub(crate) async fn lease(
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("lease {id} does not exist")))?;
     let health = query::lease_health(&v, &id).map_err(ApiError::unavailable)?;
-    Ok(Json(LeaseAnswer { lease: l, health }))
+    let payment = query::payment(&v, &id).map_err(ApiError::unavailable)?;
+    let account = query::escrow(&v, &id.order.deployment()).map_err(ApiError::unavailable)?;
+    let earned = payment.as_ref().map(|p| {
+        let pending = account.as_ref().map_or(gridlease_types::DecAmount::ZERO, |a| p.pending(a));
+        gridlease_types::DecAmount(
+            p.withdrawn.0.saturating_add(p.unwithdrawn.0).saturating_add(pending.0),
+        )
+    });
+    Ok(Json(LeaseAnswer { lease: l, health, payment, earned }))
 }
 
 /// `GET /bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}`: one bid by its id.

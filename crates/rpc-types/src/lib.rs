@@ -16,7 +16,7 @@ pub use gridlease_types::receipt::{BeginBlockItem, Event, Receipt, ReceiptCode};
 pub use gridlease_types::state::{
     AuditRecord, Bid, BidState, BidTime, CertState, CloseReason, DeploymentState, EscrowAccount,
     EscrowState, Group, GroupState, Lease, LeaseHealth, LeaseState, NoBidReason, Order, OrderState,
-    Provider, ProviderUptime,
+    Payment, PaymentState, Provider, ProviderUptime,
 };
 use gridlease_types::{Address, Coin, DeploymentId, PublicKey, Tx};
 use serde::{Deserialize, Serialize};
@@ -297,6 +297,13 @@ pub struct LeaseAnswer {
     /// What the tenant's monitors say of it (`null` before any report).
     #[serde(default)]
     pub health: Option<LeaseHealth>,
+    /// Its payment stream out of the deployment's escrow (`null` when the chain has none).
+    #[serde(default)]
+    pub payment: Option<Payment>,
+    /// What the lease has earned so far, before the take rate: withdrawn, earned and not yet
+    /// withdrawn, and the share settlement has not yet moved to it.
+    #[serde(default)]
+    pub earned: Option<gridlease_types::DecAmount>,
 }
 
 /// `GET /bids/{owner}/{dseq}/{gseq}/{oseq}/{provider}`.

@@ -199,6 +199,38 @@ pub async fn one(
         &format!("Nothing happened to this lease since the console started following the chain at {since}."),
     ));
 
+    body.push_str("<h2>Payment</h2>");
+    match (&record.payment, record.earned) {
+        (Some(pay), earned) => {
+            let denom = esc(lease.price.denom.as_str());
+            let state = match pay.state {
+                gridlease_client::rpc::PaymentState::Open => badge("open"),
+                gridlease_client::rpc::PaymentState::Paused { since } => {
+                    format!(
+                        "{} since {} (the lease is down: it earns nothing)",
+                        badge("paused"),
+                        html::block_link(since)
+                    )
+                }
+                gridlease_client::rpc::PaymentState::Closed { at } => {
+                    format!("{} at {}", badge("closed"), html::block_link(at))
+                }
+            };
+            body.push_str(&html::facts(&[
+                ("State", state),
+                (
+                    "Earned (before the take rate)",
+                    earned.map_or("—".into(), |e| format!("{} {denom}", dec(e, 6))),
+                ),
+                ("Withdrawn by the provider", format!("{} {denom}", dec(pay.withdrawn, 6))),
+                ("Earned, not yet withdrawn", format!("{} {denom}", dec(pay.unwithdrawn, 6))),
+            ]));
+        }
+        (None, _) => {
+            body.push_str("<p class=\"empty\">The chain holds no payment for this lease.</p>")
+        }
+    }
+
     body.push_str("<h2>Escrow</h2>");
     match deployment.and_then(|d| d.escrow) {
         Some(e) => {

@@ -9,7 +9,10 @@ use axum::response::Response;
 use gridlease_client::rpc::{LeasesPage, ProvidersPage};
 use gridlease_client::{ListQuery, Provider};
 use gridlease_provider::api_client::ProviderApi;
-use gridlease_types::Address;
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
+use gridlease_types::{Address, BidId, DecAmount};
 
 use super::{PAGE_SIZE, Params, lease_state, pager, params, parse_address};
 use crate::html::{self, Section, badge, dec, esc, int, num, url_encode};
@@ -190,6 +193,66 @@ pub async fn list(
     Ok(html_response(html::page("Providers", Section::Providers, console.height(), &body)))
 }
 
+/// Leases whose payments a provider's page adds up, at most.
+const EARNINGS_LEASES: usize = 2_000;
+
+/// What a provider's leases earned, from the chain's payment records.
+#[derive(Debug, Default)]
+struct Earnings {
+    /// Per denomination.
+    total: BTreeMap<String, DecAmount>,
+    by_lease: BTreeMap<BidId, DecAmount>,
+    /// It held more leases than are added up.
+    partial: bool,
+}
+
+fn earned_text(e: &Earnings) -> String {
+    if e.total.is_empty() {
+        return "—".into();
+    }
+    let sums: Vec<String> =
+        e.total.iter().map(|(d, a)| format!("{} {}", dec(*a, 2), esc(d))).collect();
+    let note =
+        if e.partial { format!(" (its first {EARNINGS_LEASES} leases)") } else { String::new() };
+    format!("{}{note}", sums.join("<br>"))
+}
+
+/// Adds up the payments of the provider's leases (its first `EARNINGS_LEASES`), 16 asked at
+/// once.
+async fn earnings(console: &Console, address: Address) -> Result<Earnings, PageError> {
+    let mut leases = Vec::new();
+    let mut query = ListQuery { provider: Some(address), limit: Some(1000), ..Default::default() };
+    let mut partial = false;
+    loop {
+        let page: LeasesPage = console.client.page("/leases", &query).await?;
+        leases.extend(page.leases);
+        match page.next_cursor {
+            Some(c) if leases.len() < EARNINGS_LEASES => query.cursor = Some(c),
+            Some(_) => {
+                partial = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    leases.truncate(EARNINGS_LEASES);
+    let client = &console.client;
+    let records: Vec<_> = futures_util::stream::iter(leases)
+        .map(|l| async move { (l.price.denom.to_string(), client.lease_record(&l.id).await) })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut out = Earnings { partial, ..Default::default() };
+    for (denom, r) in records {
+        let Some(answer) = r? else { continue };
+        let Some(e) = answer.earned else { continue };
+        out.by_lease.insert(answer.lease.id, e);
+        let sum = out.total.entry(denom).or_default();
+        *sum = DecAmount(sum.0.saturating_add(e.0));
+    }
+    Ok(out)
+}
+
 pub async fn one(
     State(console): State<Console>,
     Path(address): Path<String>,
@@ -204,6 +267,7 @@ pub async fn one(
     let snap = console.snapshot();
     let summary = snap.providers.get(&address);
     let pr = &record.provider;
+    let earned = earnings(&console, address).await?;
     let mut body = String::new();
     let _ = write!(body, "<p class=\"mono\">{address}</p>");
     body.push_str(&html::facts(&[
@@ -213,6 +277,7 @@ pub async fn one(
         ("Website", esc(&pr.info.website)),
         ("Active leases", summary.map_or("—".into(), |s| int(s.active_leases))),
         ("Leases served", summary.map_or("—".into(), |s| int(s.leases_served))),
+        ("Earned (chain payments)", earned_text(&earned)),
         ("Billed (price × blocks)", summary.map_or("—".into(), billed)),
         ("Account", html::account_link(&address)),
     ]));
@@ -348,12 +413,15 @@ pub async fn one(
                 super::coin(&l.price),
                 lease_state(&l.state),
                 html::block_link(l.created_at),
+                earned.by_lease.get(&l.id).map_or("—".into(), |e| {
+                    format!("{} {}", dec(*e, 2), esc(l.price.denom.as_str()))
+                }),
             ]
         })
         .collect();
     body.push_str(&html::table(
         "Its leases",
-        &["Lease", "Tenant", "Price per block", "State", "Created at"],
+        &["Lease", "Tenant", "Price per block", "State", "Created at", "Earned"],
         &rows,
         "It has held no lease.",
     ));
