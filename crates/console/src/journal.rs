@@ -37,7 +37,10 @@ impl Journal {
         let h = block.height;
         for e in &block.events {
             match &e.event {
-                Event::LeaseCreated { id, price } => self.add(*id, h, format!("lease created at {price} per block")),
+                Event::LeaseCreated { id, price } => {
+                    let price = format!("{} {}", crate::html::dec(price.amount, 6), price.denom);
+                    self.add(*id, h, format!("lease created at {price} per block"))
+                }
                 Event::LeaseDown { id, failover_at } => self.add(
                     *id,
                     h,

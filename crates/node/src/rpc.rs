@@ -529,7 +529,10 @@ pub(crate) async fn lease(
     Path(path): BidPath,
 ) -> ApiResult<LeaseAnswer> {
     let id = bid_id_of(path)?;
-    let v = view(&node)?;
+    let (v, height) = {
+        let store = read(&node.store);
+        (store.view().map_err(ApiError::unavailable)?, store.height())
+    };
     let l = query::lease(&v, &id)
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found(format!("lease {id} does not exist")))?;
@@ -537,7 +540,9 @@ pub(crate) async fn lease(
     let payment = query::payment(&v, &id).map_err(ApiError::unavailable)?;
     let account = query::escrow(&v, &id.order.deployment()).map_err(ApiError::unavailable)?;
     let earned = payment.as_ref().map(|p| {
-        let pending = account.as_ref().map_or(gridlease_types::DecAmount::ZERO, |a| p.pending(a));
+        // As settlement at the latest block would leave it (settlement is lazy).
+        let pending =
+            account.as_ref().map_or(gridlease_types::DecAmount::ZERO, |a| p.pending_at(a, height));
         gridlease_types::DecAmount(
             p.withdrawn.0.saturating_add(p.unwithdrawn.0).saturating_add(pending.0),
         )

@@ -300,8 +300,8 @@ pub struct LeaseAnswer {
     /// Its payment stream out of the deployment's escrow (`null` when the chain has none).
     #[serde(default)]
     pub payment: Option<Payment>,
-    /// What the lease has earned so far, before the take rate: withdrawn, earned and not yet
-    /// withdrawn, and the share settlement has not yet moved to it.
+    /// What the lease has earned up to the latest block, before the take rate: withdrawn,
+    /// earned and not yet withdrawn, and the share settlement would move to it now.
     #[serde(default)]
     pub earned: Option<gridlease_types::DecAmount>,
 }

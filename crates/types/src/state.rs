@@ -443,7 +443,29 @@ pub struct Payment {
     pub state: PaymentState,
 }
 
+impl EscrowAccount {
+    /// `paid_blocks` as settlement at `height` would leave it: the blocks owed since
+    /// `settled_at` that the balance affords are paid (an open account with a rate only).
+    pub fn paid_blocks_at(&self, height: Height) -> u64 {
+        if self.state != EscrowState::Open || self.rate.is_zero() {
+            return self.paid_blocks;
+        }
+        let owed = u128::from(height.saturating_sub(self.settled_at));
+        let blocks = owed.min(self.balance.0 / self.rate.0);
+        self.paid_blocks.saturating_add(u64::try_from(blocks).unwrap_or(u64::MAX))
+    }
+}
+
 impl Payment {
+    /// Earned since the last checkpoint, as if the account were settled at `height`.
+    pub fn pending_at(&self, account: &EscrowAccount, height: Height) -> DecAmount {
+        if self.state != PaymentState::Open {
+            return DecAmount::ZERO;
+        }
+        let blocks = account.paid_blocks_at(height).saturating_sub(self.checkpoint);
+        DecAmount(self.rate.0.saturating_mul(u128::from(blocks)))
+    }
+
     /// Earned since the last checkpoint, given the account's `paid_blocks`.
     pub fn pending(&self, account: &EscrowAccount) -> DecAmount {
         if self.state != PaymentState::Open {
@@ -493,5 +515,53 @@ pub struct ValidatorSet {
 impl ValidatorSet {
     pub fn total_power(&self) -> u64 {
         self.members.iter().map(|m| m.power).fold(0, u64::saturating_add)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(balance: u128, rate: u128, settled_at: Height, paid_blocks: u64) -> EscrowAccount {
+        EscrowAccount {
+            id: DeploymentId { owner: Address([1; 20]), dseq: 1 },
+            denom: Denom::new("uusdc").unwrap(),
+            state: EscrowState::Open,
+            balance: DecAmount(balance),
+            deposited: DecAmount(balance),
+            transferred: DecAmount::ZERO,
+            refunded: DecAmount::ZERO,
+            rate: DecAmount(rate),
+            settled_at,
+            paid_blocks,
+            depletes_at: None,
+        }
+    }
+
+    /// Settlement is lazy: what a payment earned up to a height counts the blocks owed since
+    /// the last settlement that the balance affords, and nothing while paused or closed.
+    #[test]
+    fn a_payment_earns_up_to_a_height_what_the_balance_affords() {
+        let acc = account(1_000, 10, 100, 5);
+        assert_eq!(acc.paid_blocks_at(100), 5);
+        assert_eq!(acc.paid_blocks_at(130), 35);
+        assert_eq!(acc.paid_blocks_at(1_000), 105, "the balance pays 100 blocks at most");
+        let mut p = Payment {
+            lease: BidId {
+                order: crate::OrderId { owner: Address([1; 20]), dseq: 1, gseq: 1, oseq: 1 },
+                provider: Address([2; 20]),
+            },
+            rate: DecAmount(4),
+            checkpoint: 5,
+            unwithdrawn: DecAmount::ZERO,
+            withdrawn: DecAmount::ZERO,
+            state: PaymentState::Open,
+        };
+        assert_eq!(p.pending_at(&acc, 130), DecAmount(120));
+        assert_eq!(p.pending(&acc), DecAmount::ZERO, "nothing settled yet");
+        p.state = PaymentState::Paused { since: 120 };
+        assert_eq!(p.pending_at(&acc, 130), DecAmount::ZERO);
+        let closed = EscrowAccount { state: EscrowState::Closed { at: 110 }, ..acc };
+        assert_eq!(closed.paid_blocks_at(130), 5);
     }
 }
