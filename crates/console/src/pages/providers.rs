@@ -194,7 +194,7 @@ pub async fn list(
 }
 
 /// Leases whose payments a provider's page adds up, at most.
-const EARNINGS_LEASES: usize = 2_000;
+const EARNINGS_LEASES: usize = 200;
 
 /// What a provider's leases earned, from the chain's payment records.
 #[derive(Debug, Default)]
