@@ -159,6 +159,26 @@ fn full_node_home(dir: &Path, from: &Path, key: &Keypair, peers: &[std::net::Soc
     Node { home: dir.into(), rpc: format!("http://{}", config.rpc_addr), child: None }
 }
 
+/// Each node's height and latest commits, and the tail of the copy's log: what a failure of
+/// the double-sign test needs to be understood from CI's output alone.
+async fn network_report(nodes: &[Node], twin: &Node) -> String {
+    let mut out = String::new();
+    for n in nodes.iter().chain([twin]) {
+        let text = std::fs::read_to_string(n.home.join("node.log")).unwrap_or_default();
+        let commits: Vec<&str> = text.lines().filter(|l| l.contains("committed block")).collect();
+        let votes = text.lines().filter(|l| l.contains("double vote")).count();
+        out.push_str(&format!(
+            "== {}: height {:?}, {} double-vote lines, last commits:\n{}\n",
+            n.home.display(),
+            height(n).await,
+            votes,
+            commits[commits.len().saturating_sub(3)..].join("\n")
+        ));
+    }
+    out.push_str(&format!("== the copy's log:\n{}", common::log_tail(&twin.home)));
+    out
+}
+
 async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !check().await {
@@ -389,7 +409,8 @@ fn network_lines(home: &std::path::Path) -> String {
 
 /// A validator whose key runs on two machines signs two different votes for one height and
 /// round when the two copies see the round differently (here one times out on every
-/// proposal). Consensus sees the double vote and the node lists it at `/evidence` (and reports it itself,
+/// proposal, and does not wait out the block time, so it starts every height no later than
+/// the others). Consensus sees the double vote and the node lists it at `/evidence` (and reports it itself,
 /// signed by its own key); a watcher submits it from its own account; the offender is slashed
 /// out of the set while the chain goes on with the other three.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,9 +419,12 @@ async fn a_validator_running_twice_is_slashed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let watcher = Keypair::from_secret([0x54; 32]);
     // Evidence is what a node's vote keeper gathered by the time it finalizes a height, which
-    // is the block time after the height started there. Long blocks leave the copy, a fifth
-    // process on a small loaded machine, time to have its conflicting votes arrive before
-    // the others finalize even when it runs behind them.
+    // is the block time after the height started there: the copy's conflicting vote must
+    // reach the others within that window. The copy does not wait out the block time once
+    // it decides, so it starts each height as soon as it can, at or before the others (whose
+    // consensus keeps its early vote for the height they start next). A copy that waited
+    // like the others and fell behind by a block time (slow start, a late dial, a sync)
+    // would stay that far behind and never be seen.
     let block_time_ms = 1_000u64;
     let out = Command::new(env!("CARGO_BIN_EXE_gridlease-node"))
         .args(["testnet", "--validators", "4", "--output", "json", "--home"])
@@ -421,37 +445,49 @@ async fn a_validator_running_twice_is_slashed() {
     let peers: Vec<std::net::SocketAddr> =
         nodes.iter().map(|n| Home::new(&n.home).load_config().expect("config").p2p_addr).collect();
     let twin_key = Keypair::from_secret(Home::new(&nodes[3].home).load_key().expect("key"));
-    let mut twin = full_node_home(&dir.path().join("twin"), &nodes[0].home, &twin_key, &peers);
-    // The copy is impatient: it prevotes nil before most proposals reach it, while the
-    // original prevotes the proposal, so the two sign different votes for one height and
-    // round on most heights (two copies with the same settings sign alike unless their
-    // timing happens to differ).
-    let twin_config_path = Home::new(&twin.home).config_path();
-    let mut twin_config = Home::new(&twin.home).load_config().expect("config");
-    twin_config.propose_timeout_ms = 1;
-    twin_config.block_time_ms = block_time_ms;
-    std::fs::write(&twin_config_path, serde_json::to_string_pretty(&twin_config).expect("json"))
-        .expect("write config");
-    // The copy starts first, so that it takes part from height 1 rather than catching up.
-    twin.start();
+    // The validators first: the copy dials them once they listen, rather than backing off
+    // from refused dials while they start.
     for n in &mut nodes {
         n.start();
     }
+    for n in &nodes {
+        wait_height(n, 2, 60).await;
+    }
+    let mut twin = full_node_home(&dir.path().join("twin"), &nodes[0].home, &twin_key, &peers);
+    // The copy is impatient: it prevotes nil before most proposals reach it, while the
+    // original prevotes the proposal, so the two sign different votes for one height and
+    // round (two copies with the same settings sign alike unless their timing happens to
+    // differ).
+    let twin_config_path = Home::new(&twin.home).config_path();
+    let mut twin_config = Home::new(&twin.home).load_config().expect("config");
+    twin_config.propose_timeout_ms = 1;
+    twin_config.block_time_ms = 1;
+    std::fs::write(&twin_config_path, serde_json::to_string_pretty(&twin_config).expect("json"))
+        .expect("write config");
+    twin.start();
 
     // Someone's consensus saw it.
     let mut seen = None;
-    wait_for("a node to see the double vote", 180, async || {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while seen.is_none() {
         for n in nodes.iter().chain([&twin]) {
             if let Ok(e) = n.client().evidence().await
                 && let Some(newest) = e.seen.into_iter().next_back()
             {
                 seen = Some(newest);
-                return true;
+                break;
             }
         }
-        false
-    })
-    .await;
+        if seen.is_none() {
+            if Instant::now() > deadline {
+                panic!(
+                    "no node saw the double vote in 120 s\n{}",
+                    network_report(&nodes, &twin).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     let seen = seen.expect("evidence");
     assert_eq!(seen.offender, gridlease_node::hex(&twin_key.public_key().0));
     let evidence = gridlease_node::unhex(&seen.evidence).expect("hex evidence");
