@@ -43,6 +43,7 @@ pub fn settings(
         listen,
         reference,
         cadence: Cadence { providers: provider_poll, ..Cadence::default() },
+        header_timeout: gridlease_console::HEADER_TIMEOUT,
     })
 }
 

@@ -15,6 +15,7 @@ pub mod reference;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -33,6 +34,13 @@ use crate::reference::ReferencePrices;
 /// Requests served at once; more are answered 503 at once.
 pub const MAX_IN_FLIGHT: usize = 64;
 
+/// Connections held at once; more wait in the kernel's backlog until one closes.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a client may take to send a request's headers (also how long an idle
+/// keep-alive connection is kept) before its connection is cut.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How to run a console.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -41,6 +49,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub reference: ReferencePrices,
     pub cadence: Cadence,
+    /// How long a client may take to send a request's headers ([`HEADER_TIMEOUT`]).
+    pub header_timeout: Duration,
 }
 
 /// What every page handler reads.
@@ -83,12 +93,36 @@ pub async fn start(settings: Settings) -> std::io::Result<Running> {
     let console =
         Console { client, snapshot, live, in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)) };
     let app = router(console);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(target: "console.serve", "the console stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(serve(listener, app, settings.header_timeout));
     Ok(Running { addr, task })
+}
+
+/// Accepts connections forever, at most [`MAX_CONNECTIONS`] at once, and serves `app` on
+/// each; a client that does not finish a request's headers in `header_timeout` is cut off,
+/// so slow clients cannot hold connections open for nothing.
+async fn serve(listener: tokio::net::TcpListener, app: Router, header_timeout: Duration) {
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else { return };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(target: "console.serve", error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            drop(permit);
+        });
+    }
 }
 
 fn router(console: Console) -> Router {
