@@ -2,7 +2,8 @@
 //! comes up with its console, then `crates/console/browser/console.test.mjs` drives Debian's
 //! chromium through Playwright over every page (real data, a live block without reload, deep
 //! links, search, keyboard navigation) and scans each with axe-core. Screenshots land in
-//! `target/console-screenshots/`.
+//! `target/console-screenshots/`. Then a second console, started after the demo's lease,
+//! shows that lease's history from before it started (read from the node's past blocks).
 //!
 //! Needs node, `npm ci` in `crates/console/browser` and `/usr/bin/chromium` (`.ci/run` installs
 //! them); without them the test says so and passes, except under CI, where it fails.
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{GRIDLEASE, free_port};
+use common::{GRIDLEASE, Proc, free_port};
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../console/browser")
@@ -127,5 +128,53 @@ fn console_pages_in_a_real_browser() {
             shot.display()
         );
     }
+    a_late_console_shows_what_happened_before_it(
+        &format!("http://127.0.0.1:{port}"),
+        &console,
+        dir.path(),
+    );
     drop(devnet);
+}
+
+/// `gridlease console` started now, against the devnet's node: a lease's page there shows the
+/// lease's creation (blocks before this console existed) and history from block 1.
+fn a_late_console_shows_what_happened_before_it(rpc: &str, first: &str, dir: &Path) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let get = |url: String| {
+        rt.block_on(async move {
+            let r = reqwest::get(&url).await.map_err(|e| e.to_string())?;
+            let status = r.status();
+            let text = r.text().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((status.as_u16(), text))
+        })
+    };
+    // A lease of the demo, from the first console's list.
+    let (_, leases) = get(format!("{first}/leases")).expect("the first console's leases");
+    let start = leases.find("href=\"/leases/").expect("a lease link") + "href=\"".len();
+    let path = &leases[start..start + leases[start..].find('"').expect("link end")];
+    let port = free_port();
+    let log = dir.join("late-console.log");
+    let child = Command::new(GRIDLEASE)
+        .args(["console", "--node", rpc, "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("create the log"))
+        .spawn()
+        .expect("start gridlease console");
+    let late = Proc { child, log };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = get(format!("http://127.0.0.1:{port}{path}"));
+        if let Ok((200, html)) = &page
+            && html.contains("lease created at")
+        {
+            assert!(html.contains("since block 1)"), "history should start at block 1: {html}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the late console never showed {path}'s creation: {page:?}\n{}",
+            late.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

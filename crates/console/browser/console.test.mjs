@@ -137,7 +137,7 @@ await Promise.all([page.waitForURL("**/leases/grid1**"), page.locator("main tabl
 const lease = await text("main");
 check("lease: page by click", (await text("h1")).startsWith("Lease ") && lease.includes("Health") && lease.includes("What the provider offered"), lease.slice(0, 300));
 check("lease: its payment", lease.includes("Payment") && lease.includes("Withdrawn by the provider"), lease.slice(0, 800));
-check("lease: its history since the console started", lease.includes("Health history") && lease.includes("lease created at"), lease.slice(-600));
+check("lease: its history", lease.includes("Health history") && lease.includes("lease created at"), lease.slice(-600));
 await scan("lease");
 
 // --- Chain: a new block appears without reloading the page.

@@ -1,6 +1,8 @@
 //! Live blocks for the browsers: one subscription to the node's event stream (however many
 //! browsers watch: the node serves few streams), summarised per block and fanned out to the
-//! browsers' own server-sent event streams.
+//! browsers' own server-sent event streams. The same follower keeps the lease journal, and
+//! once, at its first block, reads what happened before from the node's past blocks
+//! ([`backfill`]), so a console started late still shows a lease's history.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -9,16 +11,23 @@ use std::time::Duration;
 
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
-use gridlease_client::{BlockEvents, Client};
+use futures_util::StreamExt;
+use gridlease_client::{BlockEvents, Client, ClientError};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{Semaphore, broadcast, oneshot, watch};
 
-use crate::journal::Journal;
+use crate::journal::{self, Journal};
 
 /// Browsers that may follow the chain at once.
 pub const MAX_BROWSER_STREAMS: usize = 256;
 /// Blocks a slow browser may fall behind before its stream ends (its page reconnects).
 const BACKLOG: usize = 64;
+/// Past blocks the backfill reads the summaries of (100 a request), newest first.
+pub const BACKFILL_BLOCKS: u64 = 20_000;
+/// Past blocks with lease events the backfill fetches whole at most (the newest).
+pub const BACKFILL_FETCHES: usize = 2_000;
+/// Whole blocks fetched at once by the backfill.
+const BACKFILL_CONCURRENCY: usize = 4;
 
 /// What a browser receives of each block: `event: block`, this as JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +65,7 @@ impl BlockSummary {
 }
 
 /// The follower's outputs: each block's summary, the latest height, and the journal of
-/// what happened to leases since the console started.
+/// what happened to leases (from the backfill's start on).
 #[derive(Clone, Debug)]
 pub struct Live {
     blocks: broadcast::Sender<Arc<String>>,
@@ -75,14 +84,32 @@ impl Live {
         let sender = blocks.clone();
         tokio::spawn(async move {
             let mut book = Journal::default();
+            // The history below the first block followed, once it is read.
+            let mut older: Option<oneshot::Receiver<Journal>> = None;
             loop {
                 match client.subscribe(&[]).await {
                     Ok(mut stream) => loop {
-                        match stream.next_block().await {
+                        // Blocks without events are not streamed: the history is merged
+                        // when it arrives, not at the next block.
+                        let next = tokio::select! {
+                            history = arrival(&mut older) => {
+                                older = None;
+                                if let Some(history) = history {
+                                    book.merge_older(history);
+                                    journal_tx.send_replace(book.clone());
+                                }
+                                continue;
+                            }
+                            next = stream.next_block() => next,
+                        };
+                        match next {
                             Ok(Some(block)) => {
                                 let summary = BlockSummary::of(&block);
                                 let text = serde_json::to_string(&summary).unwrap_or_default();
                                 height_tx.send_replace(block.height);
+                                if book.since.is_none() {
+                                    older = Some(start_backfill(client.clone(), block.height));
+                                }
                                 book.record(&block);
                                 // An imbl map: the clone shares its nodes.
                                 journal_tx.send_replace(book.clone());
@@ -126,6 +153,81 @@ impl Live {
         });
         Some(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
     }
+}
+
+/// The backfill's journal once it arrives (`None` when it never will); pending while there
+/// is none to wait for.
+async fn arrival(rx: &mut Option<oneshot::Receiver<Journal>>) -> Option<Journal> {
+    match rx {
+        Some(rx) => rx.await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the history below `below` in a task; its journal arrives on the receiver (never,
+/// when the node cannot give it in three tries: history then starts at `below`).
+fn start_backfill(client: Client, below: u64) -> oneshot::Receiver<Journal> {
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        for attempt in 1..=3 {
+            match backfill(&client, below).await {
+                Ok(history) => {
+                    tracing::info!(target: "console.live", below, since = ?history.since, "read the lease history");
+                    let _ = tx.send(history);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(target: "console.live", attempt, "cannot read the lease history: {e}");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// What happened to leases in the blocks below `below`: the node's summaries of the latest
+/// [`BACKFILL_BLOCKS`] of them, then each with a lease event ([`journal::KINDS`]) fetched
+/// whole, the newest [`BACKFILL_FETCHES`] at most. The journal's `since` is the lowest
+/// height whose lease events are all in it.
+pub async fn backfill(client: &Client, below: u64) -> Result<Journal, ClientError> {
+    let mut wanted = Vec::new();
+    let mut covered = below;
+    let mut before = Some(below).filter(|b| *b > 1);
+    while let Some(b) = before
+        && below - covered < BACKFILL_BLOCKS
+    {
+        let page = client.blocks(Some(b), 100).await?;
+        for s in &page.blocks {
+            covered = covered.min(s.height);
+            if s.event_kinds.keys().any(|k| journal::KINDS.contains(&k.as_str())) {
+                wanted.push(s.height);
+            }
+        }
+        // Pages go strictly down; anything else ends the walk.
+        before = page.next_before.filter(|n| *n < b);
+    }
+    let mut since = covered;
+    if wanted.len() > BACKFILL_FETCHES {
+        since = wanted[BACKFILL_FETCHES] + 1;
+        wanted.truncate(BACKFILL_FETCHES);
+    }
+    wanted.reverse();
+    let mut history = Journal::default();
+    let mut blocks = futures_util::stream::iter(wanted)
+        .map(|h| {
+            let client = client.clone();
+            async move { client.block(h).await }
+        })
+        .buffered(BACKFILL_CONCURRENCY);
+    while let Some(block) = blocks.next().await {
+        // A block the node no longer has adds nothing.
+        let Some(view) = block? else { continue };
+        let events = view.receipts.iter().flat_map(|r| r.events.iter());
+        history.record_events(view.height, view.begin_events.iter().chain(events));
+    }
+    history.since = Some(since);
+    Ok(history)
 }
 
 #[cfg(test)]

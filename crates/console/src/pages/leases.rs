@@ -189,14 +189,14 @@ pub async fn one(
 
     let journal = console.live.journal.borrow().clone();
     let seen = journal.lease(&id);
-    let since = journal.since.map_or("its start".to_string(), |h| format!("block {h}"));
+    let since = journal.since.map_or("the console's start".to_string(), |h| format!("block {h}"));
     let rows: Vec<Vec<String>> =
         seen.iter().rev().map(|e| vec![html::block_link(e.height), esc(&e.what)]).collect();
     body.push_str(&html::table(
-        &format!("Health history (what the console saw since {since})"),
+        &format!("Health history (the chain's events since {since})"),
         &["Block", "What happened"],
         &rows,
-        &format!("Nothing happened to this lease since the console started following the chain at {since}."),
+        &format!("Nothing happened to this lease since {since}."),
     ));
 
     body.push_str("<h2>Payment</h2>");
