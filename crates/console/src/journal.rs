@@ -89,6 +89,12 @@ impl Journal {
     /// `older`'s start.
     pub fn merge_older(&mut self, older: Journal) {
         let newer = std::mem::replace(self, older);
+        self.merge_newer(newer);
+    }
+
+    /// Puts `newer`, what happened after every block of this journal, on top of it (the
+    /// blocks a broken event stream missed, read afterwards).
+    pub fn merge_newer(&mut self, newer: Journal) {
         let mut entries: Vec<(u64, BidId, String)> = newer
             .leases
             .iter()
@@ -261,6 +267,20 @@ mod tests {
         live.merge_older(older);
         let e = live.lease(&id(1));
         assert_eq!((e.len(), e[0].height), (ENTRIES_PER_LEASE, 100));
+    }
+
+    #[test]
+    fn a_missed_stretch_goes_on_top() {
+        let mut book = Journal::default();
+        book.record(&block(10, vec![Event::LeaseCreated { id: id(1), price: price() }]));
+        let mut gap = Journal::default();
+        gap.record(&block(14, vec![Event::LeaseDown { id: id(1), failover_at: 30 }]));
+        gap.since = Some(11);
+        book.merge_newer(gap);
+        book.record(&block(20, vec![Event::LeaseUp { id: id(1), down_blocks: 6 }]));
+        let heights: Vec<u64> = book.lease(&id(1)).iter().map(|e| e.height).collect();
+        assert_eq!(heights, [10, 14, 20]);
+        assert_eq!(book.since, Some(10));
     }
 
     #[test]

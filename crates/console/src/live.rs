@@ -86,6 +86,7 @@ impl Live {
             let mut book = Journal::default();
             // The history below the first block followed, once it is read.
             let mut older: Option<oneshot::Receiver<Journal>> = None;
+            let mut last: Option<u64> = None;
             loop {
                 match client.subscribe(&[]).await {
                     Ok(mut stream) => loop {
@@ -110,6 +111,13 @@ impl Live {
                                 if book.since.is_none() {
                                     older = Some(start_backfill(client.clone(), block.height));
                                 }
+                                // A new stream after a broken one: read what it missed.
+                                if let Some(last) = last
+                                    && block.height > last + 1
+                                {
+                                    fill(&client, &mut book, last + 1, block.height).await;
+                                }
+                                last = Some(block.height);
                                 book.record(&block);
                                 // An imbl map: the clone shares its nodes.
                                 journal_tx.send_replace(book.clone());
@@ -155,6 +163,21 @@ impl Live {
     }
 }
 
+/// Adds to `book` what happened in blocks `from..below`, which the event stream missed.
+async fn fill(client: &Client, book: &mut Journal, from: u64, below: u64) {
+    match history(client, from, below).await {
+        Ok(missed) => {
+            if missed.since.is_some_and(|s| s > from) {
+                tracing::warn!(target: "console.live", from, below, "the lease history misses blocks before {:?}", missed.since);
+            }
+            book.merge_newer(missed);
+        }
+        Err(e) => {
+            tracing::warn!(target: "console.live", from, below, "the lease history misses these blocks: {e}")
+        }
+    }
+}
+
 /// The backfill's journal once it arrives (`None` when it never will); pending while there
 /// is none to wait for.
 async fn arrival(rx: &mut Option<oneshot::Receiver<Journal>>) -> Option<Journal> {
@@ -186,26 +209,32 @@ fn start_backfill(client: Client, below: u64) -> oneshot::Receiver<Journal> {
     rx
 }
 
-/// What happened to leases in the blocks below `below`: the node's summaries of the latest
+/// What happened to leases in the blocks below `below` (from block 1 on, within bounds).
+pub async fn backfill(client: &Client, below: u64) -> Result<Journal, ClientError> {
+    history(client, 1, below).await
+}
+
+/// What happened to leases in blocks `from..below`: the node's summaries of the latest
 /// [`BACKFILL_BLOCKS`] of them, then each with a lease event ([`journal::KINDS`]) fetched
 /// whole, the newest [`BACKFILL_FETCHES`] at most. The journal's `since` is the lowest
-/// height whose lease events are all in it.
-pub async fn backfill(client: &Client, below: u64) -> Result<Journal, ClientError> {
+/// height whose lease events are all in it (`from` unless a bound cut the walk short).
+pub async fn history(client: &Client, from: u64, below: u64) -> Result<Journal, ClientError> {
+    let from = from.max(1);
     let mut wanted = Vec::new();
     let mut covered = below;
-    let mut before = Some(below).filter(|b| *b > 1);
+    let mut before = Some(below).filter(|b| *b > from);
     while let Some(b) = before
         && below - covered < BACKFILL_BLOCKS
     {
         let page = client.blocks(Some(b), 100).await?;
-        for s in &page.blocks {
+        for s in page.blocks.iter().filter(|s| s.height >= from && s.height < below) {
             covered = covered.min(s.height);
             if s.event_kinds.keys().any(|k| journal::KINDS.contains(&k.as_str())) {
                 wanted.push(s.height);
             }
         }
         // Pages go strictly down; anything else ends the walk.
-        before = page.next_before.filter(|n| *n < b);
+        before = page.next_before.filter(|n| *n < b && *n > from);
     }
     let mut since = covered;
     if wanted.len() > BACKFILL_FETCHES {
