@@ -1,9 +1,8 @@
 //! What happened to leases, from the chain's events: each lease's health changes (down, up,
 //! SLA breaches and penalties), its start and close, and the reason its auction gave for the
 //! winner. The live follower records each new block; a backfill from the node's past blocks
-//! ([`crate::live`]) adds what happened before the console started underneath. Bounded: the
-//! latest entries of the most recently active leases. Pure: its owner publishes its (cheaply
-//! cloned) state.
+//! adds what happened before the console started underneath. Bounded: the latest entries of
+//! the most recently active leases. Pure: its owner publishes its (cheaply cloned) state.
 
 use gridlease_client::{BlockEvents, Event};
 use gridlease_types::{BidId, OrderId};
