@@ -49,6 +49,20 @@ READ_MS=$(curl -sf "$URL/" | sed -n 's/.*(read in \([0-9]*\) ms).*/\1/p')
 echo
 echo "console over $PROVIDERS providers and $LEASES active leases ($PROFILE build):"
 echo "- from start to the whole market read: ${READY} s; one snapshot of the market: ${READ_MS} ms"
+# The lease history from past blocks (the journal's backfill): the time its log line names.
+for _ in $(seq 600); do grep -q "read the lease history" "$LOG" && break; sleep 0.1; done
+HISTORY=$(python3 - "$LOG" "$START" <<'PY'
+import datetime, re, sys
+text = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1]).read())
+line = next((l for l in text.splitlines() if "read the lease history" in l), None)
+if line is None:
+    print("never (see the console's log)")
+else:
+    at = datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+    print(f"{at - float(sys.argv[2]):.2f} s")
+PY
+)
+echo "- from start to the lease history read from past blocks: ${HISTORY}"
 echo
 # The block with the most events of the seeding, for the heaviest block page.
 BUSY=$(curl -sf "$RPC/blocks?limit=100" | python3 -c 'import json,sys; b=max(json.load(sys.stdin)["blocks"], key=lambda b: b["events"]); print(b["height"], b["txs"], b["events"])')
