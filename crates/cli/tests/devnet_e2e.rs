@@ -348,6 +348,8 @@ fn devnet_round_trip(validators: u32) {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "devnet exited with {status}");
+    let err = std::fs::read_to_string(dir.path().join("devnet.err")).unwrap_or_default();
+    assert!(!err.contains("did not stop in time"), "a process had to be killed:\n{err}");
     let left = processes_mentioning(home.to_str().expect("utf8"));
     assert!(left.is_empty(), "processes left running: {left:?}");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the node still listens");

@@ -171,13 +171,20 @@ pub async fn run(home: &Home, opts: RunOptions) -> anyhow::Result<()> {
     tracing::info!(target: "node.run", "stopping");
     let _ = stop_tx.send(true);
     let result = consensus.await;
-    let _ = server.await;
+    // Requests in flight finish; an event stream never would, and would keep the node from
+    // stopping for as long as its subscriber stays: those get a moment, then are cut.
+    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+        tracing::info!(target: "node.run", "cutting the RPC connections still open (event streams)");
+    }
     match result {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e).context("consensus stopped with an error"),
         Err(e) => Err(anyhow::anyhow!("consensus task failed: {e}")),
     }
 }
+
+/// How long a stopping node waits for its RPC connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -1,5 +1,6 @@
 //! A real node process: transactions submitted over RPC land in blocks with receipts and
-//! events, a subscriber sees a new order within one block, and bad input gets a 4xx.
+//! events, a subscriber sees a new order within one block, and bad input gets a 4xx; a node
+//! asked to stop does so while a subscriber keeps its event stream open.
 
 mod common;
 
@@ -171,4 +172,44 @@ async fn transactions_blocks_receipts_events_and_bad_input() {
     assert!(served == checked_in, "/openapi.json differs from crates/node/openapi.json");
     let spec: serde_json::Value = serde_json::from_str(&served).unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
+}
+
+/// SIGINT stops the node promptly even while a subscriber holds an event stream open (the
+/// stream would never end by itself, and a graceful stop waited for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stops_while_a_subscriber_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), "stop-test", &[]);
+    let mut node = start(dir.path(), 200);
+    let client = Client::new(&node.rpc);
+    wait_height(&client, 1).await;
+    let mut stream = client.subscribe(&[]).await.expect("subscribe");
+    assert!(stream.next_block().await.expect("a block").is_some());
+    let asked = std::time::Instant::now();
+    let pid = node.child.id().to_string();
+    let sent = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill");
+    assert!(sent.success());
+    let status = loop {
+        if let Some(s) = node.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "the node did not stop in 10 s with a subscriber: {}",
+            common::log_tail(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "the node exited with {status}");
+    // The subscriber sees its stream end rather than hang.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.next_block().await {
+                Ok(Some(_)) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream did not end when the node stopped");
 }
