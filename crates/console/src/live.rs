@@ -90,8 +90,8 @@ impl Live {
             loop {
                 match client.subscribe(&[]).await {
                     Ok(mut stream) => loop {
-                        // Blocks without events are not streamed: the history is merged
-                        // when it arrives, not at the next block.
+                        // The history is merged as soon as it arrives, not at the next block
+                        // (a stalled chain sends none).
                         let next = tokio::select! {
                             history = arrival(&mut older) => {
                                 older = None;
