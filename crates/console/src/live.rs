@@ -46,11 +46,7 @@ impl BlockSummary {
     pub fn of(block: &BlockEvents) -> BlockSummary {
         let mut types = BTreeMap::new();
         for e in &block.events {
-            let kind = serde_json::to_value(&e.event)
-                .ok()
-                .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| "unknown".into());
-            *types.entry(kind).or_insert(0) += 1;
+            *types.entry(e.event.kind().to_string()).or_insert(0) += 1;
         }
         let txs: std::collections::BTreeSet<&str> =
             block.events.iter().filter_map(|e| e.tx_hash.as_deref()).collect();

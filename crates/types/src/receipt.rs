@@ -320,6 +320,51 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event's `type` on the wire (its serde tag), without serializing it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Transfer { .. } => "transfer",
+            Event::FeePaid { .. } => "fee_paid",
+            Event::ProviderCreated { .. } => "provider_created",
+            Event::ProviderUpdated { .. } => "provider_updated",
+            Event::AttributesSigned { .. } => "attributes_signed",
+            Event::AttributesDeleted { .. } => "attributes_deleted",
+            Event::CertificateCreated { .. } => "certificate_created",
+            Event::CertificateRevoked { .. } => "certificate_revoked",
+            Event::DeploymentCreated { .. } => "deployment_created",
+            Event::DeploymentUpdated { .. } => "deployment_updated",
+            Event::DeploymentDeposit { .. } => "deployment_deposit",
+            Event::DeploymentClosed { .. } => "deployment_closed",
+            Event::OrderOpened { .. } => "order_opened",
+            Event::OrderStalled { .. } => "order_stalled",
+            Event::OrderClosed { .. } => "order_closed",
+            Event::BidCreated { .. } => "bid_created",
+            Event::BidClosed { .. } => "bid_closed",
+            Event::LeaseCreated { .. } => "lease_created",
+            Event::LeaseClosed { .. } => "lease_closed",
+            Event::EscrowOverdrawn { .. } => "escrow_overdrawn",
+            Event::EscrowResumed { .. } => "escrow_resumed",
+            Event::PaymentWithdrawn { .. } => "payment_withdrawn",
+            Event::EscrowRefunded { .. } => "escrow_refunded",
+            Event::BeginBlockItemFailed { .. } => "begin_block_item_failed",
+            Event::OrderReopened { .. } => "order_reopened",
+            Event::Bonded { .. } => "bonded",
+            Event::Unbonding { .. } => "unbonding",
+            Event::UnbondingCompleted { .. } => "unbonding_completed",
+            Event::ValidatorSlashed { .. } => "validator_slashed",
+            Event::ValidatorSetScheduled { .. } => "validator_set_scheduled",
+            Event::MonitorsSet { .. } => "monitors_set",
+            Event::HealthReportIgnored { .. } => "health_report_ignored",
+            Event::LeaseDown { .. } => "lease_down",
+            Event::LeaseUp { .. } => "lease_up",
+            Event::SlaPenalty { .. } => "sla_penalty",
+            Event::SlaBreached { .. } => "sla_breached",
+            Event::AuctionWon { .. } => "auction_won",
+        }
+    }
+}
+
 /// One unit of begin-block work, as named in `BeginBlockItemFailed`.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
@@ -346,4 +391,29 @@ pub struct Receipt {
     /// Empty on success; otherwise what went wrong, in words.
     pub log: String,
     pub events: Vec<Event>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `kind` is what serde writes as `type`, for variants of every shape of name (one word,
+    /// two, an acronym-free run of three).
+    #[test]
+    fn an_event_s_kind_is_its_wire_type() {
+        let a = Address([1; 20]);
+        let d = DeploymentId { owner: a, dseq: 1 };
+        let events = [
+            Event::Transfer { from: a, to: a, amount: Coin::new(1, &"ugrid".parse().unwrap()) },
+            Event::ProviderCreated { owner: a },
+            Event::AttributesSigned { provider: a, auditor: a },
+            Event::CertificateRevoked { owner: a, serial: [0; 32] },
+            Event::DeploymentUpdated { id: d },
+            Event::EscrowOverdrawn { id: d, grace_until: 9 },
+        ];
+        for e in &events {
+            let wire = serde_json::to_value(e).unwrap();
+            assert_eq!(wire["type"], e.kind(), "{e:?}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use gridlease_client::Event;
 
-use super::{Params, params, parse_number};
+use super::{Params, numbered_pager, params, parse_number};
 use crate::html::{self, Section, badge, esc, int};
 use crate::{Console, PageError, html_response};
 
@@ -20,13 +20,6 @@ const TXS_PER_PAGE: usize = 50;
 const BEGIN_EVENTS_SHOWN: usize = 100;
 /// Characters of an event's details shown.
 const EVENT_TEXT: usize = 400;
-
-fn event_type(e: &Event) -> String {
-    serde_json::to_value(e)
-        .ok()
-        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
-}
 
 /// `lease_created ×3, fee_paid ×5`, the fee payments last (every transaction has one).
 pub fn kinds_text(kinds: &std::collections::BTreeMap<String, usize>) -> String {
@@ -90,11 +83,7 @@ fn event_rows(source: &str, events: &[Event], rows: &mut Vec<Vec<String>>) {
             text.truncate(cut);
             text.push('…');
         }
-        rows.push(vec![
-            source.to_string(),
-            esc(&event_type(e)),
-            format!("<code>{}</code>", esc(&text)),
-        ]);
+        rows.push(vec![source.to_string(), esc(e.kind()), format!("<code>{}</code>", esc(&text))]);
     }
 }
 
@@ -185,22 +174,8 @@ pub async fn one(
         "No event in this block.",
     ));
     if pages > 1 {
-        body.push_str("<nav class=\"pager\" aria-label=\"Pages of transactions\"><ul>");
-        if page > 1 {
-            let _ = write!(
-                body,
-                "<li><a href=\"/blocks/{h}?page={}\" rel=\"prev\">Previous transactions</a></li>",
-                page - 1
-            );
-        }
-        if page < pages {
-            let _ = write!(
-                body,
-                "<li><a href=\"/blocks/{h}?page={}\" rel=\"next\">Next transactions</a></li>",
-                page + 1
-            );
-        }
-        body.push_str("</ul></nav>");
+        let href = format!("/blocks/{h}?page=");
+        body.push_str(&numbered_pager("Pages of transactions", &href, page, pages, "transactions"));
     }
     Ok(html_response(html::page(
         &format!("Block {h}"),

@@ -122,6 +122,21 @@ pub fn pager(path: &str, query: &str, cursor: Option<&str>, next: Option<&str>) 
     out
 }
 
+/// Links to the previous and next of `pages` numbered pages (`href` ends where the page
+/// number goes, already escaped); `what` names the pages ("page", "transactions").
+pub fn numbered_pager(label: &str, href: &str, page: usize, pages: usize, what: &str) -> String {
+    let mut out = format!("<nav class=\"pager\" aria-label=\"{label}\"><ul>");
+    if page > 1 {
+        let _ =
+            write!(out, "<li><a href=\"{href}{}\" rel=\"prev\">Previous {what}</a></li>", page - 1);
+    }
+    if page < pages {
+        let _ = write!(out, "<li><a href=\"{href}{}\" rel=\"next\">Next {what}</a></li>", page + 1);
+    }
+    out.push_str("</ul></nav>");
+    out
+}
+
 /// Links that filter a list by state, the current one marked.
 pub fn state_links(path: &str, current: Option<&str>, states: &[&str]) -> String {
     let mut out = String::from("<nav class=\"filters\" aria-label=\"Filter by state\"><ul>");
@@ -207,6 +222,14 @@ mod tests {
         let e = state_param(&p, &["active", "closed"]).unwrap_err().to_string();
         assert!(e.contains("is not one of active, closed"), "{e}");
         assert_eq!(state_param(&Params::default(), &["active"]).unwrap(), None);
+    }
+
+    #[test]
+    fn numbered_pages_link_only_to_pages_that_exist() {
+        let first = numbered_pager("Pages", "/x?page=", 1, 3, "page");
+        assert!(!first.contains("Previous") && first.contains("href=\"/x?page=2\" rel=\"next\""));
+        let last = numbered_pager("Pages", "/x?page=", 3, 3, "page");
+        assert!(last.contains("href=\"/x?page=2\" rel=\"prev\"") && !last.contains("Next"));
     }
 
     #[test]

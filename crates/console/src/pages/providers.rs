@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use futures_util::StreamExt;
 use gridlease_types::{Address, BidId, DecAmount};
 
-use super::{PAGE_SIZE, Params, lease_state, pager, params, parse_address};
+use super::{PAGE_SIZE, Params, lease_state, numbered_pager, pager, params, parse_address};
 use crate::html::{self, Section, badge, dec, esc, int, num, url_encode};
 use crate::index::{ProviderSummary, STATUS_TIMEOUT};
 use crate::{Console, PageError, html_response};
@@ -173,22 +173,8 @@ pub async fn list(
             url_encode(search.as_deref().unwrap_or("")),
             url_encode(sort)
         );
-        body.push_str("<nav class=\"pager\" aria-label=\"Pages\"><ul>");
-        if page > 1 {
-            let _ = write!(
-                body,
-                "<li><a href=\"/providers?{base}&amp;page={}\" rel=\"prev\">Previous page</a></li>",
-                page - 1
-            );
-        }
-        if page < pages {
-            let _ = write!(
-                body,
-                "<li><a href=\"/providers?{base}&amp;page={}\" rel=\"next\">Next page</a></li>",
-                page + 1
-            );
-        }
-        body.push_str("</ul></nav>");
+        let href = format!("/providers?{base}&amp;page=");
+        body.push_str(&numbered_pager("Pages", &href, page, pages, "page"));
     }
     Ok(html_response(html::page("Providers", Section::Providers, console.height(), &body)))
 }
