@@ -109,9 +109,10 @@ impl Live {
                                 }
                                 // A new stream after a broken one: read what it missed.
                                 if let Some(last) = last
-                                    && block.height > last + 1
+                                    && block.height > last.saturating_add(1)
                                 {
-                                    fill(&client, &mut book, last + 1, block.height).await;
+                                    fill(&client, &mut book, last.saturating_add(1), block.height)
+                                        .await;
                                 }
                                 last = Some(block.height);
                                 book.record(&block);
